@@ -1,0 +1,123 @@
+import Foundation
+
+/// The words a phrased number may be qualified with.
+public struct QualifierWords: Sendable, Equatable {
+    /// When the exact total is above the rounded figure ("more than", "over").
+    public var above: String = "more than"
+    /// When the exact total is just below the rounded figure ("nearly").
+    public var below: String = "nearly"
+    /// When the total rests on estimated values ("an estimated", "approximately").
+    public var estimate: String = "an estimated"
+
+    public init(above: String = "more than", below: String = "nearly", estimate: String = "an estimated") {
+        self.above = above
+        self.below = below
+        self.estimate = estimate
+    }
+}
+
+/// A total as a fact sheet states it.
+public struct PhrasedNumber: Sendable, Equatable {
+    public let exact: Decimal
+    public let rounded: Decimal
+    /// The qualifier word(s), or `nil` when the figure is exact.
+    public let qualifier: String?
+    /// The figure alone: `8,000`, `$179 million`, `17 million`.
+    public let figure: String
+    /// Qualifier and figure: `nearly 8,000`.
+    public var text: String { qualifier.map { "\($0) \(figure)" } ?? figure }
+}
+
+/// The rule that turns an exact total into honest words (see docs/CONTRACTS.md):
+///
+/// 1. If 0 < E < P, lower P to the largest power of ten not above E.
+/// 2. R = E rounded half-up to a multiple of P.
+/// 3. Qualifier: estimate word if any value behind E is an estimate; none if E == R;
+///    the "above" word if E > R; the "below" word if E < R.
+/// 4. Figure: money in billions or millions above those marks, otherwise with thousands
+///    separators; counts in millions when R >= 1e6 and P >= 100,000.
+public enum NumberPhrasing {
+    public static func phrase(
+        exact: Decimal, precision requested: Decimal, isMoney: Bool, estimate: Bool,
+        words: QualifierWords = QualifierWords(), bare: Bool = false
+    ) -> PhrasedNumber {
+        var precision = max(requested, 1)
+        if exact > 0, exact < precision {
+            precision = 1
+            while precision * 10 <= exact { precision *= 10 }
+        }
+        let rounded = roundHalfUp(exact / precision) * precision
+        var qualifier: String?
+        if !bare {
+            if estimate {
+                qualifier = words.estimate
+            } else if exact > rounded {
+                qualifier = words.above
+            } else if exact < rounded {
+                qualifier = words.below
+            }
+        }
+        let figure = isMoney ? moneyFigure(rounded, precision: precision) : countFigure(rounded, precision: precision)
+        return PhrasedNumber(exact: exact, rounded: rounded, qualifier: qualifier, figure: figure)
+    }
+
+    static func roundHalfUp(_ value: Decimal) -> Decimal {
+        var input = value
+        var result = Decimal()
+        NSDecimalRound(&result, &input, 0, .plain)
+        return result
+    }
+
+    /// log10 of a power of ten.
+    static func exponent(of powerOfTen: Decimal) -> Int {
+        var e = 0
+        var v = powerOfTen
+        while v >= 10 { v /= 10; e += 1 }
+        return e
+    }
+
+    static func moneyFigure(_ rounded: Decimal, precision: Decimal) -> String {
+        let p = exponent(of: precision)
+        if rounded >= 1_000_000_000 {
+            return "$" + scaled(rounded, by: 9, decimals: max(0, 9 - p)) + " billion"
+        }
+        if rounded >= 1_000_000 {
+            return "$" + scaled(rounded, by: 6, decimals: max(0, 6 - p)) + " million"
+        }
+        // Below a million, cents show only when there are any, always as two digits.
+        let text = grouped(rounded)
+        if let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) == 2 { return "$" + text + "0" }
+        return "$" + text
+    }
+
+    static func countFigure(_ rounded: Decimal, precision: Decimal) -> String {
+        if rounded >= 1_000_000, precision >= 100_000 {
+            return scaled(rounded, by: 6, decimals: max(0, 6 - exponent(of: precision))) + " million"
+        }
+        return grouped(rounded)
+    }
+
+    /// `value / 10^power` with at most `decimals` decimals, trailing zeros trimmed.
+    static func scaled(_ value: Decimal, by power: Int, decimals: Int) -> String {
+        var scaled = value
+        for _ in 0..<power { scaled /= 10 }
+        var result = Decimal()
+        NSDecimalRound(&result, &scaled, decimals, .plain)
+        return grouped(result)
+    }
+
+    /// Thousands separators on the integer part; fractional digits kept as they are.
+    static func grouped(_ value: Decimal) -> String {
+        let text = "\(value)"
+        let parts = text.split(separator: ".", maxSplits: 1)
+        let integer = String(parts[0])
+        var out = ""
+        for (i, ch) in integer.reversed().enumerated() {
+            if i > 0, i % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        var result = String(out.reversed())
+        if parts.count == 2 { result += "." + parts[1] }
+        return result
+    }
+}

@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CLibPQ
+import Logging
+import NIOConcurrencyHelpers
+
+/// One libpq connection.
+///
+/// Every method blocks the calling thread: call them from a thread pool
+/// (`PostgresPool` does), never from an event loop. A connection serves one task at a time;
+/// the lock only guards against accidental concurrent use, which libpq does not support.
+public final class PostgresConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let lock = NIOLock()
+    private let noticeSink: NoticeSink
+    private var closed = false
+
+    /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string.
+    public init(conninfo: String, applicationName: String = "rootcauses", logger: Logger) throws(PostgresError) {
+        // Defaults first: settings spelled in the URL win over them.
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = ["5", applicationName, conninfo]
+        let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(connection)).trimmingTrailingWhitespace()
+            PQfinish(connection)
+            throw PostgresError(code: .connectionFailed, message: message)
+        }
+        self.handle = connection
+        self.noticeSink = NoticeSink(logger: logger)
+        // Route NOTICE and WARNING messages to the logger instead of stderr.
+        PQsetNoticeProcessor(connection, { context, message in
+            guard let context, let message else { return }
+            let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+            sink.logger.notice("postgres notice", metadata: ["message": "\(String(cString: message).trimmingTrailingWhitespace())"])
+        }, Unmanaged.passUnretained(noticeSink).toOpaque())
+    }
+
+    deinit {
+        if !closed { PQfinish(handle) }
+    }
+
+    /// Closes the connection; later calls fail with `connectionLost`.
+    public func close() {
+        lock.withLock {
+            guard !closed else { return }
+            closed = true
+            PQfinish(handle)
+        }
+    }
+
+    /// True while the connection is open and usable.
+    public var isHealthy: Bool {
+        lock.withLock { !closed && PQstatus(handle) == CONNECTION_OK }
+    }
+
+    /// The server's process id for this session (useful in logs and tests).
+    public var backendPID: Int32 { lock.withLock { PQbackendPID(handle) } }
+
+    /// Runs one statement with parameters (sent separately from the SQL, never spliced in).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> PostgresRows {
+        try lock.withLock { () throws -> PostgresRows in
+            try ensureOpen()
+            let texts = parameters.map { $0.postgresText }
+            let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
+                PQexecParams(handle, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+            }
+            return try consume(result)
+        }
+    }
+
+    /// Runs one or more statements without parameters (for schema scripts and transaction control).
+    public func execute(_ sql: String) throws {
+        try lock.withLock { () throws in
+            try ensureOpen()
+            _ = try consume(PQexec(handle, sql))
+        }
+    }
+
+    /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body(self)
+            try execute("COMMIT")
+            return value
+        } catch {
+            if isHealthy { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Streams rows into a table with `COPY ... FROM STDIN` (text format).
+    ///
+    /// `rows` yields already-escaped lines (see `postgresCopyEscape`), each ending in `\n`.
+    /// Returns the number of rows copied.
+    @discardableResult
+    public func copyIn(_ sql: String, lines: [String]) throws -> Int {
+        try lock.withLock { () throws -> Int in
+            try ensureOpen()
+            guard let start = PQexec(handle, sql) else { throw connectionError() }
+            let status = PQresultStatus(start)
+            guard status == PGRES_COPY_IN else {
+                defer { PQclear(start) }
+                throw resultError(start)
+            }
+            PQclear(start)
+            var batch = [UInt8]()
+            batch.reserveCapacity(64 * 1024)
+            var failure: PostgresError?
+            func flush() {
+                guard !batch.isEmpty, failure == nil else { return }
+                let sent = batch.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+                }
+                if sent != 1 {
+                    failure = PostgresError(code: .copyFailed, message: lastErrorMessage())
+                }
+                batch.removeAll(keepingCapacity: true)
+            }
+            for line in lines {
+                batch.append(contentsOf: line.utf8)
+                if batch.count >= 60 * 1024 { flush() }
+            }
+            flush()
+            let endStatus = failure == nil ? PQputCopyEnd(handle, nil) : PQputCopyEnd(handle, "client could not send data")
+            if endStatus != 1, failure == nil {
+                failure = PostgresError(code: .copyFailed, message: lastErrorMessage())
+            }
+            // Drain every result before the next command, as libpq requires.
+            var outcome: Result<Int, PostgresError> = .success(0)
+            while let result = PQgetResult(handle) {
+                if PQresultStatus(result) == PGRES_COMMAND_OK {
+                    let tuples = String(cString: PQcmdTuples(result))
+                    outcome = .success(Int(tuples) ?? 0)
+                } else {
+                    outcome = .failure(resultError(result))
+                }
+                PQclear(result)
+            }
+            if let failure { throw failure }
+            return try outcome.get()
+        }
+    }
+
+    // MARK: - Internals (call with the lock held)
+
+    private func ensureOpen() throws(PostgresError) {
+        guard !closed else { throw PostgresError(code: .connectionLost, message: "connection is closed") }
+        if PQstatus(handle) != CONNECTION_OK {
+            throw PostgresError(code: .connectionLost, message: lastErrorMessage())
+        }
+    }
+
+    private func lastErrorMessage() -> String {
+        String(cString: PQerrorMessage(handle)).trimmingTrailingWhitespace()
+    }
+
+    private func connectionError() -> PostgresError {
+        PostgresError(code: PQstatus(handle) == CONNECTION_OK ? .unexpectedResult : .connectionLost, message: lastErrorMessage())
+    }
+
+    private func resultError(_ result: OpaquePointer) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            guard let pointer = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: pointer)
+        }
+        let message = field("M") ?? String(cString: PQresultErrorMessage(result)).trimmingTrailingWhitespace()
+        let sqlState = field("C")
+        let lost = PQstatus(handle) != CONNECTION_OK
+        return PostgresError(
+            code: lost && sqlState == nil ? .connectionLost : .server,
+            message: message.isEmpty ? lastErrorMessage() : message,
+            sqlState: sqlState,
+            detail: field("D")
+        )
+    }
+
+    private func consume(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        guard let result else { throw connectionError() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            let tuples = String(cString: PQcmdTuples(result))
+            return PostgresRows(columns: [], rows: [], affectedRows: Int(tuples) ?? 0)
+        case PGRES_TUPLES_OK:
+            let rowCount = Int(PQntuples(result))
+            let columnCount = Int(PQnfields(result))
+            var columns = [String]()
+            columns.reserveCapacity(columnCount)
+            for c in 0..<columnCount { columns.append(String(cString: PQfname(result, Int32(c)))) }
+            var rows = [[String?]]()
+            rows.reserveCapacity(rowCount)
+            for r in 0..<rowCount {
+                var row = [String?]()
+                row.reserveCapacity(columnCount)
+                for c in 0..<columnCount {
+                    if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
+                        row.append(nil)
+                    } else {
+                        row.append(String(cString: PQgetvalue(result, Int32(r), Int32(c))))
+                    }
+                }
+                rows.append(row)
+            }
+            return PostgresRows(columns: columns, rows: rows, affectedRows: rowCount)
+        default:
+            throw resultError(result)
+        }
+    }
+}
+
+/// Holds the logger the C notice callback writes to; kept alive by the connection.
+private final class NoticeSink: @unchecked Sendable {
+    let logger: Logger
+    init(logger: Logger) { self.logger = logger }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withOptionalCStrings(strings.map { Optional($0) }) { pointers in
+        pointers.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: strings.count + 1) { body($0) }
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings (NULL entries for `nil`).
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    var owned: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } }
+    owned.append(nil)
+    defer { for pointer in owned { free(pointer) } }
+    return owned.withUnsafeBufferPointer { buffer in
+        buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { body($0) }
+    }
+}
+
+extension String {
+    func trimmingTrailingWhitespace() -> String {
+        var scalars = Substring(self)
+        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}

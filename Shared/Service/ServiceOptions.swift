@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The version every service reports in `hello`.
+public let rootcausesVersion = "0.1.0"
+
+/// Options every service takes. Each has an environment fallback, so containers are
+/// configured with variables and people with flags.
+public struct ServiceOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: "Address to listen on, host:port. Env: ROOTCAUSES_LISTEN.")
+    public var listen: String?
+
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or libpq conninfo. Env: DATABASE_URL.")
+    public var databaseURL: String?
+
+    @Option(name: .long, help: "Indicator catalogue file. Env: ROOTCAUSES_CATALOGUE. Default: Deploy/config/catalogue.json.")
+    public var catalogue: String?
+
+    @Option(name: .customLong("max-line-bytes"), help: "Longest request line accepted, in bytes. Env: ROOTCAUSES_MAX_LINE_BYTES. Default: 1048576.")
+    public var maxLineBytes: Int?
+
+    @Option(name: .customLong("db-connections"), help: "Most database connections this process opens. Env: ROOTCAUSES_DB_CONNECTIONS. Default: 8.")
+    public var dbConnections: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info.")
+    public var logLevel: String?
+
+    public init() {}
+
+    public static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// Where to listen, from the flag, then the environment, then the service's default port.
+    public func listenAddress(defaultPort: Int) throws -> (host: String, port: Int) {
+        let text = listen ?? Self.environment["ROOTCAUSES_LISTEN"] ?? "127.0.0.1:\(defaultPort)"
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ValidationError("--listen '\(text)' is not host:port")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    public func resolvedDatabaseURL() throws -> String {
+        guard let url = databaseURL ?? Self.environment["DATABASE_URL"], !url.isEmpty else {
+            throw ValidationError("no database: pass --database-url or set DATABASE_URL (postgresql://user@host:port/db)")
+        }
+        return url
+    }
+
+    public func resolvedMaxLineBytes() throws -> Int {
+        let value = maxLineBytes ?? Self.environment["ROOTCAUSES_MAX_LINE_BYTES"].flatMap { Int($0) } ?? 1 << 20
+        guard value >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+        return value
+    }
+
+    public func resolvedConnections() -> Int {
+        max(1, dbConnections ?? Self.environment["ROOTCAUSES_DB_CONNECTIONS"].flatMap { Int($0) } ?? 8)
+    }
+
+    public func resolvedLogLevel() throws -> Logger.Level {
+        let text = logLevel ?? Self.environment["LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ValidationError("unknown log level '\(text)'")
+        }
+        return level
+    }
+
+    public func resolvedCataloguePath() throws -> String {
+        if let path = catalogue ?? Self.environment["ROOTCAUSES_CATALOGUE"] { return path }
+        if let found = findShippedFile("catalogue.json") { return found }
+        throw ValidationError("no catalogue found: pass --catalogue or set ROOTCAUSES_CATALOGUE")
+    }
+}
+
+/// Finds a file shipped in `Deploy/config/`: under the working directory, above the
+/// executable (for `swift run` and tests), or in `/etc/rootcauses` (containers).
+public func findShippedFile(_ name: String) -> String? {
+    let fileManager = FileManager.default
+    var candidates = [fileManager.currentDirectoryPath + "/Deploy/config/" + name]
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    }
+    while directory.path != "/" {
+        candidates.append(directory.path + "/Deploy/config/" + name)
+        directory.deleteLastPathComponent()
+    }
+    candidates.append("/etc/rootcauses/" + name)
+    return candidates.first { fileManager.fileExists(atPath: $0) }
+}
+
+/// A logger writing to standard error with the given level.
+public func makeLogger(label: String, level: Logger.Level) -> Logger {
+    var logger = Logger(label: label) { label in StreamLogHandler.standardError(label: label) }
+    logger.logLevel = level
+    return logger
+}

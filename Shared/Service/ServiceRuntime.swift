@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import RootcausesModel
+import RootcausesPostgres
+import RootcausesProtocol
+import RootcausesStorage
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything a service needs once started: configuration, catalogue, database pool.
+public struct ServiceContext: Sendable {
+    public let name: String
+    public let logger: Logger
+    public let catalogue: Catalogue
+    public let pool: PostgresPool
+    public let host: String
+    public let port: Int
+    public let maximumLineBytes: Int
+}
+
+/// Starts a service process: logging, catalogue, database (migrated, waiting for it if it is
+/// not up yet), then runs the protocol server and the service's own background services in a
+/// `ServiceGroup` until SIGTERM or SIGINT, shutting down gracefully.
+public func runService(
+    name: String, defaultPort: Int, options: ServiceOptions,
+    makeHandler: @Sendable (ServiceContext) async throws -> (handler: any RequestHandler, services: [any Service])
+) async throws {
+    let logger = makeLogger(label: "rootcauses.\(name)", level: try options.resolvedLogLevel())
+    let (host, port) = try options.listenAddress(defaultPort: defaultPort)
+    let cataloguePath = try options.resolvedCataloguePath()
+    let catalogue = try Catalogue.load(path: cataloguePath)
+    logger.info("catalogue loaded", metadata: ["path": "\(cataloguePath)", "indicators": "\(catalogue.indicators.count)"])
+    let pool = PostgresPool(
+        conninfo: try options.resolvedDatabaseURL(), maximumConnections: options.resolvedConnections(),
+        applicationName: "rootcauses-\(name)", logger: logger)
+    try await migrateWhenReachable(pool: pool, logger: logger)
+    let context = ServiceContext(
+        name: name, logger: logger, catalogue: catalogue, pool: pool, host: host, port: port,
+        maximumLineBytes: try options.resolvedMaxLineBytes())
+    let (handler, extra) = try await makeHandler(context)
+    let server = ProtocolServer(
+        host: host, port: port, maximumLineBytes: context.maximumLineBytes, version: rootcausesVersion,
+        handler: handler, logger: logger)
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+    services += extra.map { .init(service: $0) }
+    if let parent = ProcessInfo.processInfo.environment["ROOTCAUSES_PARENT_PID"].flatMap({ Int32($0) }) {
+        services.append(.init(service: ParentWatch(pid: parent), successTerminationBehavior: .gracefullyShutdownGroup))
+    }
+    var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    // Below Kubernetes' default 30 s grace period.
+    configuration.maximumGracefulShutdownDuration = .seconds(20)
+    let group = ServiceGroup(configuration: configuration)
+    do {
+        try await group.run()
+    } catch {
+        await pool.shutdown()
+        throw error
+    }
+    await pool.shutdown()
+    logger.info("exited cleanly")
+}
+
+/// Migrates the schema, retrying every second while the database cannot be reached.
+func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
+    var attempt = 0
+    while true {
+        do {
+            try await pool.withConnection { connection in try Schema.migrate(connection, logger: logger) }
+            return
+        } catch let error as PostgresError where error.isConnectionProblem {
+            attempt += 1
+            if attempt == 1 || attempt % 10 == 0 {
+                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(error.message)", "attempt": "\(attempt)"])
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+}
+
+/// Ends the service when the process that started it is gone (`ROOTCAUSES_PARENT_PID`),
+/// so a crashed test run or demo never leaves a server behind.
+struct ParentWatch: Service {
+    let pid: Int32
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            if kill(pid, 0) != 0 && errno == ESRCH { return }
+            if getppid() == 1 { return }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

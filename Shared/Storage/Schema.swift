@@ -1,0 +1,123 @@
+import Logging
+import RootcausesPostgres
+
+/// One versioned step of the database schema.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+}
+
+/// The database schema, migrated by the services themselves at start.
+///
+/// Every service runs `Schema.migrate` before serving. Migrations run in one transaction
+/// under an advisory lock, so several processes starting at once apply each step exactly once,
+/// and a failed step leaves the schema as it was.
+public enum Schema {
+    /// Arbitrary constant naming the migration lock (`pg_advisory_xact_lock`).
+    static let migrationLockKey: Int64 = 0x526F_6F74_6361_7573  // "Rootcaus"
+
+    /// The number of partitions aggregation splits the work into (fixed by migration 1).
+    public static let aggregationPartitions = 8
+
+    /// The steps, in order. Never edit a released step: add a new one.
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "submissions, values, aggregation state and aggregates", sql: """
+            CREATE TABLE submissions (
+                id              bigserial PRIMARY KEY,
+                -- Assigned as the last step before COMMIT under the seq_counter row lock:
+                -- seqs are gap-free and commit in increasing order.
+                seq             bigint UNIQUE,
+                reporter        text NOT NULL,
+                submission_id   text NOT NULL,
+                period          text NOT NULL,
+                period_start    date NOT NULL,
+                period_end      date NOT NULL,
+                activity        text,
+                value_count     integer NOT NULL CHECK (value_count > 0),
+                content_digest  text NOT NULL,
+                received_at     timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (reporter, submission_id),
+                CHECK (period_end >= period_start)
+            );
+
+            CREATE TABLE submission_values (
+                submission  bigint NOT NULL REFERENCES submissions (id),
+                ordinal     integer NOT NULL,
+                indicator   text NOT NULL,
+                country     text NOT NULL,
+                -- The disaggregation cell, canonical: 'age=15-19;sex=female', or '' for the whole.
+                cell        text NOT NULL,
+                value       numeric NOT NULL CHECK (value >= 0),
+                estimate    boolean NOT NULL,
+                PRIMARY KEY (submission, ordinal),
+                UNIQUE (submission, indicator, country, cell)
+            );
+
+            CREATE TABLE seq_counter (
+                singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                last_seq   bigint NOT NULL
+            );
+            INSERT INTO seq_counter (singleton, last_seq) VALUES (true, 0);
+
+            -- Aggregation work is split by indicator into partitions; each has its own watermark:
+            -- every submission with seq <= applied_seq is applied for the partition's indicators.
+            CREATE TABLE aggregation_partitions (
+                partition    integer PRIMARY KEY,
+                applied_seq  bigint NOT NULL DEFAULT 0,
+                applied_by   text,
+                applied_at   timestamptz
+            );
+            INSERT INTO aggregation_partitions (partition) SELECT generate_series(0, 7);
+
+            -- One row per submission, indicator and country: the cells summed.
+            CREATE TABLE aggregate_contributions (
+                seq           bigint NOT NULL,
+                indicator     text NOT NULL,
+                country       text NOT NULL,
+                reporter      text NOT NULL,
+                period_start  date NOT NULL,
+                period_end    date NOT NULL,
+                value         numeric NOT NULL,
+                estimate      boolean NOT NULL,
+                PRIMARY KEY (seq, indicator, country)
+            );
+            CREATE INDEX aggregate_contributions_series
+                ON aggregate_contributions (indicator, country, reporter, period_end, period_start);
+            """),
+    ]
+
+    /// The newest schema version this build knows.
+    public static var currentVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Brings the database to `currentVersion`. Safe to call from several processes at once.
+    public static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
+        try connection.transaction { connection in
+            try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [migrationLockKey])
+            try connection.execute("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version     integer PRIMARY KEY,
+                    name        text NOT NULL,
+                    applied_at  timestamptz NOT NULL DEFAULT now()
+                )
+                """)
+            let applied = Set(try connection.query("SELECT version FROM schema_migrations").compactMap { $0.int("version") })
+            if let newest = applied.max(), newest > currentVersion {
+                throw SchemaError(
+                    message: "the database schema is at version \(newest), newer than this build knows (\(currentVersion)); upgrade the service")
+            }
+            for migration in migrations where !applied.contains(migration.version) {
+                logger.info("applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                try connection.execute(migration.sql)
+                try connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1::integer, $2)", [migration.version, migration.name])
+            }
+        }
+    }
+}
+
+/// The schema cannot be brought to the version this build needs.
+public struct SchemaError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
