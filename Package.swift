@@ -99,6 +99,7 @@ let package = Package(
             dependencies: [
                 "RootcausesService", "RootcausesTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Services/CLI"
         ),

@@ -95,13 +95,9 @@ public struct LocalCluster: Sendable {
             binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], asPostgres: geteuid() == 0)
         var script = "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; \(pgCtl) >/dev/null 2>&1"
         if removeDirectory { script += "; rm -rf \(shellQuote(dataDirectory))" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["/bin/sh", "-c", script]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let pid = try ChildProcess.spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], outputPath: "/dev/null")
+        // Reap it whenever it ends, so it never lingers as a zombie of ours.
+        Thread.detachNewThread { _ = ChildProcess.exitStatus(of: pid, wait: true) }
     }
 
     // MARK: - Helpers
@@ -169,30 +165,16 @@ public struct LocalCluster: Sendable {
         _ executable: String, _ arguments: [String], asPostgres: Bool, what: String,
         logFile: String? = nil, quiet: Bool = false
     ) throws -> String {
-        let process = Process()
-        if asPostgres {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        // Capture output in a file, not a pipe: the server pg_ctl starts inherits the
-        // descriptors and would keep a pipe open forever.
+        let command = asPostgres ? "/usr/sbin/runuser" : executable
+        let commandArguments = asPostgres ? ["-u", "postgres", "--", executable] + arguments : arguments
+        // Output goes to a file, not a pipe: the server pg_ctl starts would hold a pipe open forever.
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-\(UUID().uuidString).out")
-        _ = FileManager.default.createFile(atPath: capture.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: capture) }
-        let handle = try FileHandle(forWritingTo: capture)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? handle.close()
+        let status = try ChildProcess.run(command, commandArguments, outputPath: capture.path)
         let output = (try? String(contentsOf: capture, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
+        guard status == 0 else {
             if quiet { throw LocalClusterError(message: "\(what) failed") }
-            var message = "\(what) failed (exit \(process.terminationStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+            var message = "\(what) failed (exit \(status)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
             if let logFile, let log = try? String(contentsOfFile: logFile, encoding: .utf8) {
                 message += "\nserver log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n")
             }
@@ -202,7 +184,7 @@ public struct LocalCluster: Sendable {
     }
 
     /// Asks the kernel for a free loopback port.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalClusterError(message: "socket() failed") }
         defer { close(fd) }

@@ -1,0 +1,66 @@
+import Logging
+import NIOConcurrencyHelpers
+import RootcausesService
+import ServiceLifecycle
+
+/// Runs passes of the applier: at start, on every nudge, and every poll interval.
+final class AggregationWorker: Service, Sendable {
+    private let applier: Applier
+    private let pollInterval: Duration
+    private let logger: Logger
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private let lastShare = NIOLockedValueBox<[Int]>([])
+
+    init(applier: Applier, pollInterval: Duration, logger: Logger) {
+        self.applier = applier
+        self.pollInterval = pollInterval
+        self.logger = logger
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Partitions this instance worked on in its last pass.
+    var share: [Int] { lastShare.withLockedValue { $0 } }
+
+    /// Asks for a pass now (a nudge).
+    func nudge() { wake.yield() }
+
+    func run() async throws {
+        // A timer feeds the same stream as nudges, so one loop handles both.
+        let interval = pollInterval
+        let wake = self.wake
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                wake.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        wake.yield()
+        await withGracefulShutdownHandler {
+            for await _ in wakeups {
+                await runPasses()
+            }
+        } onGracefulShutdown: { [wake] in
+            wake.finish()
+        }
+        logger.info("aggregation worker stopped")
+    }
+
+    private func runPasses() async {
+        // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
+        while !Task.isShuttingDownGracefully {
+            do {
+                let pass = try await applier.applyPass()
+                lastShare.withLockedValue { $0 = pass.held }
+                if pass.applied > 0 {
+                    logger.debug("applied submissions", metadata: ["partitions": "\(pass.held)", "applied": "\(pass.applied)"])
+                }
+                if !pass.moreWork { return }
+            } catch {
+                logger.warning("aggregation pass failed; will retry", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import ArgumentParser
+import Foundation
+import RootcausesJSON
+import RootcausesProtocol
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit results from an NDJSON file (one submission object per line).",
+        discussion: "Prints one result per submission; exits non-zero if any was rejected. Safe to rerun: resent submissions answer 'duplicate'.")
+
+    @OptionGroup var addresses: ServiceAddresses
+
+    @Argument(help: "The NDJSON file, or - for standard input.")
+    var file: String
+
+    @Flag(name: .customLong("dry-run"), help: "Validate only; store nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print only the summary line.")
+    var quiet = false
+
+    func run() async throws {
+        let text: String
+        if file == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        let summary = try await submitLines(text, to: addresses.intakeAddress, dryRun: dryRun) { line in
+            if !quiet { print(line) }
+        }
+        print(summary.description)
+        if summary.failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Counts of what happened to a file of submissions.
+struct SubmitSummary: CustomStringConvertible {
+    var accepted = 0
+    var duplicate = 0
+    var valid = 0
+    var failed = 0
+    var lastSeq: Int64 = 0
+
+    var description: String {
+        var parts = ["\(accepted) accepted", "\(duplicate) duplicate"]
+        if valid > 0 { parts.append("\(valid) valid (dry run)") }
+        parts.append("\(failed) failed")
+        return "submissions: " + parts.joined(separator: ", ")
+    }
+}
+
+/// Sends every submission line to intake, pipelined in windows, reporting each result.
+func submitLines(_ text: String, to address: String, dryRun: Bool, report: (String) -> Void) async throws -> SubmitSummary {
+    let client: ProtocolClient
+    do { client = try await ProtocolClient.connect(address: address) } catch {
+        throw CLIError("cannot reach intake at \(address): is it running? (\(error))")
+    }
+    defer { Task { await client.close() } }
+    var summary = SubmitSummary()
+    var pending: [(lineNumber: Int, label: String, request: JSON)] = []
+
+    func flush() async throws {
+        guard !pending.isEmpty else { return }
+        let answers = try await client.pipeline(pending.map(\.request))
+        for (entry, answer) in zip(pending, answers) {
+            if answer["ok"] == .bool(true) {
+                let status = answer["status"]?.stringValue ?? "?"
+                switch status {
+                case "accepted": summary.accepted += 1
+                case "duplicate": summary.duplicate += 1
+                default: summary.valid += 1
+                }
+                if let seq = answer["seq"]?.int64Value { summary.lastSeq = max(summary.lastSeq, seq) }
+                let seqText = answer["seq"].map { " seq \($0.serialized)" } ?? ""
+                report("line \(entry.lineNumber) \(entry.label): \(status)\(seqText)")
+            } else {
+                summary.failed += 1
+                report("line \(entry.lineNumber) \(entry.label): " + describeError(answer).replacingOccurrences(of: "\n", with: "\n    "))
+            }
+        }
+        pending.removeAll()
+    }
+
+    for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.isEmpty { continue }
+        let submission: JSON
+        do { submission = try JSONParser.parse(line) } catch {
+            summary.failed += 1
+            report("line \(index + 1): not JSON (\(error)); skipped")
+            continue
+        }
+        let label = submission["submission_id"]?.stringValue ?? "(no submission_id)"
+        var request: JSON = ["op": "submit", "id": .int(index + 1), "submission": submission]
+        if dryRun { request = request.setting("dry_run", to: true) }
+        pending.append((index + 1, label, request))
+        if pending.count == 64 { try await flush() }
+    }
+    try await flush()
+    return summary
+}
+
+struct TotalsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "totals", abstract: "Query totals from reporting.")
+
+    @OptionGroup var addresses: ServiceAddresses
+
+    @Option(help: "Only these indicators (repeatable).") var indicator: [String] = []
+    @Option(help: "Only these countries (repeatable).") var country: [String] = []
+    @Option(help: "Only these reporters (repeatable).") var reporter: [String] = []
+    @Option(help: "Only these pillars (repeatable).") var pillar: [String] = []
+    @Option(help: "First period, inclusive (2023, 2023Q1, 2023-01, FY2023, FY2023Q1).") var from: String?
+    @Option(help: "Last period, inclusive.") var to: String?
+    @Option(name: .customLong("group-by"), help: "Comma-separated: indicator,country,reporter,pillar,period.") var groupBy: String?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    func run() async throws {
+        var request: JSON = ["op": "totals"]
+        func list(_ key: String, _ values: [String]) {
+            if !values.isEmpty { request = request.setting(key, to: .array(values.map(JSON.string))) }
+        }
+        list("indicator", indicator)
+        list("country", country)
+        list("reporter", reporter)
+        list("pillar", pillar)
+        if let from { request = request.setting("period_from", to: .string(from)) }
+        if let to { request = request.setting("period_to", to: .string(to)) }
+        let keys = groupBy?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []
+        list("group_by", keys)
+        if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        let answer = try await call(addresses.reportingAddress, request)
+        if json {
+            print(answer.prettyPrinted)
+            return
+        }
+        let rows = answer["rows"]?.arrayValue ?? []
+        let columns = keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator", "unit"] : [$0] }
+            + ["value", "submissions", "estimate"]
+        var table = [columns]
+        for row in rows {
+            table.append(columns.map { column in
+                guard let value = row[column] else { return "" }
+                return value.stringValue ?? value.serialized
+            })
+        }
+        printTable(table)
+        print("(applied through seq \(answer["applied_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))")
+    }
+}
+
+/// Prints rows as aligned columns; numbers right-aligned.
+func printTable(_ table: [[String]]) {
+    guard let header = table.first else { return }
+    var widths = header.map(\.count)
+    for row in table { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    for (r, row) in table.enumerated() {
+        let cells = row.enumerated().map { i, cell -> String in
+            let pad = String(repeating: " ", count: widths[i] - cell.count)
+            let numeric = r > 0 && !cell.isEmpty && cell.allSatisfy { $0.isNumber || $0 == "." }
+            return numeric ? pad + cell : cell + pad
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+struct FactSheetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "factsheet", abstract: "Render the fact sheet from the aggregates.")
+
+    @OptionGroup var addresses: ServiceAddresses
+
+    @Option(help: "markdown or json.") var format: String = "markdown"
+    @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
+
+    func run() async throws {
+        var request: JSON = ["op": "factsheet", "format": .string(format)]
+        if let date { request = request.setting("date", to: .string(date)) }
+        if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        let answer = try await call(addresses.reportingAddress, request)
+        if format == "json" {
+            var sheet = answer
+            if case .object(let members) = answer {
+                sheet = .object(members.filter { !["id", "ok"].contains($0.0) })
+            }
+            print(sheet.prettyPrinted)
+        } else {
+            print(answer["text"]?.stringValue ?? "")
+        }
+    }
+}
+
+struct IndicatorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "indicators", abstract: "List the indicator catalogue.")
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    func run() async throws {
+        let answer = try await call(addresses.reportingAddress, ["op": "indicators"])
+        if json {
+            print(answer.prettyPrinted)
+            return
+        }
+        var table = [["code", "pillar", "unit", "over time", "countries", "name"]]
+        for indicator in answer["indicators"]?.arrayValue ?? [] {
+            table.append([
+                indicator["code"]?.stringValue ?? "", indicator["pillar"]?.stringValue ?? "",
+                indicator["unit"]?.stringValue ?? "", indicator["time_aggregation"]?.stringValue ?? "",
+                (indicator["countries"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ","),
+                indicator["name"]?.stringValue ?? "",
+            ])
+        }
+        printTable(table)
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show aggregation progress.")
+
+    @OptionGroup var addresses: ServiceAddresses
+
+    func run() async throws {
+        let answer = try await call(addresses.aggregationAddress, ["op": "status"])
+        var shown = answer
+        if case .object(let members) = answer { shown = .object(members.filter { !["id", "ok"].contains($0.0) }) }
+        print(shown.prettyPrinted)
+    }
+}

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RootcausesJSON
+import RootcausesPostgres
+import RootcausesService
+import RootcausesTesting
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options shared by `demo` and `up`.
+struct StackOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "Use this PostgreSQL instead of a private one. Env: DATABASE_URL.")
+    var databaseURL: String?
+
+    @Option(name: .customLong("data-dir"), help: "Where the private PostgreSQL cluster and the logs live. Default: ./.rootcauses")
+    var dataDirectory: String = ".rootcauses"
+}
+
+/// A running local stack and what must be undone when it stops.
+struct LocalStack {
+    let stack: ServiceStack
+    let cluster: LocalCluster?
+
+    /// Starts PostgreSQL (unless a URL is given) and the three services.
+    static func start(options: StackOptions, ports: (Int, Int, Int), log: (String) -> Void) async throws -> LocalStack {
+        let dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        var logger = Logger(label: "rootcauses") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .warning
+        var cluster: LocalCluster?
+        let databaseURL: String
+        if let url = options.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty {
+            databaseURL = url
+            log("using the PostgreSQL at DATABASE_URL")
+        } else {
+            var clusterDirectory = dataDirectory + "/postgres"
+            if geteuid() == 0, !LocalCluster.postgresUserCanReach(clusterDirectory) {
+                // PostgreSQL runs as the postgres user, which cannot enter this folder: keep its files elsewhere.
+                clusterDirectory = "/var/tmp/rootcauses-\(UInt32(truncatingIfNeeded: dataDirectory.hashValueStable))/postgres"
+                log("the postgres user cannot reach \(dataDirectory); keeping the cluster in \(clusterDirectory)")
+            }
+            log("starting a private PostgreSQL cluster in \(clusterDirectory)")
+            let started = try LocalCluster.start(dataDirectory: clusterDirectory, durable: true, logger: logger)
+            cluster = started
+            databaseURL = try await ensureDatabase(named: "rootcauses", on: started, logger: logger)
+        }
+        let stack = try ServiceStack(
+            databaseURL: databaseURL, logDirectory: dataDirectory + "/logs",
+            intakePort: ports.0, aggregationPort: ports.1, reportingPort: ports.2)
+        log("starting intake, aggregation and reporting (logs in \(dataDirectory)/logs)")
+        do {
+            try await stack.start()
+        } catch {
+            await stack.stop()
+            try? cluster?.stop()
+            throw error
+        }
+        return LocalStack(stack: stack, cluster: cluster)
+    }
+
+    /// Stops the services gracefully, then the private cluster if one was started.
+    func stop(log: (String) -> Void) async {
+        let statuses = await stack.stop()
+        let unclean = statuses.filter { $0.value != 0 }
+        if !unclean.isEmpty {
+            log("some services did not exit cleanly: \(unclean.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))")
+        }
+        if let cluster {
+            do { try cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
+        }
+    }
+}
+
+/// Creates `name` on the cluster if it does not exist; returns its URL.
+func ensureDatabase(named name: String, on cluster: LocalCluster, logger: Logger) async throws -> String {
+    let pool = PostgresPool(conninfo: cluster.url(database: "postgres"), maximumConnections: 1, applicationName: "rootcauses-cli", logger: logger)
+    do {
+        try await pool.withConnection { connection in
+            if try connection.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).isEmpty {
+                do { try connection.execute("CREATE DATABASE \(name)") } catch let error as PostgresError where error.sqlState == "42P04" {}
+            }
+        }
+    } catch {
+        await pool.shutdown()
+        throw error
+    }
+    await pool.shutdown()
+    return cluster.url(database: name)
+}
+
+extension String {
+    /// A hash that is the same in every run (Swift's `hashValue` is seeded per process).
+    var hashValueStable: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+}
+
+func progress(_ message: String) {
+    FileHandle.standardError.write(Data(("rootcauses: " + message + "\n").utf8))
+}
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the whole pipeline once: start PostgreSQL and the services, submit the sample data, print the fact sheet, shut down.",
+        discussion: "Progress goes to standard error, the fact sheet to standard output. Running it again finds the sample already stored: every submission answers 'duplicate' and the numbers do not change.")
+
+    @OptionGroup var stackOptions: StackOptions
+
+    @Option(help: "Submissions to load (NDJSON). Default: Deploy/sample/submissions.ndjson.")
+    var sample: String?
+
+    @Option(help: "The fact sheet's date, YYYY-MM-DD. The sample data is as of the seed fact sheet's date.")
+    var date: String = "2023-02-06"
+
+    @Option(help: "markdown or json.")
+    var format: String = "markdown"
+
+    func run() async throws {
+        guard let samplePath = sample ?? findSample() else {
+            throw CLIError("no sample data found: pass --sample FILE")
+        }
+        guard let data = FileManager.default.contents(atPath: samplePath) else { throw CLIError("cannot read \(samplePath)") }
+        let running = try await LocalStack.start(options: stackOptions, ports: (0, 0, 0), log: progress)
+        do {
+            progress("submitting \(samplePath) to intake at \(running.stack.intakeAddress)")
+            let summary = try await submitLines(String(decoding: data, as: UTF8.self), to: running.stack.intakeAddress, dryRun: false) { line in
+                if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")") && !line.contains(": duplicate") {
+                    progress(line)
+                }
+            }
+            progress(summary.description)
+            let answer = try await call(running.stack.reportingAddress, [
+                "op": "factsheet", "format": .string(format), "date": .string(date),
+                "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
+            ])
+            if format == "json" {
+                var sheet = answer
+                if case .object(let members) = answer { sheet = .object(members.filter { !["id", "ok"].contains($0.0) }) }
+                print(sheet.prettyPrinted)
+            } else {
+                print(answer["text"]?.stringValue ?? "")
+            }
+            progress("shutting down")
+            await running.stop(log: progress)
+            if summary.failed > 0 { throw ExitCode(1) }
+        } catch {
+            await running.stop(log: progress)
+            throw error
+        }
+    }
+
+    private func findSample() -> String? {
+        guard let catalogue = findShippedFile("catalogue.json") else { return nil }
+        let path = URL(fileURLWithPath: catalogue).deletingLastPathComponent().deletingLastPathComponent().path + "/sample/submissions.ndjson"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run PostgreSQL and the three services in the foreground until Ctrl-C.")
+
+    @OptionGroup var stackOptions: StackOptions
+
+    @Option(name: .customLong("intake-port")) var intakePort: Int = 7401
+    @Option(name: .customLong("aggregation-port")) var aggregationPort: Int = 7402
+    @Option(name: .customLong("reporting-port")) var reportingPort: Int = 7403
+
+    func run() async throws {
+        // Trap the signals before anything starts, so Ctrl-C during start-up still cleans up.
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let running = try await LocalStack.start(
+            options: stackOptions, ports: (intakePort, aggregationPort, reportingPort), log: progress)
+        progress("up: intake \(running.stack.intakeAddress), aggregation \(running.stack.aggregationAddresses[0]), reporting \(running.stack.reportingAddress). Ctrl-C to stop.")
+        for await _ in signals { break }
+        progress("stopping")
+        await running.stop(log: progress)
+    }
+}
