@@ -8,6 +8,12 @@ struct Applier: Sendable {
     let instance: String
     let batchSize: Int
 
+    /// A non-negative number derived from an indicator code that never changes across PostgreSQL
+    /// versions (unlike `hashtext`): partition watermarks rely on each indicator staying put.
+    static func partitionOfIndicator(_ column: String) -> String {
+        "('x' || substr(md5(\(column)), 1, 7))::bit(28)::integer"
+    }
+
     /// What one pass over the partitions did.
     struct Pass: Sendable {
         /// Partitions this instance held and worked on.
@@ -52,7 +58,7 @@ struct Applier: Sendable {
                 FROM submissions s
                 JOIN submission_values v ON v.submission = s.id
                 WHERE s.seq > $1::bigint AND s.seq <= $2::bigint
-                  AND (hashtext(v.indicator) & 2147483647) % $3::integer = $4::integer
+                  AND \(Self.partitionOfIndicator("v.indicator")) % $3::integer = $4::integer
                 GROUP BY s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end
                 """, [applied, target, Schema.aggregationPartitions, partition])
             try connection.query("""

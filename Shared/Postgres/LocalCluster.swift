@@ -19,6 +19,8 @@ public struct LocalCluster: Sendable {
     public let user: String
     /// The folder holding `initdb`, `pg_ctl` and `postgres`.
     public let binDirectory: String
+    /// False for throwaway clusters (no fsync).
+    public let durable: Bool
 
     /// A libpq URL for `database` on this cluster.
     public func url(database: String = "postgres") -> String {
@@ -45,12 +47,11 @@ public struct LocalCluster: Sendable {
 
         if let running = runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory, asPostgres: runAsPostgres) {
             logger.info("local PostgreSQL already running", metadata: ["port": "\(running)"])
-            return LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory)
+            return LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory, durable: durable)
         }
 
         let port = try freePort()
-        var options = "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"
-        if !durable { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
+        let options = serverOptions(port: port, durable: durable)
         let logFile = dataDirectory + "/server.log"
         try run(
             binDirectory + "/pg_ctl",
@@ -58,7 +59,15 @@ public struct LocalCluster: Sendable {
             asPostgres: runAsPostgres, what: "pg_ctl start", logFile: logFile
         )
         logger.info("local PostgreSQL started", metadata: ["port": "\(port)", "directory": "\(dataDirectory)"])
-        return LocalCluster(dataDirectory: dataDirectory, port: port, user: user, binDirectory: binDirectory)
+        return LocalCluster(dataDirectory: dataDirectory, port: port, user: user, binDirectory: binDirectory, durable: durable)
+    }
+
+    /// Settings on the server's command line. A cluster that need not survive an OS crash skips
+    /// fsync; commits stay synchronous either way, so a killed server never loses an acked commit.
+    static func serverOptions(port: Int, durable: Bool) -> String {
+        var options = "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"
+        if !durable { options += " -c fsync=off -c full_page_writes=off" }
+        return options
     }
 
     /// Stops the server (fast shutdown: sessions are ended, committed data is safe).
@@ -79,7 +88,7 @@ public struct LocalCluster: Sendable {
 
     /// Starts a stopped server again on the same port.
     public func restart() throws {
-        let options = "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off"
+        let options = LocalCluster.serverOptions(port: port, durable: durable)
         let logFile = dataDirectory + "/server.log"
         try LocalCluster.run(
             binDirectory + "/pg_ctl",

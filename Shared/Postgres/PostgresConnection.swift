@@ -64,6 +64,16 @@ public final class PostgresConnection: @unchecked Sendable {
         lock.withLock { !closed && PQstatus(handle) == CONNECTION_OK }
     }
 
+    /// Reads whatever the server sent while the connection sat idle (without blocking) and
+    /// reports whether it is still usable. A server that shut down or restarted has sent an
+    /// error and closed the socket; this notices it before a statement is lost on it.
+    public func isAliveAfterIdle() -> Bool {
+        lock.withLock {
+            guard !closed, PQstatus(handle) == CONNECTION_OK else { return false }
+            return PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
+        }
+    }
+
     /// The server's process id for this session (useful in logs and tests).
     public var backendPID: Int32 { lock.withLock { PQbackendPID(handle) } }
 

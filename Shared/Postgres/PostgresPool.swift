@@ -40,8 +40,14 @@ public final class PostgresPool: Sendable {
         defer { releaseSlot() }
         let logger = self.logger
         return try await threadPool.runIfActive { [self] in
+            var candidate = state.withLockedValue { $0.idle.popLast() }
+            // Drop idle connections the server has closed meanwhile (restart, failover).
+            while let idle = candidate, !idle.isAliveAfterIdle() {
+                idle.close()
+                candidate = state.withLockedValue { $0.idle.popLast() }
+            }
             let connection: PostgresConnection
-            if let reused = state.withLockedValue({ $0.idle.popLast() }) {
+            if let reused = candidate {
                 connection = reused
             } else {
                 connection = try PostgresConnection(conninfo: conninfo, applicationName: applicationName, logger: logger)

@@ -97,6 +97,11 @@ public final class ProtocolClient: Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Shuts down our sending side (half-close); answers can still be read.
+    public func shutdownOutput() async throws {
+        try await channel.close(mode: .output)
+    }
+
     public func close() async {
         try? await channel.close()
     }
@@ -125,20 +130,40 @@ public func parseAddress(_ address: String) throws -> (host: String, port: Int) 
 /// Completes waiting promises with answer lines, oldest first.
 final class ResponseCollector: ChannelInboundHandler, Sendable {
     typealias InboundIn = InboundFrame
-    private let waiting = NIOLockedValueBox<[EventLoopPromise<String>]>([])
+
+    private struct State {
+        var waiting: [EventLoopPromise<String>] = []
+        /// Lines that arrived before anyone asked for them.
+        var unclaimed: [Result<String, ClientError>] = []
+        /// Set once the connection is gone: later waiters fail at once.
+        var closed: ClientError?
+    }
+    private let state = NIOLockedValueBox(State())
 
     func expect(_ promise: EventLoopPromise<String>) {
-        waiting.withLockedValue { $0.append(promise) }
+        let ready = state.withLockedValue { state -> Result<String, ClientError>? in
+            if !state.unclaimed.isEmpty { return state.unclaimed.removeFirst() }
+            if let closed = state.closed { return .failure(closed) }
+            state.waiting.append(promise)
+            return nil
+        }
+        if let ready { promise.completeWith(ready.mapError { $0 as any Error }) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
-        let next = waiting.withLockedValue { $0.isEmpty ? nil : $0.removeFirst() }
-        guard let next else { return }
-        switch frame {
-        case .line(let buffer): next.succeed(String(buffer: buffer))
-        case .lineTooLong: next.fail(ClientError("the server's answer was longer than this client accepts"))
+        let line: Result<String, ClientError>
+        switch Self.unwrapInboundIn(data) {
+        case .line(let buffer): line = .success(String(buffer: buffer))
+        case .lineTooLong: line = .failure(ClientError("the server's answer was longer than this client accepts"))
         }
+        let next = state.withLockedValue { state -> EventLoopPromise<String>? in
+            if state.waiting.isEmpty {
+                state.unclaimed.append(line)
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.completeWith(line.mapError { $0 as any Error })
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -152,9 +177,10 @@ final class ResponseCollector: ChannelInboundHandler, Sendable {
     }
 
     private func failAll(_ error: ClientError) {
-        let all = waiting.withLockedValue { state -> [EventLoopPromise<String>] in
-            defer { state = [] }
-            return state
+        let all = state.withLockedValue { state -> [EventLoopPromise<String>] in
+            if state.closed == nil { state.closed = error }
+            defer { state.waiting = [] }
+            return state.waiting
         }
         for promise in all { promise.fail(error) }
     }

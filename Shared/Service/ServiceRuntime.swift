@@ -69,7 +69,14 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
     var attempt = 0
     while true {
         do {
-            try await pool.withConnection { connection in try Schema.migrate(connection, logger: logger) }
+            let synchronousCommit = try await pool.withConnection { connection in
+                try Schema.migrate(connection, logger: logger)
+                return try connection.query("SELECT current_setting('synchronous_commit') AS value").first?["value"] ?? ""
+            }
+            if synchronousCommit == "off" {
+                // An ack promises the submission is stored; with this setting a server crash can lose it.
+                logger.warning("synchronous_commit is off: acknowledged submissions can be lost if PostgreSQL crashes")
+            }
             return
         } catch let error as PostgresError where error.isConnectionProblem {
             attempt += 1

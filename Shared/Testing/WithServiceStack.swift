@@ -1,0 +1,57 @@
+import Foundation
+import RootcausesJSON
+import RootcausesProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `body` against a fresh database and the three services started as processes, then
+/// stops them with SIGTERM and checks that each exited cleanly (status 0).
+///
+/// ```swift
+/// try await withServiceStack { stack in
+///     let intake = try await stack.intakeClient()
+///     let answer = try await intake.request(["op": "ping"])
+/// }
+/// ```
+public func withServiceStack<T>(
+    databaseURL: String? = nil, environment: [String: String] = [:],
+    _ body: (ServiceStack) async throws -> T
+) async throws -> T {
+    let url: String
+    if let databaseURL { url = databaseURL } else { url = try await TestDatabase.create() }
+    let logs = "/tmp/rootcauses-tests-\(getpid())/logs/\(UUID().uuidString.prefix(8))"
+    let stack = try ServiceStack(databaseURL: url, logDirectory: logs, environment: environment)
+    do {
+        try await stack.start()
+        let result = try await body(stack)
+        let statuses = await stack.stop()
+        let unclean = statuses.filter { $0.value != 0 }
+        if !unclean.isEmpty {
+            throw LaunchError("services did not exit cleanly on SIGTERM: \(unclean.sorted { $0.key < $1.key }); logs in \(logs)")
+        }
+        return result
+    } catch {
+        await stack.stop()
+        throw error
+    }
+}
+
+/// A `submit` request for a submission object.
+public func submitRequest(_ submission: JSON, id: JSON = .null, dryRun: Bool = false) -> JSON {
+    var request: JSON = ["op": "submit", "id": id, "submission": submission]
+    if dryRun { request = request.setting("dry_run", to: true) }
+    return request
+}
+
+extension ProtocolClient {
+    /// Sends `request` and returns the answer, failing unless it is `ok: true`.
+    public func expectOK(_ request: JSON) async throws -> JSON {
+        let answer = try await self.request(request)
+        guard answer["ok"] == .bool(true) else {
+            throw ClientError("expected ok for \(request.serialized.prefix(200)), got \(answer.serialized)")
+        }
+        return answer
+    }
+}

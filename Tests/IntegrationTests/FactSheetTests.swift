@@ -1,0 +1,94 @@
+import Foundation
+import RootcausesJSON
+import RootcausesProtocol
+import RootcausesTesting
+import Testing
+
+extension Integration {
+    @Suite struct FactSheetTests {
+        /// The seed's highlight bullets, "Heading: text" with whitespace and emphasis normalised.
+        static func seedBullets() throws -> [String] {
+            let text = try String(contentsOfFile: packageRoot + "/Tests/IntegrationTests/Fixtures/root-causes-fact-sheet-2023-02-06.md", encoding: .utf8)
+            var bullets: [String] = []
+            var current: String?
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                if trimmed.hasPrefix("-   ") || trimmed.hasPrefix("- ") {
+                    if let current { bullets.append(current) }
+                    current = String(trimmed.dropFirst(2))
+                } else if trimmed.isEmpty || trimmed.hasPrefix("<!--") {
+                    if let done = current { bullets.append(done); current = nil }
+                } else if current != nil {
+                    current! += " " + trimmed
+                }
+            }
+            if let current { bullets.append(current) }
+            return bullets.map(normalise)
+        }
+
+        static func normalise(_ text: String) -> String {
+            text.replacingOccurrences(of: "**", with: "").replacingOccurrences(of: "\u{00A0}", with: " ")
+                .split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        }
+
+        @Test func theSampleDataReproducesEverySeedPhrase() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let answers = try await intake.pipeline(try sampleSubmissions().map { submitRequest($0) })
+                #expect(answers.allSatisfy { $0["status"] == "accepted" })
+                let last = try #require(answers.last?["seq"]?.int64Value)
+
+                let reporting = try await stack.reportingClient()
+                let markdown = try await reporting.expectOK(["op": "factsheet", "date": "2023-02-06", "min_seq": .int(last)])
+                let text = try #require(markdown["text"]?.stringValue)
+                #expect(text.hasPrefix("# FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America\n\n**February 2023**\n\n"))
+                #expect(text.contains("Highlights to date include:"))
+                let rendered = text.split(separator: "\n").filter { $0.hasPrefix("- ") }.map { Self.normalise(String($0.dropFirst(2))) }
+                let seed = try Self.seedBullets()
+                #expect(rendered.count == seed.count)
+                for (mine, theirs) in zip(rendered, seed) {
+                    #expect(mine == theirs)
+                }
+
+                let json = try await reporting.expectOK(["op": "factsheet", "format": "json", "date": "2023-02-06"])
+                #expect(json["format"] == "json")
+                #expect(json["date"] == "2023-02-06")
+                let highlights = try #require(json["highlights"]?.arrayValue)
+                #expect(highlights.count == 20)
+                let opportunity = try #require(highlights.first)
+                #expect(opportunity["heading"] == "Creating Opportunities")
+                let firms = try #require(opportunity["numbers"]?[0])
+                #expect(firms["indicator"] == "firms_supported")
+                #expect(firms["rounded"] == 8000)
+                #expect(firms["qualifier"] == "nearly")
+                #expect(firms["text"] == "nearly 8,000")
+                let exactFirms = try #require(firms["exact"]?.int64Value)
+                #expect((7500..<8000).contains(exactFirms))
+                // Traceability: the seqs behind the number are real submissions that sum to it.
+                let seqs = (firms["submissions"]?.arrayValue ?? []).compactMap { $0.int64Value }
+                #expect(!seqs.isEmpty)
+                let sample = try sampleSubmissions()
+                var traced: Int64 = 0
+                for seq in seqs {
+                    for v in sample[Int(seq) - 1]["values"]?.arrayValue ?? [] where v["indicator"] == "firms_supported" {
+                        traced += v["value"]?.int64Value ?? 0
+                    }
+                }
+                #expect(traced == exactFirms)
+                let financing = try #require(opportunity["numbers"]?[2])
+                #expect(financing["exact"] == 179000000)
+                #expect(financing["qualifier"] == .null)
+                let agriculture = try #require(highlights.first { $0["heading"] == "Assisting Agricultural Workers" }?["numbers"]?[0])
+                #expect(agriculture["qualifier"] == "an estimated")
+                #expect(agriculture["estimate"] == true)
+
+                // An earlier date sees only the periods that had started by then.
+                let early = try await reporting.expectOK(["op": "factsheet", "format": "json", "date": "2021-06-30"])
+                let earlyFirms = early["highlights"]?[0]?["numbers"]?[0]
+                #expect(earlyFirms?["exact"] == 0)
+                await intake.close()
+                await reporting.close()
+            }
+        }
+    }
+}

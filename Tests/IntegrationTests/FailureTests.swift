@@ -1,0 +1,161 @@
+import Foundation
+import RootcausesJSON
+import RootcausesPostgres
+import RootcausesProtocol
+import RootcausesTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Integration {
+    @Suite struct FailureTests {
+        /// Many small submissions over a few indicators, with the totals they must add up to.
+        static func workload(count: Int, prefix: String) -> (requests: [JSON], totals: [String: Int]) {
+            let indicators = ["firms_supported", "smuggling_arrests", "police_trained", "humanitarian_usd", "youth_gang_resistance"]
+            var totals: [String: Int] = [:]
+            var requests: [JSON] = []
+            for i in 0..<count {
+                var values: [JSON] = []
+                for (k, indicator) in indicators.enumerated() where (i + k) % 2 == 0 || k == 0 {
+                    let amount = (i * 37 + k * 11) % 900 + 1
+                    totals[indicator, default: 0] += amount
+                    values.append(value(indicator, ["SV", "GT", "HN"][(i + k) % 3], .int(amount)))
+                }
+                let reporter = ["USAID", "STATE", "DHS"][i % 3]
+                requests.append(submitRequest(submission("\(prefix)-\(i)", reporter: reporter, period: "FY2022Q\(i % 4 + 1)", values: values)))
+            }
+            return (requests, totals)
+        }
+
+        static func expectTotals(_ stack: ServiceStack, minSeq: Int64, _ expected: [String: Int]) async throws {
+            let reporting = try await stack.reportingClient()
+            let answer = try await reporting.expectOK([
+                "op": "totals", "group_by": ["indicator"], "min_seq": .int(minSeq), "timeout_ms": 30_000,
+            ])
+            #expect(rowsByKey(answer, keys: ["indicator"]) == expected.mapValues(String.init))
+            await reporting.close()
+        }
+
+        @Test func unavailableWhilePostgresIsDownAndRecoveryAfter() async throws {
+            let cluster = try TestDatabase.privateCluster()
+            defer { try? cluster.kill() }
+            try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                let before = try await intake.expectOK(submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)])))
+                #expect(before["seq"] == 1)
+
+                try cluster.kill()
+                let down = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]), id: "d"))
+                #expect(down.errorCode == "unavailable")
+                #expect(down["id"] == "d")
+                let read = try await reporting.request(["op": "totals"])
+                #expect(read.errorCode == "unavailable")
+                let aggregation = try await stack.aggregationClient()
+                #expect(try await aggregation.request(["op": "status"]).errorCode == "unavailable")
+                // The services themselves stay up and answer what needs no database.
+                #expect(try await intake.request(["op": "ping"])["ok"] == true)
+
+                try cluster.restart()
+                // The same connections work again; the submission that failed was not stored, so it is new.
+                var retried: JSON = .null
+                for _ in 0..<50 {
+                    retried = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)])))
+                    if retried["ok"] == true { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(retried["status"] == "accepted")
+                #expect(retried["seq"] == 2)
+                let totals = try await reporting.expectOK(["op": "totals", "min_seq": 2, "timeout_ms": 20_000])
+                #expect(totals["rows"]?[0]?["value"] == 7)
+                await intake.close()
+                await reporting.close()
+                await aggregation.close()
+            }
+        }
+
+        @Test func killingAggregationMidStreamNeverLosesOrDoubleCounts() async throws {
+            try await withServiceStack { stack in
+                // Small batches, so a SIGKILL lands between and inside many apply transactions.
+                await stack.aggregations[0].killNow()
+                try await stack.startAggregation(index: 0, extra: ["--batch-size", "3"])
+                let (requests, totals) = Self.workload(count: 400, prefix: "kill")
+                let intake = try await stack.intakeClient()
+                let feeder = Task {
+                    var last: Int64 = 0
+                    for chunk in stride(from: 0, to: requests.count, by: 20) {
+                        let answers = try await intake.pipeline(Array(requests[chunk..<min(chunk + 20, requests.count)]))
+                        for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
+                    }
+                    return last
+                }
+                for round in 0..<5 {
+                    try await Task.sleep(for: .milliseconds(150 + 40 * round))
+                    await stack.aggregations[0].killNow()
+                    try await stack.startAggregation(index: 0, extra: ["--batch-size", "3"])
+                }
+                let last = try await feeder.value
+                #expect(last == 400)
+                try await Self.expectTotals(stack, minSeq: last, totals)
+                await intake.close()
+            }
+        }
+
+        @Test func twoAggregationInstancesShareTheWorkWithoutDoubleCounting() async throws {
+            try await withServiceStack { stack in
+                try await stack.addAggregation()
+                let (requests, totals) = Self.workload(count: 300, prefix: "two")
+                // Nudge both instances: intake only knows the first, so nudge the second by hand as we go.
+                let intake = try await stack.intakeClient()
+                let second = try await stack.aggregationClient(1)
+                var last: Int64 = 0
+                for chunk in stride(from: 0, to: requests.count, by: 25) {
+                    let answers = try await intake.pipeline(Array(requests[chunk..<min(chunk + 25, requests.count)]))
+                    last = answers.compactMap { $0["seq"]?.int64Value }.max() ?? last
+                    _ = try await second.expectOK(["op": "nudge", "seq": .int(last)])
+                }
+                try await Self.expectTotals(stack, minSeq: last, totals)
+                for index in 0..<2 {
+                    let client = try await stack.aggregationClient(index)
+                    let status = try await client.expectOK(["op": "status"])
+                    #expect(status["applied_seq"] == .int(last))
+                    #expect(status["latest_seq"] == .int(last))
+                    #expect(status["backlog"] == 0)
+                    #expect(status["partitions"] == 8)
+                    await client.close()
+                }
+                await intake.close()
+                await second.close()
+            }
+        }
+
+        @Test func sigtermLetsTheRequestInFlightFinish() async throws {
+            let url = try await TestDatabase.create()
+            let logs = "/tmp/rootcauses-tests-\(getpid())/logs/sigterm"
+            let stack = try ServiceStack(databaseURL: url, logDirectory: logs)
+            try await stack.start()
+            do {
+                let intake = try await stack.intakeClient()
+                let (requests, _) = Self.workload(count: 50, prefix: "term")
+                let inFlight = Task { try await intake.pipeline(requests) }
+                try await Task.sleep(for: .milliseconds(30))
+                let statuses = await stack.stop()
+                #expect(statuses.values.allSatisfy { $0 == 0 }, "\(statuses)")
+                // Whatever was answered was stored; nothing was answered that was not.
+                let answered = (try? await inFlight.value) ?? []
+                let acknowledged = answered.filter { $0["ok"] == true }.count
+                let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
+                let stored = try await pool.withConnection { try $0.query("SELECT count(*) AS n FROM submissions").first?.int("n") ?? -1 }
+                await pool.shutdown()
+                #expect(stored >= acknowledged)
+                #expect(stored <= 50)
+                await intake.close()
+            } catch {
+                await stack.stop()
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import RootcausesJSON
+import RootcausesTesting
+import Testing
+
+/// All integration tests run one at a time: each starts real processes and a database, and
+/// the machine they run on may have two cores.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct Integration {}
+
+/// The package's root folder (this file is Tests/IntegrationTests/Support.swift).
+let packageRoot: String = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// The shipped sample submissions, one JSON object each.
+func sampleSubmissions() throws -> [JSON] {
+    let text = try String(contentsOfFile: packageRoot + "/Deploy/sample/submissions.ndjson", encoding: .utf8)
+    return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
+}
+
+/// A submission object.
+func submission(
+    _ id: String, reporter: String = "USAID", period: String = "FY2022Q1", activity: String? = nil, values: [JSON]
+) -> JSON {
+    var object: JSON = ["submission_id": .string(id), "reporter": .string(reporter), "period": .string(period), "values": .array(values)]
+    if let activity { object = object.setting("activity", to: .string(activity)) }
+    return object
+}
+
+/// One value of a submission.
+func value(
+    _ indicator: String, _ country: String, _ amount: JSON, sex: String? = nil, age: String? = nil, estimate: Bool? = nil
+) -> JSON {
+    var object: JSON = ["indicator": .string(indicator), "country": .string(country), "value": amount]
+    var cells: [(String, JSON)] = []
+    if let sex { cells.append(("sex", .string(sex))) }
+    if let age { cells.append(("age", .string(age))) }
+    if !cells.isEmpty { object = object.setting("disaggregation", to: .object(cells)) }
+    if let estimate { object = object.setting("estimate", to: .bool(estimate)) }
+    return object
+}
+
+extension JSON {
+    /// `error.code` of an answer.
+    var errorCode: String? { self["error"]?["code"]?.stringValue }
+    /// The `code`s of `error.details`.
+    var detailCodes: [String] { (self["error"]?["details"]?.arrayValue ?? []).compactMap { $0["code"]?.stringValue } }
+    /// The `path`s of `error.details`.
+    var detailPaths: [String] { (self["error"]?["details"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue } }
+}
+
+/// The totals rows of a reporting answer, keyed by the joined group keys.
+func rowsByKey(_ answer: JSON, keys: [String]) -> [String: String] {
+    var result: [String: String] = [:]
+    for row in answer["rows"]?.arrayValue ?? [] {
+        let key = keys.map { row[$0]?.stringValue ?? "" }.joined(separator: "|")
+        result[key] = row["value"]?.numberLiteral
+    }
+    return result
+}
