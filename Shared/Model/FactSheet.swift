@@ -76,7 +76,8 @@ public struct FactSheetTemplate: Sendable {
             current = nil
         }
         var title: String?
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Any line ending: "\r\n" is one Character in Swift, and a newline.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("<!--") {
                 flush()

@@ -30,7 +30,8 @@ public struct PhrasedNumber: Sendable, Equatable {
 
 /// The rule that turns an exact total into honest words (see docs/CONTRACTS.md):
 ///
-/// 1. If 0 < E < P, lower P to the largest power of ten not above E.
+/// 1. If 0 < E < P, lower P to the largest power of ten not above E (not below a cent for
+///    money, nor below 1 for counts).
 /// 2. R = E rounded half-up to a multiple of P.
 /// 3. Qualifier: estimate word if any value behind E is an estimate; none if E == R;
 ///    the "above" word if E > R; the "below" word if E < R.
@@ -41,10 +42,13 @@ public enum NumberPhrasing {
         exact: Decimal, precision requested: Decimal, isMoney: Bool, estimate: Bool,
         words: QualifierWords = QualifierWords(), bare: Bool = false
     ) -> PhrasedNumber {
-        var precision = max(requested, 1)
+        // Money can be stated to the cent; counts are whole.
+        let finest: Decimal = isMoney ? Decimal(string: "0.01")! : 1
+        var precision = max(requested, finest)
         if exact > 0, exact < precision {
             precision = 1
             while precision * 10 <= exact { precision *= 10 }
+            while precision > exact, precision > finest { precision /= 10 }
         }
         let rounded = roundHalfUp(exact / precision) * precision
         var qualifier: String?
