@@ -97,13 +97,13 @@ public struct LocalCluster: Sendable {
         )
     }
 
-    /// Starts a detached watcher that stops this cluster (and deletes its folder when
-    /// `removeDirectory`) once process `pid` is gone, so a crashed test run leaves nothing behind.
-    public func stopWhenProcessExits(_ pid: Int32, removeDirectory: Bool) throws {
+    /// Starts a detached watcher that stops this cluster (and deletes `removing`, a folder that
+    /// holds it, when given) once process `pid` is gone, so a crashed test run leaves nothing behind.
+    public func stopWhenProcessExits(_ pid: Int32, removing folder: String? = nil) throws {
         let pgCtl = LocalCluster.commandLine(
             binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], asPostgres: geteuid() == 0)
         var script = "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; \(pgCtl) >/dev/null 2>&1"
-        if removeDirectory { script += "; rm -rf \(shellQuote(dataDirectory))" }
+        if let folder { script += "; rm -rf \(shellQuote(folder))" }
         let pid = try ChildProcess.spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], outputPath: "/dev/null")
         // Reap it whenever it ends, so it never lingers as a zombie of ours.
         Thread.detachNewThread { _ = ChildProcess.exitStatus(of: pid, wait: true) }

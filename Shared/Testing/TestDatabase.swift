@@ -34,7 +34,7 @@ public enum TestDatabase {
         let directory = "/tmp/rootcauses-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let cluster = try LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
-        try cluster.stopWhenProcessExits(getpid(), removeDirectory: true)
+        try cluster.stopWhenProcessExits(getpid(), removing: directory)
         return cluster
     }
 
@@ -53,7 +53,7 @@ public enum TestDatabase {
                 try? FileManager.default.removeItem(atPath: directory)
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let cluster = try LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
-                try cluster.stopWhenProcessExits(getpid(), removeDirectory: true)
+                try cluster.stopWhenProcessExits(getpid(), removing: directory)
                 sharedCluster = cluster
                 atexit {
                     try? sharedCluster?.kill()

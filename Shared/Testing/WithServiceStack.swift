@@ -34,7 +34,12 @@ public func withServiceStack<T>(
         return result
     } catch {
         await stack.stop()
-        throw error
+        // The logs go with the throwaway folder: keep what explains the failure.
+        var tails = ""
+        for process in [stack.intake, stack.reporting].compactMap({ $0 }) + stack.aggregations {
+            tails += "\n--- \(process.name) ---\n" + process.logTail(lines: 15)
+        }
+        throw LaunchError("\(error)\nservice logs:\(tails)")
     }
 }
 
