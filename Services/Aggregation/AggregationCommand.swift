@@ -7,12 +7,7 @@ struct AggregationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggregation",
         abstract: "Applies accepted submissions to the aggregate tables exactly once (default port 7402).",
-        discussion: """
-            Work is split into partitions by indicator; each partition has a watermark that moves
-            in the same transaction as the aggregates it covers, so a crash never loses or repeats
-            work. Run as many instances as you like: they share the partitions through row locks.
-            Catches up on start, on every nudge from intake, and on a timer.
-            """)
+        discussion: "Work is split into partitions by indicator; each partition has a watermark that moves in the same transaction as the aggregates it covers, so a crash never loses or repeats work. Run as many instances as you like: they share the partitions through row locks. Catches up on start, on every nudge from intake, and on a timer.")
 
     @OptionGroup var options: ServiceOptions
 

@@ -51,10 +51,14 @@ final class AggregationWorker: Service, Sendable {
         // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
         while !Task.isShuttingDownGracefully {
             do {
+                let started = ContinuousClock.now
                 let pass = try await applier.applyPass()
                 lastShare.withLockedValue { $0 = pass.held }
                 if pass.applied > 0 {
-                    logger.debug("applied submissions", metadata: ["partitions": "\(pass.held)", "applied": "\(pass.applied)"])
+                    logger.debug("applied submissions", metadata: [
+                        "partitions": "\(pass.held)", "applied": "\(pass.applied)",
+                        "duration": "\(ContinuousClock.now - started)",
+                    ])
                 }
                 if !pass.moreWork { return }
             } catch {

@@ -8,65 +8,64 @@ struct Applier: Sendable {
     let instance: String
     let batchSize: Int
 
-    /// A non-negative number derived from an indicator code that never changes across PostgreSQL
-    /// versions (unlike `hashtext`): partition watermarks rely on each indicator staying put.
-    static func partitionOfIndicator(_ column: String) -> String {
-        "('x' || substr(md5(\(column)), 1, 7))::bit(28)::integer"
-    }
-
     /// What one pass over the partitions did.
     struct Pass: Sendable {
         /// Partitions this instance held and worked on.
         var held: [Int] = []
-        /// Submissions applied, summed over partitions.
+        /// The most submissions any partition moved forward by.
         var applied = 0
         /// True when some partition still has work beyond its batch.
         var moreWork = false
     }
 
-    /// Applies pending submissions to every partition no other instance is working on.
+    /// Applies pending submissions to every partition no other instance is working on, in one
+    /// statement (one round trip, one commit): lock the free partitions (`SKIP LOCKED`), insert
+    /// the contributions of the submissions after each one's watermark, and move the watermarks.
+    /// The inserts and the watermark moves commit together or not at all, so exactly once.
     func applyPass() async throws -> Pass {
-        var pass = Pass()
-        let start = Int.random(in: 0..<Schema.aggregationPartitions)  // spread instances over partitions
-        for offset in 0..<Schema.aggregationPartitions {
-            let partition = (start + offset) % Schema.aggregationPartitions
-            guard let result = try await apply(partition: partition) else { continue }
-            pass.held.append(partition)
-            pass.applied += result.applied
-            pass.moreWork = pass.moreWork || result.moreWork
-        }
-        pass.held.sort()
-        return pass
-    }
-
-    /// One transaction: lock the partition (skip it if another instance has it), apply the
-    /// submissions after its watermark, move the watermark. All or nothing, so exactly once.
-    func apply(partition: Int) async throws -> (applied: Int, moreWork: Bool)? {
         let batchSize = self.batchSize
         let instance = self.instance
-        return try await pool.withTransaction { connection -> (applied: Int, moreWork: Bool)? in
-            let locked = try connection.query(
-                "SELECT applied_seq FROM aggregation_partitions WHERE partition = $1::integer FOR UPDATE SKIP LOCKED", [partition])
-            guard let applied = locked.first?.int64("applied_seq") else { return nil }
-            // Seqs commit in order (see intake), so every seq up to the committed counter is visible.
-            let latest = try connection.query("SELECT last_seq FROM seq_counter").first?.int64("last_seq") ?? 0
-            let target = min(latest, applied + Int64(batchSize))
-            guard target > applied else { return (0, false) }
+        let rows = try await pool.withConnection { connection in
             try connection.query("""
-                INSERT INTO aggregate_contributions (seq, indicator, country, reporter, period_start, period_end, value, estimate)
-                SELECT s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end, sum(v.value), bool_or(v.estimate)
-                FROM submissions s
-                JOIN submission_values v ON v.submission = s.id
-                WHERE s.seq > $1::bigint AND s.seq <= $2::bigint
-                  AND \(Self.partitionOfIndicator("v.indicator")) % $3::integer = $4::integer
-                GROUP BY s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end
-                """, [applied, target, Schema.aggregationPartitions, partition])
-            try connection.query("""
-                UPDATE aggregation_partitions SET applied_seq = $2::bigint, applied_by = $3, applied_at = now()
-                WHERE partition = $1::integer
-                """, [partition, target, instance])
-            return (Int(target - applied), target < latest)
+                WITH locked AS (
+                    SELECT partition, applied_seq FROM aggregation_partitions ORDER BY partition FOR UPDATE SKIP LOCKED
+                ), latest AS (
+                    -- Seqs commit in order (see intake): every seq up to the committed counter is visible.
+                    SELECT last_seq FROM seq_counter
+                ), target AS (
+                    SELECT l.partition, l.applied_seq AS from_seq, LEAST(latest.last_seq, l.applied_seq + $1::bigint) AS to_seq
+                    FROM locked l, latest
+                ), inserted AS (
+                    INSERT INTO aggregate_contributions (seq, indicator, country, reporter, period_start, period_end, value, estimate)
+                    SELECT s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end, sum(v.value), bool_or(v.estimate)
+                    FROM submissions s
+                    JOIN submission_values v ON v.submission = s.id
+                    JOIN target t ON t.partition = v.partition AND s.seq > t.from_seq AND s.seq <= t.to_seq
+                    WHERE s.seq > (SELECT min(from_seq) FROM target) AND s.seq <= (SELECT max(to_seq) FROM target)
+                    GROUP BY s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end
+                    RETURNING 1
+                ), moved AS (
+                    UPDATE aggregation_partitions p SET applied_seq = t.to_seq, applied_by = $2, applied_at = now()
+                    FROM target t
+                    WHERE p.partition = t.partition AND t.to_seq > t.from_seq
+                    RETURNING p.partition
+                )
+                SELECT t.partition, t.from_seq, t.to_seq, (SELECT last_seq FROM latest) AS latest,
+                       (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM moved) AS moved
+                FROM target t
+                ORDER BY t.partition
+                """, [Int64(batchSize), instance])
         }
+        var pass = Pass()
+        for row in rows {
+            guard let partition = row.int("partition"), let from = row.int64("from_seq"), let to = row.int64("to_seq"),
+                let latest = row.int64("latest")
+            else { continue }
+            pass.held.append(partition)
+            pass.applied = max(pass.applied, Int(to - from))
+            pass.moreWork = pass.moreWork || to < latest
+        }
+        return pass
     }
 
     /// The applied watermark (every seq up to it is applied in every partition) and the latest committed seq.

@@ -26,7 +26,9 @@ struct LocalStack {
     let cluster: LocalCluster?
 
     /// Starts PostgreSQL (unless a URL is given) and the three services.
-    static func start(options: StackOptions, ports: (Int, Int, Int), log: (String) -> Void) async throws -> LocalStack {
+    static func start(
+        options: StackOptions, ports: (Int, Int, Int), database: String = "rootcauses", log: (String) -> Void
+    ) async throws -> LocalStack {
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "rootcauses") { StreamLogHandler.standardError(label: $0) }
@@ -46,7 +48,7 @@ struct LocalStack {
             log("starting a private PostgreSQL cluster in \(clusterDirectory)")
             let started = try LocalCluster.start(dataDirectory: clusterDirectory, durable: true, logger: logger)
             cluster = started
-            databaseURL = try await ensureDatabase(named: "rootcauses", on: started, logger: logger)
+            databaseURL = try await ensureDatabase(named: database, on: started, logger: logger)
         }
         let stack = try ServiceStack(
             databaseURL: databaseURL, logDirectory: dataDirectory + "/logs",

@@ -6,11 +6,7 @@ struct IntakeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intake",
         abstract: "Accepts result submissions over the Rootcauses line protocol (default port 7401).",
-        discussion: """
-            Validates each submission against the catalogue, stores it and its values in one
-            transaction, answers with its sequence number only after the commit, then nudges
-            aggregation. See docs/PROTOCOL.md.
-            """)
+        discussion: "Validates each submission against the catalogue, stores it and its values in one transaction, answers with its sequence number only after the commit, then nudges aggregation. See docs/PROTOCOL.md.")
 
     @OptionGroup var options: ServiceOptions
 

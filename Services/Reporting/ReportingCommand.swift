@@ -7,10 +7,7 @@ struct ReportingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reporting",
         abstract: "Answers totals queries and renders fact sheets from the aggregates (default port 7403).",
-        discussion: """
-            Every read accepts min_seq and timeout_ms: it answers once every submission up to
-            that seq is aggregated, so a client can read its own writes. See docs/PROTOCOL.md.
-            """)
+        discussion: "Every read accepts min_seq and timeout_ms: it answers once every submission up to that seq is aggregated, so a client can read its own writes. See docs/PROTOCOL.md.")
 
     @OptionGroup var options: ServiceOptions
 

@@ -20,9 +20,10 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string.
     public init(conninfo: String, applicationName: String = "rootcauses", logger: Logger) throws(PostgresError) {
-        // Defaults first: settings spelled in the URL win over them.
-        let keywords = ["connect_timeout", "application_name", "dbname"]
-        let values = ["5", applicationName, conninfo]
+        // Defaults first: settings spelled in the URL win over them. JIT is off: it compiled
+        // for a second on short statements whose row estimates were poor (seen on aggregation).
+        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
+        let values = ["5", applicationName, "-c jit=off", conninfo]
         let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)

@@ -50,6 +50,10 @@ public enum Schema {
                 cell        text NOT NULL,
                 value       numeric NOT NULL CHECK (value >= 0),
                 estimate    boolean NOT NULL,
+                -- The aggregation partition of the indicator, computed once at insert. md5, unlike
+                -- hashtext, never changes across PostgreSQL versions: watermarks rely on that.
+                partition   integer NOT NULL GENERATED ALWAYS AS
+                                (('x' || substr(md5(indicator), 1, 7))::bit(28)::integer % 8) STORED,
                 PRIMARY KEY (submission, ordinal),
                 UNIQUE (submission, indicator, country, cell)
             );

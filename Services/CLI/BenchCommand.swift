@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RootcausesJSON
+import RootcausesModel
+import RootcausesPostgres
+import RootcausesProtocol
+import RootcausesService
+
+/// Measures the quality bars: durable intake throughput against a raw COPY into the same
+/// tables, and the lag from an acknowledgement to the value being visible in reports.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure intake throughput against raw COPY, and ack-to-visible lag, on a local stack.",
+        discussion: "Starts PostgreSQL and the three services like 'demo' does (in a fresh database 'rootcauses_bench'), prints figures, and shuts down. Everything runs on this machine, so the figures include the services and PostgreSQL sharing its cores.")
+
+    @OptionGroup var stackOptions: StackOptions
+
+    @Option(help: "Submissions in the throughput run.") var submissions: Int = 2000
+    @Option(help: "Values per submission (distinct cells, up to 10,000).") var values: Int = 50
+    @Option(help: "Concurrent intake connections.") var clients: Int = 4
+    @Option(help: "Requests in flight per connection.") var window: Int = 8
+    @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.") var lagSamples: Int = 300
+
+    func run() async throws {
+        guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
+            throw ValidationError("counts must be positive, and --values at most 10000")
+        }
+        let cataloguePath = findShippedFile("catalogue.json") ?? "Deploy/config/catalogue.json"
+        let catalogue = try Catalogue.load(path: cataloguePath)
+        let cells = benchCells(catalogue)
+        guard cells.count >= values else { throw ValidationError("the catalogue has only \(cells.count) distinct cells") }
+
+        var options = stackOptions
+        if options.dataDirectory == ".rootcauses" { options.dataDirectory = ".rootcauses/bench" }
+        let database = "rootcauses_bench_\(Int(Date().timeIntervalSince1970))"
+        let running = try await LocalStack.start(options: options, ports: (0, 0, 0), database: database, log: progress)
+        do {
+            try await measure(running: running, cells: Array(cells.prefix(values)))
+        } catch {
+            await running.stop(log: progress)
+            throw error
+        }
+        await running.stop(log: progress)
+    }
+
+    private func measure(running: LocalStack, cells: [JSON]) async throws {
+        let stack = running.stack
+        let totalValues = submissions * values
+        progress("workload: \(submissions) submissions x \(values) values = \(totalValues) values; \(clients) connections, \(window) in flight each")
+
+        // 1. Raw COPY of the same rows into the same tables, one durable transaction.
+        let copySeconds = try await rawCopy(databaseURL: stack.databaseURL, cells: cells)
+        let copyRate = Double(totalValues) / copySeconds
+        print(String(format: "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s", totalValues, copySeconds, copyRate))
+
+        // 2. Durable intake: every answer comes after its commit.
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    let intake = try await stack.intakeClient()
+                    defer { Task { await intake.close() } }
+                    let mine = stride(from: client, to: submissions, by: clients).map { $0 }
+                    for chunk in stride(from: 0, to: mine.count, by: window) {
+                        let requests = mine[chunk..<min(chunk + window, mine.count)].map { i in
+                            submitRequest(benchSubmission("bench-\(i)", cells: cells))
+                        }
+                        for answer in try await intake.pipeline(Array(requests)) where answer["status"] != "accepted" {
+                            throw CLIError("bench submission failed: \(answer.serialized.prefix(300))")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let intakeSeconds = (ContinuousClock.now - started).seconds
+        let intakeRate = Double(totalValues) / intakeSeconds
+        print(String(format: "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY",
+                     totalValues, intakeSeconds, intakeRate, Double(submissions) / intakeSeconds, 100 * intakeRate / copyRate))
+
+        // Let aggregation drain the backlog before measuring lag.
+        let drainStart = ContinuousClock.now
+        let reporting = try await stack.reportingClient()
+        _ = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": .int(submissions), "timeout_ms": 60_000])
+        print(String(format: "aggregation drained the backlog %.2f s after the last ack", (ContinuousClock.now - drainStart).seconds))
+
+        // 3. Ack-to-visible lag while one connection keeps intake busy.
+        let load = Task {
+            let intake = try await stack.intakeClient()
+            defer { Task { await intake.close() } }
+            var i = 0
+            while !Task.isCancelled {
+                let requests = (0..<window).map { k in submitRequest(benchSubmission("load-\(i)-\(k)", cells: cells)) }
+                _ = try await intake.pipeline(requests)
+                i += 1
+            }
+        }
+        let prober = try await stack.intakeClient()
+        var lags: [Double] = []
+        for i in 0..<lagSamples {
+            let probe = submission(id: "probe-\(i)", values: [["indicator": "firms_supported", "country": "HN", "value": 1]])
+            let acked = try await prober.expectOK(submitRequest(probe))
+            let ackTime = ContinuousClock.now
+            let seq = acked["seq"]!.int64Value!
+            _ = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 30_000])
+            lags.append((ContinuousClock.now - ackTime).seconds * 1000)
+        }
+        load.cancel()
+        _ = try? await load.value
+        await prober.close()
+        await reporting.close()
+        lags.sort()
+        func percentile(_ p: Double) -> Double { lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
+        print(String(format: "ack-to-visible lag under load (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
+                     lags.count, percentile(0.5), percentile(0.95), percentile(0.99), lags.last!))
+    }
+
+    /// Inserts the same rows intake would, with COPY, in one transaction; returns seconds. Cleans up after.
+    private func rawCopy(databaseURL: String, cells: [JSON]) async throws -> Double {
+        let logger = Logger(label: "bench")
+        let pool = PostgresPool(conninfo: databaseURL, maximumConnections: 1, applicationName: "rootcauses-bench", logger: logger)
+        defer { Task { await pool.shutdown() } }
+        let submissions = self.submissions
+        let rows: [String] = cells.enumerated().map { ordinal, cell in
+            let parts = cell["disaggregation"]?.objectValue ?? []
+            let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }.joined(separator: ";")
+            return "\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
+        }
+        return try await pool.withConnection { connection in
+            let start = ContinuousClock.now
+            try connection.transaction { connection in
+                // Negative ids keep these rows apart from real ones; they get no seq, so nothing aggregates them.
+                var submissionLines: [String] = []
+                var valueLines: [String] = []
+                submissionLines.reserveCapacity(submissions)
+                valueLines.reserveCapacity(submissions * rows.count)
+                for i in 1...submissions {
+                    submissionLines.append("-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(rows.count)\tx\n")
+                    for row in rows { valueLines.append("-\(i)" + row) }
+                }
+                try connection.copyIn(
+                    "COPY submissions (id, reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest) FROM STDIN",
+                    lines: submissionLines)
+                try connection.copyIn(
+                    "COPY submission_values (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN", lines: valueLines)
+            }
+            let seconds = (ContinuousClock.now - start).seconds
+            try connection.transaction { connection in
+                try connection.query("DELETE FROM submission_values WHERE submission < 0")
+                try connection.query("DELETE FROM submissions WHERE id < 0")
+            }
+            return seconds
+        }
+    }
+}
+
+/// Distinct (indicator, country, sex, age) cells from indicators disaggregated by both.
+private func benchCells(_ catalogue: Catalogue) -> [JSON] {
+    let sexes = catalogue.dimensions.first { $0.name == "sex" }?.values ?? []
+    let ages = catalogue.dimensions.first { $0.name == "age" }?.values ?? []
+    var cells: [JSON] = []
+    for indicator in catalogue.indicators where Set(indicator.dimensions) == ["sex", "age"] && !indicator.isMoney {
+        for country in indicator.countries {
+            for sex in sexes {
+                for age in ages {
+                    cells.append([
+                        "indicator": .string(indicator.code), "country": .string(country),
+                        "value": .int(cells.count % 97 + 1), "disaggregation": ["sex": .string(sex), "age": .string(age)],
+                    ])
+                }
+            }
+        }
+    }
+    // firms_supported is whole-only; put one cell of it first so lag probes can read it.
+    return [["indicator": "firms_supported", "country": "SV", "value": 1]] + cells
+}
+
+private func benchSubmission(_ id: String, cells: [JSON]) -> JSON {
+    submission(id: id, values: cells)
+}
+
+private func submission(id: String, values: [JSON]) -> JSON {
+    ["submission_id": .string(id), "reporter": "USAID", "period": "FY2022Q1", "values": .array(values)]
+}
+
+private func submitRequest(_ submission: JSON) -> JSON {
+    ["op": "submit", "submission": submission]
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
