@@ -20,17 +20,21 @@ struct IntakeHandler: RequestHandler {
 
     func handle(_ request: Request, logger: Logger) async throws(ProtocolError) -> [(String, JSON)] {
         var dryRun = false
+        var requestProblems: [Problem] = []
         if let field = request.body["dry_run"], !field.isNull {
-            guard let flag = field.boolValue else {
-                throw ProtocolError(.invalidRequest, "'dry_run' must be true or false",
-                    details: [Problem(path: "dry_run", code: "wrong_type", message: "'dry_run' must be a boolean").json])
+            if let flag = field.boolValue { dryRun = flag } else {
+                requestProblems.append(Problem(path: "dry_run", code: "wrong_type", message: "'dry_run' must be true or false"))
             }
-            dryRun = flag
+        }
+        let check = validator.check(request.body["submission"], today: Day.today())
+        if case .malformed(let problems) = check { requestProblems += problems }
+        if !requestProblems.isEmpty {
+            throw ProtocolError(.invalidRequest, summary("the request is malformed", requestProblems), details: requestProblems.map(\.json))
         }
         let submission: ValidSubmission
-        switch validator.check(request.body["submission"], today: Day.today()) {
-        case .malformed(let problems):
-            throw ProtocolError(.invalidRequest, summary("the request is malformed", problems), details: problems.map(\.json))
+        switch check {
+        case .malformed:
+            preconditionFailure("handled above")
         case .invalid(let problems):
             throw ProtocolError(.validationFailed, summary("the submission was rejected; nothing was stored", problems),
                 details: problems.map(\.json))

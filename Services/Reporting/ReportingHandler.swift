@@ -17,14 +17,16 @@ struct ReportingHandler: RequestHandler {
     static let maximumTimeoutMilliseconds: Int64 = 60_000
 
     func handle(_ request: Request, logger: Logger) async throws(ProtocolError) -> [(String, JSON)] {
-        // Check the request fully before waiting on anything.
-        let wait = try readWait(request.body)
+        // Check the request fully, listing every problem, before waiting on anything.
+        var problems: [Problem] = []
+        let wait = readWait(request.body, problems: &problems)
         let work: Work
         switch request.op {
         case "indicators": work = .indicators
-        case "totals": work = try readTotals(request.body)
-        default: work = try readFactSheet(request.body)
+        case "totals": work = readTotals(request.body, problems: &problems)
+        default: work = readFactSheet(request.body, problems: &problems)
         }
+        guard problems.isEmpty else { throw invalid(problems) }
         do {
             let applied = try await waitForApplied(minSeq: wait.minSeq, timeoutMilliseconds: wait.timeout)
             var fields: [(String, JSON)] = [("applied_seq", .int(applied))]
@@ -64,12 +66,15 @@ struct ReportingHandler: RequestHandler {
         ProtocolError(.invalidRequest, "\(problems[0].path): \(problems[0].message)", details: problems.map(\.json))
     }
 
-    private func readWait(_ body: JSON) throws(ProtocolError) -> (minSeq: Int64?, timeout: Int64) {
-        var problems: [Problem] = []
+    private func readWait(_ body: JSON, problems: inout [Problem]) -> (minSeq: Int64?, timeout: Int64) {
         var minSeq: Int64?
         if let field = body["min_seq"], !field.isNull {
-            if let value = field.int64Value, value >= 0 { minSeq = value } else {
-                problems.append(Problem(path: "min_seq", code: "wrong_type", message: "'min_seq' must be a non-negative integer"))
+            if let value = field.int64Value {
+                if value >= 0 { minSeq = value } else {
+                    problems.append(Problem(path: "min_seq", code: "invalid", message: "'min_seq' must not be negative"))
+                }
+            } else {
+                problems.append(Problem(path: "min_seq", code: "wrong_type", message: "'min_seq' must be an integer"))
             }
         }
         var timeout = Self.defaultTimeoutMilliseconds
@@ -79,7 +84,6 @@ struct ReportingHandler: RequestHandler {
                     message: "'timeout_ms' must be an integer from 0 to \(Self.maximumTimeoutMilliseconds)"))
             }
         }
-        guard problems.isEmpty else { throw invalid(problems) }
         return (minSeq, timeout)
     }
 
@@ -100,8 +104,7 @@ struct ReportingHandler: RequestHandler {
         return nil
     }
 
-    private func readTotals(_ body: JSON) throws(ProtocolError) -> Work {
-        var problems: [Problem] = []
+    private func readTotals(_ body: JSON, problems: inout [Problem]) -> Work {
         func checkEach(_ values: [String]?, _ key: String, _ exists: (String) -> Bool, _ what: String) {
             for (i, value) in (values ?? []).enumerated() where !exists(value) {
                 problems.append(Problem(path: "\(key)[\(i)]", code: "invalid", message: "'\(value)' is not \(what) in the catalogue"))
@@ -141,7 +144,6 @@ struct ReportingHandler: RequestHandler {
                 problems.append(Problem(path: "group_by", code: "wrong_type", message: "'group_by' must be a list"))
             }
         }
-        guard problems.isEmpty else { throw invalid(problems) }
         var indicatorFilter = indicators
         if let pillars {
             let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
@@ -152,8 +154,7 @@ struct ReportingHandler: RequestHandler {
             groupBy)
     }
 
-    private func readFactSheet(_ body: JSON) throws(ProtocolError) -> Work {
-        var problems: [Problem] = []
+    private func readFactSheet(_ body: JSON, problems: inout [Problem]) -> Work {
         var json = false
         if let field = body["format"], !field.isNull {
             switch field.stringValue {
@@ -168,7 +169,6 @@ struct ReportingHandler: RequestHandler {
                 problems.append(Problem(path: "date", code: "invalid", message: "'date' must be a day written YYYY-MM-DD"))
             }
         }
-        guard problems.isEmpty else { throw invalid(problems) }
         return .factSheet(date, json: json)
     }
 

@@ -240,19 +240,21 @@ public struct SubmissionValidator: Sendable {
                     valueOK = false
                 }
             }
-            // The number itself.
+            // The number itself: exactness is judged on the literal, magnitude before conversion.
             var canonical = ""
-            if let exact = Decimal(string: raw.literal), exact.isFinite {
-                if exact < 0 {
+            if let literal = NumberLiteral(raw.literal), (literal.magnitude ?? 0) < 30,
+                let exact = Decimal(string: raw.literal), exact.isFinite
+            {
+                if literal.isNegative {
                     problems.append(Problem(path: "\(at).value", code: "negative", message: "values cannot be negative (\(raw.literal))"))
                     valueOK = false
                 } else if let indicator {
                     if indicator.isMoney {
-                        if decimalPlaces(exact) > 2 {
+                        if literal.decimalPlaces > 2 {
                             problems.append(Problem(path: "\(at).value", code: "too_many_decimals", message: "amounts in USD take at most 2 decimal places (\(raw.literal))"))
                             valueOK = false
                         }
-                    } else if decimalPlaces(exact) > 0 {
+                    } else if literal.decimalPlaces > 0 {
                         problems.append(Problem(path: "\(at).value", code: "not_whole",
                             message: "\(indicator.code) counts \(indicator.unit): the value must be a whole number (\(raw.literal))"))
                         valueOK = false
@@ -265,7 +267,7 @@ public struct SubmissionValidator: Sendable {
                 }
                 canonical = "\(exact)"
             } else {
-                problems.append(Problem(path: "\(at).value", code: "out_of_range", message: "\(raw.literal) is not a usable finite number"))
+                problems.append(Problem(path: "\(at).value", code: "out_of_range", message: "\(raw.literal) is far outside any value a result can take"))
                 valueOK = false
             }
             let cell = raw.disaggregation.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: ";")
@@ -300,18 +302,4 @@ public struct SubmissionValidator: Sendable {
             submissionID: submissionID, reporter: reporter, periodText: periodText.uppercased(), period: period,
             activity: activity, values: values))
     }
-}
-
-/// The number of digits after the decimal point that matter (12.50 has 1).
-func decimalPlaces(_ value: Decimal) -> Int {
-    var v = value
-    var places = 0
-    while places < 40 {
-        var rounded = Decimal()
-        NSDecimalRound(&rounded, &v, 0, .plain)
-        if rounded == v { return places }
-        v *= 10
-        places += 1
-    }
-    return places
 }

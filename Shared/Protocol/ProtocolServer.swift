@@ -122,6 +122,10 @@ public final class ProtocolServer: Service, Sendable {
         logger[metadataKey: "op"] = "\(request.op)"
         switch request.op {
         case "hello":
+            if let asked = request.body["protocol"], !asked.isNull, asked.int64Value == nil {
+                return Response.failure(id: request.id, ProtocolError(.invalidRequest, "'protocol' must be an integer version number",
+                    details: [["path": "protocol", "code": "wrong_type", "message": "'protocol' must be an integer"]]))
+            }
             if let asked = request.body["protocol"], !asked.isNull, asked.int64Value != Int64(protocolVersion) {
                 return Response.failure(id: request.id, ProtocolError(.unsupportedProtocol,
                     "this server speaks protocol version \(protocolVersion)", details: [["supported": [.int(protocolVersion)]]]))

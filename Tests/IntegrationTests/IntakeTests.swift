@@ -97,6 +97,9 @@ extension Integration {
                     (submission("v3", values: [value("jobs_created", "HN", 1, sex: "other")]), ["unknown_dimension_value"], ["values[0].disaggregation.sex"]),
                     (submission("v4", values: [value("firms_supported", "HN", 1, sex: "female")]), ["unknown_dimension"], ["values[0].disaggregation.sex"]),
                     (submission("v5", values: [value("msme_financing_usd", "HN", .number("1.005"))]), ["too_many_decimals"], ["values[0].value"]),
+                    // Beyond Decimal's 38 digits: still not a whole number.
+                    (submission("v5b", values: [value("firms_supported", "HN", .number("1.000000000000000000000000000000000000000001"))]), ["not_whole"], ["values[0].value"]),
+                    (submission("v5c", values: [value("firms_supported", "HN", .number("1e400"))]), ["out_of_range"], ["values[0].value"]),
                     (submission("v6", values: [value("firms_supported", "HN", .number("1e13"))]), ["out_of_range"], ["values[0].value"]),
                     (submission("v7", values: [value("firms_supported", "HN", 1), value("firms_supported", "HN", 2)]), ["duplicate_value"], ["values[1]"]),
                     (submission("v8", values: [value("jobs_created", "HN", 3), value("jobs_created", "HN", 1, sex: "male")]), ["whole_and_parts"], ["values[1]"]),
@@ -127,6 +130,9 @@ extension Integration {
                     (submitRequest(submission("m4", values: [value("firms_supported", "HN", 1).setting("estimate", to: "yes")])),
                      ["submission.values[0].estimate"]),
                     (submitRequest(submission("m5", values: [value("firms_supported", "HN", 1)])).setting("dry_run", to: "no"), ["dry_run"]),
+                    // Every problem of the request at once.
+                    (["op": "submit", "dry_run": "yes", "submission": ["reporter": 5]],
+                     ["dry_run", "submission.submission_id", "submission.reporter", "submission.period", "submission.values"]),
                 ]
                 for (request, paths) in malformed {
                     let answer = try await intake.request(request)

@@ -25,6 +25,9 @@ extension Integration {
                     #expect(ping.serialized == #"{"id":7,"ok":true,"pong":true}"#)
                     let future = try await client.request(["op": "hello", "id": 2, "protocol": 2])
                     #expect(future.errorCode == "unsupported_protocol")
+                    #expect(future["error"]?["details"]?[0]?["supported"] == [1])
+                    let mistyped = try await client.request(["op": "hello", "id": 3, "protocol": "1"])
+                    #expect(mistyped.errorCode == "invalid_request")
                     await client.close()
                 }
             }

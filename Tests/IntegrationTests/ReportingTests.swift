@@ -92,6 +92,7 @@ extension Integration {
                     (["op": "totals", "group_by": "indicator"], ["group_by"]),
                     (["op": "totals", "pillar": "VI", "reporter": "NASA"], ["reporter[0]", "pillar[0]"]),
                     (["op": "totals", "min_seq": "3"], ["min_seq"]),
+                    (["op": "totals", "min_seq": -1, "timeout_ms": 60_001, "indicator": "nope"], ["min_seq", "timeout_ms", "indicator[0]"]),
                     (["op": "factsheet", "timeout_ms": 999_999], ["timeout_ms"]),
                     (["op": "factsheet", "format": "pdf", "date": "2023-02-30"], ["format", "date"]),
                 ]
