@@ -15,18 +15,20 @@ struct SubmissionStore: Sendable {
 
     /// Stores a submission and its values in one transaction, or finds it was sent before.
     ///
-    /// The seq is drawn last, from a single counter row locked until COMMIT: concurrent
-    /// submissions therefore commit in seq order with no gaps, and "every submission up to
-    /// seq S" is a well-defined, stable set once S is visible.
+    /// The whole transaction goes to the server in one round trip (pipeline mode). The seq is
+    /// drawn last, from a single counter row locked until COMMIT: concurrent submissions
+    /// therefore commit in seq order with no gaps, so "every submission up to seq S" is a
+    /// well-defined, stable set once S is visible. No network wait happens inside that lock.
     func store(_ submission: ValidSubmission, dryRun: Bool) async throws -> Outcome {
         try await pool.withConnection { connection in
             let content = submission.canonicalContent
-            if let earlier = try Self.existing(submission, content: content, on: connection) { return earlier }
-            if dryRun { return .valid }
+            if dryRun {
+                return try Self.existing(submission, content: content, on: connection) ?? .valid
+            }
             do {
                 return .accepted(seq: try Self.insert(submission, content: content, on: connection))
             } catch let error as PostgresError where error.isUniqueViolation {
-                // Another connection committed the same submission_id first.
+                // Sent before (a retry), or committed by another connection a moment ago.
                 if let earlier = try Self.existing(submission, content: content, on: connection) { return earlier }
                 throw error
             }
@@ -45,36 +47,49 @@ struct SubmissionStore: Sendable {
     }
 
     private static func insert(_ submission: ValidSubmission, content: String, on connection: PostgresConnection) throws -> Int64 {
-        try connection.transaction { connection in
-            let inserted = try connection.query("""
+        let values = submission.values
+        let statements: [(sql: String, parameters: [any PostgresEncodable])] = [
+            ("BEGIN", []),
+            ("""
+            WITH submission AS (
                 INSERT INTO submissions (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
                 VALUES ($1, $2, $3, $4::date, $5::date, $6, $7::integer, encode(sha256(convert_to($8, 'UTF8')), 'hex'))
                 RETURNING id
-                """, [
-                    submission.reporter, submission.submissionID, submission.periodText,
-                    submission.period.start.description, submission.period.end.description,
-                    submission.activity, submission.values.count, content,
-                ])
-            guard let id = inserted.first?.int64("id") else {
-                throw PostgresError(code: .unexpectedResult, message: "INSERT returned no id")
-            }
-            var lines: [String] = []
-            lines.reserveCapacity(submission.values.count)
-            for (ordinal, value) in submission.values.enumerated() {
-                lines.append(
-                    "\(id)\t\(ordinal)\t\(postgresCopyEscape(value.indicator))\t\(postgresCopyEscape(value.country))\t"
-                        + "\(postgresCopyEscape(value.cell))\t\(value.value)\t\(value.estimate ? "t" : "f")\n")
-            }
-            try connection.copyIn(
-                "COPY submission_values (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN",
-                lines: lines)
+            ), stored AS (
+                INSERT INTO submission_values (submission, ordinal, indicator, country, cell, value, estimate)
+                SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
+                FROM submission,
+                     unnest($9::text[], $10::text[], $11::text[], $12::numeric[], $13::boolean[])
+                         WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM stored) AS stored
+            """, [
+                submission.reporter, submission.submissionID, submission.periodText,
+                submission.period.start.description, submission.period.end.description,
+                submission.activity, values.count, content,
+                values.map(\.indicator), values.map(\.country), values.map(\.cell), values.map(\.value), values.map(\.estimate),
+            ]),
             // Last step before COMMIT: take the next seq under the counter's row lock.
-            let counter = try connection.query("UPDATE seq_counter SET last_seq = last_seq + 1 RETURNING last_seq")
-            guard let seq = counter.first?.int64("last_seq") else {
-                throw PostgresError(code: .unexpectedResult, message: "seq_counter has no row")
-            }
-            try connection.query("UPDATE submissions SET seq = $1::bigint WHERE id = $2::bigint", [seq, id])
-            return seq
+            ("""
+            WITH next AS (UPDATE seq_counter SET last_seq = last_seq + 1 RETURNING last_seq)
+            UPDATE submissions SET seq = next.last_seq FROM next
+            WHERE submissions.id = currval('submissions_id_seq')
+            RETURNING submissions.seq
+            """, []),
+            ("COMMIT", []),
+        ]
+        let results: [PostgresRows]
+        do {
+            results = try connection.pipeline(statements)
+        } catch {
+            // The transaction is aborted (or the connection gone): leave the connection clean.
+            if connection.isHealthy { try? connection.execute("ROLLBACK") }
+            throw error
         }
+        guard results.count == 4, results[1].first?.int("stored") == values.count, let seq = results[2].first?.int64("seq") else {
+            throw PostgresError(code: .unexpectedResult, message: "storing a submission returned unexpected results")
+        }
+        return seq
     }
 }

@@ -91,6 +91,70 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends several parameterized statements at once (libpq pipeline mode) and reads their
+    /// results: one network round trip for all of them. The server runs them in order; after
+    /// the first failure the rest are skipped, and that failure is thrown. Inside an explicit
+    /// transaction (`BEGIN` first) a failure leaves it aborted: the caller rolls back.
+    public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])]) throws -> [PostgresRows] {
+        try lock.withLock { () throws -> [PostgresRows] in
+            try ensureOpen()
+            guard PQenterPipelineMode(handle) == 1 else { throw connectionError() }
+            var sent = 0
+            var sendFailure: PostgresError?
+            for statement in statements {
+                let texts = statement.parameters.map { $0.postgresText }
+                let ok = withOptionalCStrings(texts) { pointers in
+                    PQsendQueryParams(handle, statement.sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+                }
+                if ok != 1 {
+                    sendFailure = PostgresError(code: .connectionLost, message: lastErrorMessage())
+                    break
+                }
+                sent += 1
+            }
+            if PQpipelineSync(handle) != 1, sendFailure == nil {
+                sendFailure = PostgresError(code: .connectionLost, message: lastErrorMessage())
+            }
+            // Read every result up to the sync point, even after a failure, so the connection
+            // is left clean for the next command.
+            var results: [PostgresRows] = []
+            var firstError: PostgresError? = sendFailure
+            var synced = sendFailure != nil && sent == 0
+            var guardCount = 0
+            while !synced {
+                guard let result = PQgetResult(handle) else {
+                    // End of one statement's results; a dead connection also ends here.
+                    if PQstatus(handle) != CONNECTION_OK {
+                        firstError = firstError ?? connectionError()
+                        break
+                    }
+                    guardCount += 1
+                    if guardCount > statements.count * 2 + 4 { break }
+                    continue
+                }
+                let status = PQresultStatus(result)
+                switch status {
+                case PGRES_PIPELINE_SYNC:
+                    synced = true
+                    PQclear(result)
+                case PGRES_PIPELINE_ABORTED:
+                    PQclear(result)
+                default:
+                    do {
+                        results.append(try consume(result))  // consume clears the result
+                    } catch let error as PostgresError {
+                        firstError = firstError ?? error
+                    }
+                }
+            }
+            if PQexitPipelineMode(handle) != 1 && firstError == nil {
+                firstError = PostgresError(code: .unexpectedResult, message: "could not leave pipeline mode: \(lastErrorMessage())")
+            }
+            if let firstError { throw firstError }
+            return results
+        }
+    }
+
     /// Runs one or more statements without parameters (for schema scripts and transaction control).
     public func execute(_ sql: String) throws {
         try lock.withLock { () throws in
