@@ -25,29 +25,64 @@ final class AggregationNudger: Service, Sendable {
     }
 
     func run() async throws {
-        var clients: [String: ProtocolClient] = [:]
+        let clients = NudgeConnections()
         await withGracefulShutdownHandler {
             for await seq in stream {
-                for address in addresses {
-                    do {
-                        let client: ProtocolClient
-                        if let open = clients[address] {
-                            client = open
-                        } else {
-                            client = try await ProtocolClient.connect(address: address)
-                            clients[address] = client
-                        }
-                        _ = try await client.request(["op": "nudge", "seq": .int(seq)])
-                    } catch {
-                        // Aggregation may be down or restarting; it will catch up by itself.
-                        logger.debug("nudge not delivered", metadata: ["address": "\(address)", "error": "\(error)"])
-                        await clients.removeValue(forKey: address)?.close()
+                // All instances at once, each with a deadline: one stuck instance must not
+                // delay the nudges of the others.
+                await withTaskGroup(of: Void.self) { group in
+                    for address in addresses {
+                        group.addTask { await self.nudge(address, seq: seq, clients: clients) }
                     }
                 }
             }
         } onGracefulShutdown: { [continuation] in
             continuation.finish()
         }
-        for client in clients.values { await client.close() }
+        await clients.closeAll()
+    }
+
+    private func nudge(_ address: String, seq: Int64, clients: NudgeConnections) async {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let client = try await clients.client(for: address)
+                    _ = try await client.request(["op": "nudge", "seq": .int(seq)])
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(500))
+                    // Closing the connection fails the request still waiting, so the group can end.
+                    await clients.drop(address)
+                    throw ClientError("no answer to the nudge within 500 ms")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch {
+            // Aggregation may be down or restarting; it catches up by itself.
+            logger.debug("nudge not delivered", metadata: ["address": "\(address)", "error": "\(error)"])
+            await clients.drop(address)
+        }
+    }
+}
+
+/// One open connection per aggregation address, reopened after a failure.
+private actor NudgeConnections {
+    private var open: [String: ProtocolClient] = [:]
+
+    func client(for address: String) async throws -> ProtocolClient {
+        if let client = open[address] { return client }
+        let client = try await ProtocolClient.connect(address: address)
+        open[address] = client
+        return client
+    }
+
+    func drop(_ address: String) async {
+        await open.removeValue(forKey: address)?.close()
+    }
+
+    func closeAll() async {
+        for client in open.values { await client.close() }
+        open = [:]
     }
 }

@@ -87,7 +87,9 @@ struct SubmissionStore: Sendable {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
             throw error
         }
-        guard results.count == 4, results[1].first?.int("stored") == values.count, let seq = results[2].first?.int64("seq") else {
+        guard results.count == 4, results[1].first?.int("stored") == values.count, let seq = results[2].first?.int64("seq"),
+            results[3].commandTag == "COMMIT"
+        else {
             throw PostgresError(code: .unexpectedResult, message: "storing a submission returned unexpected results")
         }
         return seq

@@ -65,6 +65,7 @@ public enum SubmissionCheck: Sendable {
 public struct SubmissionValidator: Sendable {
     public static let maximumValues = 10_000
     public static let maximumSubmissionIDLength = 200
+    public static let maximumActivityLength = 2000
 
     public let catalogue: Catalogue
 
@@ -182,6 +183,10 @@ public struct SubmissionValidator: Sendable {
         {
             problems.append(Problem(path: "submission_id", code: "invalid_submission_id",
                 message: "submission_id must be 1 to \(Self.maximumSubmissionIDLength) characters without control characters"))
+        }
+        if let activity, activity.unicodeScalars.contains("\u{0}") || activity.count > Self.maximumActivityLength {
+            problems.append(Problem(path: "activity", code: "invalid_activity",
+                message: "activity must be at most \(Self.maximumActivityLength) characters, without NUL characters"))
         }
         if !catalogue.hasReporter(reporter) {
             problems.append(Problem(path: "reporter", code: "unknown_reporter", message: "'\(reporter)' is not a reporter in the catalogue"))

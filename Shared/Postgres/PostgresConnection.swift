@@ -23,7 +23,12 @@ public final class PostgresConnection: @unchecked Sendable {
         // Defaults first: settings spelled in the URL win over them. JIT is off: it compiled
         // for a second on short statements whose row estimates were poor (seen on aggregation).
         let keywords = ["connect_timeout", "application_name", "options", "dbname"]
-        let values = ["5", applicationName, "-c jit=off", conninfo]
+        let values = [
+            "5", applicationName,
+            // A client that vanishes mid-transaction must not hold locks (the seq counter) for long.
+            "-c jit=off -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            conninfo,
+        ]
         let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -83,7 +88,7 @@ public final class PostgresConnection: @unchecked Sendable {
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> PostgresRows {
         try lock.withLock { () throws -> PostgresRows in
             try ensureOpen()
-            let texts = parameters.map { $0.postgresText }
+            let texts = try checkedTexts(parameters)
             let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
                 PQexecParams(handle, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
             }
@@ -101,8 +106,8 @@ public final class PostgresConnection: @unchecked Sendable {
             guard PQenterPipelineMode(handle) == 1 else { throw connectionError() }
             var sent = 0
             var sendFailure: PostgresError?
-            for statement in statements {
-                let texts = statement.parameters.map { $0.postgresText }
+            let allTexts = try statements.map { try checkedTexts($0.parameters) }
+            for (statement, texts) in zip(statements, allTexts) {
                 let ok = withOptionalCStrings(texts) { pointers in
                     PQsendQueryParams(handle, statement.sql, Int32(texts.count), nil, pointers, nil, nil, 0)
                 }
@@ -168,7 +173,11 @@ public final class PostgresConnection: @unchecked Sendable {
         try execute("BEGIN")
         do {
             let value = try body(self)
-            try execute("COMMIT")
+            // COMMIT of a transaction that already failed answers ROLLBACK, not an error.
+            let tag = try query("COMMIT").commandTag
+            guard tag == "COMMIT" else {
+                throw PostgresError(code: .server, message: "the transaction was rolled back (\(tag)) instead of committed")
+            }
             return value
         } catch {
             if isHealthy { try? execute("ROLLBACK") }
@@ -231,6 +240,21 @@ public final class PostgresConnection: @unchecked Sendable {
 
     // MARK: - Internals (call with the lock held)
 
+    /// Parameters as C strings must not hold NUL: libpq would cut them short, silently
+    /// storing (and hashing) less than was given. PostgreSQL text cannot hold NUL anyway.
+    private func checkedTexts(_ parameters: [any PostgresEncodable]) throws -> [String?] {
+        let texts = parameters.map { $0.postgresText }
+        for (i, text) in texts.enumerated() where text?.utf8.contains(0) == true {
+            throw PostgresError(code: .invalidParameter, message: "parameter $\(i + 1) contains a NUL character, which PostgreSQL text cannot hold")
+        }
+        return texts
+    }
+
+    /// True when no transaction is open (a connection in any other state must not be reused).
+    public var isIdle: Bool {
+        lock.withLock { !closed && PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE }
+    }
+
     private func ensureOpen() throws(PostgresError) {
         guard !closed else { throw PostgresError(code: .connectionLost, message: "connection is closed") }
         if PQstatus(handle) != CONNECTION_OK {
@@ -268,7 +292,7 @@ public final class PostgresConnection: @unchecked Sendable {
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             let tuples = String(cString: PQcmdTuples(result))
-            return PostgresRows(columns: [], rows: [], affectedRows: Int(tuples) ?? 0)
+            return PostgresRows(columns: [], rows: [], affectedRows: Int(tuples) ?? 0, commandTag: String(cString: PQcmdStatus(result)))
         case PGRES_TUPLES_OK:
             let rowCount = Int(PQntuples(result))
             let columnCount = Int(PQnfields(result))
@@ -289,7 +313,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 }
                 rows.append(row)
             }
-            return PostgresRows(columns: columns, rows: rows, affectedRows: rowCount)
+            return PostgresRows(columns: columns, rows: rows, affectedRows: rowCount, commandTag: String(cString: PQcmdStatus(result)))
         default:
             throw resultError(result)
         }

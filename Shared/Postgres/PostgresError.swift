@@ -6,7 +6,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Sendable {
-            case connectionFailed, connectionLost, server, unexpectedResult, copyFailed, poolShutDown
+            case connectionFailed, connectionLost, server, unexpectedResult, copyFailed, poolShutDown, invalidParameter
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -23,6 +23,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let copyFailed = Code(.copyFailed)
         /// The pool has been shut down.
         public static let poolShutDown = Code(.poolShutDown)
+        /// A parameter cannot be sent (it holds a NUL character).
+        public static let invalidParameter = Code(.invalidParameter)
 
         public var description: String { base.rawValue }
     }

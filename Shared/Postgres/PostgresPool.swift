@@ -83,8 +83,8 @@ public final class PostgresPool: Sendable {
     }
 
     private func recycle(_ connection: PostgresConnection) {
-        // A connection that broke, or one left inside a failed transaction block, is not reused.
-        if connection.isHealthy {
+        // A connection that broke, or one left inside a transaction, is not reused.
+        if connection.isIdle {
             let keep = state.withLockedValue { state -> Bool in
                 guard !state.shutDown else { return false }
                 state.idle.append(connection)

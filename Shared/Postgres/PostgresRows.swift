@@ -6,11 +6,14 @@ public struct PostgresRows: Sendable {
     public let rows: [[String?]]
     /// The number of rows the statement affected (for INSERT, UPDATE, DELETE, COPY).
     public let affectedRows: Int
+    /// The server's command tag: `INSERT 0 1`, `COMMIT`, or `ROLLBACK` for a COMMIT that failed.
+    public let commandTag: String
 
-    public init(columns: [String], rows: [[String?]], affectedRows: Int) {
+    public init(columns: [String], rows: [[String?]], affectedRows: Int, commandTag: String = "") {
         self.columns = columns
         self.rows = rows
         self.affectedRows = affectedRows
+        self.commandTag = commandTag
     }
 
     public var count: Int { rows.count }

@@ -16,6 +16,7 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
 public final class ProtocolClient: Sendable {
     private let channel: any Channel
     private let handler: ResponseCollector
+    private let sendLock = NIOLock()
 
     private init(channel: any Channel, handler: ResponseCollector) {
         self.channel = channel
@@ -93,7 +94,7 @@ public final class ProtocolClient: Sendable {
     /// Waits for the next answer line that no request is waiting for (after `write(raw:)`).
     public func readLine() async throws -> String {
         let promise = channel.eventLoop.makePromise(of: String.self)
-        handler.expect(promise)
+        sendLock.withLock { handler.expect(promise) }
         return try await promise.futureResult.get()
     }
 
@@ -108,11 +109,14 @@ public final class ProtocolClient: Sendable {
 
     private func enqueue(line: String) throws -> EventLoopFuture<String> {
         let promise = channel.eventLoop.makePromise(of: String.self)
-        handler.expect(promise)
         var buffer = channel.allocator.buffer(capacity: line.utf8.count + 1)
         buffer.writeString(line)
         buffer.writeInteger(UInt8(ascii: "\n"))
-        channel.write(buffer, promise: nil)
+        // Waiters and writes must line up one to one even when tasks share this client.
+        sendLock.withLock {
+            handler.expect(promise)
+            channel.write(buffer, promise: nil)
+        }
         return promise.futureResult
     }
 }

@@ -87,12 +87,15 @@ public final class ProtocolServer: Service, Sendable {
         }
         defer { connections.unregister(token) }
         do {
-            try await connection.executeThenClose { inbound, outbound in
+            try await connection.executeThenClose { inbound, _ in
                 for try await frame in inbound {
                     guard connections.markBusy(token) else { break }
                     let answer = await respond(to: frame, logger: logger)
                     if let answer {
-                        try await outbound.write(Response.encode(answer, allocator: channel.allocator))
+                        // Written on the channel and awaited until it reached the socket: the
+                        // outbound writer's finish-then-close would drop an answer still queued
+                        // (a large one, or the last before a half-close or shutdown).
+                        try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
                     }
                     guard connections.markIdle(token) else { break }
                 }

@@ -8,7 +8,7 @@ public func protocolError(for error: any Error, logger: Logger) -> ProtocolError
     if let protocolError = error as? ProtocolError { return protocolError }
     if let postgres = error as? PostgresError, postgres.isConnectionProblem {
         logger.warning("database unavailable", metadata: ["error": "\(postgres.message)"])
-        return ProtocolError(.unavailable, "the database is unavailable; nothing was changed; retry later")
+        return ProtocolError(.unavailable, "the database is unavailable; retry later: resending the same request is safe (a submission stored before the failure answers duplicate)")
     }
     logger.error("unexpected failure", metadata: ["error": "\(error)"])
     return ProtocolError(.internal, "the server failed to answer this request; see its log")

@@ -94,9 +94,11 @@ struct ParentWatch: Service {
     let pid: Int32
 
     func run() async throws {
+        // Once the parent dies we are re-parented: our parent pid changes.
+        let parentAtStart = getppid()
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             if kill(pid, 0) != 0 && errno == ESRCH { return }
-            if getppid() == 1 { return }
+            if getppid() != parentAtStart { return }
             try? await Task.sleep(for: .milliseconds(500))
         }
     }

@@ -232,3 +232,34 @@ extension Integration {
         }
     }
 }
+
+extension Integration.IntakeTests {
+    @Test func aNulCharacterCannotHideTheRestOfASubmission() async throws {
+        try await withServiceStack { stack in
+            let intake = try await stack.intakeClient()
+            let sneaky = submission("nul-1", activity: "a\u{0}b", values: [value("firms_supported", "HN", 100)])
+            let answer = try await intake.request(submitRequest(sneaky))
+            #expect(answer.errorCode == "validation_failed")
+            #expect(answer.detailCodes == ["invalid_activity"])
+            await intake.close()
+        }
+    }
+
+    @Test func largeAnswersArriveWholeBeforeAHalfCloseEndsTheConnection() async throws {
+        try await withServiceStack { stack in
+            let intake = try await stack.intakeClient()
+            _ = try await intake.pipeline(try sampleSubmissions().map { submitRequest($0) })
+            let reporting = try await stack.reportingClient()
+            // Several large answers (about 30 KB each), then the client stops sending.
+            let request = JSON.object([("op", "factsheet"), ("format", "json"), ("date", "2023-02-06"), ("min_seq", 269)]).serialized
+            try await reporting.write(raw: Array(String(repeating: request + "\n", count: 20).utf8))
+            try await reporting.shutdownOutput()
+            for _ in 0..<20 {
+                let answer = try JSONParser.parse(try await reporting.readLine())
+                #expect(answer["highlights"]?.arrayValue?.count == 20)
+            }
+            await reporting.close()
+            await intake.close()
+        }
+    }
+}
