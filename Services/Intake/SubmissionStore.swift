@@ -74,7 +74,7 @@ struct SubmissionStore: Sendable {
             ("""
             WITH next AS (UPDATE seq_counter SET last_seq = last_seq + 1 RETURNING last_seq)
             UPDATE submissions SET seq = next.last_seq FROM next
-            WHERE submissions.id = currval('submissions_id_seq')
+            WHERE submissions.id = (SELECT currval('submissions_id_seq'))  -- a sub-select runs once: index lookup, no scan
             RETURNING submissions.seq
             """, []),
             ("COMMIT", []),
