@@ -138,8 +138,8 @@ struct TotalsCommand: AsyncParsableCommand {
             return
         }
         let rows = answer["rows"]?.arrayValue ?? []
-        let columns = keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator", "unit"] : [$0] }
-            + ["value", "submissions", "estimate"]
+        let columns = keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator"] : [$0] }
+            + ["unit", "value", "submissions", "estimate"]
         var table = [columns]
         for row in rows {
             table.append(columns.map { column in

@@ -211,6 +211,7 @@ struct ReportingHandler: RequestHandler {
                 members.append((key.rawValue, .string(row.keys[key.rawValue] ?? "")))
             }
         }
+        if let unit = row.keys["unit"] { members.append(("unit", .string(unit))) }
         members.append(("value", .number(canonicalNumber(row.value))))
         members.append(("submissions", .int(row.submissions)))
         members.append(("estimate", .bool(row.estimate)))

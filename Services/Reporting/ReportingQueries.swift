@@ -40,7 +40,8 @@ struct ReportingQueries: Sendable {
     /// Totals grouped by `groupBy`. Indicators aggregated as `latest` count only each series'
     /// latest period in range, unless grouped by period.
     func totals(filters: Filters, groupBy: [GroupKey], catalogue: Catalogue) async throws -> [TotalRow] {
-        let groupColumns = groupBy.flatMap(\.columns)
+        // Never add up different units: without an indicator key, the unit is a key too.
+        let groupColumns = groupBy.flatMap(\.columns) + (groupBy.contains(.indicator) ? [] : ["unit"])
         let select = groupColumns.map { "\($0)::text AS \($0)" }
         let groupClause = groupColumns.isEmpty ? "" : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
         let sql = """
@@ -55,9 +56,9 @@ struct ReportingQueries: Sendable {
                   AND ($4::date IS NULL OR c.period_start >= $4::date)
                   AND ($5::date IS NULL OR c.period_end <= $5::date)
             ), counted AS (
-                SELECT f.*, p.pillar
+                SELECT f.*, p.pillar, p.unit
                 FROM filtered f
-                JOIN unnest($6::text[], $7::text[]) AS p (indicator, pillar) ON p.indicator = f.indicator
+                JOIN unnest($6::text[], $7::text[], $10::text[]) AS p (indicator, pillar, unit) ON p.indicator = f.indicator
                 WHERE f.recency = 1 OR NOT (f.indicator = ANY($8::text[])) OR $9::boolean
             )
             SELECT \((select + ["sum(value)::text AS value", "count(DISTINCT seq) AS submissions", "bool_or(estimate) AS estimate"]).joined(separator: ", "))
@@ -69,7 +70,7 @@ struct ReportingQueries: Sendable {
             filters.indicators, filters.countries, filters.reporters,
             filters.from?.description, filters.to?.description,
             catalogue.indicators.map(\.code), catalogue.indicators.map(\.pillar),
-            latestCodes, groupBy.contains(.period),
+            latestCodes, groupBy.contains(.period), catalogue.indicators.map(\.unit),
         ]
         let rows = try await pool.withConnection { connection in try connection.query(sql, parameters) }
         return rows.compactMap { row in
