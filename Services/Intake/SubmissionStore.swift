@@ -1,10 +1,16 @@
+import NIOConcurrencyHelpers
 import RootcausesModel
 import RootcausesPostgres
 
-/// Intake's SQL, all in one place.
-struct SubmissionStore: Sendable {
-    let pool: PostgresPool
-
+/// Intake's SQL, all in one place, and the group commit that feeds it.
+///
+/// Submissions arriving at the same time from any connection are stored together: one
+/// transaction, one round trip (libpq pipeline mode), one commit. Each is still all or
+/// nothing and each answer still comes only after the commit that holds it. Seqs are drawn
+/// as the last step before COMMIT, for the whole batch, from one counter row locked until
+/// COMMIT: transactions therefore commit in seq order with no gaps, so "every submission up
+/// to seq S" is a well-defined, stable set once S is visible.
+final class SubmissionStore: Sendable {
     enum Outcome: Sendable {
         case accepted(seq: Int64)
         case duplicate(seq: Int64, values: Int)
@@ -13,72 +19,136 @@ struct SubmissionStore: Sendable {
         case valid
     }
 
-    /// Stores a submission and its values in one transaction, or finds it was sent before.
-    ///
-    /// The whole transaction goes to the server in one round trip (pipeline mode). The seq is
-    /// drawn last, from a single counter row locked until COMMIT: concurrent submissions
-    /// therefore commit in seq order with no gaps, so "every submission up to seq S" is a
-    /// well-defined, stable set once S is visible. No network wait happens inside that lock.
+    /// At most this many transactions are being written at once (one commits while the next fills).
+    static let maximumWriters = 2
+    /// Limits of one transaction.
+    static let maximumBatchSubmissions = 200
+    static let maximumBatchValues = 50_000
+
+    private let pool: PostgresPool
+    private let state = NIOLockedValueBox(State())
+
+    private struct Pending {
+        let submission: ValidSubmission
+        let continuation: CheckedContinuation<Outcome, any Error>
+    }
+
+    private struct State {
+        var queue: [Pending] = []
+        var writers = 0
+    }
+
+    init(pool: PostgresPool) { self.pool = pool }
+
+    /// Stores a submission, or finds it was sent before. Returns after the commit.
     func store(_ submission: ValidSubmission, dryRun: Bool) async throws -> Outcome {
-        try await pool.withConnection { connection in
-            let content = submission.canonicalContent
-            if dryRun {
-                return try Self.existing(submission, content: content, on: connection) ?? .valid
+        if dryRun {
+            return try await pool.withConnection { connection in
+                try Self.existing(submission, on: connection) ?? .valid
             }
-            do {
-                return .accepted(seq: try Self.insert(submission, content: content, on: connection))
-            } catch let error as PostgresError where error.isUniqueViolation {
-                // Sent before (a retry), or committed by another connection a moment ago.
-                if let earlier = try Self.existing(submission, content: content, on: connection) { return earlier }
-                throw error
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            let startWriter = state.withLockedValue { state -> Bool in
+                state.queue.append(Pending(submission: submission, continuation: continuation))
+                guard state.writers < Self.maximumWriters else { return false }
+                state.writers += 1
+                return true
             }
+            if startWriter { Task { await self.drain() } }
         }
     }
 
-    private static func existing(_ submission: ValidSubmission, content: String, on connection: PostgresConnection) throws -> Outcome? {
+    /// Writes batches until the queue is empty.
+    private func drain() async {
+        while true {
+            let batch = state.withLockedValue { state -> [Pending] in
+                var values = 0
+                var count = 0
+                for pending in state.queue {
+                    if count == Self.maximumBatchSubmissions { break }
+                    if count > 0, values + pending.submission.values.count > Self.maximumBatchValues { break }
+                    values += pending.submission.values.count
+                    count += 1
+                }
+                let batch = Array(state.queue.prefix(count))
+                state.queue.removeFirst(count)
+                if batch.isEmpty { state.writers -= 1 }
+                return batch
+            }
+            if batch.isEmpty { return }
+            await write(batch)
+        }
+    }
+
+    private func write(_ batch: [Pending]) async {
+        do {
+            let outcomes = try await pool.withConnection { connection in
+                try Self.insert(batch.map(\.submission), on: connection)
+            }
+            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
+        } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
+            // One submission made the transaction fail: store each alone, so only it fails.
+            for pending in batch { await write([pending]) }
+        } catch {
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+
+    private static func existing(_ submission: ValidSubmission, on connection: PostgresConnection) throws -> Outcome? {
         let rows = try connection.query("""
             SELECT seq, value_count,
                    content_digest = encode(sha256(convert_to($3, 'UTF8')), 'hex') AS same_content
             FROM submissions
             WHERE reporter = $1 AND submission_id = $2
-            """, [submission.reporter, submission.submissionID, content])
+            """, [submission.reporter, submission.submissionID, submission.canonicalContent])
         guard let row = rows.first, let seq = row.int64("seq") else { return nil }
         return row.bool("same_content") == true ? .duplicate(seq: seq, values: row.int("value_count") ?? 0) : .conflict(seq: seq)
     }
 
-    private static func insert(_ submission: ValidSubmission, content: String, on connection: PostgresConnection) throws -> Int64 {
-        let values = submission.values
-        let statements: [(sql: String, parameters: [any PostgresEncodable])] = [
-            ("BEGIN", []),
-            ("""
-            WITH submission AS (
-                INSERT INTO submissions (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
-                VALUES ($1, $2, $3, $4::date, $5::date, $6, $7::integer, encode(sha256(convert_to($8, 'UTF8')), 'hex'))
-                RETURNING id
-            ), stored AS (
-                INSERT INTO submission_values (submission, ordinal, indicator, country, cell, value, estimate)
-                SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
-                FROM submission,
-                     unnest($9::text[], $10::text[], $11::text[], $12::numeric[], $13::boolean[])
-                         WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
-                RETURNING 1
+    /// One transaction for the batch: each submission with its values, then the seqs, then COMMIT.
+    private static func insert(_ submissions: [ValidSubmission], on connection: PostgresConnection) throws -> [Outcome] {
+        var statements: [(sql: String, parameters: [any PostgresEncodable])] = [("BEGIN", [])]
+        for submission in submissions {
+            let values = submission.values
+            statements.append(("""
+                WITH submission AS (
+                    INSERT INTO submissions (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
+                    VALUES ($1, $2, $3, $4::date, $5::date, $6, $7::integer, encode(sha256(convert_to($8, 'UTF8')), 'hex'))
+                    -- Sent before (a retry), or by another connection a moment ago: decided after COMMIT.
+                    ON CONFLICT (reporter, submission_id) DO NOTHING
+                    RETURNING id
+                ), stored AS (
+                    INSERT INTO submission_values (submission, ordinal, indicator, country, cell, value, estimate)
+                    SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
+                    FROM submission,
+                         unnest($9::text[], $10::text[], $11::text[], $12::numeric[], $13::boolean[])
+                             WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
+                    RETURNING 1
+                )
+                SELECT (SELECT id FROM submission) AS id, (SELECT count(*) FROM stored) AS stored
+                """, [
+                    submission.reporter, submission.submissionID, submission.periodText,
+                    submission.period.start.description, submission.period.end.description,
+                    submission.activity, values.count, submission.canonicalContent,
+                    values.map(\.indicator), values.map(\.country), values.map(\.cell), values.map(\.value), values.map(\.estimate),
+                ]))
+        }
+        // Last step before COMMIT: number this transaction's submissions (the only rows without
+        // a seq that it can see) consecutively, under the counter's row lock.
+        statements.append(("""
+            WITH mine AS (
+                SELECT id, row_number() OVER (ORDER BY id) AS ordinal, count(*) OVER () AS total
+                FROM submissions WHERE seq IS NULL
+            ), next AS (
+                UPDATE seq_counter SET last_seq = last_seq + coalesce((SELECT max(total) FROM mine), 0) RETURNING last_seq
             )
-            SELECT (SELECT count(*) FROM stored) AS stored
-            """, [
-                submission.reporter, submission.submissionID, submission.periodText,
-                submission.period.start.description, submission.period.end.description,
-                submission.activity, values.count, content,
-                values.map(\.indicator), values.map(\.country), values.map(\.cell), values.map(\.value), values.map(\.estimate),
-            ]),
-            // Last step before COMMIT: take the next seq under the counter's row lock.
-            ("""
-            WITH next AS (UPDATE seq_counter SET last_seq = last_seq + 1 RETURNING last_seq)
-            UPDATE submissions SET seq = next.last_seq FROM next
-            WHERE submissions.id = (SELECT currval('submissions_id_seq'))  -- a sub-select runs once: index lookup, no scan
-            RETURNING submissions.seq
-            """, []),
-            ("COMMIT", []),
-        ]
+            UPDATE submissions s SET seq = next.last_seq - mine.total + mine.ordinal
+            FROM mine, next
+            WHERE s.id = mine.id
+            RETURNING s.id, s.seq
+            """, []))
+        statements.append(("COMMIT", []))
+
         let results: [PostgresRows]
         do {
             results = try connection.pipeline(statements)
@@ -87,11 +157,27 @@ struct SubmissionStore: Sendable {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
             throw error
         }
-        guard results.count == 4, results[1].first?.int("stored") == values.count, let seq = results[2].first?.int64("seq"),
-            results[3].commandTag == "COMMIT"
-        else {
-            throw PostgresError(code: .unexpectedResult, message: "storing a submission returned unexpected results")
+        guard results.count == submissions.count + 3, results.last?.commandTag == "COMMIT" else {
+            throw PostgresError(code: .unexpectedResult, message: "storing submissions returned unexpected results")
         }
-        return seq
+        var seqOfID: [Int64: Int64] = [:]
+        for row in results[submissions.count + 1] {
+            if let id = row.int64("id"), let seq = row.int64("seq") { seqOfID[id] = seq }
+        }
+        var outcomes: [Outcome] = []
+        for (index, submission) in submissions.enumerated() {
+            let row = results[index + 1].first
+            if let id = row?.int64("id") {
+                guard row?.int("stored") == submission.values.count, let seq = seqOfID[id] else {
+                    throw PostgresError(code: .unexpectedResult, message: "a stored submission has no seq or lost values")
+                }
+                outcomes.append(.accepted(seq: seq))
+            } else if let earlier = try existing(submission, on: connection) {
+                outcomes.append(earlier)
+            } else {
+                throw PostgresError(code: .unexpectedResult, message: "submission \(submission.submissionID) was neither stored nor found")
+            }
+        }
+        return outcomes
     }
 }

@@ -40,6 +40,8 @@ public enum Schema {
                 UNIQUE (reporter, submission_id),
                 CHECK (period_end >= period_start)
             );
+            -- Only rows of transactions still in flight lack a seq: intake numbers its own through this.
+            CREATE INDEX submissions_unsequenced ON submissions (id) WHERE seq IS NULL;
 
             CREATE TABLE submission_values (
                 submission  bigint NOT NULL REFERENCES submissions (id),

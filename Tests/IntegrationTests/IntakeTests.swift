@@ -263,3 +263,37 @@ extension Integration.IntakeTests {
         }
     }
 }
+
+extension Integration.IntakeTests {
+    @Test func theSameSubmissionFromManyConnectionsAtOnceIsStoredOnce() async throws {
+        try await withServiceStack { stack in
+            let same = submission("race-1", values: [value("firms_supported", "GT", 9)])
+            let answers = try await withThrowingTaskGroup(of: JSON.self) { group in
+                for i in 0..<12 {
+                    group.addTask {
+                        let intake = try await stack.intakeClient()
+                        // Half send the same content, half a different one under the same id.
+                        let body = i % 2 == 0 ? same : submission("race-1", values: [value("firms_supported", "GT", .int(10 + i))])
+                        let answer = try await intake.request(submitRequest(body))
+                        await intake.close()
+                        return answer
+                    }
+                }
+                return try await group.reduce(into: [JSON]()) { $0.append($1) }
+            }
+            let accepted = answers.filter { $0["status"] == "accepted" }
+            #expect(accepted.count == 1)
+            let seq = try #require(accepted.first?["seq"]?.int64Value)
+            #expect(seq == 1)
+            // Everyone else learns about the one stored copy: duplicate if same content, conflict if not.
+            for answer in answers where answer["status"] != "accepted" {
+                let isDuplicate = answer["status"] == "duplicate" && answer["seq"] == .int(seq)
+                let isConflict = answer.errorCode == "conflict" && answer["error"]?["details"]?[0]?["seq"] == .int(seq)
+                #expect(isDuplicate || isConflict, "\(answer.serialized)")
+            }
+            let aggregation = try await stack.aggregationClient()
+            #expect(try await aggregation.expectOK(["op": "status"])["latest_seq"] == 1)
+            await aggregation.close()
+        }
+    }
+}
