@@ -19,8 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Submissions in the throughput run.") var submissions: Int = 2000
     @Option(help: "Values per submission (distinct cells, up to 10,000).") var values: Int = 50
-    @Option(help: "Concurrent intake connections.") var clients: Int = 4
-    @Option(help: "Requests in flight per connection.") var window: Int = 8
+    @Option(help: "Concurrent intake connections.") var clients: Int = 16
+    @Option(help: "Requests in flight per connection.") var window: Int = 4
     @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.") var lagSamples: Int = 300
 
     func run() async throws {

@@ -17,6 +17,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private let lock = NIOLock()
     private let noticeSink: NoticeSink
     private var closed = false
+    /// SQL text to the name it was prepared under on this connection.
+    private var preparedStatements: [String: String] = [:]
 
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string.
     public init(conninfo: String, applicationName: String = "rootcauses", logger: Logger) throws(PostgresError) {
@@ -89,8 +91,9 @@ public final class PostgresConnection: @unchecked Sendable {
         try lock.withLock { () throws -> PostgresRows in
             try ensureOpen()
             let texts = try checkedTexts(parameters)
+            let name = try preparedName(for: sql, parameterCount: texts.count)
             let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
-                PQexecParams(handle, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+                PQexecPrepared(handle, name, Int32(texts.count), pointers, nil, nil, 0)
             }
             return try consume(result)
         }
@@ -103,13 +106,17 @@ public final class PostgresConnection: @unchecked Sendable {
     public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])]) throws -> [PostgresRows] {
         try lock.withLock { () throws -> [PostgresRows] in
             try ensureOpen()
+            let allTexts = try statements.map { try checkedTexts($0.parameters) }
+            // Preparing is a round trip of its own and not allowed in pipeline mode: do it first.
+            let names = try zip(statements, allTexts).map { statement, texts in
+                try preparedName(for: statement.sql, parameterCount: texts.count)
+            }
             guard PQenterPipelineMode(handle) == 1 else { throw connectionError() }
             var sent = 0
             var sendFailure: PostgresError?
-            let allTexts = try statements.map { try checkedTexts($0.parameters) }
-            for (statement, texts) in zip(statements, allTexts) {
+            for (name, texts) in zip(names, allTexts) {
                 let ok = withOptionalCStrings(texts) { pointers in
-                    PQsendQueryParams(handle, statement.sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+                    PQsendQueryPrepared(handle, name, Int32(texts.count), pointers, nil, nil, 0)
                 }
                 if ok != 1 {
                     sendFailure = PostgresError(code: .connectionLost, message: lastErrorMessage())
@@ -239,6 +246,16 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     // MARK: - Internals (call with the lock held)
+
+    /// The name of this connection's prepared statement for `sql`, preparing it the first time:
+    /// statements run again and again (every submission, every pass) are parsed and planned once.
+    private func preparedName(for sql: String, parameterCount: Int) throws -> String {
+        if let name = preparedStatements[sql] { return name }
+        let name = "rootcauses_\(preparedStatements.count + 1)"
+        _ = try consume(PQprepare(handle, name, sql, Int32(parameterCount), nil))
+        preparedStatements[sql] = name
+        return name
+    }
 
     /// Parameters as C strings must not hold NUL: libpq would cut them short, silently
     /// storing (and hashing) less than was given. PostgreSQL text cannot hold NUL anyway.
