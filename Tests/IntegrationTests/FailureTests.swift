@@ -159,3 +159,57 @@ extension Integration {
         }
     }
 }
+
+extension Integration.FailureTests {
+    @Test func anUnexpectedDatabaseFaultIsInternalAndTheConnectionStaysUsable() async throws {
+        let url = try await TestDatabase.create()
+        try await withServiceStack(databaseURL: url) { stack in
+            // Break the schema under the running service: not a connection problem, so 'internal'.
+            let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
+            try await pool.withConnection { try $0.execute("DROP TABLE aggregate_contributions") }
+            await pool.shutdown()
+            let reporting = try await stack.reportingClient()
+            let answer = try await reporting.request(["op": "totals", "id": "broken"])
+            #expect(answer.errorCode == "internal")
+            #expect(answer["id"] == "broken")
+            #expect(answer["error"]?["message"]?.stringValue?.contains("aggregate_contributions") == false)
+            #expect(try await reporting.request(["op": "ping"])["ok"] == true)
+            await reporting.close()
+        }
+    }
+
+    @Test func servicesStartingTogetherMigrateTheSchemaOnce() async throws {
+        let url = try await TestDatabase.create()
+        let logs = "/tmp/rootcauses-tests-\(getpid())/logs/migrate"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        // Six services at the same instant against an empty database.
+        var processes: [(ManagedProcess, Int)] = []
+        for (i, name) in ["aggregation", "aggregation", "reporting", "reporting", "intake", "intake"].enumerated() {
+            let port = try freeTCPPort()
+            processes.append((try ManagedProcess(
+                name: "\(name)-\(i)", executable: ServiceStack.defaultBinDirectory + "/" + name,
+                arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", url], logPath: "\(logs)/\(name)-\(i).log"), port))
+        }
+        defer { for (process, _) in processes { Task { await process.stop() } } }
+        for (process, port) in processes {
+            var answered = false
+            for _ in 0..<300 where !answered {
+                #expect(process.isRunning, "\(process.name) exited: \(process.logTail())")
+                if !process.isRunning { break }
+                if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port) {
+                    answered = (try? await client.request(["op": "ping"]))?["ok"] == true
+                    await client.close()
+                }
+                if !answered { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(answered, "\(process.name) never answered")
+        }
+        let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
+        let versions = try await pool.withConnection { try $0.query("SELECT version FROM schema_migrations").count }
+        let partitions = try await pool.withConnection { try $0.query("SELECT partition FROM aggregation_partitions").count }
+        await pool.shutdown()
+        #expect(versions == 1)
+        #expect(partitions == 8)
+        for (process, _) in processes { #expect(await process.stop() == 0) }
+    }
+}
