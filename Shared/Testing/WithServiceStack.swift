@@ -31,6 +31,8 @@ public func withServiceStack<T>(
         if !unclean.isEmpty {
             throw LaunchError("services did not exit cleanly on SIGTERM: \(unclean.sorted { $0.key < $1.key }); logs in \(logs)")
         }
+        // Logs of a clean run are not needed (with DATABASE_URL no throwaway folder removes them).
+        try? FileManager.default.removeItem(atPath: logs)
         return result
     } catch {
         await stack.stop()
