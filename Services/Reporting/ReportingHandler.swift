@@ -33,11 +33,18 @@ struct ReportingHandler: RequestHandler {
             switch work {
             case .indicators:
                 fields += catalogue.json.objectValue ?? []
-            case .totals(let filters, let groupBy):
+            case .totals(var filters, let groupBy):
+                // Pin the answer to what was applied when the read started: reproducible with as_of_seq.
+                filters.asOfSeq = filters.asOfSeq ?? applied
+                fields.append(("as_of_seq", .int(filters.asOfSeq!)))
                 let rows = try await queries.totals(filters: filters, groupBy: groupBy, catalogue: catalogue)
                 fields.append(("rows", .array(rows.map { totalsRow($0, groupBy: groupBy) })))
-            case .factSheet(let date, let json):
-                let series = try await queries.seriesTotals(through: date, catalogue: catalogue)
+            case .factSheet(let date, let json, let asOf):
+                // Pinned to what was applied when the read started; asking again with the same
+                // date and as_of_seq gives the same fact sheet, whatever arrived since.
+                let pinned = asOf ?? applied
+                let series = try await queries.seriesTotals(through: date, asOfSeq: pinned, catalogue: catalogue)
+                fields.append(("as_of_seq", .int(pinned)))
                 let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
                     total(of: placeholder, in: series)
                 }
@@ -57,7 +64,7 @@ struct ReportingHandler: RequestHandler {
     private enum Work {
         case indicators
         case totals(ReportingQueries.Filters, [ReportingQueries.GroupKey])
-        case factSheet(Day, json: Bool)
+        case factSheet(Day, json: Bool, asOfSeq: Int64?)
     }
 
     // MARK: - Reading requests
@@ -84,7 +91,22 @@ struct ReportingHandler: RequestHandler {
                     message: "'timeout_ms' must be an integer from 0 to \(Self.maximumTimeoutMilliseconds)"))
             }
         }
+        if let field = body["as_of_seq"], !field.isNull {
+            if let value = field.int64Value, value >= 0 {
+                // Answering as of a seq needs everything up to it applied.
+                minSeq = max(minSeq ?? 0, value)
+            } else {
+                problems.append(Problem(path: "as_of_seq", code: field.int64Value == nil ? "wrong_type" : "invalid",
+                    message: "'as_of_seq' must be a non-negative integer"))
+            }
+        }
         return (minSeq, timeout)
+    }
+
+    /// `as_of_seq`, when given and valid.
+    private func asOfSeq(_ body: JSON) -> Int64? {
+        guard let value = body["as_of_seq"]?.int64Value, value >= 0 else { return nil }
+        return value
     }
 
     /// A filter given as a string or a list of strings.
@@ -150,7 +172,9 @@ struct ReportingHandler: RequestHandler {
             indicatorFilter = indicatorFilter.map { codes in codes.filter(inPillars.contains) } ?? inPillars
         }
         return .totals(
-            ReportingQueries.Filters(indicators: indicatorFilter, countries: countries, reporters: reporters, from: from?.start, to: to?.end),
+            ReportingQueries.Filters(
+                indicators: indicatorFilter, countries: countries, reporters: reporters, from: from?.start, to: to?.end,
+                asOfSeq: asOfSeq(body)),
             groupBy)
     }
 
@@ -169,7 +193,7 @@ struct ReportingHandler: RequestHandler {
                 problems.append(Problem(path: "date", code: "invalid", message: "'date' must be a day written YYYY-MM-DD"))
             }
         }
-        return .factSheet(date, json: json)
+        return .factSheet(date, json: json, asOfSeq: asOfSeq(body))
     }
 
     // MARK: - Answers

@@ -21,6 +21,8 @@ struct ReportingQueries: Sendable {
         var reporters: [String]?
         var from: Day?
         var to: Day?
+        /// Count only submissions with seq up to this one (a reproducible answer).
+        var asOfSeq: Int64?
     }
 
     struct TotalRow: Sendable {
@@ -55,6 +57,7 @@ struct ReportingQueries: Sendable {
                   AND ($3::text[] IS NULL OR c.reporter = ANY($3::text[]))
                   AND ($4::date IS NULL OR c.period_start >= $4::date)
                   AND ($5::date IS NULL OR c.period_end <= $5::date)
+                  AND ($11::bigint IS NULL OR c.seq <= $11::bigint)
             ), counted AS (
                 SELECT f.*, p.pillar, p.unit
                 FROM filtered f
@@ -70,7 +73,7 @@ struct ReportingQueries: Sendable {
             filters.indicators, filters.countries, filters.reporters,
             filters.from?.description, filters.to?.description,
             catalogue.indicators.map(\.code), catalogue.indicators.map(\.pillar),
-            latestCodes, groupBy.contains(.period), catalogue.indicators.map(\.unit),
+            latestCodes, groupBy.contains(.period), catalogue.indicators.map(\.unit), filters.asOfSeq,
         ]
         let rows = try await pool.withConnection { connection in try connection.query(sql, parameters) }
         return rows.compactMap { row in
@@ -93,7 +96,7 @@ struct ReportingQueries: Sendable {
 
     /// Per series (indicator, country, reporter), the total over periods that started by `date`
     /// (latest-period only for `latest` indicators), with the seqs behind it.
-    func seriesTotals(through date: Day, catalogue: Catalogue) async throws -> [SeriesTotal] {
+    func seriesTotals(through date: Day, asOfSeq: Int64?, catalogue: Catalogue) async throws -> [SeriesTotal] {
         let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         let rows = try await pool.withConnection { connection in
             try connection.query("""
@@ -103,11 +106,11 @@ struct ReportingQueries: Sendable {
                     SELECT c.*, rank() OVER (PARTITION BY c.indicator, c.country, c.reporter
                                              ORDER BY c.period_end DESC, c.period_start DESC) AS recency
                     FROM aggregate_contributions c
-                    WHERE c.period_start <= $1::date
+                    WHERE c.period_start <= $1::date AND ($3::bigint IS NULL OR c.seq <= $3::bigint)
                 ) f
                 WHERE f.recency = 1 OR NOT (f.indicator = ANY($2::text[]))
                 GROUP BY indicator, country, reporter
-                """, [date.description, latestCodes])
+                """, [date.description, latestCodes, asOfSeq])
         }
         return rows.map { row in
             let seqs = row.string("seqs").trimmingCharacters(in: CharacterSet(charactersIn: "{}"))

@@ -151,3 +151,34 @@ extension Integration {
         }
     }
 }
+
+extension Integration.ReportingTests {
+    @Test func answersArePinnedToASeqAndReproducibleLater() async throws {
+        try await withServiceStack { stack in
+            let intake = try await stack.intakeClient()
+            let reporting = try await stack.reportingClient()
+            _ = try await intake.expectOK(submitRequest(submission("pin-1", values: [value("firms_supported", "HN", 100)])))
+            let first = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": 1])
+            #expect(first["as_of_seq"] == 1)
+            let sheetBefore = try await reporting.expectOK(["op": "factsheet", "format": "json", "date": "2023-02-06"])
+            #expect(sheetBefore["as_of_seq"] == 1)
+
+            _ = try await intake.expectOK(submitRequest(submission("pin-2", values: [value("firms_supported", "HN", 50)])))
+            let now = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": 2])
+            #expect(now["rows"]?[0]?["value"] == 150)
+            #expect(now["as_of_seq"] == 2)
+            // The earlier answer, exactly, from its as_of_seq.
+            let again = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "as_of_seq": 1])
+            #expect(again["rows"] == first["rows"])
+            let sheetAgain = try await reporting.expectOK(["op": "factsheet", "format": "json", "date": "2023-02-06", "as_of_seq": 1])
+            #expect(sheetAgain["highlights"] == sheetBefore["highlights"])
+            // A seq not yet applied waits, like min_seq.
+            let future = try await reporting.request(["op": "totals", "as_of_seq": 99, "timeout_ms": 100])
+            #expect(future.errorCode == "not_ready")
+            let bad = try await reporting.request(["op": "totals", "as_of_seq": -3])
+            #expect(bad.detailPaths == ["as_of_seq"])
+            await intake.close()
+            await reporting.close()
+        }
+    }
+}
