@@ -85,7 +85,8 @@ final class SubmissionStore: Sendable {
             let outcomes = try await pool.withConnection { connection in
                 try Self.insert(batch.map(\.submission), on: connection)
             }
-            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(returning: outcome) }
+            precondition(outcomes.count == batch.count, "one outcome per submission")
+            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(with: outcome) }
         } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
             // One submission made the transaction fail: store each alone, so only it fails.
             for pending in batch { await write([pending]) }
@@ -106,7 +107,9 @@ final class SubmissionStore: Sendable {
     }
 
     /// One transaction for the batch: each submission with its values, then the seqs, then COMMIT.
-    private static func insert(_ submissions: [ValidSubmission], on connection: PostgresConnection) throws -> [Outcome] {
+    /// Throws only for failures before the commit (nothing stored); after it, each submission
+    /// gets its own outcome, so a failed look-up of one never turns the others into retries.
+    private static func insert(_ submissions: [ValidSubmission], on connection: PostgresConnection) throws -> [Result<Outcome, any Error>] {
         var statements: [(sql: String, parameters: [any PostgresEncodable])] = [("BEGIN", [])]
         for submission in submissions {
             let values = submission.values
@@ -138,7 +141,8 @@ final class SubmissionStore: Sendable {
         statements.append(("""
             WITH mine AS (
                 SELECT id, row_number() OVER (ORDER BY id) AS ordinal, count(*) OVER () AS total
-                FROM submissions WHERE seq IS NULL
+                -- Rows without a seq that this transaction inserted (xmin: no savepoints are used).
+                FROM submissions WHERE seq IS NULL AND xmin = pg_current_xact_id()::xid
             ), next AS (
                 UPDATE seq_counter SET last_seq = last_seq + coalesce((SELECT max(total) FROM mine), 0) RETURNING last_seq
             )
@@ -164,20 +168,21 @@ final class SubmissionStore: Sendable {
         for row in results[submissions.count + 1] {
             if let id = row.int64("id"), let seq = row.int64("seq") { seqOfID[id] = seq }
         }
-        var outcomes: [Outcome] = []
-        for (index, submission) in submissions.enumerated() {
-            let row = results[index + 1].first
-            if let id = row?.int64("id") {
-                guard row?.int("stored") == submission.values.count, let seq = seqOfID[id] else {
-                    throw PostgresError(code: .unexpectedResult, message: "a stored submission has no seq or lost values")
+        // Committed: from here on, errors concern one submission's answer, never its storage.
+        return submissions.enumerated().map { index, submission in
+            Result { () throws -> Outcome in
+                let row = results[index + 1].first
+                if let id = row?.int64("id") {
+                    guard row?.int("stored") == submission.values.count, let seq = seqOfID[id] else {
+                        throw PostgresError(code: .unexpectedResult, message: "a stored submission has no seq or lost values")
+                    }
+                    return .accepted(seq: seq)
                 }
-                outcomes.append(.accepted(seq: seq))
-            } else if let earlier = try existing(submission, on: connection) {
-                outcomes.append(earlier)
-            } else {
-                throw PostgresError(code: .unexpectedResult, message: "submission \(submission.submissionID) was neither stored nor found")
+                guard let earlier = try existing(submission, on: connection) else {
+                    throw PostgresError(code: .unexpectedResult, message: "submission \(submission.submissionID) was neither stored nor found")
+                }
+                return earlier
             }
         }
-        return outcomes
     }
 }

@@ -24,11 +24,13 @@ public final class PostgresConnection: @unchecked Sendable {
     public init(conninfo: String, applicationName: String = "rootcauses", logger: Logger) throws(PostgresError) {
         // Defaults first: settings spelled in the URL win over them. JIT is off: it compiled
         // for a second on short statements whose row estimates were poor (seen on aggregation).
+        // Prepared statements are planned for their actual parameters every time: a generic plan
+        // made while the tables were empty stayed in use as they grew (aggregation fell minutes behind).
         let keywords = ["connect_timeout", "application_name", "options", "dbname"]
         let values = [
             "5", applicationName,
             // A client that vanishes mid-transaction must not hold locks (the seq counter) for long.
-            "-c jit=off -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            "-c jit=off -c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
             conninfo,
         ]
         let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in
@@ -269,7 +271,10 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// True when no transaction is open (a connection in any other state must not be reused).
     public var isIdle: Bool {
-        lock.withLock { !closed && PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE }
+        lock.withLock {
+            !closed && PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
+                && PQpipelineStatus(handle) == PQ_PIPELINE_OFF
+        }
     }
 
     private func ensureOpen() throws(PostgresError) {

@@ -77,6 +77,16 @@ public final class ProtocolClient: Sendable {
         }
     }
 
+    /// Sends already-serialized request lines at once (pipelined) and returns the answer lines in order.
+    public func pipeline(lines: [String]) async throws -> [String] {
+        let futures = try lines.map { try enqueue(line: $0) }
+        channel.flush()
+        var answers: [String] = []
+        answers.reserveCapacity(lines.count)
+        for future in futures { answers.append(try await future.get()) }
+        return answers
+    }
+
     /// Sends one raw line (a newline is added) and returns the raw answer line.
     public func send(line: String) async throws -> String {
         let future = try enqueue(line: line)
