@@ -50,6 +50,7 @@ struct LocalStack {
             cluster = started
             databaseURL = try await ensureDatabase(named: database, on: started, logger: logger)
         }
+        try buildServicesIfMissing(binDirectory: ServiceStack.defaultBinDirectory, log: log)
         let stack = try ServiceStack(
             databaseURL: databaseURL, logDirectory: dataDirectory + "/logs",
             intakePort: ports.0, aggregationPort: ports.1, reportingPort: ports.2)
@@ -74,6 +75,31 @@ struct LocalStack {
         if let cluster {
             do { try cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
         }
+    }
+}
+
+/// `swift run rootcauses demo` builds only `rootcauses`: when the three service executables
+/// are not next to it and this is a package checkout, build them (same configuration) first.
+func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) throws {
+    let services = ["intake", "aggregation", "reporting"]
+    let fileManager = FileManager.default
+    guard services.contains(where: { !fileManager.isExecutableFile(atPath: binDirectory + "/" + $0) }) else { return }
+    // binDirectory is <package>/.build/<triple>/<configuration> (or .build/<configuration>).
+    var root = URL(fileURLWithPath: binDirectory)
+    let configuration = root.lastPathComponent
+    while root.path != "/", !fileManager.fileExists(atPath: root.path + "/Package.swift") { root.deleteLastPathComponent() }
+    guard root.path != "/", configuration == "debug" || configuration == "release" else {
+        throw CLIError("the service executables (intake, aggregation, reporting) are not next to rootcauses in \(binDirectory)")
+    }
+    guard let swift = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
+        .map({ "\($0)/swift" }).first(where: { fileManager.isExecutableFile(atPath: $0) })
+    else { throw CLIError("the service executables are not built and no swift toolchain is on PATH to build them") }
+    for service in services {
+        log("building \(service) (\(configuration))")
+        let status = try ChildProcess.run(
+            swift, ["build", "--package-path", root.path, "-c", configuration, "--product", service],
+            outputPath: "/dev/stderr", truncate: false)
+        guard status == 0 else { throw CLIError("swift build --product \(service) failed (exit \(status))") }
     }
 }
 

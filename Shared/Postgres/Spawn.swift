@@ -62,8 +62,8 @@ public enum ChildProcess {
     }
 
     /// Runs a program to completion with its output in `outputPath`; returns its exit status.
-    public static func run(_ executable: String, _ arguments: [String], outputPath: String) throws -> Int32 {
-        let pid = try spawn(executable, arguments, outputPath: outputPath)
+    public static func run(_ executable: String, _ arguments: [String], outputPath: String, truncate: Bool = true) throws -> Int32 {
+        let pid = try spawn(executable, arguments, outputPath: outputPath, truncate: truncate)
         return exitStatus(of: pid, wait: true) ?? -1
     }
 }
