@@ -1,7 +1,23 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct RootcausesCommand: AsyncParsableCommand {
+    static func main() async {
+        // Output piped into `head` must not kill us before we shut down what we started.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "rootcauses",
         abstract: "Rootcauses: results tracking for the U.S. Root Causes Strategy in Central America.",

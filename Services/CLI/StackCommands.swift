@@ -47,7 +47,13 @@ struct LocalStack {
             }
             log("starting a private PostgreSQL cluster in \(clusterDirectory)")
             let started = try LocalCluster.start(dataDirectory: clusterDirectory, durable: true, logger: logger)
-            cluster = started
+            if started.startedHere {
+                // Ours to stop, also if this process dies before it can (a crash, a closed pipe).
+                try started.stopWhenProcessExits(getpid())
+                cluster = started
+            } else {
+                log("PostgreSQL is already running in \(clusterDirectory); leaving it running afterwards")
+            }
             databaseURL = try await ensureDatabase(named: database, on: started, logger: logger)
         }
         try buildServicesIfMissing(binDirectory: ServiceStack.defaultBinDirectory, log: log)
@@ -129,8 +135,10 @@ extension String {
     }
 }
 
+/// A progress line on standard error (a plain write: no buffering, no exception on a closed pipe).
 func progress(_ message: String) {
-    FileHandle.standardError.write(Data(("rootcauses: " + message + "\n").utf8))
+    let line = Array(("rootcauses: " + message + "\n").utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 struct DemoCommand: AsyncParsableCommand {

@@ -21,6 +21,8 @@ public struct LocalCluster: Sendable {
     public let binDirectory: String
     /// False for throwaway clusters (no fsync).
     public let durable: Bool
+    /// False when `start` found the server already running (someone else started it).
+    public var startedHere: Bool = true
 
     /// A libpq URL for `database` on this cluster.
     public func url(database: String = "postgres") -> String {
@@ -47,7 +49,9 @@ public struct LocalCluster: Sendable {
 
         if let running = runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory, asPostgres: runAsPostgres) {
             logger.info("local PostgreSQL already running", metadata: ["port": "\(running)"])
-            return LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory, durable: durable)
+            var cluster = LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory, durable: durable)
+            cluster.startedHere = false
+            return cluster
         }
 
         let port = try freePort()
@@ -102,7 +106,12 @@ public struct LocalCluster: Sendable {
     public func stopWhenProcessExits(_ pid: Int32, removing folder: String? = nil) throws {
         let pgCtl = LocalCluster.commandLine(
             binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], asPostgres: geteuid() == 0)
-        var script = "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; \(pgCtl) >/dev/null 2>&1"
+        // Stop only the server running now: a later run may have started a new one in the same folder.
+        let pidFile = shellQuote(dataDirectory + "/postmaster.pid")
+        let postmaster = (try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8))?
+            .split(separator: "\n").first.map(String.init) ?? ""
+        var script = "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; "
+            + "if [ \"$(head -n 1 \(pidFile) 2>/dev/null)\" = \(shellQuote(postmaster)) ]; then \(pgCtl) >/dev/null 2>&1; fi"
         if let folder { script += "; rm -rf \(shellQuote(folder))" }
         let pid = try ChildProcess.spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], outputPath: "/dev/null")
         // Reap it whenever it ends, so it never lingers as a zombie of ours.
