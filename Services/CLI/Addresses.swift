@@ -60,3 +60,11 @@ func describeError(_ answer: JSON) -> String {
     }
     return text
 }
+
+extension JSON {
+    /// An answer without its envelope (`id`, `ok`), for printing.
+    var withoutEnvelope: JSON {
+        guard case .object(let members) = self else { return self }
+        return .object(members.filter { $0.0 != "id" && $0.0 != "ok" })
+    }
+}

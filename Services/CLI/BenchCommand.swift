@@ -6,6 +6,7 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesService
+import RootcausesTesting
 
 /// Measures the quality bars: durable intake throughput against a raw COPY into the same
 /// tables, and the lag from an acknowledgement to the value being visible in reports.
@@ -62,7 +63,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         // 2. Durable intake: every answer comes after its commit. The request lines are made
         //    before the clock starts: the client's own JSON work is not intake's.
-        let lines = (0..<submissions).map { i in submitRequest(benchSubmission("bench-\(i)", cells: cells)).serialized }
+        let lines = (0..<submissions).map { i in submitRequest(benchSubmission("bench-\(i)", values: cells)).serialized }
         let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
             for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
             return try await group.reduce(into: [ProtocolClient]()) { $0.append($1) }
@@ -100,7 +101,7 @@ struct BenchCommand: AsyncParsableCommand {
             defer { Task { await intake.close() } }
             var i = 0
             while !Task.isCancelled {
-                let requests = (0..<window).map { k in submitRequest(benchSubmission("load-\(i)-\(k)", cells: cells)) }
+                let requests = (0..<window).map { k in submitRequest(benchSubmission("load-\(i)-\(k)", values: cells)) }
                 _ = try await intake.pipeline(requests)
                 i += 1
             }
@@ -108,7 +109,7 @@ struct BenchCommand: AsyncParsableCommand {
         let prober = try await stack.intakeClient()
         var lags: [Double] = []
         for i in 0..<lagSamples {
-            let probe = submission(id: "probe-\(i)", values: [["indicator": "firms_supported", "country": "HN", "value": 1]])
+            let probe = benchSubmission("probe-\(i)", values: [["indicator": "firms_supported", "country": "HN", "value": 1]])
             let acked = try await prober.expectOK(submitRequest(probe))
             let ackTime = ContinuousClock.now
             let seq = acked["seq"]!.int64Value!
@@ -187,16 +188,9 @@ private func benchCells(_ catalogue: Catalogue) -> [JSON] {
     return [["indicator": "firms_supported", "country": "SV", "value": 1]] + cells
 }
 
-private func benchSubmission(_ id: String, cells: [JSON]) -> JSON {
-    submission(id: id, values: cells)
-}
-
-private func submission(id: String, values: [JSON]) -> JSON {
+/// A USAID submission for FY2022Q1 with these values.
+private func benchSubmission(_ id: String, values: [JSON]) -> JSON {
     ["submission_id": .string(id), "reporter": "USAID", "period": "FY2022Q1", "values": .array(values)]
-}
-
-private func submitRequest(_ submission: JSON) -> JSON {
-    ["op": "submit", "submission": submission]
 }
 
 extension Duration {

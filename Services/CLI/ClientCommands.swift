@@ -182,11 +182,7 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         let answer = try await call(addresses.reportingAddress, request)
         if format == "json" {
-            var sheet = answer
-            if case .object(let members) = answer {
-                sheet = .object(members.filter { !["id", "ok"].contains($0.0) })
-            }
-            print(sheet.prettyPrinted)
+            print(answer.withoutEnvelope.prettyPrinted)
         } else {
             print(answer["text"]?.stringValue ?? "")
         }
@@ -225,8 +221,6 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let answer = try await call(addresses.aggregationAddress, ["op": "status"])
-        var shown = answer
-        if case .object(let members) = answer { shown = .object(members.filter { !["id", "ok"].contains($0.0) }) }
-        print(shown.prettyPrinted)
+        print(answer.withoutEnvelope.prettyPrinted)
     }
 }

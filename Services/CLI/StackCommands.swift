@@ -177,9 +177,7 @@ struct DemoCommand: AsyncParsableCommand {
                 "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
             ])
             if format == "json" {
-                var sheet = answer
-                if case .object(let members) = answer { sheet = .object(members.filter { !["id", "ok"].contains($0.0) }) }
-                print(sheet.prettyPrinted)
+                print(answer.withoutEnvelope.prettyPrinted)
             } else {
                 print(answer["text"]?.stringValue ?? "")
             }

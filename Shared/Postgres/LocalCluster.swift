@@ -54,16 +54,11 @@ public struct LocalCluster: Sendable {
             return cluster
         }
 
-        let port = try freePort()
-        let options = serverOptions(port: port, durable: durable)
-        let logFile = dataDirectory + "/server.log"
-        try run(
-            binDirectory + "/pg_ctl",
-            ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"],
-            asPostgres: runAsPostgres, what: "pg_ctl start", logFile: logFile
-        )
-        logger.info("local PostgreSQL started", metadata: ["port": "\(port)", "directory": "\(dataDirectory)"])
-        return LocalCluster(dataDirectory: dataDirectory, port: port, user: user, binDirectory: binDirectory, durable: durable)
+        let cluster = LocalCluster(
+            dataDirectory: dataDirectory, port: try freePort(), user: user, binDirectory: binDirectory, durable: durable)
+        try cluster.restart()
+        logger.info("local PostgreSQL started", metadata: ["port": "\(cluster.port)", "directory": "\(dataDirectory)"])
+        return cluster
     }
 
     /// Settings on the server's command line. A cluster that need not survive an OS crash skips
@@ -90,7 +85,7 @@ public struct LocalCluster: Sendable {
         )
     }
 
-    /// Starts a stopped server again on the same port.
+    /// Starts the server (again) on this cluster's port.
     public func restart() throws {
         let options = LocalCluster.serverOptions(port: port, durable: durable)
         let logFile = dataDirectory + "/server.log"

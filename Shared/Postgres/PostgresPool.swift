@@ -63,11 +63,6 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    /// Runs `body` in a transaction on a pooled connection.
-    public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await withConnection { connection in try connection.transaction(body) }
-    }
-
     /// Closes idle connections and refuses new work. Call once, when the service stops.
     public func shutdown() async {
         let (idle, waiters) = state.withLockedValue { state in

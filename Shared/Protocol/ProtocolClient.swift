@@ -61,19 +61,8 @@ public final class ProtocolClient: Sendable {
 
     /// Sends many requests at once (pipelined) and returns their answers in order.
     public func pipeline(_ requests: [JSON]) async throws -> [JSON] {
-        try await withThrowingTaskGroup(of: (Int, JSON).self) { group in
-            // Register all waiters in order before anything is read back.
-            let futures = try requests.map { request in try enqueue(line: request.serialized) }
-            channel.flush()
-            for (i, future) in futures.enumerated() {
-                group.addTask {
-                    let line = try await future.get()
-                    return (i, try JSONParser.parse(line))
-                }
-            }
-            var answers = [JSON?](repeating: nil, count: requests.count)
-            for try await (i, answer) in group { answers[i] = answer }
-            return answers.map { $0! }
+        try await pipeline(lines: requests.map(\.serialized)).map { line in
+            do { return try JSONParser.parse(line) } catch { throw ClientError("the server sent a line that is not JSON: \(error)") }
         }
     }
 
