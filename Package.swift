@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -25,12 +26,14 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // glibc's malloc_trim, for handing memory back after a burst.
+        .target(name: "CMalloc", path: "Shared/CMalloc"),
         // A JSON value that keeps numbers exact and object keys in order.
         .target(name: "RootcausesJSON", path: "Shared/JSON"),
         // The domain: catalogue, periods, submissions and their validation, fact sheet phrasing.
         .target(
             name: "RootcausesModel",
-            dependencies: ["RootcausesJSON"],
+            dependencies: ["RootcausesJSON", "RootcausesProtocol"],
             path: "Shared/Model"
         ),
         // A small, safe Swift layer over libpq, plus a private local cluster for demos and tests.
@@ -53,24 +56,35 @@ let package = Package(
             ],
             path: "Shared/Storage"
         ),
-        // The line-delimited JSON wire protocol: framing, envelope, errors, server and client.
+        // The wire protocol's codec, with no I/O: envelope, error codes, problems, the field
+        // reader, the op registry and the responder that turns request lines into answers.
         .target(
             name: "RootcausesProtocol",
             dependencies: [
                 "RootcausesJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/Protocol"
+        ),
+        // The protocol over TCP (SwiftNIO): line framing, the server with its limits, the client.
+        .target(
+            name: "RootcausesTransport",
+            dependencies: [
+                "RootcausesJSON", "RootcausesProtocol", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Shared/Protocol"
+            path: "Shared/Transport"
         ),
         // What every service process shares: options, logging, lifecycle, catalogue loading.
         .target(
             name: "RootcausesService",
             dependencies: [
-                "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage",
+                "RootcausesModel", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,27 +92,72 @@ let package = Package(
             ],
             path: "Shared/Service"
         ),
+        // Each service: its logic in a library (ops, handlers, SQL), testable in process, and
+        // a small executable that parses options and runs it.
+        .target(
+            name: "IntakeService",
+            dependencies: [
+                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Intake",
+            exclude: ["Command"]
+        ),
         .executableTarget(
             name: "intake",
-            dependencies: ["RootcausesService"],
-            path: "Services/Intake"
+            dependencies: [
+                "IntakeService", "RootcausesService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Intake/Command"
+        ),
+        .target(
+            name: "AggregationService",
+            dependencies: [
+                "RootcausesService", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage", "RootcausesJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Aggregation",
+            exclude: ["Command"]
         ),
         .executableTarget(
             name: "aggregation",
-            dependencies: ["RootcausesService"],
-            path: "Services/Aggregation"
+            dependencies: [
+                "AggregationService", "RootcausesService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Aggregation/Command"
+        ),
+        .target(
+            name: "ReportingService",
+            dependencies: [
+                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Reporting",
+            exclude: ["Command"]
         ),
         .executableTarget(
             name: "reporting",
-            dependencies: ["RootcausesService"],
-            path: "Services/Reporting"
+            dependencies: [
+                "ReportingService", "RootcausesService", "RootcausesModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Reporting/Command"
         ),
         // The client CLI: demo, up, submit, totals, factsheet, indicators.
         .executableTarget(
             name: "rootcauses",
             dependencies: [
-                "RootcausesService", "RootcausesTesting",
+                "RootcausesService", "RootcausesTesting", "RootcausesTransport", "RootcausesModel", "RootcausesJSON",
+                "RootcausesPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Services/CLI"
@@ -107,25 +166,36 @@ let package = Package(
         .target(
             name: "RootcausesTesting",
             dependencies: [
-                "RootcausesProtocol", "RootcausesPostgres", "RootcausesJSON",
+                "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/Testing"
         ),
         .testTarget(
             name: "UnitTests",
-            dependencies: ["RootcausesModel", "RootcausesJSON", "RootcausesProtocol", "RootcausesPostgres",
-                           .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "RootcausesModel", "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             path: "Tests/UnitTests"
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RootcausesTesting", "RootcausesJSON", "RootcausesModel",
+                "RootcausesTesting", "RootcausesJSON", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport",
+                "RootcausesPostgres", "RootcausesService", "IntakeService", "ReportingService",
+                .product(name: "Logging", package: "swift-log"),
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
             path: "Tests/IntegrationTests"
         ),
     ]
 )
+
+// Every target: `any` spelled out for existentials, as the anchors do.
+for target in package.targets where target.type != .system && target.name != "CMalloc" {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("ExistentialAny")]
+}

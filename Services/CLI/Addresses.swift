@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 
 /// Where the services are, with environment fallbacks.
 struct ServiceAddresses: ParsableArguments {

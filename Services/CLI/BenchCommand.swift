@@ -5,6 +5,7 @@ import RootcausesJSON
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesTransport
 import RootcausesService
 import RootcausesTesting
 

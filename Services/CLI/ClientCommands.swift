@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 
 struct SubmitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

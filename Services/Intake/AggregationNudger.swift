@@ -1,30 +1,30 @@
 import Logging
 import NIOConcurrencyHelpers
 import RootcausesJSON
-import RootcausesProtocol
+import RootcausesTransport
 import ServiceLifecycle
 
 /// Tells aggregation instances that new submissions are committed.
 ///
 /// A nudge is only a hint (aggregation also catches up on a timer), so it never delays or fails
 /// an acknowledgement: nudges are coalesced into the newest seq and sent in the background.
-final class AggregationNudger: Service, Sendable {
+public final class AggregationNudger: Service, Sendable {
     private let addresses: [String]
     private let logger: Logger
     private let stream: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
 
-    init(addresses: [String], logger: Logger) {
+    public init(addresses: [String], logger: Logger) {
         self.addresses = addresses
         self.logger = logger
         (stream, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    func nudge(seq: Int64) {
+    public func nudge(seq: Int64) {
         continuation.yield(seq)
     }
 
-    func run() async throws {
+    public func run() async throws {
         let clients = NudgeConnections()
         await withGracefulShutdownHandler {
             for await seq in stream {

@@ -20,7 +20,7 @@ public enum JSON: Sendable, Equatable {
         case let (.array(a), .array(b)): return a == b
         case let (.object(a), .object(b)):
             guard a.count == b.count else { return false }
-            return zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+            return zip(a, b).allSatisfy { $0.0.utf8.elementsEqual($1.0.utf8) && $0.1 == $1.1 }
         default: return false
         }
     }
@@ -30,10 +30,12 @@ extension JSON {
     /// An integer as a JSON number.
     public static func int<I: BinaryInteger>(_ value: I) -> JSON { .number(String(value)) }
 
-    /// The member named `key` of an object, or `nil`.
+    /// The member named `key` of an object, or `nil`. Names are compared code point by code
+    /// point, as JSON does (`"é"` and `"e\u{301}"` are different names, although Swift's `==`
+    /// holds them equal).
     public subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
-        for (name, value) in members where name == key { return value }
+        for (name, value) in members where name.utf8.elementsEqual(key.utf8) { return value }
         return nil
     }
 
@@ -69,13 +71,58 @@ extension JSON {
         return nil
     }
 
-    /// The number as an `Int64`, when it is an integer literal that fits.
+    /// The number as an `Int64`, when its literal is exactly an integer that fits: `5`, `5.0`,
+    /// `5e0` and `50e-1` are 5; `5.0000000000000001` is not an integer. Read from the literal's
+    /// digits, never through `Double`, which would round it.
     public var int64Value: Int64? {
         guard case .number(let literal) = self else { return nil }
-        if let v = Int64(literal) { return v }
-        // Accept integral forms like 5.0 or 1e3.
-        guard let d = Double(literal), d.rounded() == d, abs(d) < 9.0e15 else { return nil }
-        return Int64(d)
+        if let value = Int64(literal) { return value }
+        return JSON.exactInteger(literal)
+    }
+
+    /// The integer a number literal denotes exactly, or `nil` (a fraction, too large, not a literal).
+    static func exactInteger(_ literal: String) -> Int64? {
+        var bytes = Substring(literal).utf8[...]
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { bytes = bytes.dropFirst() }
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        var digits = Array(bytes.prefix(while: isDigit))
+        bytes = bytes.dropFirst(digits.count)
+        guard !digits.isEmpty else { return nil }
+        var scale = 0  // digits after the decimal point
+        if bytes.first == UInt8(ascii: ".") {
+            bytes = bytes.dropFirst()
+            let fraction = bytes.prefix(while: isDigit)
+            guard !fraction.isEmpty else { return nil }
+            digits += fraction
+            scale = fraction.count
+            bytes = bytes.dropFirst(fraction.count)
+        }
+        if let marker = bytes.first, marker == UInt8(ascii: "e") || marker == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            var exponentNegative = false
+            if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+                exponentNegative = sign == UInt8(ascii: "-")
+                bytes = bytes.dropFirst()
+            }
+            let exponentDigits = bytes.drop { $0 == UInt8(ascii: "0") }
+            guard !bytes.isEmpty, bytes.allSatisfy(isDigit), exponentDigits.count <= 6 else { return nil }
+            let exponent = Int(String(decoding: exponentDigits, as: UTF8.self)) ?? 0
+            scale += exponentNegative ? exponent : -exponent
+            bytes = bytes.dropFirst(bytes.count)
+        }
+        guard bytes.isEmpty else { return nil }
+        while let first = digits.first, first == UInt8(ascii: "0"), digits.count > 1 { digits.removeFirst() }
+        if digits == [UInt8(ascii: "0")] { return 0 }
+        // Digits right of the point must all be zeros; zeros are appended for a positive exponent.
+        while scale > 0 {
+            guard digits.last == UInt8(ascii: "0") else { return nil }
+            digits.removeLast()
+            scale -= 1
+        }
+        guard digits.count - scale <= 19 else { return nil }
+        if scale < 0 { digits += Array(repeating: UInt8(ascii: "0"), count: -scale) }
+        return Int64((negative ? "-" : "") + String(decoding: digits, as: UTF8.self))
     }
 
     public var isNull: Bool {
@@ -98,7 +145,7 @@ extension JSON {
     /// A copy of an object with `key` set (replaced in place, or appended).
     public func setting(_ key: String, to value: JSON) -> JSON {
         guard case .object(var members) = self else { return self }
-        if let i = members.firstIndex(where: { $0.0 == key }) {
+        if let i = members.firstIndex(where: { $0.0.utf8.elementsEqual(key.utf8) }) {
             members[i].1 = value
         } else {
             members.append((key, value))

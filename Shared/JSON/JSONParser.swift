@@ -86,7 +86,9 @@ public struct JSONParser {
             guard depth <= JSONParser.maximumDepth else { throw fail("nesting too deep") }
             position += 1
             var members: [(String, JSON)] = []
-            var seen = Set<String>()
+            // Names compared by code points, as JSON does: Swift's String equality would take
+            // canonically equivalent names ("é", "e\u{301}") for duplicates.
+            var seen = Set<[UInt8]>()
             skipWhitespace()
             if !atEnd, bytes[position] == UInt8(ascii: "}") {
                 position += 1
@@ -97,7 +99,7 @@ public struct JSONParser {
                 guard !atEnd, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected an object key") }
                 let keyOffset = position
                 let key = try parseString()
-                guard seen.insert(key).inserted else {
+                guard seen.insert(Array(key.utf8)).inserted else {
                     throw JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
                 }
                 skipWhitespace()

@@ -12,12 +12,18 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.day = day
     }
 
-    /// Parses `YYYY-MM-DD`, rejecting days that do not exist.
+    /// The years a day may fall in: wide enough for any result and any "as of", narrow enough
+    /// for every date type on the way (PostgreSQL's `date` has no year 0).
+    public static let supportedYears = 1900...9999
+
+    /// Parses `YYYY-MM-DD` (ASCII digits only), rejecting days that do not exist and years
+    /// outside `supportedYears`.
     public init?(iso text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+        guard parts.count == 3, parts[0].utf8.count == 4, parts[1].utf8.count == 2, parts[2].utf8.count == 2,
+            parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }),
             let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-            (1...12).contains(m), d >= 1, d <= Day.daysIn(year: y, month: m)
+            Day.supportedYears.contains(y), (1...12).contains(m), d >= 1, d <= Day.daysIn(year: y, month: m)
         else { return nil }
         self.init(year: y, month: m, day: d)
     }

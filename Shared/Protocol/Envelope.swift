@@ -1,4 +1,3 @@
-import NIOCore
 import RootcausesJSON
 
 /// The protocol version this build speaks.
@@ -19,11 +18,10 @@ public struct Request: Sendable {
     }
 
     /// Parses one line into a request, or the error to answer with.
-    public static func parse(line: ByteBuffer) -> Result<Request, RequestRejection> {
+    public static func parse<Bytes: Collection<UInt8>>(line: Bytes) -> Result<Request, RequestRejection> {
         let json: JSON
         do {
-            json = try line.readableBytesView.withContiguousStorageIfAvailable { try JSONParser.parse($0) }
-                ?? JSONParser.parse(Array(line.readableBytesView))
+            json = try JSONParser.parse(line)
         } catch {
             return .failure(RequestRejection(id: JSON.null, error: ProtocolError(.badJSON, "the line is not valid JSON: \(error)")))
         }
@@ -65,16 +63,5 @@ public enum Response {
     /// `{"id":…,"ok":false,"error":{…}}`.
     public static func failure(id: JSON, _ error: ProtocolError) -> JSON {
         .object([("id", id), ("ok", .bool(false)), ("error", error.json)])
-    }
-
-    /// The JSON text of `response` plus `\n`, in a buffer.
-    public static func encode(_ response: JSON, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(256)
-        response.write(into: &bytes)
-        bytes.append(UInt8(ascii: "\n"))
-        var buffer = allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        return buffer
     }
 }

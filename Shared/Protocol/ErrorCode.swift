@@ -27,6 +27,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let unavailable = ErrorCode("unavailable")
     /// A read's `min_seq` was not aggregated in time.
     public static let notReady = ErrorCode("not_ready")
+    /// The server is at a limit (connections, or input held for unfinished lines); retry later.
+    public static let overloaded = ErrorCode("overloaded")
     /// An unexpected fault on the server.
     public static let `internal` = ErrorCode("internal")
 }

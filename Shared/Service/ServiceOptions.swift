@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RootcausesTransport
 
 /// The version every service reports in `hello`.
 public let rootcausesVersion = "0.1.0"
@@ -19,6 +20,15 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     @Option(name: .customLong("max-line-bytes"), help: "Longest request line accepted, in bytes. Env: ROOTCAUSES_MAX_LINE_BYTES. Default: 1048576.")
     public var maxLineBytes: Int?
+
+    @Option(name: .customLong("max-connections"), help: "Most client connections served at once; one more is answered 'overloaded'. Env: ROOTCAUSES_MAX_CONNECTIONS. Default: 1024.")
+    public var maxConnections: Int?
+
+    @Option(name: .customLong("max-buffered-bytes"), help: "Most bytes all connections together may hold in unfinished lines. Env: ROOTCAUSES_MAX_BUFFERED_BYTES. Default: 67108864 (64 MiB).")
+    public var maxBufferedBytes: Int?
+
+    @Option(name: .customLong("idle-timeout-seconds"), help: "Close a connection that sends nothing for this long with no request in progress. Env: ROOTCAUSES_IDLE_TIMEOUT_SECONDS. Default: 600.")
+    public var idleTimeoutSeconds: Int?
 
     @Option(name: .customLong("db-connections"), help: "Most database connections this process opens. Env: ROOTCAUSES_DB_CONNECTIONS. Default: 8.")
     public var dbConnections: Int?
@@ -52,6 +62,26 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         let value = maxLineBytes ?? Self.environment["ROOTCAUSES_MAX_LINE_BYTES"].flatMap { Int($0) } ?? 1 << 20
         guard value >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         return value
+    }
+
+    /// The limits on what clients may hold, from flags, then the environment, then defaults.
+    public func resolvedLimits() throws -> ConnectionLimits {
+        func value(_ flag: Int?, _ variable: String, default fallback: Int, minimum: Int, name: String) throws -> Int {
+            let resolved = try flag ?? Self.environment[variable].map { text in
+                guard let number = Int(text) else { throw ValidationError("\(variable)='\(text)' is not a whole number") }
+                return number
+            } ?? fallback
+            guard resolved >= minimum else { throw ValidationError("--\(name) must be at least \(minimum)") }
+            return resolved
+        }
+        let lineBytes = try resolvedMaxLineBytes()
+        return ConnectionLimits(
+            maximumLineBytes: lineBytes,
+            maximumConnections: try value(maxConnections, "ROOTCAUSES_MAX_CONNECTIONS", default: 1024, minimum: 1, name: "max-connections"),
+            maximumBufferedBytes: try value(
+                maxBufferedBytes, "ROOTCAUSES_MAX_BUFFERED_BYTES", default: 64 << 20, minimum: lineBytes + 2, name: "max-buffered-bytes"),
+            idleTimeout: .seconds(try value(
+                idleTimeoutSeconds, "ROOTCAUSES_IDLE_TIMEOUT_SECONDS", default: 600, minimum: 1, name: "idle-timeout-seconds")))
     }
 
     public func resolvedConnections() -> Int {

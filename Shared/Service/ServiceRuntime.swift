@@ -4,6 +4,7 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesStorage
+import RootcausesTransport
 import ServiceLifecycle
 import UnixSignals
 
@@ -19,7 +20,7 @@ public struct ServiceContext: Sendable {
     public let pool: PostgresPool
     public let host: String
     public let port: Int
-    public let maximumLineBytes: Int
+    public let limits: ConnectionLimits
 }
 
 /// Starts a service process: logging, catalogue, database (migrated, waiting for it if it is
@@ -27,7 +28,7 @@ public struct ServiceContext: Sendable {
 /// `ServiceGroup` until SIGTERM or SIGINT, shutting down gracefully.
 public func runService(
     name: String, defaultPort: Int, options: ServiceOptions,
-    makeHandler: @Sendable (ServiceContext) async throws -> (handler: any RequestHandler, services: [any Service])
+    makeOperations: @Sendable (ServiceContext) async throws -> (operations: OperationRegistry, services: [any Service])
 ) async throws {
     let logger = makeLogger(label: "rootcauses.\(name)", level: try options.resolvedLogLevel())
     let (host, port) = try options.listenAddress(defaultPort: defaultPort)
@@ -40,11 +41,10 @@ public func runService(
     try await migrateWhenReachable(pool: pool, logger: logger)
     let context = ServiceContext(
         name: name, logger: logger, catalogue: catalogue, pool: pool, host: host, port: port,
-        maximumLineBytes: try options.resolvedMaxLineBytes())
-    let (handler, extra) = try await makeHandler(context)
-    let server = ProtocolServer(
-        host: host, port: port, maximumLineBytes: context.maximumLineBytes, version: rootcausesVersion,
-        handler: handler, logger: logger)
+        limits: try options.resolvedLimits())
+    let (operations, extra) = try await makeOperations(context)
+    let responder = Responder(registry: operations, version: rootcausesVersion, mapError: protocolError(for:logger:))
+    let server = ProtocolServer(host: host, port: port, limits: context.limits, responder: responder, logger: logger)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
     services += extra.map { .init(service: $0) }
     if let parent = ProcessInfo.processInfo.environment["ROOTCAUSES_PARENT_PID"].flatMap({ Int32($0) }) {

@@ -2,6 +2,7 @@ import Foundation
 import RootcausesJSON
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesTransport
 
 /// The three services, each its own process, against one database: what `rootcauses demo`
 /// and `up` run, and what integration tests run.

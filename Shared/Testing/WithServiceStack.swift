@@ -1,6 +1,7 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 
 #if canImport(Glibc)
 import Glibc

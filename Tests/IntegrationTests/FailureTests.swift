@@ -2,6 +2,7 @@ import Foundation
 import RootcausesJSON
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesTransport
 import RootcausesTesting
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 import RootcausesTesting
 import Testing
 
@@ -252,10 +253,11 @@ extension Integration.IntakeTests {
             let reporting = try await stack.reportingClient()
             // Several large answers (about 30 KB each), then the client stops sending.
             let request = JSON.object([("op", "factsheet"), ("format", "json"), ("date", "2023-02-06"), ("min_seq", 269)]).serialized
+            let pending = reporting.expectAnswers(20)
             try await reporting.write(raw: Array(String(repeating: request + "\n", count: 20).utf8))
             try await reporting.shutdownOutput()
-            for _ in 0..<20 {
-                let answer = try JSONParser.parse(try await reporting.readLine())
+            for line in try await pending.lines() {
+                let answer = try JSONParser.parse(line)
                 #expect(answer["highlights"]?.arrayValue?.count == 20)
             }
             await reporting.close()

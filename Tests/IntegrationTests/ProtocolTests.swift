@@ -1,6 +1,7 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 import RootcausesTesting
 import Testing
 
@@ -78,11 +79,11 @@ extension Integration {
                 // A request of 1 MiB + 100 bytes in several writes, then a ping on the same connection.
                 let padding = String(repeating: "x", count: (1 << 20) + 100)
                 let long = Array(#"{"op":"ping","id":"long","pad":""#.utf8) + Array(padding.utf8) + Array("\"}\n".utf8)
-                let firstAnswer = Task { try await client.readLine() }
+                let firstAnswer = client.expectAnswers(1)
                 for chunk in stride(from: 0, to: long.count, by: 200_000) {
                     try await client.write(raw: Array(long[chunk..<min(chunk + 200_000, long.count)]))
                 }
-                let tooLong = try JSONParser.parse(try await firstAnswer.value)
+                let tooLong = try JSONParser.parse(try await firstAnswer.lines()[0])
                 #expect(tooLong.errorCode == "line_too_long")
                 #expect(tooLong["id"] == .null)
                 #expect(tooLong["error"]?["details"]?[0]?["limit"] == .int(1 << 20))
@@ -114,13 +115,9 @@ extension Integration {
                     default: lines.append(#"{"op":"hello","id":\#(i)}"#)
                     }
                 }
-                let reader = Task {
-                    var answers: [JSON] = []
-                    for _ in 0..<200 { answers.append(try JSONParser.parse(try await client.readLine())) }
-                    return answers
-                }
+                let pending = client.expectAnswers(200)
                 try await client.write(raw: Array((lines.joined(separator: "\n") + "\n").utf8))
-                let answers = try await reader.value
+                let answers = try await pending.lines().map { try JSONParser.parse($0) }
                 for (i, answer) in answers.enumerated() {
                     #expect(answer["id"] == .int(i))
                     switch i % 4 {
@@ -141,11 +138,13 @@ extension Integration {
         @Test func crlfBlankLinesAndHalfClose() async throws {
             try await withServiceStack { stack in
                 let client = try await stack.reportingClient()
+                let pending = client.expectAnswers(2)
                 try await client.write(raw: Array("\r\n   \n{\"op\":\"ping\",\"id\":1}\r\n{\"op\":\"ping\",\"id\":2}\n{\"op\":\"ping\",\"id\":3}".utf8))
                 // Half-close: the answers still come; the unterminated third request is dropped.
                 try await client.shutdownOutput()
-                let first = try JSONParser.parse(try await client.readLine())
-                let second = try JSONParser.parse(try await client.readLine())
+                let answers = try await pending.lines()
+                let first = try JSONParser.parse(answers[0])
+                let second = try JSONParser.parse(answers[1])
                 #expect(first["id"] == 1)
                 #expect(second["id"] == 2)
                 await #expect(throws: (any Error).self) { _ = try await client.readLine() }

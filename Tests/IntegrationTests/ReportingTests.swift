@@ -1,6 +1,7 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 import RootcausesTesting
 import Testing
 

@@ -2,11 +2,12 @@ import NIOCore
 import Testing
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesTransport
 
 @Suite("Request.parse")
 struct EnvelopeTests {
     func parse(_ text: String) -> Result<Request, RequestRejection> {
-        Request.parse(line: ByteBuffer(string: text))
+        Request.parse(line: Array(text.utf8))
     }
 
     func rejection(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> RequestRejection? {

@@ -2,16 +2,19 @@ import NIOCore
 import NIOEmbedded
 import Testing
 import RootcausesProtocol
+import RootcausesTransport
 
 @Suite("LineFrameDecoder")
 struct LineFrameDecoderTests {
     enum Frame: Equatable, CustomStringConvertible {
         case line(String)
         case tooLong(Int)
+        case overBudget(Int)
         var description: String {
             switch self {
             case .line(let s): return "line(\(s.debugDescription))"
             case .tooLong(let n): return "tooLong(\(n))"
+            case .overBudget(let n): return "overBudget(\(n))"
             }
         }
     }
@@ -38,6 +41,7 @@ struct LineFrameDecoderTests {
             switch frame {
             case .line(let buffer): out.append(.line(String(buffer: buffer)))
             case .lineTooLong(let limit): out.append(.tooLong(limit))
+            case .overBudget(let limit): out.append(.overBudget(limit))
             }
         }
         return out
@@ -160,5 +164,37 @@ struct LineFrameDecoderTests {
         }
         #expect(Array(buffer.readableBytesView) == [0x00, 0xFF])
         #expect(try channel.finish().isClean)
+    }
+
+    @Test func connectionsShareOneBudgetForIncompleteLines() throws {
+        let budget = BufferBudget(limit: 40)
+        func channel() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 32, budget: budget)))
+            return channel
+        }
+        let first = try channel()
+        let second = try channel()
+        try write(first, String(repeating: "a", count: 30))
+        #expect(budget.heldBytes == 30)
+        #expect(try frames(first) == [])
+        // Each line is under the line limit, but together they pass the process's budget.
+        try write(second, String(repeating: "b", count: 20))
+        #expect(try frames(second) == [.overBudget(40)])
+        #expect(budget.heldBytes == 30)
+        // The refused line is discarded to its end; the next line is read normally.
+        try write(second, "bb\nok\n")
+        #expect(try frames(second) == [.line("ok")])
+        // A completed line frees its share.
+        try write(first, "\n")
+        #expect(try frames(first) == [.line(String(repeating: "a", count: 30))])
+        #expect(budget.heldBytes == 0)
+        // A connection that closes with an incomplete line gives its share back.
+        try write(second, String(repeating: "c", count: 25))
+        #expect(budget.heldBytes == 25)
+        _ = try second.finish()
+        #expect(budget.heldBytes == 0)
+        _ = try first.finish()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IntakeService
 import RootcausesService
 
 @main
@@ -18,9 +19,8 @@ struct IntakeCommand: AsyncParsableCommand {
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         try await runService(name: "intake", defaultPort: 7401, options: options) { context in
             let nudger = AggregationNudger(addresses: addresses, logger: context.logger)
-            let handler = IntakeHandler(
-                catalogue: context.catalogue, store: SubmissionStore(pool: context.pool), nudger: nudger)
-            return (handler, [nudger])
+            let operations = IntakeOperations(catalogue: context.catalogue, pool: context.pool, nudge: nudger.nudge)
+            return (operations.registry, [nudger])
         }
     }
 }

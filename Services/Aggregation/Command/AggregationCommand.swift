@@ -1,3 +1,4 @@
+import AggregationService
 import ArgumentParser
 import Foundation
 import RootcausesService
@@ -23,9 +24,10 @@ struct AggregationCommand: AsyncParsableCommand {
         guard interval > 0, batchSize > 0 else { throw ValidationError("--poll-interval-ms and --batch-size must be positive") }
         let instance = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
-            let applier = Applier(pool: context.pool, instance: instance, batchSize: batchSize)
-            let worker = AggregationWorker(applier: applier, pollInterval: .milliseconds(interval), logger: context.logger)
-            return (AggregationHandler(applier: applier, worker: worker), [worker])
+            let operations = AggregationOperations(
+                pool: context.pool, instance: instance, batchSize: batchSize, pollInterval: .milliseconds(interval),
+                logger: context.logger)
+            return (operations.registry, operations.services)
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReportingService
 import RootcausesModel
 import RootcausesService
 
@@ -24,9 +25,8 @@ struct ReportingCommand: AsyncParsableCommand {
             context.logger.info("fact sheet template loaded", metadata: [
                 "path": "\(templatePath)", "highlights": "\(factSheet.highlights.count)",
             ])
-            let handler = ReportingHandler(
-                catalogue: context.catalogue, template: factSheet, queries: ReportingQueries(pool: context.pool))
-            return (handler, [])
+            let operations = ReportingOperations(catalogue: context.catalogue, template: factSheet, pool: context.pool)
+            return (operations.registry, [])
         }
     }
 }

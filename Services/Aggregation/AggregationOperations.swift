@@ -1,0 +1,55 @@
+import Logging
+import RootcausesJSON
+import RootcausesPostgres
+import RootcausesProtocol
+import RootcausesStorage
+import ServiceLifecycle
+
+/// Aggregation's ops, each declared once in `registry`: `status` reports progress, `nudge`
+/// asks for a pass now. The work itself is done by `worker`, a background service.
+public struct AggregationOperations: Sendable {
+    let applier: Applier
+    let worker: AggregationWorker
+
+    /// `instance` names this process in `status` and in the partitions it holds.
+    public init(pool: PostgresPool, instance: String, batchSize: Int, pollInterval: Duration, logger: Logger) {
+        self.applier = Applier(pool: pool, instance: instance, batchSize: batchSize)
+        self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, logger: logger)
+    }
+
+    public var registry: OperationRegistry {
+        OperationRegistry(service: "aggregation", [
+            Operation("status", NoInput.self, handler: status),
+            Operation("nudge", NudgeRequest.self, handler: nudge),
+        ])
+    }
+
+    /// The services to run beside the protocol server: the worker that applies submissions.
+    public var services: [any Service] { [worker] }
+
+    /// `{"op":"nudge","seq":42}`: `seq` (optional) is the newest committed seq, a hint.
+    struct NudgeRequest: OperationInput {
+        var seq: Int64?
+
+        static func decode(from reader: FieldReader) -> NudgeRequest? {
+            NudgeRequest(seq: reader.integer("seq"))
+        }
+    }
+
+    func nudge(_ request: NudgeRequest, context: RequestContext) async throws -> AnswerFields {
+        worker.nudge()
+        return []
+    }
+
+    func status(_ request: NoInput, context: RequestContext) async throws -> AnswerFields {
+        let progress = try await applier.progress()
+        return [
+            ("instance", .string(applier.instance)),
+            ("applied_seq", .int(progress.applied)),
+            ("latest_seq", .int(progress.latest)),
+            ("backlog", .int(max(0, progress.latest - progress.applied))),
+            ("partitions", .int(Schema.aggregationPartitions)),
+            ("share", .array(worker.share.map { JSON.int($0) })),
+        ]
+    }
+}

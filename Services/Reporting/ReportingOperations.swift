@@ -1,0 +1,239 @@
+import Foundation
+import Logging
+import RootcausesJSON
+import RootcausesModel
+import RootcausesPostgres
+import RootcausesProtocol
+
+/// Reporting's ops, each declared once in `registry`: `indicators`, `totals` and `factsheet`.
+/// Every read may first wait until a `min_seq` is aggregated, and every totals and fact sheet
+/// answer is pinned to an `as_of_seq` that reproduces it.
+public struct ReportingOperations: Sendable {
+    let catalogue: Catalogue
+    let template: FactSheetTemplate
+    let queries: ReportingQueries
+
+    static let defaultTimeoutMilliseconds: Int64 = 5_000
+    static let maximumTimeoutMilliseconds: Int64 = 60_000
+
+    public init(catalogue: Catalogue, template: FactSheetTemplate, pool: PostgresPool) {
+        self.catalogue = catalogue
+        self.template = template
+        self.queries = ReportingQueries(pool: pool)
+    }
+
+    public var registry: OperationRegistry {
+        OperationRegistry(service: "reporting", [
+            Operation("indicators", IndicatorsRequest.self, handler: indicators),
+            Operation("totals", decode: { [catalogue] in TotalsRequest.decode(from: $0, catalogue: catalogue) }, handler: totals),
+            Operation("factsheet", FactSheetRequest.self, handler: factSheet),
+        ])
+    }
+
+    // MARK: - Requests
+
+    /// What every read takes: wait for `min_seq` (at most `timeout_ms`), or read `as_of_seq`.
+    struct ReadConsistency: Sendable {
+        var minSeq: Int64?
+        var timeoutMilliseconds: Int64
+        var asOfSeq: Int64?
+
+        init(from reader: FieldReader) {
+            minSeq = reader.integer("min_seq", in: 0...Int64.max)
+            timeoutMilliseconds = reader.integer("timeout_ms", in: 0...ReportingOperations.maximumTimeoutMilliseconds)
+                ?? ReportingOperations.defaultTimeoutMilliseconds
+            asOfSeq = reader.integer("as_of_seq", in: 0...Int64.max)
+        }
+
+        /// Answering as of a seq needs everything up to it applied.
+        var waitFor: Int64? {
+            guard let asOfSeq else { return minSeq }
+            return max(minSeq ?? 0, asOfSeq)
+        }
+    }
+
+    /// `{"op":"indicators"}`.
+    struct IndicatorsRequest: OperationInput {
+        var read: ReadConsistency
+
+        static func decode(from reader: FieldReader) -> IndicatorsRequest? {
+            IndicatorsRequest(read: ReadConsistency(from: reader))
+        }
+    }
+
+    /// `{"op":"totals","indicator":…,"country":…,"reporter":…,"pillar":…,"period_from":…,"period_to":…,"group_by":[…]}`.
+    struct TotalsRequest: Sendable {
+        var read: ReadConsistency
+        var indicators: [String]?
+        var countries: [String]?
+        var reporters: [String]?
+        var pillars: [String]?
+        var from: Period?
+        var to: Period?
+        var groupBy: [ReportingQueries.GroupKey]
+
+        /// Reads the request; names must exist in `catalogue` (a typo must not read as "no data").
+        static func decode(from reader: FieldReader, catalogue: Catalogue) -> TotalsRequest? {
+            let read = ReadConsistency(from: reader)
+            func names(_ key: String, _ exists: (String) -> Bool, _ what: String) -> [String]? {
+                let values = reader.stringList(key)
+                for (i, value) in (values ?? []).enumerated() where !exists(value) {
+                    reader.report(Problem(path: "\(key)[\(i)]", code: "invalid", message: "'\(value)' is not \(what) in the catalogue"))
+                }
+                return values
+            }
+            let indicators = names("indicator", { catalogue.indicator($0) != nil }, "an indicator")
+            let countries = names("country", catalogue.hasCountry, "a country")
+            let reporters = names("reporter", catalogue.hasReporter, "a reporter")
+            let pillars = names("pillar", catalogue.hasPillar, "a pillar")
+            let periodForms = "a period: 2023, 2023Q1, 2023-01, FY2023 or FY2023Q1"
+            let from = reader.parsed("period_from", expected: periodForms, Period.parse)
+            let to = reader.parsed("period_to", expected: periodForms, Period.parse)
+            var groupBy: [ReportingQueries.GroupKey] = []
+            if let list = reader.array("group_by") {
+                for (i, element) in list.enumerated() {
+                    if let name = element.stringValue, let key = ReportingQueries.GroupKey(rawValue: name) {
+                        if !groupBy.contains(key) { groupBy.append(key) }
+                    } else {
+                        reader.report(Problem(path: "group_by[\(i)]", code: "invalid",
+                            message: "group_by takes indicator, country, reporter, pillar or period"))
+                    }
+                }
+            }
+            return TotalsRequest(
+                read: read, indicators: indicators, countries: countries, reporters: reporters, pillars: pillars,
+                from: from, to: to, groupBy: groupBy)
+        }
+    }
+
+    /// `{"op":"factsheet","date":"2023-02-06","format":"markdown"}`.
+    struct FactSheetRequest: OperationInput {
+        var read: ReadConsistency
+        var date: Day?
+        var json: Bool
+
+        static func decode(from reader: FieldReader) -> FactSheetRequest? {
+            let read = ReadConsistency(from: reader)
+            let format = reader.oneOf("format", ["markdown", "json"])
+            let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999", Day.init(iso:))
+            return FactSheetRequest(read: read, date: date, json: format == "json")
+        }
+    }
+
+    // MARK: - Handlers
+
+    func indicators(_ request: IndicatorsRequest, context: RequestContext) async throws -> AnswerFields {
+        let applied = try await waitForApplied(request.read)
+        return [("applied_seq", .int(applied))] + (catalogue.json.objectValue ?? [])
+    }
+
+    func totals(_ request: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
+        var indicatorFilter = request.indicators
+        if let pillars = request.pillars {
+            let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
+            indicatorFilter = indicatorFilter.map { codes in codes.filter(inPillars.contains) } ?? inPillars
+        }
+        let applied = try await waitForApplied(request.read)
+        // Pin the answer to what was applied when the read started: reproducible with as_of_seq.
+        let asOfSeq = request.read.asOfSeq ?? applied
+        let filters = ReportingQueries.Filters(
+            indicators: indicatorFilter, countries: request.countries, reporters: request.reporters,
+            from: request.from?.start, to: request.to?.end, asOfSeq: asOfSeq)
+        let rows = try await queries.totals(filters: filters, groupBy: request.groupBy, catalogue: catalogue)
+        return [
+            ("applied_seq", .int(applied)),
+            ("as_of_seq", .int(asOfSeq)),
+            ("rows", .array(rows.map { totalsRow($0, groupBy: request.groupBy) })),
+        ]
+    }
+
+    func factSheet(_ request: FactSheetRequest, context: RequestContext) async throws -> AnswerFields {
+        let applied = try await waitForApplied(request.read)
+        let date = request.date ?? Day.today()
+        // Pinned to what was applied when the read started; asking again with the same
+        // date and as_of_seq gives the same fact sheet, whatever arrived since.
+        let pinned = request.read.asOfSeq ?? applied
+        let series = try await queries.seriesTotals(through: date, asOfSeq: pinned, catalogue: catalogue)
+        let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
+            total(of: placeholder, in: series)
+        }
+        var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned))]
+        if request.json {
+            fields.append(("format", "json"))
+            fields += sheet.json.objectValue ?? []
+        } else {
+            fields += [("format", "markdown"), ("text", .string(sheet.markdown))]
+        }
+        return fields
+    }
+
+    // MARK: - Answers
+
+    /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
+    private func waitForApplied(_ read: ReadConsistency) async throws -> Int64 {
+        var applied = try await queries.appliedSeq()
+        guard let minSeq = read.waitFor, applied < minSeq else { return applied }
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(read.timeoutMilliseconds))
+        var pause = Duration.milliseconds(2)
+        while applied < minSeq {
+            guard ContinuousClock.now < deadline else {
+                throw ProtocolError(.notReady,
+                    "submissions up to seq \(minSeq) are not all aggregated yet (applied through \(applied)); retry later",
+                    details: [["min_seq": .int(minSeq), "applied_seq": .int(applied)]])
+            }
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(50))
+            applied = try await queries.appliedSeq()
+        }
+        return applied
+    }
+
+    private func totalsRow(_ row: ReportingQueries.TotalRow, groupBy: [ReportingQueries.GroupKey]) -> JSON {
+        var members: [(String, JSON)] = []
+        for key in groupBy {
+            switch key {
+            case .period:
+                let start = Day(iso: row.keys["period_start"] ?? "")
+                let end = Day(iso: row.keys["period_end"] ?? "")
+                if let start, let end { members.append(("period", .string(Period(start: start, end: end).label))) }
+                members.append(("period_start", .string(row.keys["period_start"] ?? "")))
+                members.append(("period_end", .string(row.keys["period_end"] ?? "")))
+            case .indicator:
+                let code = row.keys["indicator"] ?? ""
+                members.append(("indicator", .string(code)))
+                if let unit = catalogue.indicator(code)?.unit { members.append(("unit", .string(unit))) }
+            default:
+                members.append((key.rawValue, .string(row.keys[key.rawValue] ?? "")))
+            }
+        }
+        if let unit = row.keys["unit"] { members.append(("unit", .string(unit))) }
+        members.append(("value", .number(canonicalNumber(row.value))))
+        members.append(("submissions", .int(row.submissions)))
+        members.append(("estimate", .bool(row.estimate)))
+        return .object(members)
+    }
+
+    private func total(of placeholder: FactSheetPlaceholder, in series: [ReportingQueries.SeriesTotal]) -> NumberTotal {
+        var exact = Decimal(0)
+        var estimate = false
+        var seqs = Set<Int64>()
+        for entry in series where entry.indicator == placeholder.indicator
+            && (placeholder.countries?.contains(entry.country) ?? true)
+            && (placeholder.reporters?.contains(entry.reporter) ?? true)
+        {
+            exact += entry.value
+            estimate = estimate || entry.estimate
+            seqs.formUnion(entry.submissions)
+        }
+        return NumberTotal(exact: exact, estimate: estimate, submissions: seqs.sorted())
+    }
+}
+
+/// PostgreSQL's numeric text without insignificant trailing zeros (`12.50` becomes `12.5`).
+func canonicalNumber(_ text: String) -> String {
+    guard text.contains(".") else { return text }
+    var trimmed = Substring(text)
+    while trimmed.hasSuffix("0") { trimmed.removeLast() }
+    if trimmed.hasSuffix(".") { trimmed.removeLast() }
+    return String(trimmed)
+}

@@ -1,0 +1,93 @@
+import Logging
+import RootcausesJSON
+
+/// What a handler gets besides its decoded request.
+public struct RequestContext: Sendable {
+    /// The service's logger, with the request's `op` (and the peer) in its metadata.
+    public var logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+}
+
+/// The fields of a successful answer, in order, after `id` and `ok`.
+public typealias AnswerFields = [(String, JSON)]
+
+/// A request body an op decodes with a `FieldReader`, collecting every problem.
+///
+/// `decode` reads all fields it can and reports the rest; it returns `nil` only when it could
+/// not build a value, and then it has reported why. A request with any reported problem is
+/// answered `invalid_request` with all of them, before the handler runs.
+public protocol OperationInput: Sendable {
+    static func decode(from reader: FieldReader) -> Self?
+}
+
+/// For ops that take no fields besides `op` and `id`.
+public struct NoInput: OperationInput {
+    public init() {}
+    public static func decode(from reader: FieldReader) -> NoInput? { NoInput() }
+}
+
+/// One op of a service, declared once: its name, how its request is decoded, and its handler.
+public struct Operation: Sendable {
+    public let name: String
+    private let run: @Sendable (JSON, RequestContext) async throws -> AnswerFields
+
+    /// Declares op `name`: requests are decoded as `Input`, then answered by `handler`.
+    /// The handler throws `ProtocolError` for answers such as `conflict`; anything else it
+    /// throws is mapped by the server (database unreachable: `unavailable`, else `internal`).
+    public init<Input: OperationInput>(
+        _ name: String, _ input: Input.Type = Input.self,
+        handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
+    ) {
+        self.init(name, decode: Input.decode(from:), handler: handler)
+    }
+
+    /// Declares op `name` with its own decoding, for requests whose checks need the service's
+    /// data (names that must exist in the catalogue), so that every problem is still listed at once.
+    public init<Input: Sendable>(
+        _ name: String, decode: @escaping @Sendable (FieldReader) -> Input?,
+        handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
+    ) {
+        self.name = name
+        self.run = { body, context in
+            let reader = FieldReader(body)
+            let decoded = decode(reader)
+            guard reader.problems.isEmpty, let decoded else {
+                throw ProtocolError.invalidRequest(
+                    reader.problems.isEmpty
+                        ? [Problem(path: "", code: "invalid", message: "the request could not be read")] : reader.problems)
+            }
+            return try await handler(decoded, context)
+        }
+    }
+
+    /// Decodes `body` and runs the handler.
+    public func respond(to body: JSON, context: RequestContext) async throws -> AnswerFields {
+        try await run(body, context)
+    }
+}
+
+/// The ops of one service. `hello` and `ping` belong to every service and are answered by
+/// the `Responder`; a registry holds the rest, each declared once.
+public struct OperationRegistry: Sendable {
+    /// `intake`, `aggregation` or `reporting`, as `hello` reports it.
+    public let service: String
+    public let operations: [Operation]
+    private let byName: [String: Operation]
+
+    public init(service: String, _ operations: [Operation]) {
+        var byName: [String: Operation] = [:]
+        for operation in operations {
+            precondition(!Responder.builtInOperations.contains(operation.name), "\(operation.name) is built in")
+            precondition(byName.updateValue(operation, forKey: operation.name) == nil, "op \(operation.name) declared twice")
+        }
+        self.service = service
+        self.operations = operations
+        self.byName = byName
+    }
+
+    /// Every op a client may send, as `hello` lists them.
+    public var names: [String] { Responder.builtInOperations + operations.map(\.name) }
+
+    public subscript(name: String) -> Operation? { byName[name] }
+}

@@ -1,0 +1,177 @@
+import NIOCore
+import NIOExtras
+import NIOPosix
+import RootcausesJSON
+
+/// Why a client call failed before an answer arrived.
+public struct ClientError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A client connection for the line protocol, used by the CLI, by intake to nudge aggregation,
+/// and by tests. Requests may be pipelined: answers arrive in request order, and NIOExtras'
+/// `RequestResponseHandler` pairs each with the request that was written with its promise, so
+/// callers on different tasks can share one client without a lock.
+public final class ProtocolClient: Sendable {
+    /// What goes out with each promise: the bytes of one request line (or raw bytes in tests).
+    typealias Exchange = (ByteBuffer, EventLoopPromise<InboundFrame>)
+
+    private let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Connects to `host:port`.
+    public static func connect(
+        host: String, port: Int, maximumLineBytes: Int = 256 << 20,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ProtocolClient {
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(5))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
+                            RequestResponseHandler<ByteBuffer, InboundFrame>())
+                    }
+                }
+                .connect(host: host, port: port).get()
+            return ProtocolClient(channel: channel)
+        } catch {
+            throw ClientError("cannot connect to \(host):\(port): \(error)")
+        }
+    }
+
+    /// Connects to an address written `host:port`.
+    public static func connect(address: String) async throws -> ProtocolClient {
+        let (host, port) = try parseAddress(address)
+        return try await connect(host: host, port: port)
+    }
+
+    /// Sends `request` and returns the answer.
+    public func request(_ request: JSON) async throws -> JSON {
+        try Self.parseAnswer(try await send(line: request.serialized))
+    }
+
+    /// Sends many requests at once (pipelined) and returns their answers in order.
+    public func pipeline(_ requests: [JSON]) async throws -> [JSON] {
+        try await pipeline(lines: requests.map(\.serialized)).map(Self.parseAnswer)
+    }
+
+    /// Sends already-serialized request lines at once (pipelined) and returns the answer lines in order.
+    public func pipeline(lines: [String]) async throws -> [String] {
+        let answers = lines.map { line -> EventLoopFuture<InboundFrame> in
+            var buffer = channel.allocator.buffer(capacity: line.utf8.count + 1)
+            buffer.writeString(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            return enqueue(buffer)
+        }
+        channel.flush()
+        var lines: [String] = []
+        lines.reserveCapacity(answers.count)
+        for answer in answers { lines.append(try await Self.line(of: answer)) }
+        return lines
+    }
+
+    /// Sends one raw line (a newline is added) and returns the raw answer line.
+    public func send(line: String) async throws -> String {
+        try await pipeline(lines: [line])[0]
+    }
+
+    /// Answers the caller will wait for after raw writes (`write(raw:)`), registered before
+    /// the writes so that no answer arrives with nobody expecting it.
+    public struct PendingAnswers: Sendable {
+        fileprivate let futures: [EventLoopFuture<InboundFrame>]
+
+        /// The answer lines, in order, once they all arrived.
+        public func lines() async throws -> [String] {
+            var lines: [String] = []
+            for future in futures { lines.append(try await ProtocolClient.line(of: future)) }
+            return lines
+        }
+    }
+
+    /// Expects the next `count` answers, for tests of framing that write raw bytes: a partial
+    /// line, several lines in one write, an over-long line in pieces.
+    public func expectAnswers(_ count: Int) -> PendingAnswers {
+        let futures = (0..<count).map { _ in enqueue(channel.allocator.buffer(capacity: 0)) }
+        channel.flush()
+        return PendingAnswers(futures: futures)
+    }
+
+    /// Writes raw bytes as they are, expecting no answer to them (a partial line).
+    public func write(raw bytes: [UInt8]) async throws {
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        let channel = self.channel
+        // Written below the request/response handler, which wants a promise with every write.
+        channel.eventLoop.execute {
+            do {
+                let context = try channel.pipeline.syncOperations.context(
+                    handlerType: RequestResponseHandler<ByteBuffer, InboundFrame>.self)
+                context.writeAndFlush(NIOAny(buffer), promise: written)
+            } catch {
+                written.fail(error)
+            }
+        }
+        try await written.futureResult.get()
+    }
+
+    /// Waits for the next answer line without sending anything.
+    public func readLine() async throws -> String {
+        try await expectAnswers(1).lines()[0]
+    }
+
+    /// Shuts down our sending side (half-close); answers can still be read.
+    public func shutdownOutput() async throws {
+        try await channel.close(mode: .output)
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    private func enqueue(_ bytes: ByteBuffer) -> EventLoopFuture<InboundFrame> {
+        let promise = channel.eventLoop.makePromise(of: InboundFrame.self)
+        let exchange: Exchange = (bytes, promise)
+        channel.write(exchange, promise: nil)
+        return promise.futureResult
+    }
+
+    fileprivate static func line(of answer: EventLoopFuture<InboundFrame>) async throws -> String {
+        let frame: InboundFrame
+        do {
+            frame = try await answer.get()
+        } catch is NIOExtrasErrors.ClosedBeforeReceivingResponse {
+            throw ClientError("the server closed the connection")
+        } catch let error as ChannelError where error == .ioOnClosedChannel || error == .alreadyClosed {
+            throw ClientError("the server closed the connection")
+        } catch {
+            throw ClientError("connection error: \(error)")
+        }
+        switch frame {
+        case .line(let buffer): return String(buffer: buffer)
+        case .lineTooLong, .overBudget: throw ClientError("the server's answer was longer than this client accepts")
+        }
+    }
+
+    private static func parseAnswer(_ line: String) throws -> JSON {
+        do { return try JSONParser.parse(line) } catch { throw ClientError("the server sent a line that is not JSON: \(error)") }
+    }
+}
+
+/// Parses `host:port` (or `[v6]:port`).
+public func parseAddress(_ address: String) throws -> (host: String, port: Int) {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+        throw ClientError("'\(address)' is not an address; write host:port")
+    }
+    var host = String(address[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host.isEmpty ? "127.0.0.1" : host, port)
+}

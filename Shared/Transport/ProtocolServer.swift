@@ -1,0 +1,310 @@
+import CMalloc
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RootcausesJSON
+import RootcausesProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// How much one process lets its clients hold.
+public struct ConnectionLimits: Sendable {
+    /// The longest request line, in bytes.
+    public var maximumLineBytes: Int
+    /// Connections served at once; one more is answered `overloaded` and closed.
+    public var maximumConnections: Int
+    /// Bytes all connections together may hold in incomplete lines.
+    public var maximumBufferedBytes: Int
+    /// A connection that sends nothing for this long, with no request in progress, is closed.
+    public var idleTimeout: Duration
+
+    public init(
+        maximumLineBytes: Int = 1 << 20, maximumConnections: Int = 1024,
+        maximumBufferedBytes: Int = 64 << 20, idleTimeout: Duration = .seconds(600)
+    ) {
+        self.maximumLineBytes = maximumLineBytes
+        self.maximumConnections = maximumConnections
+        self.maximumBufferedBytes = maximumBufferedBytes
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// A TCP server for the line-delimited JSON protocol.
+///
+/// Each connection is served by one task: requests are answered one at a time, in order, so
+/// pipelined requests get their answers in request order. A failure while setting up or serving
+/// one connection closes that connection only. On graceful shutdown the server stops accepting,
+/// lets every connection finish the request it is working on, then closes them.
+public final class ProtocolServer: Service, Sendable {
+    public let host: String
+    public let port: Int
+    public let limits: ConnectionLimits
+    private let responder: Responder
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let configureConnection: @Sendable (any Channel) throws -> Void
+    private let connections: ConnectionRegistry
+    private let budget: BufferBudget
+    private let boundPort = Atomic<Int>(0)
+
+    /// `configureConnection` runs on each accepted channel before it is served (by default it
+    /// turns Nagle's algorithm off); if it throws, that connection is closed and logged.
+    public init(
+        host: String, port: Int, limits: ConnectionLimits = ConnectionLimits(), responder: Responder,
+        logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        configureConnection: @escaping @Sendable (any Channel) throws -> Void = ProtocolServer.disableNagle
+    ) {
+        self.host = host
+        self.port = port
+        self.limits = limits
+        self.responder = responder
+        self.logger = logger
+        self.group = group
+        self.configureConnection = configureConnection
+        self.connections = ConnectionRegistry(maximumConnections: limits.maximumConnections)
+        self.budget = BufferBudget(limit: limits.maximumBufferedBytes)
+    }
+
+    /// Answers are small and come one per request: sending each at once matters more than
+    /// filling packets. TCP_NODELAY is a TCP-level option (at the socket level its number is
+    /// SO_DEBUG, which an unprivileged process may not set).
+    @Sendable public static func disableNagle(_ channel: any Channel) throws {
+        try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
+    }
+
+    /// The port actually bound (useful with port 0); 0 until listening.
+    public var listeningPort: Int { boundPort.load(ordering: .relaxed) }
+
+    /// Connections open now.
+    public var openConnections: Int { connections.count }
+
+    public func run() async throws {
+        let limits = self.limits
+        let budget = self.budget
+        let configureConnection = self.configureConnection
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .bind(host: host, port: port) { channel in
+                // Never fail here: a failed child initializer ends the whole accept loop.
+                channel.eventLoop.makeCompletedFuture { () -> AcceptedConnection in
+                    do {
+                        try configureConnection(channel)
+                        let activity = ConnectionActivity()
+                        try channel.pipeline.syncOperations.addHandlers(
+                            IdleStateHandler(readTimeout: TimeAmount(limits.idleTimeout)),
+                            IdleConnectionCloser(activity: activity),
+                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: limits.maximumLineBytes, budget: budget)))
+                        let wrapped = try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        return .ready(wrapped, activity)
+                    } catch {
+                        channel.close(promise: nil)
+                        return .failed(error, peer: channel.remoteAddress?.description ?? "unknown")
+                    }
+                }
+            }
+        boundPort.store(server.channel.localAddress?.port ?? port, ordering: .relaxed)
+        logger.info("listening", metadata: ["service": "\(responder.registry.service)", "address": "\(host):\(listeningPort)"])
+        let serverChannel = server.channel
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await accepted in inbound {
+                        switch accepted {
+                        case .ready(let connection, let activity):
+                            group.addTask { await self.serve(connection, activity: activity) }
+                        case .failed(let error, let peer):
+                            logger.warning("connection set-up failed; closed it", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: { [connections, logger] in
+            logger.info("shutting down: no new connections, finishing requests in flight")
+            serverChannel.close(promise: nil)
+            connections.beginShutdown()
+        }
+        logger.info("stopped", metadata: ["service": "\(responder.registry.service)"])
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<InboundFrame, ByteBuffer>, activity: ConnectionActivity) async {
+        let channel = connection.channel
+        var logger = self.logger
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress?.description ?? "unknown")"
+        let token: Int
+        switch connections.register(channel) {
+        case .registered(let registered):
+            token = registered
+        case .shuttingDown:
+            try? await connection.executeThenClose { _, _ in }
+            return
+        case .full:
+            logger.warning("connection refused: too many connections", metadata: ["limit": "\(limits.maximumConnections)"])
+            let refusal = Response.failure(id: .null, ProtocolError(.overloaded,
+                "the server is serving its maximum of \(limits.maximumConnections) connections; retry later",
+                details: [["limit": .int(limits.maximumConnections)]]))
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.write(Response.encode(refusal, allocator: channel.allocator))
+            }
+            return
+        }
+        defer {
+            connections.unregister(token)
+            returnMemoryAfterBurst()
+        }
+        do {
+            try await connection.executeThenClose { inbound, _ in
+                for try await frame in inbound {
+                    guard connections.markBusy(token) else { break }
+                    activity.begin()
+                    let (answer, keepOpen) = await respond(to: frame, logger: logger)
+                    if let answer {
+                        // Written on the channel and awaited until it reached the socket: the
+                        // outbound writer's finish-then-close would drop an answer still queued
+                        // (a large one, or the last before a half-close or shutdown).
+                        try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
+                    }
+                    activity.end()
+                    guard keepOpen, connections.markIdle(token) else { break }
+                }
+            }
+        } catch {
+            logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The answer to one frame (`nil` for a blank line), and whether the connection stays open.
+    func respond(to frame: InboundFrame, logger: Logger) async -> (answer: JSON?, keepOpen: Bool) {
+        switch frame {
+        case .lineTooLong(let limit):
+            return (Response.failure(id: .null, ProtocolError(.lineTooLong,
+                "the line is longer than \(limit) bytes; it was discarded", details: [["limit": .int(limit)]])), true)
+        case .overBudget(let limit):
+            logger.warning("connection closed: the process's buffer budget is spent", metadata: ["limit": "\(limit)"])
+            return (Response.failure(id: .null, ProtocolError(.overloaded,
+                "the server is holding too much unfinished input from its clients; this connection is closed, retry later",
+                details: [["limit": .int(limit)]])), false)
+        case .line(let line):
+            return (await responder.respond(to: line.readableBytesView, logger: logger), true)
+        }
+    }
+
+    /// Hands freed memory back to the system once a burst of large buffers is over: glibc keeps
+    /// freed heap for reuse, so a process would otherwise stay at its high-water mark.
+    private func returnMemoryAfterBurst() {
+        guard budget.heldBytes < 1 << 20 else { return }
+        guard budget.takeReleasedBytes(atLeast: 4 << 20) else { return }
+        _ = rootcauses_malloc_trim()
+    }
+}
+
+extension Response {
+    /// The JSON text of `response` plus `\n`, in a buffer.
+    public static func encode(_ response: JSON, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(256)
+        response.write(into: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+}
+
+/// An accepted connection, ready to serve, or the reason its set-up failed.
+enum AcceptedConnection: Sendable {
+    case ready(NIOAsyncChannel<InboundFrame, ByteBuffer>, ConnectionActivity)
+    case failed(any Error, peer: String)
+}
+
+/// Whether a connection has a request in progress: an idle timeout must not cut a client
+/// that waits for a slow answer (a read waiting for `min_seq`).
+final class ConnectionActivity: Sendable {
+    private let requestsInProgress = Atomic<Int>(0)
+    func begin() { requestsInProgress.add(1, ordering: .relaxed) }
+    func end() { requestsInProgress.subtract(1, ordering: .relaxed) }
+    var isBusy: Bool { requestsInProgress.load(ordering: .relaxed) > 0 }
+}
+
+/// Closes a connection that sent nothing for the idle timeout while no request was in progress.
+final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let activity: ConnectionActivity
+
+    init(activity: ConnectionActivity) { self.activity = activity }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.read = event, !activity.isBusy {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Tracks open connections so a graceful shutdown closes idle ones at once and busy ones
+/// right after their request in flight, and so the process serves at most so many at once.
+final class ConnectionRegistry: Sendable {
+    enum Registration {
+        case registered(Int)
+        case full
+        case shuttingDown
+    }
+    private struct Entry {
+        let channel: any Channel
+        var busy: Bool
+    }
+    private struct State {
+        var next = 0
+        var entries: [Int: Entry] = [:]
+        var shuttingDown = false
+    }
+    private let maximumConnections: Int
+    private let state = NIOLockedValueBox(State())
+
+    init(maximumConnections: Int) { self.maximumConnections = maximumConnections }
+
+    var count: Int { state.withLockedValue { $0.entries.count } }
+
+    func register(_ channel: any Channel) -> Registration {
+        state.withLockedValue { state in
+            guard !state.shuttingDown else { return .shuttingDown }
+            guard state.entries.count < maximumConnections else { return .full }
+            state.next += 1
+            state.entries[state.next] = Entry(channel: channel, busy: false)
+            return .registered(state.next)
+        }
+    }
+
+    func unregister(_ token: Int) {
+        state.withLockedValue { _ = $0.entries.removeValue(forKey: token) }
+    }
+
+    /// Returns false when shutting down: the request must not be started.
+    func markBusy(_ token: Int) -> Bool {
+        state.withLockedValue { state in
+            guard !state.shuttingDown else { return false }
+            state.entries[token]?.busy = true
+            return true
+        }
+    }
+
+    /// Returns false when shutting down: the connection should close now.
+    func markIdle(_ token: Int) -> Bool {
+        state.withLockedValue { state in
+            state.entries[token]?.busy = false
+            return !state.shuttingDown
+        }
+    }
+
+    func beginShutdown() {
+        let idle = state.withLockedValue { state -> [any Channel] in
+            state.shuttingDown = true
+            return state.entries.values.filter { !$0.busy }.map(\.channel)
+        }
+        for channel in idle { channel.close(promise: nil) }
+    }
+}
