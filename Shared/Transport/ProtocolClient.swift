@@ -140,7 +140,11 @@ public final class ProtocolClient: Sendable {
     private func enqueue(_ bytes: ByteBuffer) -> EventLoopFuture<InboundFrame> {
         let promise = channel.eventLoop.makePromise(of: InboundFrame.self)
         let exchange: Exchange = (bytes, promise)
-        channel.write(exchange, promise: nil)
+        // A write that cannot be made (the connection is closed and its handlers are gone)
+        // must fail the answer too, or its caller would wait forever.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { promise.fail($0) }
+        channel.write(exchange, promise: written)
         return promise.futureResult
     }
 

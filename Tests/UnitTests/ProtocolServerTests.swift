@@ -1,0 +1,187 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RootcausesJSON
+import RootcausesProtocol
+import RootcausesTransport
+import ServiceLifecycle
+import Testing
+
+/// The server in process, with a tiny registry and no database: its limits, and that one
+/// connection's failure never ends the server.
+@Suite("ProtocolServer")
+struct ProtocolServerTests {
+    struct Echo: OperationInput {
+        var text: String
+        static func decode(from reader: FieldReader) -> Echo? {
+            reader.string("text", required: true).map(Echo.init)
+        }
+    }
+
+    struct Pause: OperationInput {
+        var milliseconds: Int64
+        static func decode(from reader: FieldReader) -> Pause? {
+            reader.integer("ms", in: 0...10_000, required: true).map(Pause.init)
+        }
+    }
+
+    static let responder = Responder(
+        registry: OperationRegistry(service: "test", [
+            Operation("echo", Echo.self) { echo, _ in [("text", .string(echo.text))] },
+            Operation("pause", Pause.self) { pause, _ in
+                try await Task.sleep(for: .milliseconds(pause.milliseconds))
+                return [("paused", .int(pause.milliseconds))]
+            },
+        ]),
+        version: "test")
+
+    static let logger = Logger(label: "rootcauses.tests.server") { _ in SwiftLogNoOpLogHandler() }
+
+    /// Runs a server on a free loopback port for `body`, then shuts it down gracefully.
+    func withServer(
+        limits: ConnectionLimits = ConnectionLimits(),
+        configureConnection: @escaping @Sendable (any Channel) throws -> Void = ProtocolServer.disableNagle,
+        _ body: (ProtocolServer) async throws -> Void
+    ) async throws {
+        let server = ProtocolServer(
+            host: "127.0.0.1", port: 0, limits: limits, responder: Self.responder, logger: Self.logger,
+            configureConnection: configureConnection)
+        let group = ServiceGroup(configuration: .init(services: [server], logger: Self.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            while server.listeningPort == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            do {
+                try await body(server)
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    func connect(_ server: ProtocolServer) async throws -> ProtocolClient {
+        try await ProtocolClient.connect(host: "127.0.0.1", port: server.listeningPort)
+    }
+
+    /// Waits (boundedly) until `condition` holds.
+    func eventually(_ condition: () -> Bool) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    @Test func acceptedSocketsHaveNagleOffAtTheTCPLevel() async throws {
+        let seen = NIOLockedValueBox<[Int32]>([])
+        try await withServer(configureConnection: { channel in
+            try ProtocolServer.disableNagle(channel)
+            // Read back from the socket itself (getsockopt at IPPROTO_TCP).
+            let value = try channel.syncOptions!.getOption(.tcpOption(.tcp_nodelay))
+            seen.withLockedValue { $0.append(Int32(value)) }
+        }) { server in
+            let client = try await connect(server)
+            #expect(try await client.request(["op": "ping"])["ok"] == true)
+            await client.close()
+        }
+        #expect(seen.withLockedValue { $0 } == [1])
+    }
+
+    @Test func aConnectionWhoseSetUpFailsLeavesTheServerServingOthers() async throws {
+        struct SetUpFailed: Error {}
+        let attempts = NIOLockedValueBox(0)
+        try await withServer(configureConnection: { channel in
+            let attempt = attempts.withLockedValue { value -> Int in
+                value += 1
+                return value
+            }
+            if attempt == 1 { throw SetUpFailed() }
+            try ProtocolServer.disableNagle(channel)
+        }) { server in
+            let doomed = try await connect(server)
+            await #expect(throws: (any Error).self) { _ = try await doomed.request(["op": "ping"]) }
+            await doomed.close()
+            for _ in 0..<3 {
+                let client = try await connect(server)
+                #expect(try await client.request(["op": "echo", "text": "still here"])["text"] == "still here")
+                await client.close()
+            }
+        }
+        #expect(attempts.withLockedValue { $0 } == 4)
+    }
+
+    @Test func connectionsPastTheCapAreRefusedClearly() async throws {
+        try await withServer(limits: ConnectionLimits(maximumConnections: 2)) { server in
+            let first = try await connect(server)
+            let second = try await connect(server)
+            #expect(try await first.request(["op": "ping"])["ok"] == true)
+            #expect(try await second.request(["op": "ping"])["ok"] == true)
+            let third = try await connect(server)
+            let refusal = try JSONParser.parse(try await third.readLine())
+            #expect(refusal["error"]?["code"] == "overloaded")
+            #expect(refusal["error"]?["details"]?[0]?["limit"] == 2)
+            await #expect(throws: (any Error).self) { _ = try await third.readLine() }
+            await third.close()
+            await first.close()
+            try await eventually { server.openConnections < 2 }
+            let fourth = try await connect(server)
+            #expect(try await fourth.request(["op": "ping"])["ok"] == true)
+            await fourth.close()
+            await second.close()
+        }
+    }
+
+    @Test func idleConnectionsAreClosedButSlowRequestsAreNot() async throws {
+        try await withServer(limits: ConnectionLimits(idleTimeout: .seconds(1))) { server in
+            let idle = try await connect(server)
+            let busy = try await connect(server)
+            // A request that takes longer than the idle timeout is activity, not idleness.
+            let answer = try await busy.request(["op": "pause", "ms": 1500])
+            #expect(answer["paused"] == 1500)
+            // The idle one was closed meanwhile: the server answers nothing more on it.
+            await #expect(throws: (any Error).self) { _ = try await idle.request(["op": "ping"]) }
+            await idle.close()
+            await busy.close()
+        }
+    }
+
+    @Test func unfinishedLinesShareOneProcessWideBudget() async throws {
+        let limits = ConnectionLimits(maximumLineBytes: 1024, maximumBufferedBytes: 4096)
+        try await withServer(limits: limits) { server in
+            var holders: [ProtocolClient] = []
+            for _ in 0..<4 {
+                let client = try await connect(server)
+                #expect(try await client.request(["op": "ping"])["ok"] == true)
+                // 1000 bytes of a line that never ends: each under the line limit.
+                try await client.write(raw: Array(#"{"op":"echo","text":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 979))
+                holders.append(client)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let greedy = try await connect(server)
+            let pending = greedy.expectAnswers(1)
+            try await greedy.write(raw: Array(repeating: UInt8(ascii: " "), count: 1000))
+            let refusal = try JSONParser.parse(try await pending.lines()[0])
+            #expect(refusal["error"]?["code"] == "overloaded")
+            await greedy.close()
+            // The others were not harmed: they finish their lines and get answers.
+            for client in holders {
+                let finished = client.expectAnswers(1)
+                try await client.write(raw: Array("\"}\n".utf8))
+                let echo = try JSONParser.parse(try await finished.lines()[0])
+                #expect(echo["text"]?.stringValue?.count == 979)
+                await client.close()
+            }
+        }
+    }
+
+    @Test func helloListsTheRegistryAndUnknownOpsNameTheSupportedOnes() async throws {
+        let hello = await Self.responder.respond(to: Array(#"{"op":"hello","id":1}"#.utf8), logger: Self.logger)
+        #expect(hello?["ops"] == ["hello", "ping", "echo", "pause"])
+        let unknown = await Self.responder.respond(to: Array(#"{"op":"nope","id":2}"#.utf8), logger: Self.logger)
+        #expect(unknown?["error"]?["code"] == "unknown_op")
+        let invalid = await Self.responder.respond(to: Array(#"{"op":"echo","text":7}"#.utf8), logger: Self.logger)
+        #expect(invalid?["error"]?["code"] == "invalid_request")
+        #expect(invalid?["error"]?["details"]?[0]?["path"] == "text")
+        let blank = await Self.responder.respond(to: Array("  ".utf8), logger: Self.logger)
+        #expect(blank == nil)
+    }
+}
