@@ -13,6 +13,10 @@ import NIOPosix
 /// Every method blocks the calling thread: call them from a thread pool
 /// (`PostgresPool` does), never from an event loop. A connection serves one task at a time;
 /// the lock only guards against accidental concurrent use, which libpq does not support.
+///
+/// `@unchecked Sendable`: the `PGconn` handle (an `OpaquePointer`) and the mutable state are only
+/// touched with `lock` held, and libpq allows a connection to move between threads as long as
+/// one thread at a time uses it.
 public final class PostgresConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     private let lock = NIOLock()
@@ -406,7 +410,7 @@ private struct AnyEncodable: PostgresEncodable {
 }
 
 /// Holds the logger the C notice callback writes to; kept alive by the connection.
-private final class NoticeSink: @unchecked Sendable {
+private final class NoticeSink: Sendable {
     let logger: Logger
     init(logger: Logger) { self.logger = logger }
 }
