@@ -7,6 +7,7 @@ import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesTransport
 import RootcausesService
+import RootcausesStorage
 import RootcausesTesting
 
 /// Measures the quality bars: durable intake throughput against a raw COPY into the same
@@ -130,15 +131,14 @@ struct BenchCommand: AsyncParsableCommand {
     /// Inserts the same rows intake would, with COPY, in one transaction; returns seconds. Cleans up after.
     private func rawCopy(databaseURL: String, cells: [JSON]) async throws -> Double {
         let logger = Logger(label: "bench")
-        let pool = PostgresPool(conninfo: databaseURL, maximumConnections: 1, applicationName: "rootcauses-bench", logger: logger)
-        defer { Task { await pool.shutdown() } }
         let submissions = self.submissions
         let rows: [String] = cells.enumerated().map { ordinal, cell in
             let parts = cell["disaggregation"]?.objectValue ?? []
             let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }.joined(separator: ";")
             return "\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
         }
-        return try await pool.withConnection { connection in
+        let (submissionsTable, valuesTable) = (Storage.Table.submissions.rawValue, Storage.Table.submissionValues.rawValue)
+        return try await PostgresConnection.withConnection(conninfo: databaseURL, applicationName: "rootcauses-bench", logger: logger) { connection in
             let start = ContinuousClock.now
             try connection.transaction { connection in
                 // Negative ids keep these rows apart from real ones; they get no seq, so nothing aggregates them.
@@ -151,18 +151,18 @@ struct BenchCommand: AsyncParsableCommand {
                     for row in rows { valueLines.append("-\(i)" + row) }
                 }
                 try connection.copyIn(
-                    "COPY submissions (id, reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest) FROM STDIN",
+                    "COPY \(submissionsTable) (id, reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest) FROM STDIN",
                     lines: submissionLines)
                 try connection.copyIn(
-                    "COPY submission_values (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN", lines: valueLines)
+                    "COPY \(valuesTable) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN", lines: valueLines)
             }
             let seconds = (ContinuousClock.now - start).seconds
             try connection.transaction { connection in
-                try connection.query("DELETE FROM submission_values WHERE submission < 0")
-                try connection.query("DELETE FROM submissions WHERE id < 0")
+                try connection.query("DELETE FROM \(Storage.Table.submissionValues) WHERE submission < 0" as PostgresQuery)
+                try connection.query("DELETE FROM \(Storage.Table.submissions) WHERE id < 0" as PostgresQuery)
             }
             // Leave no dead rows behind for the intake run to wade through.
-            try connection.execute("VACUUM ANALYZE submissions, submission_values")
+            try connection.execute("VACUUM ANALYZE \(submissionsTable), \(valuesTable)")
             return seconds
         }
     }

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import RootcausesModel
 import RootcausesPostgres
+import RootcausesStorage
 
 /// Intake's SQL, all in one place, and the group commit that feeds it.
 ///
@@ -43,7 +44,7 @@ final class SubmissionStore: Sendable {
     /// Stores a submission, or finds it was sent before. Returns after the commit.
     func store(_ submission: ValidSubmission, dryRun: Bool) async throws -> Outcome {
         if dryRun {
-            return try await pool.withConnection { connection in
+            return try await pool.withConnection(idempotent: true) { connection in
                 try Self.existing(submission, on: connection) ?? .valid
             }
         }
@@ -82,7 +83,10 @@ final class SubmissionStore: Sendable {
 
     private func write(_ batch: [Pending]) async {
         do {
-            let outcomes = try await pool.withConnection { connection in
+            // Safe to run again on a fresh connection if the server dropped the first one: a
+            // submission committed before the drop is not inserted again (ON CONFLICT DO
+            // NOTHING on reporter and submission_id) and answers duplicate with its seq.
+            let outcomes = try await pool.withConnection(idempotent: true) { connection in
                 try Self.insert(batch.map(\.submission), on: connection)
             }
             precondition(outcomes.count == batch.count, "one outcome per submission")
@@ -96,62 +100,63 @@ final class SubmissionStore: Sendable {
     }
 
     private static func existing(_ submission: ValidSubmission, on connection: PostgresConnection) throws -> Outcome? {
-        let rows = try connection.query("""
+        let query: PostgresQuery = """
             SELECT seq, value_count,
-                   content_digest = encode(sha256(convert_to($3, 'UTF8')), 'hex') AS same_content
-            FROM submissions
-            WHERE reporter = $1 AND submission_id = $2
-            """, [submission.reporter, submission.submissionID, submission.canonicalContent])
-        guard let row = rows.first, let seq = row.int64("seq") else { return nil }
-        return row.bool("same_content") == true ? .duplicate(seq: seq, values: row.int("value_count") ?? 0) : .conflict(seq: seq)
+                   content_digest = encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS same_content
+            FROM \(Storage.Table.submissions)
+            WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID)
+            """
+        guard let row = try connection.query(query).first, let seq = try row.decode(column: "seq", as: Int64?.self) else { return nil }
+        return try row.decode(column: "same_content", as: Bool?.self) == true
+            ? .duplicate(seq: seq, values: try row.decode(column: "value_count", as: Int.self))
+            : .conflict(seq: seq)
     }
 
     /// One transaction for the batch: each submission with its values, then the seqs, then COMMIT.
     /// Throws only for failures before the commit (nothing stored); after it, each submission
     /// gets its own outcome, so a failed look-up of one never turns the others into retries.
     private static func insert(_ submissions: [ValidSubmission], on connection: PostgresConnection) throws -> [Result<Outcome, any Error>] {
-        var statements: [(sql: String, parameters: [any PostgresEncodable])] = [("BEGIN", [])]
+        var statements: [PostgresQuery] = ["BEGIN"]
         for submission in submissions {
             let values = submission.values
-            statements.append(("""
+            statements.append("""
                 WITH submission AS (
-                    INSERT INTO submissions (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
-                    VALUES ($1, $2, $3, $4::date, $5::date, $6, $7::integer, encode(sha256(convert_to($8, 'UTF8')), 'hex'))
+                    INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
+                    VALUES (\(submission.reporter), \(submission.submissionID), \(submission.periodText),
+                            \(submission.period.start.description)::date, \(submission.period.end.description)::date,
+                            \(submission.activity), \(values.count)::integer,
+                            encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'))
                     -- Sent before (a retry), or by another connection a moment ago: decided after COMMIT.
                     ON CONFLICT (reporter, submission_id) DO NOTHING
                     RETURNING id
                 ), stored AS (
-                    INSERT INTO submission_values (submission, ordinal, indicator, country, cell, value, estimate)
+                    INSERT INTO \(Storage.Table.submissionValues) (submission, ordinal, indicator, country, cell, value, estimate)
                     SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
                     FROM submission,
-                         unnest($9::text[], $10::text[], $11::text[], $12::numeric[], $13::boolean[])
+                         unnest(\(values.map(\.indicator))::text[], \(values.map(\.country))::text[], \(values.map(\.cell))::text[],
+                                \(values.map(\.value))::numeric[], \(values.map(\.estimate))::boolean[])
                              WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
                     RETURNING 1
                 )
                 SELECT (SELECT id FROM submission) AS id, (SELECT count(*) FROM stored) AS stored
-                """, [
-                    submission.reporter, submission.submissionID, submission.periodText,
-                    submission.period.start.description, submission.period.end.description,
-                    submission.activity, values.count, submission.canonicalContent,
-                    values.map(\.indicator), values.map(\.country), values.map(\.cell), values.map(\.value), values.map(\.estimate),
-                ]))
+                """)
         }
         // Last step before COMMIT: number this transaction's submissions (the only rows without
         // a seq that it can see) consecutively, under the counter's row lock.
-        statements.append(("""
+        statements.append("""
             WITH mine AS (
                 SELECT id, row_number() OVER (ORDER BY id) AS ordinal, count(*) OVER () AS total
                 -- Rows without a seq that this transaction inserted (xmin: no savepoints are used).
-                FROM submissions WHERE seq IS NULL AND xmin = pg_current_xact_id()::xid
+                FROM \(Storage.Table.submissions) WHERE seq IS NULL AND xmin = pg_current_xact_id()::xid
             ), next AS (
-                UPDATE seq_counter SET last_seq = last_seq + coalesce((SELECT max(total) FROM mine), 0) RETURNING last_seq
+                UPDATE \(Storage.Table.seqCounter) SET last_seq = last_seq + coalesce((SELECT max(total) FROM mine), 0) RETURNING last_seq
             )
-            UPDATE submissions s SET seq = next.last_seq - mine.total + mine.ordinal
+            UPDATE \(Storage.Table.submissions) s SET seq = next.last_seq - mine.total + mine.ordinal
             FROM mine, next
             WHERE s.id = mine.id
             RETURNING s.id, s.seq
-            """, []))
-        statements.append(("COMMIT", []))
+            """)
+        statements.append("COMMIT")
 
         let results: [PostgresRows]
         do {
@@ -164,16 +169,21 @@ final class SubmissionStore: Sendable {
         guard results.count == submissions.count + 3, results.last?.commandTag == "COMMIT" else {
             throw PostgresError(code: .unexpectedResult, message: "storing submissions returned unexpected results")
         }
-        var seqOfID: [Int64: Int64] = [:]
-        for row in results[submissions.count + 1] {
-            if let id = row.int64("id"), let seq = row.int64("seq") { seqOfID[id] = seq }
+        // Committed: from here on, errors concern one submission's answer, never its storage,
+        // so nothing below may throw out of this function (it would be taken for a failed write).
+        let seqOfID = Result { () throws -> [Int64: Int64] in
+            var seqOfID: [Int64: Int64] = [:]
+            for row in results[submissions.count + 1] {
+                let (id, seq) = try row.decode(Int64.self, Int64.self)
+                seqOfID[id] = seq
+            }
+            return seqOfID
         }
-        // Committed: from here on, errors concern one submission's answer, never its storage.
         return submissions.enumerated().map { index, submission in
             Result { () throws -> Outcome in
                 let row = results[index + 1].first
-                if let id = row?.int64("id") {
-                    guard row?.int("stored") == submission.values.count, let seq = seqOfID[id] else {
+                if let row, let id = try row.decode(column: "id", as: Int64?.self) {
+                    guard try row.decode(column: "stored", as: Int.self) == submission.values.count, let seq = try seqOfID.get()[id] else {
                         throw PostgresError(code: .unexpectedResult, message: "a stored submission has no seq or lost values")
                     }
                     return .accepted(seq: seq)

@@ -6,12 +6,17 @@ import Darwin
 import CLibPQ
 import Logging
 import NIOConcurrencyHelpers
+import NIOPosix
 
 /// One libpq connection.
 ///
 /// Every method blocks the calling thread: call them from a thread pool
 /// (`PostgresPool` does), never from an event loop. A connection serves one task at a time;
 /// the lock only guards against accidental concurrent use, which libpq does not support.
+///
+/// `@unchecked Sendable`: the `PGconn` handle (an `OpaquePointer`) and the mutable state are only
+/// touched with `lock` held, and libpq allows a connection to move between threads as long as
+/// one thread at a time uses it.
 public final class PostgresConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     private let lock = NIOLock()
@@ -74,26 +79,45 @@ public final class PostgresConnection: @unchecked Sendable {
         lock.withLock { !closed && PQstatus(handle) == CONNECTION_OK }
     }
 
-    /// Reads whatever the server sent while the connection sat idle (without blocking) and
-    /// reports whether it is still usable. A server that shut down or restarted has sent an
-    /// error and closed the socket; this notices it before a statement is lost on it.
+    /// Tells whether a connection that sat idle in a pool can still be used, without blocking.
+    ///
+    /// A server that shut down or restarted (or ended the session: `pg_terminate_backend`,
+    /// `idle_session_timeout`) sent a FATAL error and closed the socket. libpq only notices once
+    /// it reads the close, and `PQconsumeInput` alone reads the error message but leaves the
+    /// status at `CONNECTION_OK` (it routes an error that arrives while idle to the notice
+    /// processor). So: an idle session expects nothing from the server, and any pending input
+    /// (the error, the close, or anything unexpected) means the connection is not reused.
     public func isAliveAfterIdle() -> Bool {
         lock.withLock {
-            guard !closed, PQstatus(handle) == CONNECTION_OK else { return false }
-            return PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
+            guard !closed, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE else { return false }
+            let socket = PQsocket(handle)
+            guard socket >= 0 else { return false }
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 0)
+            if ready == 0 { return true }  // nothing pending: alive
+            // Read what is there (and, for a closed socket, let libpq see the close) so the
+            // FATAL message reaches the log through the notice processor before we drop it.
+            if PQconsumeInput(handle) == 1 { _ = PQisBusy(handle) }
+            return false
         }
     }
 
     /// The server's process id for this session (useful in logs and tests).
     public var backendPID: Int32 { lock.withLock { PQbackendPID(handle) } }
 
-    /// Runs one statement with parameters (sent separately from the SQL, never spliced in).
+    /// Runs one statement; its interpolated values are sent as parameters, never spliced in.
+    ///
+    /// ```swift
+    /// let rows = try connection.query("SELECT seq FROM submissions WHERE reporter = \(reporter)" as PostgresQuery)
+    /// ```
+    /// The statement is prepared on this connection the first time its SQL text is seen and
+    /// reused after that.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> PostgresRows {
+    public func query(_ query: PostgresQuery) throws -> PostgresRows {
         try lock.withLock { () throws -> PostgresRows in
             try ensureOpen()
-            let texts = try checkedTexts(parameters)
-            let name = try preparedName(for: sql, parameterCount: texts.count)
+            let texts = try checkedTexts(query)
+            let name = try preparedName(for: query.sql, parameterCount: texts.count)
             let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
                 PQexecPrepared(handle, name, Int32(texts.count), pointers, nil, nil, 0)
             }
@@ -101,17 +125,26 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Sends several parameterized statements at once (libpq pipeline mode) and reads their
-    /// results: one network round trip for all of them. The server runs them in order; after
-    /// the first failure the rest are skipped, and that failure is thrown. Inside an explicit
-    /// transaction (`BEGIN` first) a failure leaves it aborted: the caller rolls back.
-    public func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])]) throws -> [PostgresRows] {
+    /// Runs one statement with positional parameters (`$1`, `$2`, …).
+    @available(*, deprecated, message: "build a PostgresQuery (interpolated values become parameters), or use execute(_:) for scripts")
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> PostgresRows {
+        var binds = PostgresBindings()
+        for parameter in parameters { binds.append(AnyEncodable(parameter)) }
+        return try query(PostgresQuery(unsafeSQL: sql, binds: binds))
+    }
+
+    /// Sends several statements at once (libpq pipeline mode) and reads their results: one
+    /// network round trip for all of them. The server runs them in order; after the first
+    /// failure the rest are skipped, and that failure is thrown. Inside an explicit transaction
+    /// (`BEGIN` first) a failure leaves it aborted: the caller rolls back.
+    public func pipeline(_ queries: [PostgresQuery]) throws -> [PostgresRows] {
         try lock.withLock { () throws -> [PostgresRows] in
             try ensureOpen()
-            let allTexts = try statements.map { try checkedTexts($0.parameters) }
+            let allTexts = try queries.map { try checkedTexts($0) }
             // Preparing is a round trip of its own and not allowed in pipeline mode: do it first.
-            let names = try zip(statements, allTexts).map { statement, texts in
-                try preparedName(for: statement.sql, parameterCount: texts.count)
+            let names = try zip(queries, allTexts).map { query, texts in
+                try preparedName(for: query.sql, parameterCount: texts.count)
             }
             guard PQenterPipelineMode(handle) == 1 else { throw connectionError() }
             var sent = 0
@@ -143,7 +176,7 @@ public final class PostgresConnection: @unchecked Sendable {
                         break
                     }
                     guardCount += 1
-                    if guardCount > statements.count * 2 + 4 { break }
+                    if guardCount > queries.count * 2 + 4 { break }
                     continue
                 }
                 let status = PQresultStatus(result)
@@ -170,9 +203,13 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs one or more statements without parameters (for schema scripts and transaction control).
+    ///
+    /// `sql` is sent as is: build it from constants only (quote names with
+    /// `PostgresQuery.quoteIdentifier`).
     public func execute(_ sql: String) throws {
         try lock.withLock { () throws in
             try ensureOpen()
+            try checkNoNUL(sql)
             _ = try consume(PQexec(handle, sql))
         }
     }
@@ -183,7 +220,7 @@ public final class PostgresConnection: @unchecked Sendable {
         do {
             let value = try body(self)
             // COMMIT of a transaction that already failed answers ROLLBACK, not an error.
-            let tag = try query("COMMIT").commandTag
+            let tag = try query("COMMIT" as PostgresQuery).commandTag
             guard tag == "COMMIT" else {
                 throw PostgresError(code: .server, message: "the transaction was rolled back (\(tag)) instead of committed")
             }
@@ -261,12 +298,20 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Parameters as C strings must not hold NUL: libpq would cut them short, silently
     /// storing (and hashing) less than was given. PostgreSQL text cannot hold NUL anyway.
-    private func checkedTexts(_ parameters: [any PostgresEncodable]) throws -> [String?] {
-        let texts = parameters.map { $0.postgresText }
+    private func checkedTexts(_ query: PostgresQuery) throws(PostgresError) -> [String?] {
+        try checkNoNUL(query.sql)
+        let texts = query.binds.texts
         for (i, text) in texts.enumerated() where text?.utf8.contains(0) == true {
             throw PostgresError(code: .invalidParameter, message: "parameter $\(i + 1) contains a NUL character, which PostgreSQL text cannot hold")
         }
         return texts
+    }
+
+    /// SQL cut short at a NUL (a quoted identifier holding one, say) would run something else.
+    private func checkNoNUL(_ sql: String) throws(PostgresError) {
+        if sql.utf8.contains(0) {
+            throw PostgresError(code: .invalidParameter, message: "the SQL text contains a NUL character")
+        }
     }
 
     /// True when no transaction is open (a connection in any other state must not be reused).
@@ -342,8 +387,30 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 }
 
+extension PostgresConnection {
+    /// Opens a connection, runs `body` with it on a thread of `NIOThreadPool.singleton` (libpq
+    /// blocks), and closes it: for one-off work, such as a CLI command or a test's setup,
+    /// that needs no pool.
+    public static func withConnection<T: Sendable>(
+        conninfo: String, applicationName: String = "rootcauses", logger: Logger,
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive {
+            let connection = try PostgresConnection(conninfo: conninfo, applicationName: applicationName, logger: logger)
+            defer { connection.close() }
+            return try body(connection)
+        }
+    }
+}
+
+/// A parameter of the deprecated positional API, as a concrete `PostgresEncodable`.
+private struct AnyEncodable: PostgresEncodable {
+    let postgresText: String?
+    init(_ value: any PostgresEncodable) { postgresText = value.postgresText }
+}
+
 /// Holds the logger the C notice callback writes to; kept alive by the connection.
-private final class NoticeSink: @unchecked Sendable {
+private final class NoticeSink: Sendable {
     let logger: Logger
     init(logger: Logger) { self.logger = logger }
 }

@@ -6,7 +6,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Sendable {
-            case connectionFailed, connectionLost, server, unexpectedResult, copyFailed, poolShutDown, invalidParameter
+            case connectionFailed, connectionLost, server, unexpectedResult, copyFailed, poolShutDown, invalidParameter,
+                decodingFailed
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -23,8 +24,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let copyFailed = Code(.copyFailed)
         /// The pool has been shut down.
         public static let poolShutDown = Code(.poolShutDown)
-        /// A parameter cannot be sent (it holds a NUL character).
+        /// A parameter or the SQL text cannot be sent (it holds a NUL character).
         public static let invalidParameter = Code(.invalidParameter)
+        /// A value in a result could not be decoded as the type asked for: the column is missing,
+        /// it is NULL where the type has no NULL, or its text is not a value of that type.
+        public static let decodingFailed = Code(.decodingFailed)
 
         public var description: String { base.rawValue }
     }

@@ -21,6 +21,11 @@ public struct PostgresRows: Sendable {
     public var first: PostgresRow? { rows.first.map { PostgresRow(columns: columns, values: $0) } }
 
     public subscript(index: Int) -> PostgresRow { PostgresRow(columns: columns, values: rows[index]) }
+
+    /// Every row decoded as `Row` (see `PostgresRowDecodable`).
+    public func decode<Row: PostgresRowDecodable>(_ type: Row.Type) throws -> [Row] {
+        try map { try Row(postgresRow: $0) }
+    }
 }
 
 extension PostgresRows: RandomAccessCollection {
@@ -28,76 +33,100 @@ extension PostgresRows: RandomAccessCollection {
     public var endIndex: Int { rows.count }
 }
 
-/// One row, with typed accessors over the text values.
+/// A type made from a whole result row, reading its columns by name.
+///
+/// ```swift
+/// struct Progress: PostgresRowDecodable {
+///     var applied: Int64
+///     var latest: Int64
+///     init(postgresRow row: PostgresRow) throws {
+///         applied = try row.decode(column: "applied", as: Int64.self)
+///         latest = try row.decode(column: "latest", as: Int64.self)
+///     }
+/// }
+/// let progress = try connection.query(query).decode(Progress.self)
+/// ```
+public protocol PostgresRowDecodable {
+    init(postgresRow row: PostgresRow) throws
+}
+
+/// One row of a result: decode its columns by name or position into Swift types.
+///
+/// Every failure (a missing column, NULL where the type has none, text that is not a value of
+/// the type) throws a `PostgresError` with code `.decodingFailed` that names the column.
 public struct PostgresRow: Sendable {
     public let columns: [String]
     public let values: [String?]
 
-    private func index(_ column: String) -> Int {
-        guard let i = columns.firstIndex(of: column) else {
-            preconditionFailure("no column \(column) in \(columns)")
-        }
-        return i
+    public init(columns: [String], values: [String?]) {
+        self.columns = columns
+        self.values = values
     }
 
-    public subscript(column: String) -> String? { values[index(column)] }
+    /// The column named `column`, decoded as `type`.
+    ///
+    /// `try row.decode(column: "seq", as: Int64.self)`; decode as `Int64?` to accept NULL.
+    public func decode<Value: PostgresDecodable>(column: String, as type: Value.Type = Value.self) throws(PostgresError) -> Value {
+        guard let position = columns.firstIndex(of: column) else {
+            throw PostgresError(
+                code: .decodingFailed,
+                message: "no column \"\(column)\" in the result (columns: \(columns.joined(separator: ", ")))")
+        }
+        return try decode(position: position, as: type)
+    }
+
+    /// The column at `position` (counting from 0), decoded as `type`.
+    public func decode<Value: PostgresDecodable>(position: Int, as type: Value.Type = Value.self) throws(PostgresError) -> Value {
+        guard values.indices.contains(position) else {
+            throw PostgresError(code: .decodingFailed, message: "no column at position \(position) in a result of \(values.count) columns")
+        }
+        do {
+            return try Value.decode(postgresText: values[position])
+        } catch {
+            let name = columns.indices.contains(position) ? "\"\(columns[position])\"" : "at position \(position)"
+            throw PostgresError(code: .decodingFailed, message: "column \(name): \(error.reason)")
+        }
+    }
+
+    /// The row's columns, in order, decoded as a tuple of `types`; the row must have exactly
+    /// that many columns.
+    ///
+    /// `let (seq, reporter) = try row.decode(Int64.self, String.self)`
+    public func decode<each Value: PostgresDecodable>(_ types: repeat (each Value).Type) throws(PostgresError) -> (repeat each Value) {
+        var expected = 0
+        for _ in repeat each types { expected += 1 }
+        guard expected == values.count else {
+            throw PostgresError(
+                code: .decodingFailed,
+                message: "cannot decode \(values.count) columns (\(columns.joined(separator: ", "))) as \(expected) values")
+        }
+        var position = 0
+        func next<Column: PostgresDecodable>(_ type: Column.Type) throws(PostgresError) -> Column {
+            defer { position += 1 }
+            return try decode(position: position, as: type)
+        }
+        return (repeat try next(each types))
+    }
+
+    /// The row decoded as `Row` (see `PostgresRowDecodable`).
+    public func decode<Row: PostgresRowDecodable>(_ type: Row.Type) throws -> Row {
+        try Row(postgresRow: self)
+    }
+
+    // MARK: - Untyped access (kept for existing callers)
+
+    /// The text of `column`, `nil` for NULL or when there is no such column.
+    @available(*, deprecated, message: "use decode(column:as:), which throws for a missing column instead of answering nil")
+    public subscript(column: String) -> String? { columns.firstIndex(of: column).flatMap { values[$0] } }
+    /// The text at `position`, `nil` for NULL.
     public subscript(position: Int) -> String? { values[position] }
 
-    public func string(_ column: String) -> String { self[column] ?? "" }
-    public func int64(_ column: String) -> Int64? { self[column].flatMap { Int64($0) } }
-    public func int(_ column: String) -> Int? { self[column].flatMap { Int($0) } }
-    /// PostgreSQL's boolean text form is `t` or `f`.
-    public func bool(_ column: String) -> Bool? { self[column].map { $0 == "t" } }
-}
-
-/// A value that can be sent as a statement parameter in PostgreSQL's text form.
-public protocol PostgresEncodable: Sendable {
-    /// The text form, or `nil` for SQL NULL.
-    var postgresText: String? { get }
-}
-
-extension String: PostgresEncodable { public var postgresText: String? { self } }
-extension Int: PostgresEncodable { public var postgresText: String? { String(self) } }
-extension Int64: PostgresEncodable { public var postgresText: String? { String(self) } }
-extension Int32: PostgresEncodable { public var postgresText: String? { String(self) } }
-extension Bool: PostgresEncodable { public var postgresText: String? { self ? "true" : "false" } }
-extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
-    public var postgresText: String? { self.flatMap { $0.postgresText } }
-}
-extension Array: PostgresEncodable where Element: PostgresEncodable {
-    /// A one-dimensional array literal (`{"a","b",NULL}`), each element quoted and escaped.
-    public var postgresText: String? {
-        var text = "{"
-        for (i, element) in enumerated() {
-            if i > 0 { text += "," }
-            if let value = element.postgresText {
-                text += "\""
-                for ch in value.unicodeScalars {
-                    if ch == "\"" || ch == "\\" { text += "\\" }
-                    text.unicodeScalars.append(ch)
-                }
-                text += "\""
-            } else {
-                text += "NULL"
-            }
-        }
-        return text + "}"
-    }
-}
-
-/// Escapes a field for COPY's text format (tab-separated, `\N` for NULL).
-public func postgresCopyEscape(_ value: String?) -> String {
-    guard let value else { return "\\N" }
-    var out = ""
-    out.reserveCapacity(value.utf8.count)
-    for ch in value.unicodeScalars {
-        switch ch {
-        case "\\": out += "\\\\"
-        case "\t": out += "\\t"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        default: out.unicodeScalars.append(ch)
-        }
-    }
-    return out
+    @available(*, deprecated, message: "use decode(column:as: String.self)")
+    public func string(_ column: String) -> String { (try? decode(column: column, as: String?.self)) .flatMap { $0 } ?? "" }
+    @available(*, deprecated, message: "use decode(column:as: Int64.self)")
+    public func int64(_ column: String) -> Int64? { try? decode(column: column, as: Int64.self) }
+    @available(*, deprecated, message: "use decode(column:as: Int.self)")
+    public func int(_ column: String) -> Int? { try? decode(column: column, as: Int.self) }
+    @available(*, deprecated, message: "use decode(column:as: Bool.self)")
+    public func bool(_ column: String) -> Bool? { try? decode(column: column, as: Bool.self) }
 }

@@ -45,7 +45,9 @@ public func runService(
     let (operations, extra) = try await makeOperations(context)
     let responder = Responder(registry: operations, version: rootcausesVersion, mapError: protocolError(for:logger:))
     let server = ProtocolServer(host: host, port: port, limits: context.limits, responder: responder, logger: logger)
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+    // The pool first: the group stops services in reverse order, so it closes only after the
+    // server has answered the requests in flight.
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pool), .init(service: server)]
     services += extra.map { .init(service: $0) }
     if let parent = ProcessInfo.processInfo.environment["ROOTCAUSES_PARENT_PID"].flatMap({ Int32($0) }) {
         services.append(.init(service: ParentWatch(pid: parent), successTerminationBehavior: .gracefullyShutdownGroup))
@@ -54,13 +56,7 @@ public func runService(
     // Below Kubernetes' default 30 s grace period.
     configuration.maximumGracefulShutdownDuration = .seconds(20)
     let group = ServiceGroup(configuration: configuration)
-    do {
-        try await group.run()
-    } catch {
-        await pool.shutdown()
-        throw error
-    }
-    await pool.shutdown()
+    try await group.run()
     logger.info("exited cleanly")
 }
 
@@ -71,7 +67,8 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
         do {
             let synchronousCommit = try await pool.withConnection { connection in
                 try Schema.migrate(connection, logger: logger)
-                return try connection.query("SELECT current_setting('synchronous_commit') AS value").first?["value"] ?? ""
+                let query: PostgresQuery = "SELECT current_setting('synchronous_commit') AS value"
+                return try connection.query(query).first?.decode(column: "value", as: String.self) ?? ""
             }
             if synchronousCommit == "off" {
                 // An ack promises the submission is stored; with this setting a server crash can lose it.

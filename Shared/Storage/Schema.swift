@@ -1,6 +1,34 @@
 import Logging
 import RootcausesPostgres
 
+/// The schema's table names and the numbers fixed in it: the one place SQL sites take them from.
+///
+/// Migrations create the tables under these names and this many partitions (released steps are
+/// history, never edited, so their DDL spells them out); every other statement interpolates them:
+/// `"SELECT last_seq FROM \(Storage.Table.seqCounter)" as PostgresQuery`.
+public enum Storage {
+    /// The tables, by their SQL names.
+    public enum Table: String, Sendable, CaseIterable {
+        case submissions
+        case submissionValues = "submission_values"
+        case seqCounter = "seq_counter"
+        case aggregationPartitions = "aggregation_partitions"
+        case aggregateContributions = "aggregate_contributions"
+        case schemaMigrations = "schema_migrations"
+    }
+
+    /// The number of partitions aggregation splits the work into. Fixed by migration 1, which
+    /// stores each value's partition at insert: changing it takes a migration that repartitions.
+    public static let aggregationPartitions = 8
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// A table name: a constant of the schema, spliced in as is.
+    public mutating func appendInterpolation(_ table: Storage.Table) {
+        appendInterpolation(unescaped: table.rawValue)
+    }
+}
+
 /// One versioned step of the database schema.
 public struct Migration: Sendable {
     public let version: Int
@@ -17,8 +45,8 @@ public enum Schema {
     /// Arbitrary constant naming the migration lock (`pg_advisory_xact_lock`).
     static let migrationLockKey: Int64 = 0x526F_6F74_6361_7573  // "Rootcaus"
 
-    /// The number of partitions aggregation splits the work into (fixed by migration 1).
-    public static let aggregationPartitions = 8
+    /// The number of partitions aggregation splits the work into.
+    public static var aggregationPartitions: Int { Storage.aggregationPartitions }
 
     /// The steps, in order. Never edit a released step: add a new one.
     public static let migrations: [Migration] = [
@@ -105,15 +133,16 @@ public enum Schema {
     /// Brings the database to `currentVersion`. Safe to call from several processes at once.
     public static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
         try connection.transaction { connection in
-            try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [migrationLockKey])
+            try connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey)::bigint)" as PostgresQuery)
             try connection.execute("""
-                CREATE TABLE IF NOT EXISTS schema_migrations (
+                CREATE TABLE IF NOT EXISTS \(Storage.Table.schemaMigrations.rawValue) (
                     version     integer PRIMARY KEY,
                     name        text NOT NULL,
                     applied_at  timestamptz NOT NULL DEFAULT now()
                 )
                 """)
-            let applied = Set(try connection.query("SELECT version FROM schema_migrations").compactMap { $0.int("version") })
+            let applied = Set(try connection.query("SELECT version FROM \(Storage.Table.schemaMigrations)" as PostgresQuery)
+                .map { try $0.decode(column: "version", as: Int.self) })
             if let newest = applied.max(), newest > currentVersion {
                 throw SchemaError(
                     message: "the database schema is at version \(newest), newer than this build knows (\(currentVersion)); upgrade the service")
@@ -122,7 +151,8 @@ public enum Schema {
                 logger.info("applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 try connection.execute(migration.sql)
                 try connection.query(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1::integer, $2)", [migration.version, migration.name])
+                    "INSERT INTO \(Storage.Table.schemaMigrations) (version, name) VALUES (\(migration.version)::integer, \(migration.name))"
+                        as PostgresQuery)
             }
         }
     }

@@ -214,3 +214,47 @@ extension Integration.FailureTests {
         for (process, _) in processes { #expect(await process.stop() == 0) }
     }
 }
+
+extension Integration.FailureTests {
+    /// After a PostgreSQL restart the pools hold connections the server closed. They must be
+    /// noticed before use: the first request on each service succeeds (it used to answer
+    /// `unavailable` once per pooled connection).
+    @Test func firstRequestsAfterAPostgresRestartSucceed() async throws {
+        let cluster = try TestDatabase.privateCluster()
+        defer { try? cluster.kill() }
+        try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
+            let intake = try await stack.intakeClient()
+            let reporting = try await stack.reportingClient()
+            // Several connections per pool: concurrent clients, each with requests in flight.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<4 {
+                    group.addTask {
+                        let intake = try await stack.intakeClient()
+                        let reporting = try await stack.reportingClient()
+                        let submissions = (0..<4).map { i in
+                            submitRequest(submission("warm-\(client)-\(i)", values: [value("firms_supported", "HN", 1)]))
+                        }
+                        for answer in try await intake.pipeline(submissions) { #expect(answer["status"] == "accepted") }
+                        for answer in try await reporting.pipeline(Array(repeating: ["op": "totals"], count: 4)) { #expect(answer["ok"] == true) }
+                        await intake.close()
+                        await reporting.close()
+                    }
+                }
+                try await group.waitForAll()
+            }
+
+            try cluster.stop()
+            try cluster.restart()
+
+            let totals = try await reporting.request(["op": "totals", "id": "first-read"])
+            #expect(totals["ok"] == true, "\(totals)")
+            let stored = try await intake.request(submitRequest(submission("after-restart", values: [value("firms_supported", "HN", 5)])))
+            #expect(stored["status"] == "accepted", "\(stored)")
+            #expect(stored["seq"] == 17)
+            let again = try await reporting.expectOK(["op": "totals", "min_seq": 17, "timeout_ms": 20_000])
+            #expect(again["rows"]?[0]?["value"] == 21)
+            await intake.close()
+            await reporting.close()
+        }
+    }
+}

@@ -1,7 +1,8 @@
+import Foundation
 import Testing
 import RootcausesPostgres
 
-@Suite("PostgresRows helpers")
+@Suite("PostgresRows decoding and parameter text")
 struct PostgresRowsTests {
     @Test func stringArrayLiteral() {
         #expect(["a", "b c"].postgresText == #"{"a","b c"}"#)
@@ -41,15 +42,111 @@ struct PostgresRowsTests {
         #expect(postgresCopyEscape("é\t😀") == "é\\t😀")
     }
 
-    @Test func rowAccessors() {
-        let rows = PostgresRows(columns: ["seq", "name", "flag", "missing"], rows: [["5", "x", "t", nil], ["6", "y", "f", nil]], affectedRows: 0)
-        #expect(rows.count == 2)
-        #expect(rows.first?.int64("seq") == 5)
-        #expect(rows[1].string("name") == "y")
-        #expect(rows[0].bool("flag") == true)
-        #expect(rows[1].bool("flag") == false)
-        #expect(rows[0]["missing"] == nil)
-        #expect(rows[0].string("missing") == "")
-        #expect(rows.map { $0.int("seq") } == [5, 6])
+    static let rows = PostgresRows(
+        columns: ["seq", "name", "flag", "missing", "seqs", "value"],
+        rows: [["5", "x", "t", nil, "{1,2,3}", "12.50"], ["6", "y", "f", nil, "{}", "-0.001"]],
+        affectedRows: 0)
+
+    @Test func decodesColumnsByName() throws {
+        let row = try #require(Self.rows.first)
+        #expect(try row.decode(column: "seq", as: Int64.self) == 5)
+        #expect(try row.decode(column: "seq", as: Int.self) == 5)
+        #expect(try row.decode(column: "seq", as: Int32.self) == 5)
+        #expect(try row.decode(column: "name", as: String.self) == "x")
+        #expect(try row.decode(column: "flag", as: Bool.self) == true)
+        #expect(try Self.rows[1].decode(column: "flag", as: Bool.self) == false)
+        #expect(try row.decode(column: "missing", as: String?.self) == nil)
+        #expect(try row.decode(column: "seq", as: Int64?.self) == 5)
+        #expect(try row.decode(column: "seqs", as: [Int64].self) == [1, 2, 3])
+        #expect(try Self.rows[1].decode(column: "seqs", as: [Int64].self) == [])
+        #expect(try row.decode(column: "value", as: Decimal.self) == Decimal(string: "12.5"))
+        #expect(try Self.rows[1].decode(column: "value", as: Decimal.self) == Decimal(string: "-0.001"))
+        #expect(try Self.rows.map { try $0.decode(column: "seq", as: Int.self) } == [5, 6])
+    }
+
+    @Test func decodesRowsAsTuples() throws {
+        let rows = PostgresRows(columns: ["id", "seq"], rows: [["10", "1"], ["11", "2"]], affectedRows: 2)
+        let (id, seq) = try rows[1].decode(Int64.self, Int64.self)
+        #expect(id == 11 && seq == 2)
+        let error = #expect(throws: PostgresError.self) { try rows[0].decode(Int64.self, Int64.self, Int64.self) }
+        #expect(error?.code == .decodingFailed)
+        #expect(error?.message.contains("2 columns") == true)
+    }
+
+    struct Named: PostgresRowDecodable, Equatable {
+        var seq: Int64
+        var name: String
+        init(seq: Int64, name: String) { self.seq = seq; self.name = name }
+        init(postgresRow row: PostgresRow) throws {
+            seq = try row.decode(column: "seq")
+            name = try row.decode(column: "name")
+        }
+    }
+
+    @Test func decodesRowsAsStructs() throws {
+        #expect(try Self.rows.decode(Named.self) == [Named(seq: 5, name: "x"), Named(seq: 6, name: "y")])
+    }
+
+    /// The failure names the column and the text, and is an error, never a crash.
+    private func decodingFailure(_ body: () throws -> Void) -> String {
+        do {
+            try body()
+            return "no error"
+        } catch let error as PostgresError {
+            return error.code == .decodingFailed ? error.message : "wrong code \(error.code)"
+        } catch {
+            return "wrong error \(error)"
+        }
+    }
+
+    @Test func missingColumnIsAThrownError() throws {
+        let row = try #require(Self.rows.first)
+        let message = decodingFailure { _ = try row.decode(column: "nope", as: Int64.self) }
+        #expect(message.contains("no column \"nope\""), "\(message)")
+        #expect(message.contains("seq, name"), "\(message)")
+    }
+
+    @Test func nullWhereTheTypeHasNoneIsAThrownError() throws {
+        let row = try #require(Self.rows.first)
+        let message = decodingFailure { _ = try row.decode(column: "missing", as: String.self) }
+        #expect(message.contains("\"missing\""), "\(message)")
+        #expect(message.contains("NULL"), "\(message)")
+    }
+
+    @Test func unparsableTextIsAThrownError() throws {
+        let row = try #require(Self.rows.first)
+        let notInt = decodingFailure { _ = try row.decode(column: "name", as: Int64.self) }
+        #expect(notInt.contains("\"name\"") && notInt.contains("\"x\"") && notInt.contains("Int64"), "\(notInt)")
+        let notBool = decodingFailure { _ = try row.decode(column: "seq", as: Bool.self) }
+        #expect(notBool.contains("\"5\""), "\(notBool)")
+        let notArray = decodingFailure { _ = try row.decode(column: "name", as: [Int64].self) }
+        #expect(notArray.contains("malformed array"), "\(notArray)")
+        let badElement = decodingFailure {
+            _ = try PostgresRow(columns: ["a"], values: ["{1,x}"]).decode(column: "a", as: [Int].self)
+        }
+        #expect(badElement.contains("element 2") && badElement.contains("\"x\""), "\(badElement)")
+        let nullElement = decodingFailure {
+            _ = try PostgresRow(columns: ["a"], values: ["{1,NULL}"]).decode(column: "a", as: [Int].self)
+        }
+        #expect(nullElement.contains("element 2") && nullElement.contains("NULL"), "\(nullElement)")
+        #expect(try PostgresRow(columns: ["a"], values: ["{1,NULL}"]).decode(column: "a", as: [Int?].self) == [1, nil])
+        let badPosition = decodingFailure { _ = try row.decode(position: 9, as: Int.self) }
+        #expect(badPosition.contains("position 9"), "\(badPosition)")
+    }
+
+    @Test func decimalsAreReadWhole() throws {
+        for text in ["12abc", "", "1.2.3", "NaN", "Infinity", "e5", ".", "1e", "--1"] {
+            #expect(throws: PostgresDecodingFailure.self, "\(text)") { try Decimal.decode(postgresText: text) }
+        }
+        #expect(try Decimal.decode(postgresText: "1e3") == 1000)
+        #expect(try Decimal.decode(postgresText: "123456789012345678901234567.5") == Decimal(string: "123456789012345678901234567.5"))
+        #expect(try Decimal?.decode(postgresText: nil) == nil)
+    }
+
+    @Test func longTextIsCutInMessages() throws {
+        let long = String(repeating: "z", count: 500)
+        let message = decodingFailure { _ = try PostgresRow(columns: ["a"], values: [long]).decode(column: "a", as: Int.self) }
+        #expect(message.count < 200, "\(message)")
+        #expect(message.contains("500 bytes"), "\(message)")
     }
 }
