@@ -33,7 +33,7 @@ let package = Package(
             dependencies: ["RootcausesJSON"],
             path: "Shared/Model"
         ),
-        // A small, safe Swift layer over libpq, plus a private local cluster for demos and tests.
+        // A small, safe Swift layer over libpq: the PostgreSQL client, nothing else.
         .target(
             name: "RootcausesPostgres",
             dependencies: [
@@ -93,21 +93,36 @@ let package = Package(
             dependencies: ["RootcausesService"],
             path: "Services/Reporting"
         ),
-        // The client CLI: demo, up, submit, totals, factsheet, indicators.
+        // Running the stack on one machine: a private PostgreSQL cluster, the three services as
+        // child processes, free ports. What `rootcauses demo`/`up`/`bench` run, and what tests run.
+        .target(
+            name: "RootcausesLocalStack",
+            dependencies: [
+                "RootcausesJSON", "RootcausesProtocol",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/LocalStack"
+        ),
+        // The client CLI: demo, up, submit, totals, factsheet, indicators, status, bench.
         .executableTarget(
             name: "rootcauses",
             dependencies: [
-                "RootcausesService", "RootcausesTesting",
+                "RootcausesLocalStack", "RootcausesService", "RootcausesModel", "RootcausesProtocol",
+                "RootcausesPostgres", "RootcausesJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Services/CLI"
         ),
-        // Ships with the product: a throwaway PostgreSQL, service processes, a protocol client.
+        // Ships with the product as a testing library: a throwaway database per test, the stack
+        // around a test body, request helpers. Only tests depend on it.
         .target(
             name: "RootcausesTesting",
             dependencies: [
-                "RootcausesProtocol", "RootcausesPostgres", "RootcausesJSON",
+                "RootcausesLocalStack", "RootcausesProtocol", "RootcausesPostgres", "RootcausesJSON",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/Testing"
@@ -122,7 +137,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RootcausesTesting", "RootcausesJSON", "RootcausesModel",
+                "RootcausesTesting", "RootcausesLocalStack", "RootcausesJSON", "RootcausesModel",
+                "RootcausesProtocol", "RootcausesPostgres",
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
             path: "Tests/IntegrationTests"

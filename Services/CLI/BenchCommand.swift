@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesService
-import RootcausesTesting
 
 /// Measures the quality bars: durable intake throughput against a raw COPY into the same
 /// tables, and the lag from an acknowledgement to the value being visible in reports.

@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesService
-import RootcausesTesting
 import UnixSignals
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import RootcausesLocalStack
 import RootcausesPostgres
 
 #if canImport(Glibc)

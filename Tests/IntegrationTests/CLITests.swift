@@ -1,4 +1,5 @@
 import Foundation
+import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesTesting
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesTesting

@@ -1,6 +1,5 @@
 import Foundation
 import RootcausesJSON
-import RootcausesPostgres
 import RootcausesProtocol
 
 /// The three services, each its own process, against one database: what `rootcauses demo`

@@ -1,6 +1,5 @@
 import Foundation
 import NIOConcurrencyHelpers
-import RootcausesPostgres
 
 #if canImport(Glibc)
 import Glibc
