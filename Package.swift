@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
     ],
     targets: [
         // libpq, the PostgreSQL C client, as a system library.
@@ -101,6 +103,8 @@ let package = Package(
                 "RootcausesJSON", "RootcausesProtocol",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Shared/LocalStack"
         ),
@@ -139,6 +143,7 @@ let package = Package(
             dependencies: [
                 "RootcausesTesting", "RootcausesLocalStack", "RootcausesJSON", "RootcausesModel",
                 "RootcausesProtocol", "RootcausesPostgres",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
             path: "Tests/IntegrationTests"

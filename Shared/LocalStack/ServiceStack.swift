@@ -1,33 +1,56 @@
 import Foundation
+import NIOConcurrencyHelpers
 import RootcausesJSON
 import RootcausesProtocol
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The three services, each its own process, against one database: what `rootcauses demo`
 /// and `up` run, and what integration tests run.
-public final class ServiceStack: @unchecked Sendable {
+public final class ServiceStack: Sendable {
     public let databaseURL: String
     public let binDirectory: String
     public let logDirectory: String
     public let intakePort: Int
     public let reportingPort: Int
-    public private(set) var aggregationPorts: [Int] = []
-    public private(set) var intake: ManagedProcess?
-    public private(set) var reporting: ManagedProcess?
-    public private(set) var aggregations: [ManagedProcess] = []
+    /// The user the services run as, when not ours (see `ManagedProcess.init`).
+    public let runAs: String?
     private let extraEnvironment: [String: String]
+    private let state: NIOLockedValueBox<State>
 
-    /// Prepares a stack; nothing runs until `start()`. Ports of 0 are picked free.
+    private struct State {
+        var aggregationPorts: [Int]
+        var intake: ManagedProcess?
+        var reporting: ManagedProcess?
+        var aggregations: [ManagedProcess] = []
+    }
+
+    public var aggregationPorts: [Int] { state.withLockedValue { $0.aggregationPorts } }
+    public var intake: ManagedProcess? { state.withLockedValue { $0.intake } }
+    public var reporting: ManagedProcess? { state.withLockedValue { $0.reporting } }
+    public var aggregations: [ManagedProcess] { state.withLockedValue { $0.aggregations } }
+    /// Every process started so far.
+    public var processes: [ManagedProcess] {
+        state.withLockedValue { [$0.intake, $0.reporting].compactMap { $0 } + $0.aggregations }
+    }
+
+    /// Prepares a stack; nothing runs until `start()`. Ports of 0 are picked free. With
+    /// `runAs`, the services run as that user (we must be root), as they would in a container.
     public init(
         databaseURL: String, binDirectory: String = ServiceStack.defaultBinDirectory, logDirectory: String,
-        intakePort: Int = 0, aggregationPort: Int = 0, reportingPort: Int = 0, environment: [String: String] = [:]
+        intakePort: Int = 0, aggregationPort: Int = 0, reportingPort: Int = 0, environment: [String: String] = [:],
+        runAs: String? = nil
     ) throws {
         self.databaseURL = databaseURL
         self.binDirectory = binDirectory
         self.logDirectory = logDirectory
         self.intakePort = intakePort == 0 ? try freeTCPPort() : intakePort
         self.reportingPort = reportingPort == 0 ? try freeTCPPort() : reportingPort
-        self.aggregationPorts = [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]
+        self.state = NIOLockedValueBox(State(aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]))
         self.extraEnvironment = environment
+        self.runAs = runAs
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
     }
 
@@ -48,27 +71,43 @@ public final class ServiceStack: @unchecked Sendable {
     public var aggregationAddresses: [String] { aggregationPorts.map { "127.0.0.1:\($0)" } }
 
     /// Starts aggregation, reporting and intake, and waits until each answers `ping`.
+    ///
+    /// Fails at once, naming the port, when one of the ports is already taken: otherwise the
+    /// process holding it would answer the readiness check while our service had exited.
     public func start() async throws {
+        let aggregationPort = aggregationPorts[0]
+        for (service, port) in [("intake", intakePort), ("aggregation", aggregationPort), ("reporting", reportingPort)] {
+            if let reason = whyPortIsUnavailable(port) {
+                throw LaunchError("\(service) cannot listen on 127.0.0.1:\(port): \(reason) (is another stack running? stop it or choose another port)")
+            }
+        }
         try await startAggregation(index: 0)
-        reporting = try launch("reporting", port: reportingPort)
-        try await waitUntilReady(reporting!, port: reportingPort)
-        intake = try launch("intake", port: intakePort, extra: ["--aggregation", aggregationAddresses.joined(separator: ",")])
-        try await waitUntilReady(intake!, port: intakePort)
+        let reporting = try launch("reporting", port: reportingPort)
+        state.withLockedValue { $0.reporting = reporting }
+        try await waitUntilReady(reporting, port: reportingPort)
+        let intake = try launch("intake", port: intakePort, extra: ["--aggregation", aggregationAddresses.joined(separator: ",")])
+        state.withLockedValue { $0.intake = intake }
+        try await waitUntilReady(intake, port: intakePort)
     }
 
     /// Starts (or restarts) aggregation instance `index` on its port.
     public func startAggregation(index: Int, extra: [String] = []) async throws {
         let port = aggregationPorts[index]
         let process = try launch("aggregation", port: port, label: "aggregation-\(index)", extra: ["--poll-interval-ms", "200"] + extra)
-        if index < aggregations.count { aggregations[index] = process } else { aggregations.append(process) }
+        state.withLockedValue { state in
+            if index < state.aggregations.count { state.aggregations[index] = process } else { state.aggregations.append(process) }
+        }
         try await waitUntilReady(process, port: port)
     }
 
     /// Adds one more aggregation instance on a new port and starts it. Returns its index.
     @discardableResult
     public func addAggregation() async throws -> Int {
-        aggregationPorts.append(try freeTCPPort())
-        let index = aggregationPorts.count - 1
+        let port = try freeTCPPort()
+        let index = state.withLockedValue { state in
+            state.aggregationPorts.append(port)
+            return state.aggregationPorts.count - 1
+        }
         try await startAggregation(index: index)
         return index
     }
@@ -81,6 +120,16 @@ public final class ServiceStack: @unchecked Sendable {
         if let reporting { statuses["reporting"] = await reporting.stop() }
         for (i, aggregation) in aggregations.enumerated() { statuses["aggregation-\(i)"] = await aggregation.stop() }
         return statuses
+    }
+
+    /// Returns the first of the running services to exit, once it has; never returns while
+    /// all keep running (cancel the task to stop waiting: then it returns nil).
+    public func firstExit(pollingEvery interval: Duration = .milliseconds(100)) async -> ManagedProcess? {
+        while !Task.isCancelled {
+            if let exited = processes.first(where: { !$0.isRunning }) { return exited }
+            try? await Task.sleep(for: interval)
+        }
+        return nil
     }
 
     /// A new client connection to intake.
@@ -98,9 +147,13 @@ public final class ServiceStack: @unchecked Sendable {
             executable: binDirectory + "/" + name,
             arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", databaseURL] + extra,
             environment: extraEnvironment,
-            logPath: logDirectory + "/\(label ?? name).log")
+            logPath: logDirectory + "/\(label ?? name).log",
+            runAs: runAs)
     }
 
+    /// Waits until `process` answers `ping` on `port`, and makes sure it is that process
+    /// answering: a service that failed to bind exits, and whoever holds the port must not
+    /// pass for it.
     private func waitUntilReady(_ process: ManagedProcess, port: Int, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
@@ -110,15 +163,20 @@ public final class ServiceStack: @unchecked Sendable {
             if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port) {
                 let answer = try? await client.request(["op": "ping"])
                 await client.close()
-                if answer?["ok"] == .bool(true) { return }
+                if answer?["ok"] == .bool(true) {
+                    switch RootcausesLocalStack.process(process.pid, isListeningOn: port) {
+                    case true?: return
+                    case false?: break  // someone else answered; ours has not bound (yet), or failed to
+                    case nil:
+                        // /proc cannot tell: a service that failed to bind exits at once, so
+                        // being alive a moment after the answer is good enough.
+                        try await Task.sleep(for: .milliseconds(200))
+                        if process.isRunning { return }
+                    }
+                }
             }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw LaunchError("\(process.name) did not answer on port \(port) within \(timeout):\n\(process.logTail())")
     }
-}
-
-/// A free TCP port on loopback, as the kernel hands them out.
-public func freeTCPPort() throws -> Int {
-    try LocalCluster.freePort()
 }
