@@ -144,6 +144,7 @@ let package = Package(
                 "RootcausesTesting", "RootcausesLocalStack", "RootcausesJSON", "RootcausesModel",
                 "RootcausesProtocol", "RootcausesPostgres",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
             path: "Tests/IntegrationTests"

@@ -180,21 +180,25 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "markdown or json.")
     var format: String = "markdown"
 
+    func validate() throws {
+        try validateFactSheetOptions(date: date, format: format)
+    }
+
     func run() async throws {
         guard let samplePath = sample ?? findSample() else {
             throw CLIError("no sample data found: pass --sample FILE")
         }
-        guard let data = FileManager.default.contents(atPath: samplePath) else { throw CLIError("cannot read \(samplePath)") }
+        let submissions = try parseSubmissions(try readSubmissionFile(samplePath), source: samplePath)
         let running = try await LocalStack.start(options: stackOptions, ports: (0, 0, 0), log: progress)
         do {
             progress("submitting \(samplePath) to intake at \(running.stack.intakeAddress)")
-            let summary = try await submitLines(String(decoding: data, as: UTF8.self), to: running.stack.intakeAddress, dryRun: false) { line in
+            let summary = try await submitLines(submissions, to: running.stack.intakeAddress, dryRun: false) { line in
                 if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")") && !line.contains(": duplicate") {
                     progress(line)
                 }
             }
             progress(summary.description)
-            let answer = try await call(running.stack.reportingAddress, [
+            let answer = try await call("reporting", at: running.stack.reportingAddress, [
                 "op": "factsheet", "format": .string(format), "date": .string(date),
                 "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
             ])
