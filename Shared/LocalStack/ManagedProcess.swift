@@ -12,7 +12,9 @@ import Glibc
 public final class ManagedProcess: Sendable {
     /// The name used in messages and for the log file (`aggregation-0`).
     public let name: String
+    /// The service executable (also when it is started through `setpriv`).
     public let executable: String
+    /// The service's own arguments.
     public let arguments: [String]
     /// Where its standard output and error go (opened by us, so it need not be writable by `runAs`).
     public let logPath: String

@@ -13,20 +13,25 @@ public final class ServiceStack: Sendable {
     public let databaseURL: String
     public let binDirectory: String
     public let logDirectory: String
-    public let intakePort: Int
-    public let reportingPort: Int
     /// The user the services run as, when not ours (see `ManagedProcess.init`).
     public let runAs: String?
     private let extraEnvironment: [String: String]
     private let state: NIOLockedValueBox<State>
 
+    /// Ports of 0 given to `init`: picked by us, so we may pick again (see `startService`).
+    private let portsArePicked: (intake: Bool, aggregation: Bool, reporting: Bool)
+
     private struct State {
+        var intakePort: Int
+        var reportingPort: Int
         var aggregationPorts: [Int]
         var intake: ManagedProcess?
         var reporting: ManagedProcess?
         var aggregations: [ManagedProcess] = []
     }
 
+    public var intakePort: Int { state.withLockedValue { $0.intakePort } }
+    public var reportingPort: Int { state.withLockedValue { $0.reportingPort } }
     public var aggregationPorts: [Int] { state.withLockedValue { $0.aggregationPorts } }
     public var intake: ManagedProcess? { state.withLockedValue { $0.intake } }
     public var reporting: ManagedProcess? { state.withLockedValue { $0.reporting } }
@@ -46,9 +51,11 @@ public final class ServiceStack: Sendable {
         self.databaseURL = databaseURL
         self.binDirectory = binDirectory
         self.logDirectory = logDirectory
-        self.intakePort = intakePort == 0 ? try freeTCPPort() : intakePort
-        self.reportingPort = reportingPort == 0 ? try freeTCPPort() : reportingPort
-        self.state = NIOLockedValueBox(State(aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]))
+        self.portsArePicked = (intakePort == 0, aggregationPort == 0, reportingPort == 0)
+        self.state = NIOLockedValueBox(State(
+            intakePort: intakePort == 0 ? try freeTCPPort() : intakePort,
+            reportingPort: reportingPort == 0 ? try freeTCPPort() : reportingPort,
+            aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]))
         self.extraEnvironment = environment
         self.runAs = runAs
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
@@ -75,29 +82,41 @@ public final class ServiceStack: Sendable {
     /// Fails at once, naming the port, when one of the ports is already taken: otherwise the
     /// process holding it would answer the readiness check while our service had exited.
     public func start() async throws {
-        let aggregationPort = aggregationPorts[0]
-        for (service, port) in [("intake", intakePort), ("aggregation", aggregationPort), ("reporting", reportingPort)] {
+        let given = [
+            ("intake", intakePort, portsArePicked.intake), ("aggregation", aggregationPorts[0], portsArePicked.aggregation),
+            ("reporting", reportingPort, portsArePicked.reporting),
+        ]
+        for (service, port, picked) in given where !picked {
             if let reason = whyPortIsUnavailable(port) {
                 throw LaunchError("\(service) cannot listen on 127.0.0.1:\(port): \(reason) (is another stack running? stop it or choose another port)")
             }
         }
         try await startAggregation(index: 0)
-        let reporting = try launch("reporting", port: reportingPort)
-        state.withLockedValue { $0.reporting = reporting }
-        try await waitUntilReady(reporting, port: reportingPort)
-        let intake = try launch("intake", port: intakePort, extra: ["--aggregation", aggregationAddresses.joined(separator: ",")])
-        state.withLockedValue { $0.intake = intake }
-        try await waitUntilReady(intake, port: intakePort)
+        let (_, reportingPort) = try await startService(
+            "reporting", port: self.reportingPort, mayPickAnotherPort: portsArePicked.reporting
+        ) { process in self.state.withLockedValue { $0.reporting = process } }
+        state.withLockedValue { $0.reportingPort = reportingPort }
+        let (_, intakePort) = try await startService(
+            "intake", port: self.intakePort, mayPickAnotherPort: portsArePicked.intake,
+            extra: ["--aggregation", aggregationAddresses.joined(separator: ",")]
+        ) { process in self.state.withLockedValue { $0.intake = process } }
+        state.withLockedValue { $0.intakePort = intakePort }
     }
 
     /// Starts (or restarts) aggregation instance `index` on its port.
     public func startAggregation(index: Int, extra: [String] = []) async throws {
-        let port = aggregationPorts[index]
-        let process = try launch("aggregation", port: port, label: "aggregation-\(index)", extra: ["--poll-interval-ms", "200"] + extra)
-        state.withLockedValue { state in
-            if index < state.aggregations.count { state.aggregations[index] = process } else { state.aggregations.append(process) }
+        let (isNew, port) = state.withLockedValue { (index >= $0.aggregations.count, $0.aggregationPorts[index]) }
+        // A restart keeps its port: intake nudges the addresses it was started with.
+        let mayPickAnotherPort = isNew && (index > 0 || portsArePicked.aggregation)
+        let record = { @Sendable (process: ManagedProcess) in
+            self.state.withLockedValue { state in
+                if index < state.aggregations.count { state.aggregations[index] = process } else { state.aggregations.append(process) }
+            }
         }
-        try await waitUntilReady(process, port: port)
+        let (_, boundPort) = try await startService(
+            "aggregation", label: "aggregation-\(index)", port: port, mayPickAnotherPort: mayPickAnotherPort,
+            extra: ["--poll-interval-ms", "200"] + extra, record: record)
+        state.withLockedValue { $0.aggregationPorts[index] = boundPort }
     }
 
     /// Adds one more aggregation instance on a new port and starts it. Returns its index.
@@ -139,6 +158,31 @@ public final class ServiceStack: Sendable {
     /// A new client connection to aggregation instance `index`.
     public func aggregationClient(_ index: Int = 0) async throws -> ProtocolClient {
         try await ProtocolClient.connect(host: "127.0.0.1", port: aggregationPorts[index])
+    }
+
+    /// Launches `name` on `port` and waits until it answers there; `record` sees each process
+    /// launched (so a failure's log can be shown). A port we picked may be taken by someone else
+    /// before the service binds it (outgoing connections draw from the same range): then the
+    /// service exits on the bind, and with `mayPickAnotherPort` we try again on a new one.
+    private func startService(
+        _ name: String, label: String? = nil, port: Int, mayPickAnotherPort: Bool, extra: [String] = [],
+        record: (ManagedProcess) -> Void
+    ) async throws -> (ManagedProcess, Int) {
+        var port = port
+        var attempts = 1
+        while true {
+            let process = try launch(name, port: port, label: label, extra: extra)
+            record(process)
+            do {
+                try await waitUntilReady(process, port: port)
+                return (process, port)
+            } catch let error as LaunchError {
+                let lostThePort = !process.isRunning && process.logTail(lines: 3).contains("Address already in use")
+                guard mayPickAnotherPort, lostThePort, attempts < 5 else { throw error }
+                attempts += 1
+                port = try freeTCPPort()
+            }
+        }
     }
 
     private func launch(_ name: String, port: Int, label: String? = nil, extra: [String] = []) throws -> ManagedProcess {
