@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
     ],
     targets: [
         // libpq, the PostgreSQL C client, as a system library.
@@ -37,7 +39,7 @@ let package = Package(
             dependencies: ["RootcausesJSON", "RootcausesProtocol"],
             path: "Shared/Model"
         ),
-        // A small, safe Swift layer over libpq, plus a private local cluster for demos and tests.
+        // A small, safe Swift layer over libpq: the PostgreSQL client, nothing else.
         .target(
             name: "RootcausesPostgres",
             dependencies: [
@@ -155,23 +157,40 @@ let package = Package(
             ],
             path: "Services/Reporting/Command"
         ),
-        // The client CLI: demo, up, submit, totals, factsheet, indicators.
+        // Running the stack on one machine: a private PostgreSQL cluster, the three services as
+        // child processes, free ports. What `rootcauses demo`/`up`/`bench` run, and what tests run.
+        .target(
+            name: "RootcausesLocalStack",
+            dependencies: [
+                "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Shared/LocalStack"
+        ),
+        // The client CLI: demo, up, submit, totals, factsheet, indicators, status, bench.
         .executableTarget(
             name: "rootcauses",
             dependencies: [
-                "RootcausesService", "RootcausesTesting", "RootcausesTransport", "RootcausesModel", "RootcausesJSON",
-                "RootcausesPostgres",
+                "RootcausesLocalStack", "RootcausesService", "RootcausesModel", "RootcausesProtocol",
+                "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON", "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Services/CLI"
         ),
-        // Ships with the product: a throwaway PostgreSQL, service processes, a protocol client.
+        // Ships with the product as a testing library: a throwaway database per test, the stack
+        // around a test body, request helpers. Only tests depend on it.
         .target(
             name: "RootcausesTesting",
             dependencies: [
-                "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON",
+                "RootcausesLocalStack", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/Testing"
@@ -192,9 +211,12 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RootcausesTesting", "RootcausesJSON", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport",
-                "RootcausesPostgres", "RootcausesService", "IntakeService", "ReportingService",
+                "RootcausesTesting", "RootcausesLocalStack", "RootcausesJSON", "RootcausesModel",
+                "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesService",
+                "IntakeService", "ReportingService",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
             path: "Tests/IntegrationTests"

@@ -30,16 +30,31 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Sends one request and returns a successful answer, or throws the server's error as a readable message.
-func call(_ address: String, _ request: JSON) async throws -> JSON {
-    let client: ProtocolClient
-    do { client = try await ProtocolClient.connect(address: address) } catch {
-        throw CLIError("cannot reach \(address): is the service running? (\(error))")
+/// Connects to `service` at `address`; when nothing answers, says how to start it.
+func connect(to service: String, at address: String) async throws -> ProtocolClient {
+    do {
+        return try await ProtocolClient.connect(address: address)
+    } catch {
+        throw CLIError("""
+            cannot reach \(service) at \(address): is the service running? (\(error))
+            Start the whole stack with `rootcauses up`, or \(service) alone with `\(service) --listen \(address) --database-url URL`.
+            """)
     }
-    defer { Task { await client.close() } }
-    let answer = try await client.request(request)
-    try checkAnswer(answer)
-    return answer
+}
+
+/// Sends one request to `service` and returns a successful answer, or throws the server's
+/// error as a readable message.
+func call(_ service: String, at address: String, _ request: JSON) async throws -> JSON {
+    let client = try await connect(to: service, at: address)
+    do {
+        let answer = try await client.request(request)
+        await client.close()
+        try checkAnswer(answer)
+        return answer
+    } catch {
+        await client.close()
+        throw error
+    }
 }
 
 /// Throws a readable error for an `ok: false` answer.
@@ -67,5 +82,19 @@ extension JSON {
     var withoutEnvelope: JSON {
         guard case .object(let members) = self else { return self }
         return .object(members.filter { $0.0 != "id" && $0.0 != "ok" })
+    }
+}
+
+/// A `submit` request for a submission object (the CLI's own copy: it does not link the testing library).
+func submitRequest(_ submission: JSON, id: JSON = .null) -> JSON {
+    ["op": "submit", "id": id, "submission": submission]
+}
+
+extension ProtocolClient {
+    /// Sends `request` and returns the answer, throwing a readable error unless it is `ok: true`.
+    func expectOK(_ request: JSON) async throws -> JSON {
+        let answer = try await self.request(request)
+        try checkAnswer(answer)
+        return answer
     }
 }

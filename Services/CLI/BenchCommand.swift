@@ -2,13 +2,13 @@ import ArgumentParser
 import Foundation
 import Logging
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesTransport
 import RootcausesService
 import RootcausesStorage
-import RootcausesTesting
 
 /// Measures the quality bars: durable intake throughput against a raw COPY into the same
 /// tables, and the lag from an acknowledgement to the value being visible in reports.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RootcausesJSON
+import RootcausesModel
 import RootcausesProtocol
 import RootcausesTransport
 
@@ -26,10 +27,11 @@ struct SubmitCommand: AsyncParsableCommand {
         if file == "-" {
             text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         } else {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
-            text = String(decoding: data, as: UTF8.self)
+            text = try readSubmissionFile(file)
         }
-        let summary = try await submitLines(text, to: addresses.intakeAddress, dryRun: dryRun) { line in
+        // The whole file is checked before anything is sent: a broken line is a broken file.
+        let submissions = try parseSubmissions(text, source: file == "-" ? "stdin" : file)
+        let summary = try await submitLines(submissions, to: addresses.intakeAddress, dryRun: dryRun) { line in
             if !quiet { print(line) }
         }
         print(summary.description)
@@ -53,13 +55,70 @@ struct SubmitSummary: CustomStringConvertible {
     }
 }
 
-/// Sends every submission line to intake, pipelined in windows, reporting each result.
-func submitLines(_ text: String, to address: String, dryRun: Bool, report: (String) -> Void) async throws -> SubmitSummary {
-    let client: ProtocolClient
-    do { client = try await ProtocolClient.connect(address: address) } catch {
-        throw CLIError("cannot reach intake at \(address): is it running? (\(error))")
+/// The text of an NDJSON file, or why it cannot be read.
+func readSubmissionFile(_ path: String) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw CLIError("cannot read \(path): no such file")
     }
-    defer { Task { await client.close() } }
+    guard !isDirectory.boolValue else { throw CLIError("cannot read \(path): it is a folder") }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// One submission object of an NDJSON file, with its 1-based line number.
+struct NumberedSubmission {
+    let lineNumber: Int
+    let submission: JSON
+}
+
+/// Parses every non-empty line as a JSON object. Throws listing each bad line as
+/// `source:LINE: not valid JSON: …`, so nothing is sent from a file with a broken line.
+func parseSubmissions(_ text: String, source: String) throws -> [NumberedSubmission] {
+    var submissions: [NumberedSubmission] = []
+    var problems: [String] = []
+    for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.isEmpty { continue }
+        do {
+            let submission = try JSONParser.parse(line)
+            guard case .object = submission else {
+                problems.append("\(source):\(index + 1): not a JSON object (one submission object per line)")
+                continue
+            }
+            submissions.append(NumberedSubmission(lineNumber: index + 1, submission: submission))
+        } catch {
+            problems.append("\(source):\(index + 1): not valid JSON: \(error)")
+        }
+    }
+    guard problems.isEmpty else {
+        let shown = problems.prefix(20).joined(separator: "\n")
+        let more = problems.count > 20 ? "\n… and \(problems.count - 20) more" : ""
+        throw CLIError("\(shown)\(more)\nnothing was sent")
+    }
+    return submissions
+}
+
+/// Sends every submission to intake, pipelined in windows, reporting each result.
+func submitLines(
+    _ submissions: [NumberedSubmission], to address: String, dryRun: Bool, report: (String) -> Void
+) async throws -> SubmitSummary {
+    let client = try await connect(to: "intake", at: address)
+    do {
+        let summary = try await submit(submissions, over: client, dryRun: dryRun, report: report)
+        await client.close()
+        return summary
+    } catch {
+        await client.close()
+        throw error
+    }
+}
+
+private func submit(
+    _ submissions: [NumberedSubmission], over client: ProtocolClient, dryRun: Bool, report: (String) -> Void
+) async throws -> SubmitSummary {
     var summary = SubmitSummary()
     var pending: [(lineNumber: Int, label: String, request: JSON)] = []
 
@@ -85,19 +144,11 @@ func submitLines(_ text: String, to address: String, dryRun: Bool, report: (Stri
         pending.removeAll()
     }
 
-    for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-        if line.isEmpty { continue }
-        let submission: JSON
-        do { submission = try JSONParser.parse(line) } catch {
-            summary.failed += 1
-            report("line \(index + 1): not JSON (\(error)); skipped")
-            continue
-        }
-        let label = submission["submission_id"]?.stringValue ?? "(no submission_id)"
-        var request: JSON = ["op": "submit", "id": .int(index + 1), "submission": submission]
+    for entry in submissions {
+        let label = entry.submission["submission_id"]?.stringValue ?? "(no submission_id)"
+        var request: JSON = ["op": "submit", "id": .int(entry.lineNumber), "submission": entry.submission]
         if dryRun { request = request.setting("dry_run", to: true) }
-        pending.append((index + 1, label, request))
+        pending.append((entry.lineNumber, label, request))
         if pending.count == 64 { try await flush() }
     }
     try await flush()
@@ -119,6 +170,30 @@ struct TotalsCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
     @Flag(help: "Print the raw JSON answer.") var json = false
 
+    static let groupByKeys: Set<String> = ["indicator", "country", "reporter", "pillar", "period"]
+
+    func validate() throws {
+        var first: Period?
+        if let from {
+            guard let period = Period.parse(from) else { throw ValidationError(periodProblem("--from", from)) }
+            first = period
+        }
+        if let to {
+            guard let last = Period.parse(to) else { throw ValidationError(periodProblem("--to", to)) }
+            if let first, first.start > last.end {
+                throw ValidationError("--from \(from!) starts after --to \(to) ends")
+            }
+        }
+        for key in groupBy?.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) ?? []
+        where !Self.groupByKeys.contains(key) {
+            throw ValidationError("--group-by: '\(key)' is not one of \(Self.groupByKeys.sorted().joined(separator: ", "))")
+        }
+    }
+
+    private func periodProblem(_ option: String, _ text: String) -> String {
+        "\(option) \(text) is not a period: write 2023, 2023Q1, 2023-01, FY2023 or FY2023Q1 (years 1900-2999)"
+    }
+
     func run() async throws {
         var request: JSON = ["op": "totals"]
         func list(_ key: String, _ values: [String]) {
@@ -133,7 +208,7 @@ struct TotalsCommand: AsyncParsableCommand {
         let keys = groupBy?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []
         list("group_by", keys)
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
-        let answer = try await call(addresses.reportingAddress, request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if json {
             print(answer.prettyPrinted)
             return
@@ -177,11 +252,15 @@ struct FactSheetCommand: AsyncParsableCommand {
     @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
 
+    func validate() throws {
+        try validateFactSheetOptions(date: date, format: format)
+    }
+
     func run() async throws {
         var request: JSON = ["op": "factsheet", "format": .string(format)]
         if let date { request = request.setting("date", to: .string(date)) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
-        let answer = try await call(addresses.reportingAddress, request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
@@ -197,7 +276,7 @@ struct IndicatorsCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call(addresses.reportingAddress, ["op": "indicators"])
+        let answer = try await call("reporting", at: addresses.reportingAddress, ["op": "indicators"])
         if json {
             print(answer.prettyPrinted)
             return
@@ -221,7 +300,22 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var addresses: ServiceAddresses
 
     func run() async throws {
-        let answer = try await call(addresses.aggregationAddress, ["op": "status"])
+        let answer = try await call("aggregation", at: addresses.aggregationAddress, ["op": "status"])
         print(answer.withoutEnvelope.prettyPrinted)
+    }
+}
+
+/// Checks a fact sheet's `--date` (a real day, YYYY-MM-DD, years 1900-9999) and `--format`.
+func validateFactSheetOptions(date: String?, format: String) throws {
+    if let date {
+        guard let day = Day(iso: date) else {
+            throw ValidationError("--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06")
+        }
+        guard (1900...9999).contains(day.year) else {
+            throw ValidationError("--date \(date) is outside the years 1900-9999")
+        }
+    }
+    guard format == "markdown" || format == "json" else {
+        throw ValidationError("--format \(format) is not markdown or json")
     }
 }

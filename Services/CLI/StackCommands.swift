@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesService
-import RootcausesTesting
+import Subprocess
+import SystemPackage
 import UnixSignals
 
 #if canImport(Glibc)
@@ -25,10 +27,19 @@ struct LocalStack {
     let stack: ServiceStack
     let cluster: LocalCluster?
 
-    /// Starts PostgreSQL (unless a URL is given) and the three services.
+    /// Starts PostgreSQL (unless a URL is given) and the three services. Fixed ports (non-zero)
+    /// are checked first: a taken one fails at once, naming it, before anything starts.
     static func start(
         options: StackOptions, ports: (Int, Int, Int), database: String = "rootcauses", log: (String) -> Void
     ) async throws -> LocalStack {
+        for (service, port, flag) in [
+            ("intake", ports.0, "--intake-port"), ("aggregation", ports.1, "--aggregation-port"),
+            ("reporting", ports.2, "--reporting-port"),
+        ] where port != 0 {
+            if let reason = whyPortIsUnavailable(port) {
+                throw CLIError("port \(port) for \(service) is not free on 127.0.0.1 (\(reason)): is another stack running? Stop it, or choose another port with \(flag)")
+            }
+        }
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "rootcauses") { StreamLogHandler.standardError(label: $0) }
@@ -46,7 +57,7 @@ struct LocalStack {
                 log("the postgres user cannot reach \(dataDirectory); keeping the cluster in \(clusterDirectory)")
             }
             log("starting a private PostgreSQL cluster in \(clusterDirectory)")
-            let started = try LocalCluster.start(dataDirectory: clusterDirectory, durable: true, logger: logger)
+            let started = try await LocalCluster.start(dataDirectory: clusterDirectory, durable: true, logger: logger)
             if started.startedHere {
                 // Ours to stop, also if this process dies before it can (a crash, a closed pipe).
                 try started.stopWhenProcessExits(getpid())
@@ -54,9 +65,9 @@ struct LocalStack {
             } else {
                 log("PostgreSQL is already running in \(clusterDirectory); leaving it running afterwards")
             }
-            databaseURL = try await ensureDatabase(named: database, on: started, logger: logger)
+            databaseURL = try ensureDatabase(named: database, on: started, logger: logger)
         }
-        try buildServicesIfMissing(binDirectory: ServiceStack.defaultBinDirectory, log: log)
+        try await buildServicesIfMissing(binDirectory: ServiceStack.defaultBinDirectory, log: log)
         let stack = try ServiceStack(
             databaseURL: databaseURL, logDirectory: dataDirectory + "/logs",
             intakePort: ports.0, aggregationPort: ports.1, reportingPort: ports.2)
@@ -65,7 +76,7 @@ struct LocalStack {
             try await stack.start()
         } catch {
             await stack.stop()
-            try? cluster?.stop()
+            try? await cluster?.stop()
             throw error
         }
         return LocalStack(stack: stack, cluster: cluster)
@@ -79,14 +90,14 @@ struct LocalStack {
             log("some services did not exit cleanly: \(unclean.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))")
         }
         if let cluster {
-            do { try cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
+            do { try await cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
         }
     }
 }
 
 /// `swift run rootcauses demo` builds only `rootcauses`: when the three service executables
 /// are not next to it and this is a package checkout, build them (same configuration) first.
-func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) throws {
+func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) async throws {
     let services = ["intake", "aggregation", "reporting"]
     let fileManager = FileManager.default
     guard services.contains(where: { !fileManager.isExecutableFile(atPath: binDirectory + "/" + $0) }) else { return }
@@ -102,28 +113,39 @@ func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) throws 
     else { throw CLIError("the service executables are not built and no swift toolchain is on PATH to build them") }
     for service in services {
         log("building \(service) (\(configuration))")
-        let status = try ChildProcess.run(
-            swift, ["build", "--package-path", root.path, "-c", configuration, "--product", service],
-            outputPath: "/dev/stderr", truncate: false)
-        guard status == 0 else { throw CLIError("swift build --product \(service) failed (exit \(status))") }
+        // Its progress goes straight to our standard error, where the demo's progress goes.
+        let result = try await Subprocess.run(
+            .path(FilePath(swift)),
+            arguments: ["build", "--package-path", root.path, "-c", configuration, "--product", service],
+            output: .currentStandardError, error: .currentStandardError)
+        guard result.terminationStatus.isSuccess else {
+            throw CLIError("swift build --product \(service) failed (\(result.terminationStatus))")
+        }
     }
 }
 
 /// Creates `name` on the cluster if it does not exist; returns its URL.
-func ensureDatabase(named name: String, on cluster: LocalCluster, logger: Logger) async throws -> String {
-    let pool = PostgresPool(conninfo: cluster.url(database: "postgres"), maximumConnections: 1, applicationName: "rootcauses-cli", logger: logger)
-    do {
-        try await pool.withConnection { connection in
-            if try connection.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).isEmpty {
-                do { try connection.execute("CREATE DATABASE \(name)") } catch let error as PostgresError where error.sqlState == "42P04" {}
-            }
+///
+/// Whether it exists is asked by connecting to it (only the plain connection API is used here).
+func ensureDatabase(named name: String, on cluster: LocalCluster, logger: Logger) throws -> String {
+    let url = cluster.url(database: name)
+    func exists() -> Bool {
+        guard let connection = try? PostgresConnection(conninfo: url, applicationName: "rootcauses-cli", logger: logger) else {
+            return false
         }
-    } catch {
-        await pool.shutdown()
-        throw error
+        connection.close()
+        return true
     }
-    await pool.shutdown()
-    return cluster.url(database: name)
+    if exists() { return url }
+    let connection = try PostgresConnection(conninfo: cluster.url(database: "postgres"), applicationName: "rootcauses-cli", logger: logger)
+    defer { connection.close() }
+    do {
+        try connection.execute("CREATE DATABASE \(name)")
+    } catch {
+        // Another rootcauses may have created it meanwhile.
+        guard exists() else { throw error }
+    }
+    return url
 }
 
 extension String {
@@ -158,21 +180,25 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "markdown or json.")
     var format: String = "markdown"
 
+    func validate() throws {
+        try validateFactSheetOptions(date: date, format: format)
+    }
+
     func run() async throws {
         guard let samplePath = sample ?? findSample() else {
             throw CLIError("no sample data found: pass --sample FILE")
         }
-        guard let data = FileManager.default.contents(atPath: samplePath) else { throw CLIError("cannot read \(samplePath)") }
+        let submissions = try parseSubmissions(try readSubmissionFile(samplePath), source: samplePath)
         let running = try await LocalStack.start(options: stackOptions, ports: (0, 0, 0), log: progress)
         do {
             progress("submitting \(samplePath) to intake at \(running.stack.intakeAddress)")
-            let summary = try await submitLines(String(decoding: data, as: UTF8.self), to: running.stack.intakeAddress, dryRun: false) { line in
+            let summary = try await submitLines(submissions, to: running.stack.intakeAddress, dryRun: false) { line in
                 if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")") && !line.contains(": duplicate") {
                     progress(line)
                 }
             }
             progress(summary.description)
-            let answer = try await call(running.stack.reportingAddress, [
+            let answer = try await call("reporting", at: running.stack.reportingAddress, [
                 "op": "factsheet", "format": .string(format), "date": .string(date),
                 "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
             ])
@@ -214,8 +240,24 @@ struct UpCommand: AsyncParsableCommand {
         let running = try await LocalStack.start(
             options: stackOptions, ports: (intakePort, aggregationPort, reportingPort), log: progress)
         progress("up: intake \(running.stack.intakeAddress), aggregation \(running.stack.aggregationAddresses[0]), reporting \(running.stack.reportingAddress). Ctrl-C to stop.")
-        for await _ in signals { break }
-        progress("stopping")
+        // Until Ctrl-C, or until one of our services exits on its own: then the stack is broken.
+        let exited = await withTaskGroup(of: ManagedProcess?.self) { group in
+            group.addTask { await running.stack.firstExit() }
+            group.addTask {
+                for await _ in signals { break }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let exited else {
+            progress("stopping")
+            await running.stop(log: progress)
+            return
+        }
+        progress("\(exited.name) exited with status \(exited.exitStatus ?? -1); stopping the rest. The end of its log (\(exited.logPath)):\n\(exited.logTail(lines: 10))")
         await running.stop(log: progress)
+        throw ExitCode(1)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import RootcausesLocalStack
 import RootcausesPostgres
 
 #if canImport(Glibc)
@@ -13,27 +14,31 @@ import Glibc
 /// The cluster is stopped and deleted when the process exits, and a detached watcher does the
 /// same if the process dies without exiting normally.
 public enum TestDatabase {
-    private static let shared = NIOLockedValueBox<Result<String, any Error>?>(nil)
+    /// The one start of the shared server, awaited by every test that needs it.
+    private static let server = NIOLockedValueBox<Task<String, any Error>?>(nil)
+    /// The shared cluster, for the exit handler to stop (it cannot await).
+    private static let sharedCluster = NIOLockedValueBox<LocalCluster?>(nil)
     private static let counter = NIOLockedValueBox(0)
 
     /// A URL for a new, empty database.
     public static func create() async throws -> String {
-        let serverURL = try server()
+        let serverURL = try await serverURL()
         let name = counter.withLockedValue { value -> String in
             value += 1
             return "rootcauses_test_\(getpid())_\(value)_\(Int.random(in: 0..<1_000_000))"
         }
-        let pool = PostgresPool(conninfo: serverURL, maximumConnections: 1, applicationName: "rootcauses-tests", logger: quietLogger)
-        defer { Task { await pool.shutdown() } }
-        try await pool.withConnection { connection in _ = try connection.query("CREATE DATABASE \(name)") }
+        let connection = try PostgresConnection(conninfo: serverURL, applicationName: "rootcauses-tests", logger: quietLogger)
+        defer { connection.close() }
+        try connection.execute("CREATE DATABASE \(name)")
         return replacingDatabase(in: serverURL, with: name)
     }
 
     /// Starts a separate cluster that the caller owns (to stop and restart it in failure tests).
-    public static func privateCluster() throws -> LocalCluster {
+    /// It is stopped and deleted when this process exits, whatever the caller does.
+    public static func privateCluster() async throws -> LocalCluster {
         let directory = "/tmp/rootcauses-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let cluster = try LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
+        let cluster = try await LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
         try cluster.stopWhenProcessExits(getpid(), removing: directory)
         return cluster
     }
@@ -44,28 +49,31 @@ public enum TestDatabase {
         return logger
     }()
 
-    private static func server() throws -> String {
-        try shared.withLockedValue { state -> String in
-            if let state { return try state.get() }
-            let result = Result { () throws -> String in
-                if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty { return url }
-                let directory = "/tmp/rootcauses-tests-\(getpid())"
-                try? FileManager.default.removeItem(atPath: directory)
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                let cluster = try LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
-                try cluster.stopWhenProcessExits(getpid(), removing: directory)
-                sharedCluster = cluster
-                atexit {
-                    try? sharedCluster?.kill()
-                    if let directory = sharedCluster?.dataDirectory {
-                        try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: directory).deletingLastPathComponent().path)
-                    }
-                }
-                return cluster.url(database: "postgres")
-            }
-            state = result
-            return try result.get()
+    private static func serverURL() async throws -> String {
+        let start = server.withLockedValue { task in
+            if let task { return task }
+            let started = Task { try await startServer() }
+            task = started
+            return started
         }
+        return try await start.value
+    }
+
+    private static func startServer() async throws -> String {
+        if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty { return url }
+        let directory = "/tmp/rootcauses-tests-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let cluster = try await LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
+        try cluster.stopWhenProcessExits(getpid(), removing: directory)
+        sharedCluster.withLockedValue { $0 = cluster }
+        // The watcher would do this too, a second later; at a normal exit, do it now.
+        atexit {
+            guard let cluster = TestDatabase.sharedCluster.withLockedValue({ $0 }) else { return }
+            cluster.stopImmediatelyFromExitHandler()
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: cluster.dataDirectory).deletingLastPathComponent().path)
+        }
+        return cluster.url(database: "postgres")
     }
 
     /// Puts `database` in place of the database name of a postgresql:// URL.
@@ -77,5 +85,3 @@ public enum TestDatabase {
         return components.string ?? url
     }
 }
-
-nonisolated(unsafe) private var sharedCluster: LocalCluster?

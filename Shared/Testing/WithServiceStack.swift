@@ -1,5 +1,6 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesProtocol
 import RootcausesTransport
 
@@ -10,6 +11,9 @@ import Glibc
 /// Runs `body` against a fresh database and the three services started as processes, then
 /// stops them with SIGTERM and checks that each exited cleanly (status 0).
 ///
+/// With `runAs`, the services run as that user (the test process must be root), the way a
+/// container runs them: see `UnprivilegedTests` for checking that this is possible first.
+///
 /// ```swift
 /// try await withServiceStack { stack in
 ///     let intake = try await stack.intakeClient()
@@ -17,13 +21,13 @@ import Glibc
 /// }
 /// ```
 public func withServiceStack<T>(
-    databaseURL: String? = nil, environment: [String: String] = [:],
+    databaseURL: String? = nil, environment: [String: String] = [:], runAs: String? = nil,
     _ body: (ServiceStack) async throws -> T
 ) async throws -> T {
     let url: String
     if let databaseURL { url = databaseURL } else { url = try await TestDatabase.create() }
     let logs = "/tmp/rootcauses-tests-\(getpid())/logs/\(UUID().uuidString.prefix(8))"
-    let stack = try ServiceStack(databaseURL: url, logDirectory: logs, environment: environment)
+    let stack = try ServiceStack(databaseURL: url, logDirectory: logs, environment: environment, runAs: runAs)
     do {
         try await stack.start()
         let result = try await body(stack)
@@ -39,7 +43,7 @@ public func withServiceStack<T>(
         await stack.stop()
         // The logs go with the throwaway folder: keep what explains the failure.
         var tails = ""
-        for process in [stack.intake, stack.reporting].compactMap({ $0 }) + stack.aggregations {
+        for process in stack.processes {
             tails += "\n--- \(process.name) ---\n" + process.logTail(lines: 15)
         }
         throw LaunchError("\(error)\nservice logs:\(tails)")

@@ -1,6 +1,8 @@
 import Foundation
-import RootcausesPostgres
+import RootcausesLocalStack
 import RootcausesTesting
+import Subprocess
+import SystemPackage
 import Testing
 
 #if canImport(Glibc)
@@ -9,53 +11,167 @@ import Glibc
 
 extension Integration {
     @Suite struct CLITests {
-        /// Runs the rootcauses CLI; returns its exit status and output.
+        /// Runs the rootcauses CLI to completion; returns its exit status and its output
+        /// (standard output and error together).
         func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-            let output = "/tmp/rootcauses-tests-\(getpid())/cli-\(UUID().uuidString.prefix(8)).out"
-            let pid = try ChildProcess.spawn(ServiceStack.defaultBinDirectory + "/rootcauses", arguments, outputPath: output)
-            var status: Int32?
-            while status == nil {
-                status = ChildProcess.exitStatus(of: pid, wait: false)
-                if status == nil { try await Task.sleep(for: .milliseconds(20)) }
+            let result = try await Subprocess.run(
+                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")), arguments: Arguments(arguments),
+                output: .string(limit: 1 << 20), error: .combinedWithOutput)
+            let status: Int32 = switch result.terminationStatus {
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
             }
-            return (status!, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+            return (status, result.standardOutput ?? "")
+        }
+
+        /// A file in this test process's scratch folder (removed with it).
+        func scratchFile(_ name: String, lines: [String]) throws -> String {
+            let folder = "/tmp/rootcauses-tests-\(getpid())"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let path = folder + "/" + name
+            try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            return path
         }
 
         @Test func submitReportsEachSubmissionAndFailsOnAnyRejection() async throws {
             try await withServiceStack { stack in
-                let file = "/tmp/rootcauses-tests-\(getpid())/cli-input.ndjson"
-                let lines = [
-                    submission("cli-1", values: [value("firms_supported", "GT", 10)]).serialized,
-                    "{broken",
-                    submission("cli-2", values: [value("firms_supported", "GT", -1)]).serialized,
-                    "",
-                    submission("cli-3", values: [value("firms_supported", "SV", 5)]).serialized,
-                ]
-                try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+                let good1 = submission("cli-1", values: [value("firms_supported", "GT", 10)]).serialized
+                let negative = submission("cli-2", values: [value("firms_supported", "GT", -1)]).serialized
+                let good3 = submission("cli-3", values: [value("firms_supported", "SV", 5)]).serialized
+
+                // A file with a line that is not JSON is refused whole, before anything is sent.
+                let broken = try scratchFile("cli-broken.ndjson", lines: [good1, "{broken", good3])
+                let refused = try await runCLI(["submit", broken, "--intake", stack.intakeAddress])
+                #expect(refused.status != 0)
+                #expect(refused.output.contains("cli-broken.ndjson:2: not valid JSON"), "\(refused.output)")
+                #expect(refused.output.contains("nothing was sent"))
+
+                let file = try scratchFile("cli-input.ndjson", lines: [good1, negative, "", good3])
                 let first = try await runCLI(["submit", file, "--intake", stack.intakeAddress])
                 #expect(first.status == 1)
-                #expect(first.output.contains("line 1 cli-1: accepted seq 1"))
-                #expect(first.output.contains("line 2: not JSON"))
-                #expect(first.output.contains("line 3 cli-2: validation_failed"))
+                #expect(first.output.contains("line 1 cli-1: accepted seq 1"), "\(first.output)")
+                #expect(first.output.contains("line 2 cli-2: validation_failed"))
                 #expect(first.output.contains("values[0].value: values cannot be negative"))
-                #expect(first.output.contains("line 5 cli-3: accepted seq 2"))
-                #expect(first.output.contains("submissions: 2 accepted, 0 duplicate, 2 failed"))
+                #expect(first.output.contains("line 4 cli-3: accepted seq 2"))
+                #expect(first.output.contains("submissions: 2 accepted, 0 duplicate, 1 failed"))
 
-                let good = "/tmp/rootcauses-tests-\(getpid())/cli-good.ndjson"
-                try [lines[0], lines[4]].joined(separator: "\n").write(toFile: good, atomically: true, encoding: .utf8)
+                let good = try scratchFile("cli-good.ndjson", lines: [good1, good3])
                 let again = try await runCLI(["submit", good, "--intake", stack.intakeAddress])
                 #expect(again.status == 0)
                 #expect(again.output.contains("submissions: 0 accepted, 2 duplicate, 0 failed"))
 
                 let totals = try await runCLI(["totals", "--group-by", "country", "--min-seq", "2", "--reporting", stack.reportingAddress])
                 #expect(totals.status == 0)
-                #expect(totals.output.contains("GT"))
                 #expect(totals.output.split(separator: "\n").contains { $0.hasPrefix("GT") && $0.contains("10") })
-
-                let unreachable = try await runCLI(["indicators", "--reporting", "127.0.0.1:1"])
-                #expect(unreachable.status != 0)
-                #expect(unreachable.output.contains("cannot reach 127.0.0.1:1"))
             }
         }
+
+        @Test func unreachableServiceSaysHowToStartIt() async throws {
+            let unreachable = try await runCLI(["indicators", "--reporting", "127.0.0.1:1"])
+            #expect(unreachable.status != 0)
+            #expect(unreachable.output.contains("cannot reach reporting at 127.0.0.1:1: is the service running?"))
+            #expect(unreachable.output.contains("rootcauses up"))
+            #expect(unreachable.output.contains("reporting --listen 127.0.0.1:1"))
+        }
+
+        /// Bad arguments are refused before any connection: the address given is unreachable,
+        /// so a message about reaching it would mean the CLI tried.
+        @Test(arguments: [
+            (["factsheet", "--date", "2023-13-01"], "--date 2023-13-01 is not a day"),
+            (["factsheet", "--date", "2023-02-30"], "--date 2023-02-30 is not a day"),
+            (["factsheet", "--date", "1899-12-31"], "outside the years 1900-9999"),
+            (["factsheet", "--format", "pdf"], "--format pdf is not markdown or json"),
+            (["totals", "--from", "FY20X3"], "--from FY20X3 is not a period"),
+            (["totals", "--to", "2023Q5"], "--to 2023Q5 is not a period"),
+            (["totals", "--from", "2024", "--to", "FY2023"], "--from 2024 starts after --to FY2023 ends"),
+            (["totals", "--group-by", "country,colour"], "'colour' is not one of"),
+        ])
+        func argumentsAreCheckedBeforeConnecting(arguments: [String], message: String) async throws {
+            let result = try await runCLI(arguments + ["--reporting", "127.0.0.1:1"])
+            #expect(result.status != 0)
+            #expect(result.output.contains(message), "\(result.output)")
+            #expect(!result.output.contains("cannot reach"))
+        }
+
+        @Test func submitReportsAnUnreadableFileBeforeConnecting() async throws {
+            let missing = try await runCLI(["submit", "/tmp/rootcauses-no-such-file.ndjson", "--intake", "127.0.0.1:1"])
+            #expect(missing.status != 0)
+            #expect(missing.output.contains("cannot read /tmp/rootcauses-no-such-file.ndjson"), "\(missing.output)")
+            #expect(!missing.output.contains("cannot reach"))
+
+            let notObject = try scratchFile("cli-array.ndjson", lines: ["[1, 2]"])
+            let refused = try await runCLI(["submit", notObject, "--intake", "127.0.0.1:1"])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("cli-array.ndjson:1: not a JSON object"), "\(refused.output)")
+            #expect(!refused.output.contains("cannot reach"))
+        }
+
+        /// Another stack holds the port: `up` must say so at once, not report itself up.
+        @Test func upFailsAtOnceNamingAPortThatIsTaken() async throws {
+            try await withServiceStack { stack in
+                let dataDirectory = "/tmp/rootcauses-tests-\(getpid())/up-taken"
+                let started = ContinuousClock.now
+                let result = try await runCLI([
+                    "up", "--data-dir", dataDirectory, "--database-url", stack.databaseURL,
+                    "--intake-port", String(stack.intakePort),
+                    "--aggregation-port", String(try freeTCPPort()), "--reporting-port", String(try freeTCPPort()),
+                ])
+                #expect(result.status != 0)
+                #expect(result.output.contains("port \(stack.intakePort) for intake is not free"), "\(result.output)")
+                #expect(!result.output.contains("up: intake"))
+                #expect(ContinuousClock.now - started < .seconds(10))
+                try? FileManager.default.removeItem(atPath: dataDirectory)
+            }
+        }
+
+        /// A service of `up` that dies takes `up` down with it, loudly, instead of leaving a
+        /// stack that only looks up.
+        @Test func upStopsWithAnErrorWhenOneOfItsServicesExits() async throws {
+            let url = try await TestDatabase.create()
+            let folder = "/tmp/rootcauses-tests-\(getpid())/up-exit"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let logPath = folder + "/up.out"
+            let log = try FileDescriptor.open(
+                FilePath(logPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+            let reportingPort = try freeTCPPort()
+            let readLog: @Sendable () -> String = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+            let result = try await Subprocess.run(
+                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                arguments: Arguments([
+                    "up", "--data-dir", folder, "--database-url", url,
+                    "--intake-port", String(try freeTCPPort()), "--aggregation-port", String(try freeTCPPort()),
+                    "--reporting-port", String(reportingPort),
+                ]),
+                input: .none, output: .fileDescriptor(log, closeAfterSpawningProcess: true), error: .combinedWithOutput
+            ) { execution in
+                try await waitFor(seconds: 60) { readLog().contains("up: intake") }
+                let reporting = try #require(listeningProcess(port: reportingPort), "no process listens on \(reportingPort)")
+                kill(reporting, SIGKILL)
+                let reported = try? await waitFor(seconds: 30) { readLog().contains("reporting exited") }
+                // Whatever happened, do not leave it running.
+                if reported == nil { try? execution.send(signal: .interrupt) }
+            }
+            let output = readLog()
+            #expect(result.terminationStatus == .exited(1), "\(output)")
+            #expect(output.contains("reporting exited with status 137; stopping the rest"), "\(output)")
+            try? FileManager.default.removeItem(atPath: folder)
+        }
     }
+}
+
+/// Polls `condition` every 50 ms; throws if it is still false after `seconds`.
+func waitFor(seconds: Int, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(seconds: seconds) }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+struct TimedOut: Error { let seconds: Int }
+
+/// The process listening on loopback `port`, found through /proc.
+func listeningProcess(port: Int) -> Int32? {
+    let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    return pids.first { process($0, isListeningOn: port) == true }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesTransport
@@ -40,41 +41,47 @@ extension Integration {
         }
 
         @Test func unavailableWhilePostgresIsDownAndRecoveryAfter() async throws {
-            let cluster = try TestDatabase.privateCluster()
-            defer { try? cluster.kill() }
-            try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
-                let intake = try await stack.intakeClient()
-                let reporting = try await stack.reportingClient()
-                let before = try await intake.expectOK(submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)])))
-                #expect(before["seq"] == 1)
+            let cluster = try await TestDatabase.privateCluster()
+            // Stopped at the end of the test, and by the exit watcher if the test process dies.
+            do {
+                try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
+                    let intake = try await stack.intakeClient()
+                    let reporting = try await stack.reportingClient()
+                    let before = try await intake.expectOK(submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)])))
+                    #expect(before["seq"] == 1)
 
-                try cluster.kill()
-                let down = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]), id: "d"))
-                #expect(down.errorCode == "unavailable")
-                #expect(down["id"] == "d")
-                let read = try await reporting.request(["op": "totals"])
-                #expect(read.errorCode == "unavailable")
-                let aggregation = try await stack.aggregationClient()
-                #expect(try await aggregation.request(["op": "status"]).errorCode == "unavailable")
-                // The services themselves stay up and answer what needs no database.
-                #expect(try await intake.request(["op": "ping"])["ok"] == true)
+                    try await cluster.kill()
+                    let down = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]), id: "d"))
+                    #expect(down.errorCode == "unavailable")
+                    #expect(down["id"] == "d")
+                    let read = try await reporting.request(["op": "totals"])
+                    #expect(read.errorCode == "unavailable")
+                    let aggregation = try await stack.aggregationClient()
+                    #expect(try await aggregation.request(["op": "status"]).errorCode == "unavailable")
+                    // The services themselves stay up and answer what needs no database.
+                    #expect(try await intake.request(["op": "ping"])["ok"] == true)
 
-                try cluster.restart()
-                // The same connections work again; the submission that failed was not stored, so it is new.
-                var retried: JSON = .null
-                for _ in 0..<50 {
-                    retried = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)])))
-                    if retried["ok"] == true { break }
-                    try await Task.sleep(for: .milliseconds(100))
+                    try await cluster.restart()
+                    // The same connections work again; the submission that failed was not stored, so it is new.
+                    var retried: JSON = .null
+                    for _ in 0..<50 {
+                        retried = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)])))
+                        if retried["ok"] == true { break }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    #expect(retried["status"] == "accepted")
+                    #expect(retried["seq"] == 2)
+                    let totals = try await reporting.expectOK(["op": "totals", "min_seq": 2, "timeout_ms": 20_000])
+                    #expect(totals["rows"]?[0]?["value"] == 7)
+                    await intake.close()
+                    await reporting.close()
+                    await aggregation.close()
                 }
-                #expect(retried["status"] == "accepted")
-                #expect(retried["seq"] == 2)
-                let totals = try await reporting.expectOK(["op": "totals", "min_seq": 2, "timeout_ms": 20_000])
-                #expect(totals["rows"]?[0]?["value"] == 7)
-                await intake.close()
-                await reporting.close()
-                await aggregation.close()
+            } catch {
+                try? await cluster.kill()
+                throw error
             }
+            try await cluster.kill()
         }
 
         @Test func killingAggregationMidStreamNeverLosesOrDoubleCounts() async throws {
@@ -220,8 +227,8 @@ extension Integration.FailureTests {
     /// noticed before use: the first request on each service succeeds (it used to answer
     /// `unavailable` once per pooled connection).
     @Test func firstRequestsAfterAPostgresRestartSucceed() async throws {
-        let cluster = try TestDatabase.privateCluster()
-        defer { try? cluster.kill() }
+        let cluster = try await TestDatabase.privateCluster()
+        do {
         try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
             let intake = try await stack.intakeClient()
             let reporting = try await stack.reportingClient()
@@ -243,8 +250,8 @@ extension Integration.FailureTests {
                 try await group.waitForAll()
             }
 
-            try cluster.stop()
-            try cluster.restart()
+            try await cluster.stop()
+            try await cluster.restart()
 
             let totals = try await reporting.request(["op": "totals", "id": "first-read"])
             #expect(totals["ok"] == true, "\(totals)")
@@ -256,5 +263,10 @@ extension Integration.FailureTests {
             await intake.close()
             await reporting.close()
         }
+        } catch {
+            try? await cluster.kill()
+            throw error
+        }
+        try await cluster.kill()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesProtocol
 import RootcausesTransport
 import RootcausesTesting

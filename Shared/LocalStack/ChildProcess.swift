@@ -2,12 +2,15 @@
 import Glibc
 #endif
 
-/// Starting and waiting for child processes without Foundation's `Process`.
+/// Long-lived children we signal and reap ourselves: the services, and the cluster watcher.
 ///
-/// Foundation's `Process` notices a child's exit through a descriptor the child inherits; when
-/// that child starts a daemon (as `pg_ctl start` does), or when a sibling child inherits it, the
-/// descriptor stays open and `waitUntilExit` never returns. Here a child gets only stdin, stdout
-/// and stderr (`posix_spawn` with close-from 3) and we wait with `waitpid`.
+/// Programs that run to completion (initdb, pg_ctl, swift build) go through swift-subprocess.
+/// It does not cover these two: `Subprocess.run` keeps the child for the duration of one async
+/// call and its `Execution` must not escape that call, while a service must be polled for its
+/// exit status from any task (`ManagedProcess.isRunning`), sent SIGTERM or SIGKILL much later
+/// and reaped then, and the watcher must outlive us. A child gets only stdin, stdout and stderr
+/// (`posix_spawn` with close-from 3) and we wait for that one pid with `waitpid`, which does not
+/// disturb swift-subprocess's own per-child (pidfd) monitoring.
 public enum ChildProcess {
     /// Starts `executable` with its standard output and error appended to `outputPath`.
     /// `environment` replaces the whole environment when given.
@@ -22,7 +25,7 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         guard let closeFrom = closeFromAction else {
-            throw LocalClusterError(message: "this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or newer is needed)")
+            throw LaunchError("this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or newer is needed)")
         }
         _ = closeFrom(&actions, 3)
 
@@ -38,7 +41,7 @@ public enum ChildProcess {
             ? posix_spawn(&pid, executable, &actions, nil, argv, environ)
             : posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard spawned == 0 else {
-            throw LocalClusterError(message: "could not start \(executable): \(String(cString: strerror(spawned)))")
+            throw LaunchError("could not start \(executable): \(String(cString: strerror(spawned)))")
         }
         return pid
     }
@@ -59,12 +62,6 @@ public enum ChildProcess {
         // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
         if status & 0x7f == 0 { return (status >> 8) & 0xff }
         return 128 + (status & 0x7f)
-    }
-
-    /// Runs a program to completion with its output in `outputPath`; returns its exit status.
-    public static func run(_ executable: String, _ arguments: [String], outputPath: String, truncate: Bool = true) throws -> Int32 {
-        let pid = try spawn(executable, arguments, outputPath: outputPath, truncate: truncate)
-        return exitStatus(of: pid, wait: true) ?? -1
     }
 }
 

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Subprocess
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -31,7 +33,7 @@ public struct LocalCluster: Sendable {
 
     /// Creates the cluster if `dataDirectory` holds none, starts it unless it already runs,
     /// and returns it. `durable: false` turns off fsync (for throwaway test clusters).
-    public static func start(dataDirectory: String, durable: Bool = true, logger: Logger) throws -> LocalCluster {
+    public static func start(dataDirectory: String, durable: Bool = true, logger: Logger) async throws -> LocalCluster {
         let binDirectory = try findBinDirectory()
         let user = "rootcauses"
         let fileManager = FileManager.default
@@ -44,10 +46,10 @@ public struct LocalCluster: Sendable {
             logger.info("creating local PostgreSQL cluster", metadata: ["directory": "\(dataDirectory)"])
             var arguments = ["-D", dataDirectory, "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C"]
             if !durable { arguments.append("--no-sync") }
-            try run(binDirectory + "/initdb", arguments, asPostgres: runAsPostgres, what: "initdb")
+            try await runTool(binDirectory + "/initdb", arguments, what: "initdb")
         }
 
-        if let running = runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory, asPostgres: runAsPostgres) {
+        if let running = await runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory) {
             logger.info("local PostgreSQL already running", metadata: ["port": "\(running)"])
             var cluster = LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory, durable: durable)
             cluster.startedHere = false
@@ -55,8 +57,8 @@ public struct LocalCluster: Sendable {
         }
 
         let cluster = LocalCluster(
-            dataDirectory: dataDirectory, port: try freePort(), user: user, binDirectory: binDirectory, durable: durable)
-        try cluster.restart()
+            dataDirectory: dataDirectory, port: try freeTCPPort(), user: user, binDirectory: binDirectory, durable: durable)
+        try await cluster.restart()
         logger.info("local PostgreSQL started", metadata: ["port": "\(cluster.port)", "directory": "\(dataDirectory)"])
         return cluster
     }
@@ -70,34 +72,45 @@ public struct LocalCluster: Sendable {
     }
 
     /// Stops the server (fast shutdown: sessions are ended, committed data is safe).
-    public func stop() throws {
-        try LocalCluster.run(
-            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"],
-            asPostgres: geteuid() == 0, what: "pg_ctl stop"
-        )
+    public func stop() async throws {
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"], what: "pg_ctl stop")
     }
 
     /// Stops the server at once, the way a crash would (for failure tests). Data stays consistent.
-    public func kill() throws {
-        try LocalCluster.run(
-            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"],
-            asPostgres: geteuid() == 0, what: "pg_ctl stop -m immediate"
-        )
+    public func kill() async throws {
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], what: "pg_ctl stop -m immediate")
+    }
+
+    /// Tells the server to stop at once (what `pg_ctl -m immediate` sends: SIGQUIT to the
+    /// postmaster) and waits up to `timeout` for it to go, without starting a process: for
+    /// exit handlers, which cannot await.
+    public func stopImmediatelyFromExitHandler(timeout: Duration = .seconds(10)) {
+        guard let pidFile = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+            let postmaster = pidFile.split(separator: "\n").first.flatMap({ Int32($0) }), postmaster > 0
+        else { return }
+        guard Glibc.kill(postmaster, SIGQUIT) == 0 else { return }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while Glibc.kill(postmaster, 0) == 0, ContinuousClock.now < deadline { usleep(20_000) }
     }
 
     /// Starts the server (again) on this cluster's port.
-    public func restart() throws {
+    public func restart() async throws {
         let options = LocalCluster.serverOptions(port: port, durable: durable)
         let logFile = dataDirectory + "/server.log"
-        try LocalCluster.run(
+        // The server's own output goes to `logFile` (-l); pg_ctl's to the capture file of runTool.
+        try await LocalCluster.runTool(
             binDirectory + "/pg_ctl",
             ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"],
-            asPostgres: geteuid() == 0, what: "pg_ctl start", logFile: logFile
-        )
+            what: "pg_ctl start", serverLog: logFile)
     }
 
     /// Starts a detached watcher that stops this cluster (and deletes `removing`, a folder that
     /// holds it, when given) once process `pid` is gone, so a crashed test run leaves nothing behind.
+    ///
+    /// Hand-written rather than swift-subprocess: the watcher must outlive us in its own session
+    /// (setsid), while `Subprocess.run` awaits its child's exit and ties it to the calling task.
     public func stopWhenProcessExits(_ pid: Int32, removing folder: String? = nil) throws {
         let pgCtl = LocalCluster.commandLine(
             binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], asPostgres: geteuid() == 0)
@@ -137,8 +150,8 @@ public struct LocalCluster: Sendable {
             message: "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql; install the 'postgresql' package or set DATABASE_URL")
     }
 
-    static func runningPort(dataDirectory: String, binDirectory: String, asPostgres: Bool) -> Int? {
-        guard (try? run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "status"], asPostgres: asPostgres, what: "pg_ctl status", quiet: true)) != nil,
+    static func runningPort(dataDirectory: String, binDirectory: String) async -> Int? {
+        guard (try? await runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "status"], what: "pg_ctl status", quiet: true)) != nil,
             let pidFile = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8)
         else { return nil }
         let lines = pidFile.split(separator: "\n", omittingEmptySubsequences: false)
@@ -158,14 +171,7 @@ public struct LocalCluster: Sendable {
 
     /// True when the `postgres` user can reach `path` (every folder above it lets others pass).
     public static func postgresUserCanReach(_ path: String) -> Bool {
-        var current = URL(fileURLWithPath: path).standardizedFileURL
-        while current.path != "/" {
-            current.deleteLastPathComponent()
-            var info = stat()
-            if stat(current.path, &info) != 0 { continue }
-            if info.st_mode & S_IXOTH == 0 { return false }
-        }
-        return true
+        firstFolderOthersCannotEnter(above: path) == nil
     }
 
     static func commandLine(_ executable: String, _ arguments: [String], asPostgres: Bool) -> String {
@@ -173,47 +179,34 @@ public struct LocalCluster: Sendable {
         return words.map(shellQuote).joined(separator: " ")
     }
 
+    /// Runs `initdb` or `pg_ctl` to completion (as the `postgres` user when we are root) and
+    /// returns its output; throws with that output (and the server log's tail) when it fails.
     @discardableResult
-    static func run(
-        _ executable: String, _ arguments: [String], asPostgres: Bool, what: String,
-        logFile: String? = nil, quiet: Bool = false
-    ) throws -> String {
+    static func runTool(
+        _ executable: String, _ arguments: [String], what: String, serverLog: String? = nil, quiet: Bool = false
+    ) async throws -> String {
+        let asPostgres = geteuid() == 0
         let command = asPostgres ? "/usr/sbin/runuser" : executable
         let commandArguments = asPostgres ? ["-u", "postgres", "--", executable] + arguments : arguments
-        // Output goes to a file, not a pipe: the server pg_ctl starts would hold a pipe open forever.
-        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-\(UUID().uuidString).out")
-        defer { try? FileManager.default.removeItem(at: capture) }
-        let status = try ChildProcess.run(command, commandArguments, outputPath: capture.path)
-        let output = (try? String(contentsOf: capture, encoding: .utf8)) ?? ""
-        guard status == 0 else {
+        // Output goes to a file, not a pipe: the server `pg_ctl start` forks inherits pg_ctl's
+        // output, and a pipe it holds open would never reach end-of-file.
+        let capturePath = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-\(UUID().uuidString).out").path
+        defer { try? FileManager.default.removeItem(atPath: capturePath) }
+        let capture = try FileDescriptor.open(
+            FilePath(capturePath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+        let result = try await Subprocess.run(
+            .path(FilePath(command)), arguments: Arguments(commandArguments),
+            output: .fileDescriptor(capture, closeAfterSpawningProcess: true), error: .combinedWithOutput)
+        let output = (try? String(contentsOfFile: capturePath, encoding: .utf8)) ?? ""
+        guard result.terminationStatus.isSuccess else {
             if quiet { throw LocalClusterError(message: "\(what) failed") }
-            var message = "\(what) failed (exit \(status)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
-            if let logFile, let log = try? String(contentsOfFile: logFile, encoding: .utf8) {
+            var message = "\(what) failed (\(result.terminationStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+            if let serverLog, let log = try? String(contentsOfFile: serverLog, encoding: .utf8) {
                 message += "\nserver log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n")
             }
             throw LocalClusterError(message: message)
         }
         return output
-    }
-
-    /// Asks the kernel for a free loopback port.
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LocalClusterError(message: "socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw LocalClusterError(message: "could not find a free port") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

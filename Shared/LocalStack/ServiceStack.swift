@@ -1,0 +1,227 @@
+import Foundation
+import NIOConcurrencyHelpers
+import RootcausesJSON
+import RootcausesProtocol
+import RootcausesTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The three services, each its own process, against one database: what `rootcauses demo`
+/// and `up` run, and what integration tests run.
+public final class ServiceStack: Sendable {
+    public let databaseURL: String
+    public let binDirectory: String
+    public let logDirectory: String
+    /// The user the services run as, when not ours (see `ManagedProcess.init`).
+    public let runAs: String?
+    private let extraEnvironment: [String: String]
+    private let state: NIOLockedValueBox<State>
+
+    /// Ports of 0 given to `init`: picked by us, so we may pick again (see `startService`).
+    private let portsArePicked: (intake: Bool, aggregation: Bool, reporting: Bool)
+
+    private struct State {
+        var intakePort: Int
+        var reportingPort: Int
+        var aggregationPorts: [Int]
+        var intake: ManagedProcess?
+        var reporting: ManagedProcess?
+        var aggregations: [ManagedProcess] = []
+    }
+
+    public var intakePort: Int { state.withLockedValue { $0.intakePort } }
+    public var reportingPort: Int { state.withLockedValue { $0.reportingPort } }
+    public var aggregationPorts: [Int] { state.withLockedValue { $0.aggregationPorts } }
+    public var intake: ManagedProcess? { state.withLockedValue { $0.intake } }
+    public var reporting: ManagedProcess? { state.withLockedValue { $0.reporting } }
+    public var aggregations: [ManagedProcess] { state.withLockedValue { $0.aggregations } }
+    /// Every process started so far.
+    public var processes: [ManagedProcess] {
+        state.withLockedValue { [$0.intake, $0.reporting].compactMap { $0 } + $0.aggregations }
+    }
+
+    /// Prepares a stack; nothing runs until `start()`. Ports of 0 are picked free. With
+    /// `runAs`, the services run as that user (we must be root), as they would in a container.
+    public init(
+        databaseURL: String, binDirectory: String = ServiceStack.defaultBinDirectory, logDirectory: String,
+        intakePort: Int = 0, aggregationPort: Int = 0, reportingPort: Int = 0, environment: [String: String] = [:],
+        runAs: String? = nil
+    ) throws {
+        self.databaseURL = databaseURL
+        self.binDirectory = binDirectory
+        self.logDirectory = logDirectory
+        self.portsArePicked = (intakePort == 0, aggregationPort == 0, reportingPort == 0)
+        self.state = NIOLockedValueBox(State(
+            intakePort: intakePort == 0 ? try freeTCPPort() : intakePort,
+            reportingPort: reportingPort == 0 ? try freeTCPPort() : reportingPort,
+            aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]))
+        self.extraEnvironment = environment
+        self.runAs = runAs
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+    }
+
+    /// The folder of the running executable: where SwiftPM puts the service executables too.
+    public static var defaultBinDirectory: String {
+        if let override = ProcessInfo.processInfo.environment["ROOTCAUSES_BIN_DIR"] { return override }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The test runner may live inside a bundle folder (Foo.xctest/...): climb out of it.
+        while directory.path != "/", !FileManager.default.isExecutableFile(atPath: directory.path + "/intake") {
+            directory.deleteLastPathComponent()
+        }
+        return directory.path == "/" ? URL(fileURLWithPath: exe).deletingLastPathComponent().path : directory.path
+    }
+
+    public var intakeAddress: String { "127.0.0.1:\(intakePort)" }
+    public var reportingAddress: String { "127.0.0.1:\(reportingPort)" }
+    public var aggregationAddresses: [String] { aggregationPorts.map { "127.0.0.1:\($0)" } }
+
+    /// Starts aggregation, reporting and intake, and waits until each answers `ping`.
+    ///
+    /// Fails at once, naming the port, when one of the ports is already taken: otherwise the
+    /// process holding it would answer the readiness check while our service had exited.
+    public func start() async throws {
+        let given = [
+            ("intake", intakePort, portsArePicked.intake), ("aggregation", aggregationPorts[0], portsArePicked.aggregation),
+            ("reporting", reportingPort, portsArePicked.reporting),
+        ]
+        for (service, port, picked) in given where !picked {
+            if let reason = whyPortIsUnavailable(port) {
+                throw LaunchError("\(service) cannot listen on 127.0.0.1:\(port): \(reason) (is another stack running? stop it or choose another port)")
+            }
+        }
+        try await startAggregation(index: 0)
+        let (_, reportingPort) = try await startService(
+            "reporting", port: self.reportingPort, mayPickAnotherPort: portsArePicked.reporting
+        ) { process in self.state.withLockedValue { $0.reporting = process } }
+        state.withLockedValue { $0.reportingPort = reportingPort }
+        let (_, intakePort) = try await startService(
+            "intake", port: self.intakePort, mayPickAnotherPort: portsArePicked.intake,
+            extra: ["--aggregation", aggregationAddresses.joined(separator: ",")]
+        ) { process in self.state.withLockedValue { $0.intake = process } }
+        state.withLockedValue { $0.intakePort = intakePort }
+    }
+
+    /// Starts (or restarts) aggregation instance `index` on its port.
+    public func startAggregation(index: Int, extra: [String] = []) async throws {
+        let (isNew, port) = state.withLockedValue { (index >= $0.aggregations.count, $0.aggregationPorts[index]) }
+        // A restart keeps its port: intake nudges the addresses it was started with.
+        let mayPickAnotherPort = isNew && (index > 0 || portsArePicked.aggregation)
+        let record = { @Sendable (process: ManagedProcess) in
+            self.state.withLockedValue { state in
+                if index < state.aggregations.count { state.aggregations[index] = process } else { state.aggregations.append(process) }
+            }
+        }
+        let (_, boundPort) = try await startService(
+            "aggregation", label: "aggregation-\(index)", port: port, mayPickAnotherPort: mayPickAnotherPort,
+            extra: ["--poll-interval-ms", "200"] + extra, record: record)
+        state.withLockedValue { $0.aggregationPorts[index] = boundPort }
+    }
+
+    /// Adds one more aggregation instance on a new port and starts it. Returns its index.
+    @discardableResult
+    public func addAggregation() async throws -> Int {
+        let port = try freeTCPPort()
+        let index = state.withLockedValue { state in
+            state.aggregationPorts.append(port)
+            return state.aggregationPorts.count - 1
+        }
+        try await startAggregation(index: index)
+        return index
+    }
+
+    /// Stops every process gracefully (SIGTERM). Returns their exit statuses by name.
+    @discardableResult
+    public func stop() async -> [String: Int32] {
+        var statuses: [String: Int32] = [:]
+        if let intake { statuses["intake"] = await intake.stop() }
+        if let reporting { statuses["reporting"] = await reporting.stop() }
+        for (i, aggregation) in aggregations.enumerated() { statuses["aggregation-\(i)"] = await aggregation.stop() }
+        return statuses
+    }
+
+    /// Returns the first of the running services to exit, once it has; never returns while
+    /// all keep running (cancel the task to stop waiting: then it returns nil).
+    public func firstExit(pollingEvery interval: Duration = .milliseconds(100)) async -> ManagedProcess? {
+        while !Task.isCancelled {
+            if let exited = processes.first(where: { !$0.isRunning }) { return exited }
+            try? await Task.sleep(for: interval)
+        }
+        return nil
+    }
+
+    /// A new client connection to intake.
+    public func intakeClient() async throws -> ProtocolClient { try await ProtocolClient.connect(host: "127.0.0.1", port: intakePort) }
+    /// A new client connection to reporting.
+    public func reportingClient() async throws -> ProtocolClient { try await ProtocolClient.connect(host: "127.0.0.1", port: reportingPort) }
+    /// A new client connection to aggregation instance `index`.
+    public func aggregationClient(_ index: Int = 0) async throws -> ProtocolClient {
+        try await ProtocolClient.connect(host: "127.0.0.1", port: aggregationPorts[index])
+    }
+
+    /// Launches `name` on `port` and waits until it answers there; `record` sees each process
+    /// launched (so a failure's log can be shown). A port we picked may be taken by someone else
+    /// before the service binds it (outgoing connections draw from the same range): then the
+    /// service exits on the bind, and with `mayPickAnotherPort` we try again on a new one.
+    private func startService(
+        _ name: String, label: String? = nil, port: Int, mayPickAnotherPort: Bool, extra: [String] = [],
+        record: (ManagedProcess) -> Void
+    ) async throws -> (ManagedProcess, Int) {
+        var port = port
+        var attempts = 1
+        while true {
+            let process = try launch(name, port: port, label: label, extra: extra)
+            record(process)
+            do {
+                try await waitUntilReady(process, port: port)
+                return (process, port)
+            } catch let error as LaunchError {
+                let lostThePort = !process.isRunning && process.logTail(lines: 3).contains("Address already in use")
+                guard mayPickAnotherPort, lostThePort, attempts < 5 else { throw error }
+                attempts += 1
+                port = try freeTCPPort()
+            }
+        }
+    }
+
+    private func launch(_ name: String, port: Int, label: String? = nil, extra: [String] = []) throws -> ManagedProcess {
+        try ManagedProcess(
+            name: label ?? name,
+            executable: binDirectory + "/" + name,
+            arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", databaseURL] + extra,
+            environment: extraEnvironment,
+            logPath: logDirectory + "/\(label ?? name).log",
+            runAs: runAs)
+    }
+
+    /// Waits until `process` answers `ping` on `port`, and makes sure it is that process
+    /// answering: a service that failed to bind exits, and whoever holds the port must not
+    /// pass for it.
+    private func waitUntilReady(_ process: ManagedProcess, port: Int, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw LaunchError("\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())")
+            }
+            if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port) {
+                let answer = try? await client.request(["op": "ping"])
+                await client.close()
+                if answer?["ok"] == .bool(true) {
+                    switch RootcausesLocalStack.process(process.pid, isListeningOn: port) {
+                    case true?: return
+                    case false?: break  // someone else answered; ours has not bound (yet), or failed to
+                    case nil:
+                        // /proc cannot tell: a service that failed to bind exits at once, so
+                        // being alive a moment after the answer is good enough.
+                        try await Task.sleep(for: .milliseconds(200))
+                        if process.isRunning { return }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LaunchError("\(process.name) did not answer on port \(port) within \(timeout):\n\(process.logTail())")
+    }
+}
