@@ -307,13 +307,9 @@ struct StatusCommand: AsyncParsableCommand {
 
 /// Checks a fact sheet's `--date` (a real day, YYYY-MM-DD, years 1900-9999) and `--format`.
 func validateFactSheetOptions(date: String?, format: String) throws {
-    if let date {
-        guard let day = Day(iso: date) else {
-            throw ValidationError("--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06")
-        }
-        guard (1900...9999).contains(day.year) else {
-            throw ValidationError("--date \(date) is outside the years 1900-9999")
-        }
+    if let date, Day(iso: date) == nil {
+        throw ValidationError(
+            "--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06, with a year from \(Day.supportedYears.lowerBound) to \(Day.supportedYears.upperBound)")
     }
     guard format == "markdown" || format == "json" else {
         throw ValidationError("--format \(format) is not markdown or json")

@@ -79,7 +79,7 @@ extension Integration {
         @Test(arguments: [
             (["factsheet", "--date", "2023-13-01"], "--date 2023-13-01 is not a day"),
             (["factsheet", "--date", "2023-02-30"], "--date 2023-02-30 is not a day"),
-            (["factsheet", "--date", "1899-12-31"], "outside the years 1900-9999"),
+            (["factsheet", "--date", "1899-12-31"], "with a year from 1900 to 9999"),
             (["factsheet", "--format", "pdf"], "--format pdf is not markdown or json"),
             (["totals", "--from", "FY20X3"], "--from FY20X3 is not a period"),
             (["totals", "--to", "2023Q5"], "--to 2023Q5 is not a period"),
