@@ -125,15 +125,6 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs one statement with positional parameters (`$1`, `$2`, …).
-    @available(*, deprecated, message: "build a PostgresQuery (interpolated values become parameters), or use execute(_:) for scripts")
-    @discardableResult
-    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> PostgresRows {
-        var binds = PostgresBindings()
-        for parameter in parameters { binds.append(AnyEncodable(parameter)) }
-        return try query(PostgresQuery(unsafeSQL: sql, binds: binds))
-    }
-
     /// Sends several statements at once (libpq pipeline mode) and reads their results: one
     /// network round trip for all of them. The server runs them in order; after the first
     /// failure the rest are skipped, and that failure is thrown. Inside an explicit transaction
@@ -401,12 +392,6 @@ extension PostgresConnection {
             return try body(connection)
         }
     }
-}
-
-/// A parameter of the deprecated positional API, as a concrete `PostgresEncodable`.
-private struct AnyEncodable: PostgresEncodable {
-    let postgresText: String?
-    init(_ value: any PostgresEncodable) { postgresText = value.postgresText }
 }
 
 /// Holds the logger the C notice callback writes to; kept alive by the connection.

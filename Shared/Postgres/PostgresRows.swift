@@ -112,21 +112,4 @@ public struct PostgresRow: Sendable {
     public func decode<Row: PostgresRowDecodable>(_ type: Row.Type) throws -> Row {
         try Row(postgresRow: self)
     }
-
-    // MARK: - Untyped access (kept for existing callers)
-
-    /// The text of `column`, `nil` for NULL or when there is no such column.
-    @available(*, deprecated, message: "use decode(column:as:), which throws for a missing column instead of answering nil")
-    public subscript(column: String) -> String? { columns.firstIndex(of: column).flatMap { values[$0] } }
-    /// The text at `position`, `nil` for NULL.
-    public subscript(position: Int) -> String? { values[position] }
-
-    @available(*, deprecated, message: "use decode(column:as: String.self)")
-    public func string(_ column: String) -> String { (try? decode(column: column, as: String?.self)) .flatMap { $0 } ?? "" }
-    @available(*, deprecated, message: "use decode(column:as: Int64.self)")
-    public func int64(_ column: String) -> Int64? { try? decode(column: column, as: Int64.self) }
-    @available(*, deprecated, message: "use decode(column:as: Int.self)")
-    public func int(_ column: String) -> Int? { try? decode(column: column, as: Int.self) }
-    @available(*, deprecated, message: "use decode(column:as: Bool.self)")
-    public func bool(_ column: String) -> Bool? { try? decode(column: column, as: Bool.self) }
 }

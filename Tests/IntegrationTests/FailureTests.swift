@@ -154,9 +154,9 @@ extension Integration {
                 // Whatever was answered was stored; nothing was answered that was not.
                 let answered = (try? await inFlight.value) ?? []
                 let acknowledged = answered.filter { $0["ok"] == true }.count
-                let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
-                let stored = try await pool.withConnection { try $0.query("SELECT count(*) AS n FROM submissions").first?.int("n") ?? -1 }
-                await pool.shutdown()
+                let stored = try await PostgresConnection.withConnection(conninfo: url, logger: .init(label: "tests")) {
+                    try $0.query("SELECT count(*) AS n FROM submissions" as PostgresQuery).first?.decode(column: "n", as: Int.self) ?? -1
+                }
                 #expect(stored >= acknowledged)
                 #expect(stored <= 50)
                 await intake.close()
