@@ -91,7 +91,8 @@ let package = Package(
         .target(
             name: "RootcausesService",
             dependencies: [
-                "RootcausesModel", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesStorage",
+                "RootcausesModel", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,7 +105,8 @@ let package = Package(
         .target(
             name: "IntakeService",
             dependencies: [
-                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport",
+                "RootcausesPostgres",
                 "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -189,7 +191,8 @@ let package = Package(
         .target(
             name: "RootcausesTesting",
             dependencies: [
-                "RootcausesLocalStack", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON",
+                "RootcausesLocalStack", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesJSON",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -18,10 +18,13 @@ public struct AggregationOperations: Sendable {
     }
 
     public var registry: OperationRegistry {
-        OperationRegistry(service: "aggregation", [
-            Operation("status", NoInput.self, handler: status),
-            Operation("nudge", NudgeRequest.self, handler: nudge),
-        ])
+        OperationRegistry(
+            service: "aggregation",
+            [
+                Operation("status", NoInput.self, handler: status),
+                Operation("nudge", NudgeRequest.self, handler: nudge),
+            ]
+        )
     }
 
     /// The services to run beside the protocol server: the worker that applies submissions.

@@ -55,10 +55,13 @@ final class AggregationWorker: Service, Sendable {
                 let pass = try await applier.applyPass()
                 lastShare.withLockedValue { $0 = pass.held }
                 if pass.applied > 0 {
-                    logger.debug("applied submissions", metadata: [
-                        "partitions": "\(pass.held)", "applied": "\(pass.applied)",
-                        "duration": "\(ContinuousClock.now - started)",
-                    ])
+                    logger.debug(
+                        "applied submissions",
+                        metadata: [
+                            "partitions": "\(pass.held)", "applied": "\(pass.applied)",
+                            "duration": "\(ContinuousClock.now - started)",
+                        ]
+                    )
                 }
                 if !pass.moreWork { return }
             } catch {

@@ -19,7 +19,8 @@ struct ServiceAddresses: ParsableArguments {
     var intakeAddress: String { intake ?? environment["ROOTCAUSES_INTAKE"] ?? "127.0.0.1:7401" }
     var reportingAddress: String { reporting ?? environment["ROOTCAUSES_REPORTING"] ?? "127.0.0.1:7403" }
     var aggregationAddress: String {
-        aggregation ?? environment["ROOTCAUSES_AGGREGATION"]?.split(separator: ",").first.map(String.init) ?? "127.0.0.1:7402"
+        aggregation ?? environment["ROOTCAUSES_AGGREGATION"]?.split(separator: ",").first.map(String.init)
+            ?? "127.0.0.1:7402"
     }
 }
 
@@ -35,10 +36,12 @@ func connect(to service: String, at address: String) async throws -> ProtocolCli
     do {
         return try await ProtocolClient.connect(address: address)
     } catch {
-        throw CLIError("""
+        throw CLIError(
+            """
             cannot reach \(service) at \(address): is the service running? (\(error))
             Start the whole stack with `rootcauses up`, or \(service) alone with `\(service) --listen \(address) --database-url URL`.
-            """)
+            """
+        )
     }
 }
 

@@ -6,9 +6,9 @@ import RootcausesLocalStack
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
-import RootcausesTransport
 import RootcausesService
 import RootcausesStorage
+import RootcausesTransport
 
 /// Measures the quality bars: durable intake throughput against a raw COPY into the same
 /// tables, and the lag from an acknowledgement to the value being visible in reports.
@@ -16,7 +16,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure intake throughput against raw COPY, and ack-to-visible lag, on a local stack.",
-        discussion: "Starts PostgreSQL and the three services like 'demo' does (in a fresh database 'rootcauses_bench'), prints figures, and shuts down. Everything runs on this machine, so the figures include the services and PostgreSQL sharing its cores.")
+        discussion:
+            "Starts PostgreSQL and the three services like 'demo' does (in a fresh database 'rootcauses_bench'), prints figures, and shuts down. Everything runs on this machine, so the figures include the services and PostgreSQL sharing its cores."
+    )
 
     @OptionGroup var stackOptions: StackOptions
 
@@ -24,7 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Values per submission (distinct cells, up to 10,000).") var values: Int = 50
     @Option(help: "Concurrent intake connections.") var clients: Int = 16
     @Option(help: "Requests in flight per connection.") var window: Int = 4
-    @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.") var lagSamples: Int = 300
+    @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.")
+    var lagSamples: Int = 300
 
     func run() async throws {
         guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
@@ -33,7 +36,9 @@ struct BenchCommand: AsyncParsableCommand {
         let cataloguePath = findShippedFile("catalogue.json") ?? "Deploy/config/catalogue.json"
         let catalogue = try Catalogue.load(path: cataloguePath)
         let cells = benchCells(catalogue)
-        guard cells.count >= values else { throw ValidationError("the catalogue has only \(cells.count) distinct cells") }
+        guard cells.count >= values else {
+            throw ValidationError("the catalogue has only \(cells.count) distinct cells")
+        }
 
         var options = stackOptions
         if options.dataDirectory == ".rootcauses" { options.dataDirectory = ".rootcauses/bench" }
@@ -51,7 +56,9 @@ struct BenchCommand: AsyncParsableCommand {
     private func measure(running: LocalStack, cells: [JSON]) async throws {
         let stack = running.stack
         let totalValues = submissions * values
-        progress("workload: \(submissions) submissions x \(values) values = \(totalValues) values; \(clients) connections, \(window) in flight each")
+        progress(
+            "workload: \(submissions) submissions x \(values) values = \(totalValues) values; \(clients) connections, \(window) in flight each"
+        )
 
         // 1. Raw COPY of the same rows into the same tables, one durable transaction; three
         //    times, since a single run swings widely on a shared 2-core machine: the median counts.
@@ -60,12 +67,22 @@ struct BenchCommand: AsyncParsableCommand {
         copyTimes.sort()
         let copySeconds = copyTimes[1]
         let copyRate = Double(totalValues) / copySeconds
-        print(String(format: "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of 3; %.0f to %.0f)",
-                     totalValues, copySeconds, copyRate, Double(totalValues) / copyTimes[2], Double(totalValues) / copyTimes[0]))
+        print(
+            String(
+                format:
+                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of 3; %.0f to %.0f)",
+                totalValues,
+                copySeconds,
+                copyRate,
+                Double(totalValues) / copyTimes[2],
+                Double(totalValues) / copyTimes[0]
+            )
+        )
 
         // 2. Durable intake: every answer comes after its commit. The request lines are made
         //    before the clock starts: the client's own JSON work is not intake's.
-        let lines = (0..<submissions).map { i in submitRequest(benchSubmission("bench-\(i)", values: cells)).serialized }
+        let lines = (0..<submissions).map { i in submitRequest(benchSubmission("bench-\(i)", values: cells)).serialized
+        }
         let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
             for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
             return try await group.reduce(into: [ProtocolClient]()) { $0.append($1) }
@@ -76,7 +93,9 @@ struct BenchCommand: AsyncParsableCommand {
                 group.addTask {
                     let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
                     for chunk in stride(from: 0, to: mine.count, by: window) {
-                        for answer in try await intake.pipeline(lines: Array(mine[chunk..<min(chunk + window, mine.count)]))
+                        for answer in try await intake.pipeline(
+                            lines: Array(mine[chunk..<min(chunk + window, mine.count)])
+                        )
                         where !answer.contains("\"status\":\"accepted\"") {
                             throw CLIError("bench submission failed: \(answer.prefix(300))")
                         }
@@ -88,14 +107,30 @@ struct BenchCommand: AsyncParsableCommand {
         for intake in connections { await intake.close() }
         let intakeSeconds = (ContinuousClock.now - started).seconds
         let intakeRate = Double(totalValues) / intakeSeconds
-        print(String(format: "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY",
-                     totalValues, intakeSeconds, intakeRate, Double(submissions) / intakeSeconds, 100 * intakeRate / copyRate))
+        print(
+            String(
+                format:
+                    "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY",
+                totalValues,
+                intakeSeconds,
+                intakeRate,
+                Double(submissions) / intakeSeconds,
+                100 * intakeRate / copyRate
+            )
+        )
 
         // Let aggregation drain the backlog before measuring lag.
         let drainStart = ContinuousClock.now
         let reporting = try await stack.reportingClient()
-        _ = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": .int(submissions), "timeout_ms": 60_000])
-        print(String(format: "aggregation drained the backlog %.2f s after the last ack", (ContinuousClock.now - drainStart).seconds))
+        _ = try await reporting.expectOK([
+            "op": "totals", "indicator": "firms_supported", "min_seq": .int(submissions), "timeout_ms": 60_000,
+        ])
+        print(
+            String(
+                format: "aggregation drained the backlog %.2f s after the last ack",
+                (ContinuousClock.now - drainStart).seconds
+            )
+        )
 
         // 3. Ack-to-visible lag while one connection keeps intake busy.
         let load = Task {
@@ -111,11 +146,16 @@ struct BenchCommand: AsyncParsableCommand {
         let prober = try await stack.intakeClient()
         var lags: [Double] = []
         for i in 0..<lagSamples {
-            let probe = benchSubmission("probe-\(i)", values: [["indicator": "firms_supported", "country": "HN", "value": 1]])
+            let probe = benchSubmission(
+                "probe-\(i)",
+                values: [["indicator": "firms_supported", "country": "HN", "value": 1]]
+            )
             let acked = try await prober.expectOK(submitRequest(probe))
             let ackTime = ContinuousClock.now
             let seq = acked["seq"]!.int64Value!
-            _ = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 30_000])
+            _ = try await reporting.expectOK([
+                "op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 30_000,
+            ])
             lags.append((ContinuousClock.now - ackTime).seconds * 1000)
         }
         load.cancel()
@@ -124,8 +164,17 @@ struct BenchCommand: AsyncParsableCommand {
         await reporting.close()
         lags.sort()
         func percentile(_ p: Double) -> Double { lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
-        print(String(format: "ack-to-visible lag under load (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
-                     lags.count, percentile(0.5), percentile(0.95), percentile(0.99), lags.last!))
+        print(
+            String(
+                format:
+                    "ack-to-visible lag under load (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
+                lags.count,
+                percentile(0.5),
+                percentile(0.95),
+                percentile(0.99),
+                lags.last!
+            )
+        )
     }
 
     /// Inserts the same rows intake would, with COPY, in one transaction; returns seconds. Cleans up after.
@@ -134,11 +183,20 @@ struct BenchCommand: AsyncParsableCommand {
         let submissions = self.submissions
         let rows: [String] = cells.enumerated().map { ordinal, cell in
             let parts = cell["disaggregation"]?.objectValue ?? []
-            let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }.joined(separator: ";")
-            return "\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
+            let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }.joined(
+                separator: ";"
+            )
+            return
+                "\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
         }
-        let (submissionsTable, valuesTable) = (Storage.Table.submissions.rawValue, Storage.Table.submissionValues.rawValue)
-        return try await PostgresConnection.withConnection(conninfo: databaseURL, applicationName: "rootcauses-bench", logger: logger) { connection in
+        let (submissionsTable, valuesTable) = (
+            Storage.Table.submissions.rawValue, Storage.Table.submissionValues.rawValue
+        )
+        return try await PostgresConnection.withConnection(
+            conninfo: databaseURL,
+            applicationName: "rootcauses-bench",
+            logger: logger
+        ) { connection in
             let start = ContinuousClock.now
             try connection.transaction { connection in
                 // Negative ids keep these rows apart from real ones; they get no seq, so nothing aggregates them.
@@ -147,18 +205,25 @@ struct BenchCommand: AsyncParsableCommand {
                 submissionLines.reserveCapacity(submissions)
                 valueLines.reserveCapacity(submissions * rows.count)
                 for i in 1...submissions {
-                    submissionLines.append("-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(rows.count)\tx\n")
+                    submissionLines.append(
+                        "-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(rows.count)\tx\n"
+                    )
                     for row in rows { valueLines.append("-\(i)" + row) }
                 }
                 try connection.copyIn(
                     "COPY \(submissionsTable) (id, reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest) FROM STDIN",
-                    lines: submissionLines)
+                    lines: submissionLines
+                )
                 try connection.copyIn(
-                    "COPY \(valuesTable) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN", lines: valueLines)
+                    "COPY \(valuesTable) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN",
+                    lines: valueLines
+                )
             }
             let seconds = (ContinuousClock.now - start).seconds
             try connection.transaction { connection in
-                try connection.query("DELETE FROM \(Storage.Table.submissionValues) WHERE submission < 0" as PostgresQuery)
+                try connection.query(
+                    "DELETE FROM \(Storage.Table.submissionValues) WHERE submission < 0" as PostgresQuery
+                )
                 try connection.query("DELETE FROM \(Storage.Table.submissions) WHERE id < 0" as PostgresQuery)
             }
             // Leave no dead rows behind for the intake run to wade through.
@@ -179,7 +244,8 @@ private func benchCells(_ catalogue: Catalogue) -> [JSON] {
                 for age in ages {
                     cells.append([
                         "indicator": .string(indicator.code), "country": .string(country),
-                        "value": .int(cells.count % 97 + 1), "disaggregation": ["sex": .string(sex), "age": .string(age)],
+                        "value": .int(cells.count % 97 + 1),
+                        "disaggregation": ["sex": .string(sex), "age": .string(age)],
                     ])
                 }
             }

@@ -9,7 +9,9 @@ struct SubmitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submit",
         abstract: "Submit results from an NDJSON file (one submission object per line).",
-        discussion: "Prints one result per submission; exits non-zero if any was rejected. Safe to rerun: resent submissions answer 'duplicate'.")
+        discussion:
+            "Prints one result per submission; exits non-zero if any was rejected. Safe to rerun: resent submissions answer 'duplicate'."
+    )
 
     @OptionGroup var addresses: ServiceAddresses
 
@@ -103,7 +105,10 @@ func parseSubmissions(_ text: String, source: String) throws -> [NumberedSubmiss
 
 /// Sends every submission to intake, pipelined in windows, reporting each result.
 func submitLines(
-    _ submissions: [NumberedSubmission], to address: String, dryRun: Bool, report: (String) -> Void
+    _ submissions: [NumberedSubmission],
+    to address: String,
+    dryRun: Bool,
+    report: (String) -> Void
 ) async throws -> SubmitSummary {
     let client = try await connect(to: "intake", at: address)
     do {
@@ -117,7 +122,10 @@ func submitLines(
 }
 
 private func submit(
-    _ submissions: [NumberedSubmission], over client: ProtocolClient, dryRun: Bool, report: (String) -> Void
+    _ submissions: [NumberedSubmission],
+    over client: ProtocolClient,
+    dryRun: Bool,
+    report: (String) -> Void
 ) async throws -> SubmitSummary {
     var summary = SubmitSummary()
     var pending: [(lineNumber: Int, label: String, request: JSON)] = []
@@ -138,7 +146,10 @@ private func submit(
                 report("line \(entry.lineNumber) \(entry.label): \(status)\(seqText)")
             } else {
                 summary.failed += 1
-                report("line \(entry.lineNumber) \(entry.label): " + describeError(answer).replacingOccurrences(of: "\n", with: "\n    "))
+                report(
+                    "line \(entry.lineNumber) \(entry.label): "
+                        + describeError(answer).replacingOccurrences(of: "\n", with: "\n    ")
+                )
             }
         }
         pending.removeAll()
@@ -166,8 +177,10 @@ struct TotalsCommand: AsyncParsableCommand {
     @Option(help: "Only these pillars (repeatable).") var pillar: [String] = []
     @Option(help: "First period, inclusive (2023, 2023Q1, 2023-01, FY2023, FY2023Q1).") var from: String?
     @Option(help: "Last period, inclusive.") var to: String?
-    @Option(name: .customLong("group-by"), help: "Comma-separated: indicator,country,reporter,pillar,period.") var groupBy: String?
-    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
+    @Option(name: .customLong("group-by"), help: "Comma-separated: indicator,country,reporter,pillar,period.")
+    var groupBy: String?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
+        Int64?
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     static let groupByKeys: Set<String> = ["indicator", "country", "reporter", "pillar", "period"]
@@ -186,7 +199,9 @@ struct TotalsCommand: AsyncParsableCommand {
         }
         for key in groupBy?.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) ?? []
         where !Self.groupByKeys.contains(key) {
-            throw ValidationError("--group-by: '\(key)' is not one of \(Self.groupByKeys.sorted().joined(separator: ", "))")
+            throw ValidationError(
+                "--group-by: '\(key)' is not one of \(Self.groupByKeys.sorted().joined(separator: ", "))"
+            )
         }
     }
 
@@ -214,17 +229,22 @@ struct TotalsCommand: AsyncParsableCommand {
             return
         }
         let rows = answer["rows"]?.arrayValue ?? []
-        let columns = keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator"] : [$0] }
+        let columns =
+            keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator"] : [$0] }
             + ["unit", "value", "submissions", "estimate"]
         var table = [columns]
         for row in rows {
-            table.append(columns.map { column in
-                guard let value = row[column] else { return "" }
-                return value.stringValue ?? value.serialized
-            })
+            table.append(
+                columns.map { column in
+                    guard let value = row[column] else { return "" }
+                    return value.stringValue ?? value.serialized
+                }
+            )
         }
         printTable(table)
-        print("(applied through seq \(answer["applied_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))")
+        print(
+            "(applied through seq \(answer["applied_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))"
+        )
     }
 }
 
@@ -244,13 +264,17 @@ func printTable(_ table: [[String]]) {
 }
 
 struct FactSheetCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "factsheet", abstract: "Render the fact sheet from the aggregates.")
+    static let configuration = CommandConfiguration(
+        commandName: "factsheet",
+        abstract: "Render the fact sheet from the aggregates."
+    )
 
     @OptionGroup var addresses: ServiceAddresses
 
     @Option(help: "markdown or json.") var format: String = "markdown"
     @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
-    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq: Int64?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
+        Int64?
 
     func validate() throws {
         try validateFactSheetOptions(date: date, format: format)
@@ -270,7 +294,10 @@ struct FactSheetCommand: AsyncParsableCommand {
 }
 
 struct IndicatorsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "indicators", abstract: "List the indicator catalogue.")
+    static let configuration = CommandConfiguration(
+        commandName: "indicators",
+        abstract: "List the indicator catalogue."
+    )
 
     @OptionGroup var addresses: ServiceAddresses
     @Flag(help: "Print the raw JSON answer.") var json = false
@@ -309,7 +336,8 @@ struct StatusCommand: AsyncParsableCommand {
 func validateFactSheetOptions(date: String?, format: String) throws {
     if let date, Day(iso: date) == nil {
         throw ValidationError(
-            "--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06, with a year from \(Day.supportedYears.lowerBound) to \(Day.supportedYears.upperBound)")
+            "--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06, with a year from \(Day.supportedYears.lowerBound) to \(Day.supportedYears.upperBound)"
+        )
     }
     guard format == "markdown" || format == "json" else {
         throw ValidationError("--format \(format) is not markdown or json")

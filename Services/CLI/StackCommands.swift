@@ -18,7 +18,10 @@ struct StackOptions: ParsableArguments {
     @Option(name: .customLong("database-url"), help: "Use this PostgreSQL instead of a private one. Env: DATABASE_URL.")
     var databaseURL: String?
 
-    @Option(name: .customLong("data-dir"), help: "Where the private PostgreSQL cluster and the logs live. Default: ./.rootcauses")
+    @Option(
+        name: .customLong("data-dir"),
+        help: "Where the private PostgreSQL cluster and the logs live. Default: ./.rootcauses"
+    )
     var dataDirectory: String = ".rootcauses"
 }
 
@@ -30,14 +33,19 @@ struct LocalStack {
     /// Starts PostgreSQL (unless a URL is given) and the three services. Fixed ports (non-zero)
     /// are checked first: a taken one fails at once, naming it, before anything starts.
     static func start(
-        options: StackOptions, ports: (Int, Int, Int), database: String = "rootcauses", log: (String) -> Void
+        options: StackOptions,
+        ports: (Int, Int, Int),
+        database: String = "rootcauses",
+        log: (String) -> Void
     ) async throws -> LocalStack {
         for (service, port, flag) in [
             ("intake", ports.0, "--intake-port"), ("aggregation", ports.1, "--aggregation-port"),
             ("reporting", ports.2, "--reporting-port"),
         ] where port != 0 {
             if let reason = whyPortIsUnavailable(port) {
-                throw CLIError("port \(port) for \(service) is not free on 127.0.0.1 (\(reason)): is another stack running? Stop it, or choose another port with \(flag)")
+                throw CLIError(
+                    "port \(port) for \(service) is not free on 127.0.0.1 (\(reason)): is another stack running? Stop it, or choose another port with \(flag)"
+                )
             }
         }
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory).standardizedFileURL.path
@@ -53,7 +61,8 @@ struct LocalStack {
             var clusterDirectory = dataDirectory + "/postgres"
             if geteuid() == 0, !LocalCluster.postgresUserCanReach(clusterDirectory) {
                 // PostgreSQL runs as the postgres user, which cannot enter this folder: keep its files elsewhere.
-                clusterDirectory = "/var/tmp/rootcauses-\(UInt32(truncatingIfNeeded: dataDirectory.hashValueStable))/postgres"
+                clusterDirectory =
+                    "/var/tmp/rootcauses-\(UInt32(truncatingIfNeeded: dataDirectory.hashValueStable))/postgres"
                 log("the postgres user cannot reach \(dataDirectory); keeping the cluster in \(clusterDirectory)")
             }
             log("starting a private PostgreSQL cluster in \(clusterDirectory)")
@@ -69,8 +78,12 @@ struct LocalStack {
         }
         try await buildServicesIfMissing(binDirectory: ServiceStack.defaultBinDirectory, log: log)
         let stack = try ServiceStack(
-            databaseURL: databaseURL, logDirectory: dataDirectory + "/logs",
-            intakePort: ports.0, aggregationPort: ports.1, reportingPort: ports.2)
+            databaseURL: databaseURL,
+            logDirectory: dataDirectory + "/logs",
+            intakePort: ports.0,
+            aggregationPort: ports.1,
+            reportingPort: ports.2
+        )
         log("starting intake, aggregation and reporting (logs in \(dataDirectory)/logs)")
         do {
             try await stack.start()
@@ -87,7 +100,9 @@ struct LocalStack {
         let statuses = await stack.stop()
         let unclean = statuses.filter { $0.value != 0 }
         if !unclean.isEmpty {
-            log("some services did not exit cleanly: \(unclean.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))")
+            log(
+                "some services did not exit cleanly: \(unclean.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))"
+            )
         }
         if let cluster {
             do { try await cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
@@ -104,12 +119,17 @@ func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) async t
     // binDirectory is <package>/.build/<triple>/<configuration> (or .build/<configuration>).
     var root = URL(fileURLWithPath: binDirectory)
     let configuration = root.lastPathComponent
-    while root.path != "/", !fileManager.fileExists(atPath: root.path + "/Package.swift") { root.deleteLastPathComponent() }
-    guard root.path != "/", configuration == "debug" || configuration == "release" else {
-        throw CLIError("the service executables (intake, aggregation, reporting) are not next to rootcauses in \(binDirectory)")
+    while root.path != "/", !fileManager.fileExists(atPath: root.path + "/Package.swift") {
+        root.deleteLastPathComponent()
     }
-    guard let swift = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
-        .map({ "\($0)/swift" }).first(where: { fileManager.isExecutableFile(atPath: $0) })
+    guard root.path != "/", configuration == "debug" || configuration == "release" else {
+        throw CLIError(
+            "the service executables (intake, aggregation, reporting) are not next to rootcauses in \(binDirectory)"
+        )
+    }
+    guard
+        let swift = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
+            .map({ "\($0)/swift" }).first(where: { fileManager.isExecutableFile(atPath: $0) })
     else { throw CLIError("the service executables are not built and no swift toolchain is on PATH to build them") }
     for service in services {
         log("building \(service) (\(configuration))")
@@ -117,7 +137,9 @@ func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) async t
         let result = try await Subprocess.run(
             .path(FilePath(swift)),
             arguments: ["build", "--package-path", root.path, "-c", configuration, "--product", service],
-            output: .currentStandardError, error: .currentStandardError)
+            output: .currentStandardError,
+            error: .currentStandardError
+        )
         guard result.terminationStatus.isSuccess else {
             throw CLIError("swift build --product \(service) failed (\(result.terminationStatus))")
         }
@@ -130,14 +152,19 @@ func buildServicesIfMissing(binDirectory: String, log: (String) -> Void) async t
 func ensureDatabase(named name: String, on cluster: LocalCluster, logger: Logger) throws -> String {
     let url = cluster.url(database: name)
     func exists() -> Bool {
-        guard let connection = try? PostgresConnection(conninfo: url, applicationName: "rootcauses-cli", logger: logger) else {
+        guard let connection = try? PostgresConnection(conninfo: url, applicationName: "rootcauses-cli", logger: logger)
+        else {
             return false
         }
         connection.close()
         return true
     }
     if exists() { return url }
-    let connection = try PostgresConnection(conninfo: cluster.url(database: "postgres"), applicationName: "rootcauses-cli", logger: logger)
+    let connection = try PostgresConnection(
+        conninfo: cluster.url(database: "postgres"),
+        applicationName: "rootcauses-cli",
+        logger: logger
+    )
     defer { connection.close() }
     do {
         try connection.execute("CREATE DATABASE \(name)")
@@ -166,8 +193,11 @@ func progress(_ message: String) {
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the whole pipeline once: start PostgreSQL and the services, submit the sample data, print the fact sheet, shut down.",
-        discussion: "Progress goes to standard error, the fact sheet to standard output. Running it again finds the sample already stored: every submission answers 'duplicate' and the numbers do not change.")
+        abstract:
+            "Run the whole pipeline once: start PostgreSQL and the services, submit the sample data, print the fact sheet, shut down.",
+        discussion:
+            "Progress goes to standard error, the fact sheet to standard output. Running it again finds the sample already stored: every submission answers 'duplicate' and the numbers do not change."
+    )
 
     @OptionGroup var stackOptions: StackOptions
 
@@ -193,15 +223,21 @@ struct DemoCommand: AsyncParsableCommand {
         do {
             progress("submitting \(samplePath) to intake at \(running.stack.intakeAddress)")
             let summary = try await submitLines(submissions, to: running.stack.intakeAddress, dryRun: false) { line in
-                if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")") && !line.contains(": duplicate") {
+                if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")")
+                    && !line.contains(": duplicate")
+                {
                     progress(line)
                 }
             }
             progress(summary.description)
-            let answer = try await call("reporting", at: running.stack.reportingAddress, [
-                "op": "factsheet", "format": .string(format), "date": .string(date),
-                "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
-            ])
+            let answer = try await call(
+                "reporting",
+                at: running.stack.reportingAddress,
+                [
+                    "op": "factsheet", "format": .string(format), "date": .string(date),
+                    "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
+                ]
+            )
             if format == "json" {
                 print(answer.withoutEnvelope.prettyPrinted)
             } else {
@@ -218,7 +254,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func findSample() -> String? {
         guard let catalogue = findShippedFile("catalogue.json") else { return nil }
-        let path = URL(fileURLWithPath: catalogue).deletingLastPathComponent().deletingLastPathComponent().path + "/sample/submissions.ndjson"
+        let path =
+            URL(fileURLWithPath: catalogue).deletingLastPathComponent().deletingLastPathComponent().path
+            + "/sample/submissions.ndjson"
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }
@@ -226,7 +264,8 @@ struct DemoCommand: AsyncParsableCommand {
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Run PostgreSQL and the three services in the foreground until Ctrl-C.")
+        abstract: "Run PostgreSQL and the three services in the foreground until Ctrl-C."
+    )
 
     @OptionGroup var stackOptions: StackOptions
 
@@ -238,8 +277,13 @@ struct UpCommand: AsyncParsableCommand {
         // Trap the signals before anything starts, so Ctrl-C during start-up still cleans up.
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let running = try await LocalStack.start(
-            options: stackOptions, ports: (intakePort, aggregationPort, reportingPort), log: progress)
-        progress("up: intake \(running.stack.intakeAddress), aggregation \(running.stack.aggregationAddresses[0]), reporting \(running.stack.reportingAddress). Ctrl-C to stop.")
+            options: stackOptions,
+            ports: (intakePort, aggregationPort, reportingPort),
+            log: progress
+        )
+        progress(
+            "up: intake \(running.stack.intakeAddress), aggregation \(running.stack.aggregationAddresses[0]), reporting \(running.stack.reportingAddress). Ctrl-C to stop."
+        )
         // Until Ctrl-C, or until one of our services exits on its own: then the stack is broken.
         let exited = await withTaskGroup(of: ManagedProcess?.self) { group in
             group.addTask { await running.stack.firstExit() }
@@ -256,7 +300,9 @@ struct UpCommand: AsyncParsableCommand {
             await running.stop(log: progress)
             return
         }
-        progress("\(exited.name) exited with status \(exited.exitStatus ?? -1); stopping the rest. The end of its log (\(exited.logPath)):\n\(exited.logTail(lines: 10))")
+        progress(
+            "\(exited.name) exited with status \(exited.exitStatus ?? -1); stopping the rest. The end of its log (\(exited.logPath)):\n\(exited.logTail(lines: 10))"
+        )
         await running.stop(log: progress)
         throw ExitCode(1)
     }

@@ -19,9 +19,12 @@ public struct IntakeOperations: Sendable {
     }
 
     public var registry: OperationRegistry {
-        OperationRegistry(service: "intake", [
-            Operation("submit", SubmitRequest.self, handler: submit)
-        ])
+        OperationRegistry(
+            service: "intake",
+            [
+                Operation("submit", SubmitRequest.self, handler: submit)
+            ]
+        )
     }
 
     /// `{"op":"submit","submission":{…},"dry_run":false}`.
@@ -44,16 +47,22 @@ public struct IntakeOperations: Sendable {
         case .success(let valid):
             submission = valid
         case .failure(let rejection):
-            throw ProtocolError.validationFailed(rejection.problems, lead: "the submission was rejected; nothing was stored")
+            throw ProtocolError.validationFailed(
+                rejection.problems,
+                lead: "the submission was rejected; nothing was stored"
+            )
         }
         let outcome = try await store.store(submission, dryRun: request.dryRun)
         let base: AnswerFields = [("submission_id", .string(submission.submissionID))]
         switch outcome {
         case .accepted(let seq):
-            context.logger.info("submission accepted", metadata: [
-                "reporter": "\(submission.reporter)", "submission_id": "\(submission.submissionID)",
-                "values": "\(submission.values.count)", "seq": "\(seq)",
-            ])
+            context.logger.info(
+                "submission accepted",
+                metadata: [
+                    "reporter": "\(submission.reporter)", "submission_id": "\(submission.submissionID)",
+                    "values": "\(submission.values.count)", "seq": "\(seq)",
+                ]
+            )
             nudge(seq)
             return [("status", "accepted")] + base + [("values", .int(submission.values.count)), ("seq", .int(seq))]
         case .duplicate(let seq, let values):
@@ -61,9 +70,11 @@ public struct IntakeOperations: Sendable {
         case .valid:
             return [("status", "valid")] + base + [("values", .int(submission.values.count))]
         case .conflict(let seq):
-            throw ProtocolError(.conflict,
+            throw ProtocolError(
+                .conflict,
                 "\(submission.reporter) already sent submission_id '\(submission.submissionID)' with different content (seq \(seq)); nothing was changed",
-                details: [["submission_id": .string(submission.submissionID), "seq": .int(seq)]])
+                details: [["submission_id": .string(submission.submissionID), "seq": .int(seq)]]
+            )
         }
     }
 }

@@ -106,7 +106,8 @@ final class SubmissionStore: Sendable {
             FROM \(Storage.Table.submissions)
             WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID)
             """
-        guard let row = try connection.query(query).first, let seq = try row.decode(column: "seq", as: Int64?.self) else { return nil }
+        guard let row = try connection.query(query).first, let seq = try row.decode(column: "seq", as: Int64?.self)
+        else { return nil }
         return try row.decode(column: "same_content", as: Bool?.self) == true
             ? .duplicate(seq: seq, values: try row.decode(column: "value_count", as: Int.self))
             : .conflict(seq: seq)
@@ -115,11 +116,15 @@ final class SubmissionStore: Sendable {
     /// One transaction for the batch: each submission with its values, then the seqs, then COMMIT.
     /// Throws only for failures before the commit (nothing stored); after it, each submission
     /// gets its own outcome, so a failed look-up of one never turns the others into retries.
-    private static func insert(_ submissions: [ValidSubmission], on connection: PostgresConnection) throws -> [Result<Outcome, any Error>] {
+    private static func insert(
+        _ submissions: [ValidSubmission],
+        on connection: PostgresConnection
+    ) throws -> [Result<Outcome, any Error>] {
         var statements: [PostgresQuery] = ["BEGIN"]
         for submission in submissions {
             let values = submission.values
-            statements.append("""
+            statements.append(
+                """
                 WITH submission AS (
                     INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
                     VALUES (\(submission.reporter), \(submission.submissionID), \(submission.periodText),
@@ -139,11 +144,13 @@ final class SubmissionStore: Sendable {
                     RETURNING 1
                 )
                 SELECT (SELECT id FROM submission) AS id, (SELECT count(*) FROM stored) AS stored
-                """)
+                """
+            )
         }
         // Last step before COMMIT: number this transaction's submissions (the only rows without
         // a seq that it can see) consecutively, under the counter's row lock.
-        statements.append("""
+        statements.append(
+            """
             WITH mine AS (
                 SELECT id, row_number() OVER (ORDER BY id) AS ordinal, count(*) OVER () AS total
                 -- Rows without a seq that this transaction inserted (xmin: no savepoints are used).
@@ -155,7 +162,8 @@ final class SubmissionStore: Sendable {
             FROM mine, next
             WHERE s.id = mine.id
             RETURNING s.id, s.seq
-            """)
+            """
+        )
         statements.append("COMMIT")
 
         let results: [PostgresRows]
@@ -183,13 +191,21 @@ final class SubmissionStore: Sendable {
             Result { () throws -> Outcome in
                 let row = results[index + 1].first
                 if let row, let id = try row.decode(column: "id", as: Int64?.self) {
-                    guard try row.decode(column: "stored", as: Int.self) == submission.values.count, let seq = try seqOfID.get()[id] else {
-                        throw PostgresError(code: .unexpectedResult, message: "a stored submission has no seq or lost values")
+                    guard try row.decode(column: "stored", as: Int.self) == submission.values.count,
+                        let seq = try seqOfID.get()[id]
+                    else {
+                        throw PostgresError(
+                            code: .unexpectedResult,
+                            message: "a stored submission has no seq or lost values"
+                        )
                     }
                     return .accepted(seq: seq)
                 }
                 guard let earlier = try existing(submission, on: connection) else {
-                    throw PostgresError(code: .unexpectedResult, message: "submission \(submission.submissionID) was neither stored nor found")
+                    throw PostgresError(
+                        code: .unexpectedResult,
+                        message: "submission \(submission.submissionID) was neither stored nor found"
+                    )
                 }
                 return earlier
             }

@@ -23,11 +23,18 @@ public struct ReportingOperations: Sendable {
     }
 
     public var registry: OperationRegistry {
-        OperationRegistry(service: "reporting", [
-            Operation("indicators", IndicatorsRequest.self, handler: indicators),
-            Operation("totals", decode: { [catalogue] in TotalsRequest.decode(from: $0, catalogue: catalogue) }, handler: totals),
-            Operation("factsheet", FactSheetRequest.self, handler: factSheet),
-        ])
+        OperationRegistry(
+            service: "reporting",
+            [
+                Operation("indicators", IndicatorsRequest.self, handler: indicators),
+                Operation(
+                    "totals",
+                    decode: { [catalogue] in TotalsRequest.decode(from: $0, catalogue: catalogue) },
+                    handler: totals
+                ),
+                Operation("factsheet", FactSheetRequest.self, handler: factSheet),
+            ]
+        )
     }
 
     // MARK: - Requests
@@ -40,7 +47,8 @@ public struct ReportingOperations: Sendable {
 
         init(from reader: FieldReader) {
             minSeq = reader.integer("min_seq", in: 0...Int64.max)
-            timeoutMilliseconds = reader.integer("timeout_ms", in: 0...ReportingOperations.maximumTimeoutMilliseconds)
+            timeoutMilliseconds =
+                reader.integer("timeout_ms", in: 0...ReportingOperations.maximumTimeoutMilliseconds)
                 ?? ReportingOperations.defaultTimeoutMilliseconds
             asOfSeq = reader.integer("as_of_seq", in: 0...Int64.max)
         }
@@ -78,7 +86,13 @@ public struct ReportingOperations: Sendable {
             func names(_ key: String, _ exists: (String) -> Bool, _ what: String) -> [String]? {
                 let values = reader.stringList(key)
                 for (i, value) in (values ?? []).enumerated() where !exists(value) {
-                    reader.report(Problem(path: "\(key)[\(i)]", code: "invalid", message: "'\(value)' is not \(what) in the catalogue"))
+                    reader.report(
+                        Problem(
+                            path: "\(key)[\(i)]",
+                            code: "invalid",
+                            message: "'\(value)' is not \(what) in the catalogue"
+                        )
+                    )
                 }
                 return values
             }
@@ -95,14 +109,26 @@ public struct ReportingOperations: Sendable {
                     if let name = element.stringValue, let key = ReportingQueries.GroupKey(rawValue: name) {
                         if !groupBy.contains(key) { groupBy.append(key) }
                     } else {
-                        reader.report(Problem(path: "group_by[\(i)]", code: "invalid",
-                            message: "group_by takes indicator, country, reporter, pillar or period"))
+                        reader.report(
+                            Problem(
+                                path: "group_by[\(i)]",
+                                code: "invalid",
+                                message: "group_by takes indicator, country, reporter, pillar or period"
+                            )
+                        )
                     }
                 }
             }
             return TotalsRequest(
-                read: read, indicators: indicators, countries: countries, reporters: reporters, pillars: pillars,
-                from: from, to: to, groupBy: groupBy)
+                read: read,
+                indicators: indicators,
+                countries: countries,
+                reporters: reporters,
+                pillars: pillars,
+                from: from,
+                to: to,
+                groupBy: groupBy
+            )
         }
     }
 
@@ -137,8 +163,13 @@ public struct ReportingOperations: Sendable {
         // Pin the answer to what was applied when the read started: reproducible with as_of_seq.
         let asOfSeq = request.read.asOfSeq ?? applied
         let filters = ReportingQueries.Filters(
-            indicators: indicatorFilter, countries: request.countries, reporters: request.reporters,
-            from: request.from?.start, to: request.to?.end, asOfSeq: asOfSeq)
+            indicators: indicatorFilter,
+            countries: request.countries,
+            reporters: request.reporters,
+            from: request.from?.start,
+            to: request.to?.end,
+            asOfSeq: asOfSeq
+        )
         let rows = try await queries.totals(filters: filters, groupBy: request.groupBy, catalogue: catalogue)
         return [
             ("applied_seq", .int(applied)),
@@ -177,9 +208,11 @@ public struct ReportingOperations: Sendable {
         var pause = Duration.milliseconds(2)
         while applied < minSeq {
             guard ContinuousClock.now < deadline else {
-                throw ProtocolError(.notReady,
+                throw ProtocolError(
+                    .notReady,
                     "submissions up to seq \(minSeq) are not all aggregated yet (applied through \(applied)); retry later",
-                    details: [["min_seq": .int(minSeq), "applied_seq": .int(applied)]])
+                    details: [["min_seq": .int(minSeq), "applied_seq": .int(applied)]]
+                )
             }
             try await Task.sleep(for: pause)
             pause = min(pause * 2, .milliseconds(50))
@@ -217,7 +250,8 @@ public struct ReportingOperations: Sendable {
         var exact = Decimal(0)
         var estimate = false
         var seqs = Set<Int64>()
-        for entry in series where entry.indicator == placeholder.indicator
+        for entry in series
+        where entry.indicator == placeholder.indicator
             && (placeholder.countries?.contains(entry.country) ?? true)
             && (placeholder.reporters?.contains(entry.reporter) ?? true)
         {

@@ -47,9 +47,15 @@ struct ReportingQueries: Sendable {
         // Never add up different units: without an indicator key, the unit is a key too.
         // Column names come from GroupKey's fixed names, never from input text.
         let groupColumns = groupBy.flatMap(\.columns) + (groupBy.contains(.indicator) ? [] : ["unit"])
-        let select = (groupColumns.map { "\($0)::text AS \($0)" } + ["sum(value)::text AS value", "count(DISTINCT seq) AS submissions", "bool_or(estimate) AS estimate"])
+        let select =
+            (groupColumns.map { "\($0)::text AS \($0)" } + [
+                "sum(value)::text AS value", "count(DISTINCT seq) AS submissions", "bool_or(estimate) AS estimate",
+            ])
             .joined(separator: ", ")
-        let groupClause = groupColumns.isEmpty ? "" : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
+        let groupClause =
+            groupColumns.isEmpty
+            ? ""
+            : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
         let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         let from = filters.from?.description
         let to = filters.to?.description
@@ -85,9 +91,11 @@ struct ReportingQueries: Sendable {
             var keys: [String: String] = [:]
             for column in groupColumns { keys[column] = try row.decode(column: column, as: String?.self) ?? "" }
             return TotalRow(
-                keys: keys, value: value,
+                keys: keys,
+                value: value,
                 submissions: try row.decode(column: "submissions", as: Int.self),
-                estimate: try row.decode(column: "estimate", as: Bool?.self) ?? false)
+                estimate: try row.decode(column: "estimate", as: Bool?.self) ?? false
+            )
         }
     }
 

@@ -13,7 +13,8 @@ public struct JSONParser {
     public static let maximumDepth = 64
 
     /// Parses one JSON document from `bytes`; only whitespace may follow it.
-    public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON where Bytes.Element == UInt8 {
+    public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON
+    where Bytes.Element == UInt8 {
         let result: Result<JSON, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(JSONParseError) -> JSON in try parseBuffer(buffer) }
         }
@@ -166,7 +167,9 @@ public struct JSONParser {
             }
             if !atEnd, bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E") {
                 position += 1
-                if !atEnd, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+                if !atEnd, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+                    position += 1
+                }
                 guard !atEnd, isDigit(bytes[position]) else { throw fail("invalid number") }
                 while !atEnd, isDigit(bytes[position]) { position += 1 }
             }

@@ -15,17 +15,28 @@ public enum ChildProcess {
     /// Starts `executable` with its standard output and error appended to `outputPath`.
     /// `environment` replaces the whole environment when given.
     public static func spawn(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-        outputPath: String, truncate: Bool = true
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        outputPath: String,
+        truncate: Bool = true
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0o644)
+        posix_spawn_file_actions_addopen(
+            &actions,
+            1,
+            outputPath,
+            O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND),
+            0o644
+        )
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         guard let closeFrom = closeFromAction else {
-            throw LaunchError("this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or newer is needed)")
+            throw LaunchError(
+                "this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or newer is needed)"
+            )
         }
         _ = closeFrom(&actions, 3)
 
@@ -37,7 +48,8 @@ public enum ChildProcess {
         }
         defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = environment == nil
+        let spawned =
+            environment == nil
             ? posix_spawn(&pid, executable, &actions, nil, argv, environ)
             : posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard spawned == 0 else {
@@ -69,6 +81,8 @@ private typealias CloseFromFunction = @convention(c) (UnsafeMutablePointer<posix
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np`, looked up at run time (Swift's Glibc module does not import it).
 private let closeFromAction: CloseFromFunction? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+        return nil
+    }
     return unsafeBitCast(symbol, to: CloseFromFunction.self)
 }()

@@ -51,13 +51,24 @@ public struct LocalCluster: Sendable {
 
         if let running = await runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory) {
             logger.info("local PostgreSQL already running", metadata: ["port": "\(running)"])
-            var cluster = LocalCluster(dataDirectory: dataDirectory, port: running, user: user, binDirectory: binDirectory, durable: durable)
+            var cluster = LocalCluster(
+                dataDirectory: dataDirectory,
+                port: running,
+                user: user,
+                binDirectory: binDirectory,
+                durable: durable
+            )
             cluster.startedHere = false
             return cluster
         }
 
         let cluster = LocalCluster(
-            dataDirectory: dataDirectory, port: try freeTCPPort(), user: user, binDirectory: binDirectory, durable: durable)
+            dataDirectory: dataDirectory,
+            port: try freeTCPPort(),
+            user: user,
+            binDirectory: binDirectory,
+            durable: durable
+        )
         try await cluster.restart()
         logger.info("local PostgreSQL started", metadata: ["port": "\(cluster.port)", "directory": "\(dataDirectory)"])
         return cluster
@@ -74,13 +85,19 @@ public struct LocalCluster: Sendable {
     /// Stops the server (fast shutdown: sessions are ended, committed data is safe).
     public func stop() async throws {
         try await LocalCluster.runTool(
-            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"], what: "pg_ctl stop")
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"],
+            what: "pg_ctl stop"
+        )
     }
 
     /// Stops the server at once, the way a crash would (for failure tests). Data stays consistent.
     public func kill() async throws {
         try await LocalCluster.runTool(
-            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], what: "pg_ctl stop -m immediate")
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "-m", "immediate", "-w", "stop"],
+            what: "pg_ctl stop -m immediate"
+        )
     }
 
     /// Tells the server to stop at once (what `pg_ctl -m immediate` sends: SIGQUIT to the
@@ -103,7 +120,9 @@ public struct LocalCluster: Sendable {
         try await LocalCluster.runTool(
             binDirectory + "/pg_ctl",
             ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"],
-            what: "pg_ctl start", serverLog: logFile)
+            what: "pg_ctl start",
+            serverLog: logFile
+        )
     }
 
     /// Starts a detached watcher that stops this cluster (and deletes `removing`, a folder that
@@ -113,12 +132,17 @@ public struct LocalCluster: Sendable {
     /// (setsid), while `Subprocess.run` awaits its child's exit and ties it to the calling task.
     public func stopWhenProcessExits(_ pid: Int32, removing folder: String? = nil) throws {
         let pgCtl = LocalCluster.commandLine(
-            binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], asPostgres: geteuid() == 0)
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "-m", "immediate", "-w", "stop"],
+            asPostgres: geteuid() == 0
+        )
         // Stop only the server running now: a later run may have started a new one in the same folder.
         let pidFile = shellQuote(dataDirectory + "/postmaster.pid")
-        let postmaster = (try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8))?
+        let postmaster =
+            (try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8))?
             .split(separator: "\n").first.map(String.init) ?? ""
-        var script = "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; "
+        var script =
+            "while kill -0 \(pid) 2>/dev/null; do sleep 1; done; "
             + "if [ \"$(head -n 1 \(pidFile) 2>/dev/null)\" = \(shellQuote(postmaster)) ]; then \(pgCtl) >/dev/null 2>&1; fi"
         if let folder { script += "; rm -rf \(shellQuote(folder))" }
         let pid = try ChildProcess.spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], outputPath: "/dev/null")
@@ -135,7 +159,8 @@ public struct LocalCluster: Sendable {
         for directory in path.split(separator: ":") {
             let candidate = String(directory) + "/initdb"
             if fileManager.isExecutableFile(atPath: candidate) {
-                let resolved = URL(fileURLWithPath: candidate).resolvingSymlinksInPath().deletingLastPathComponent().path
+                let resolved = URL(fileURLWithPath: candidate).resolvingSymlinksInPath().deletingLastPathComponent()
+                    .path
                 if fileManager.isExecutableFile(atPath: resolved + "/pg_ctl") { return resolved }
             }
         }
@@ -147,11 +172,19 @@ public struct LocalCluster: Sendable {
             if fileManager.isExecutableFile(atPath: bin + "/initdb") { return bin }
         }
         throw LocalClusterError(
-            message: "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql; install the 'postgresql' package or set DATABASE_URL")
+            message:
+                "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql; install the 'postgresql' package or set DATABASE_URL"
+        )
     }
 
     static func runningPort(dataDirectory: String, binDirectory: String) async -> Int? {
-        guard (try? await runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "status"], what: "pg_ctl status", quiet: true)) != nil,
+        guard
+            (try? await runTool(
+                binDirectory + "/pg_ctl",
+                ["-D", dataDirectory, "status"],
+                what: "pg_ctl status",
+                quiet: true
+            )) != nil,
             let pidFile = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8)
         else { return nil }
         let lines = pidFile.split(separator: "\n", omittingEmptySubsequences: false)
@@ -165,7 +198,9 @@ public struct LocalCluster: Sendable {
             throw LocalClusterError(message: "running as root, but there is no 'postgres' user to run PostgreSQL as")
         }
         guard chown(directory, entry.pointee.pw_uid, entry.pointee.pw_gid) == 0 else {
-            throw LocalClusterError(message: "could not give \(directory) to the postgres user: \(String(cString: strerror(errno)))")
+            throw LocalClusterError(
+                message: "could not give \(directory) to the postgres user: \(String(cString: strerror(errno)))"
+            )
         }
     }
 
@@ -183,24 +218,38 @@ public struct LocalCluster: Sendable {
     /// returns its output; throws with that output (and the server log's tail) when it fails.
     @discardableResult
     static func runTool(
-        _ executable: String, _ arguments: [String], what: String, serverLog: String? = nil, quiet: Bool = false
+        _ executable: String,
+        _ arguments: [String],
+        what: String,
+        serverLog: String? = nil,
+        quiet: Bool = false
     ) async throws -> String {
         let asPostgres = geteuid() == 0
         let command = asPostgres ? "/usr/sbin/runuser" : executable
         let commandArguments = asPostgres ? ["-u", "postgres", "--", executable] + arguments : arguments
         // Output goes to a file, not a pipe: the server `pg_ctl start` forks inherits pg_ctl's
         // output, and a pipe it holds open would never reach end-of-file.
-        let capturePath = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-\(UUID().uuidString).out").path
+        let capturePath = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rootcauses-\(UUID().uuidString).out"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: capturePath) }
         let capture = try FileDescriptor.open(
-            FilePath(capturePath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+            FilePath(capturePath),
+            .writeOnly,
+            options: [.create, .truncate],
+            permissions: [.ownerReadWrite]
+        )
         let result = try await Subprocess.run(
-            .path(FilePath(command)), arguments: Arguments(commandArguments),
-            output: .fileDescriptor(capture, closeAfterSpawningProcess: true), error: .combinedWithOutput)
+            .path(FilePath(command)),
+            arguments: Arguments(commandArguments),
+            output: .fileDescriptor(capture, closeAfterSpawningProcess: true),
+            error: .combinedWithOutput
+        )
         let output = (try? String(contentsOfFile: capturePath, encoding: .utf8)) ?? ""
         guard result.terminationStatus.isSuccess else {
             if quiet { throw LocalClusterError(message: "\(what) failed") }
-            var message = "\(what) failed (\(result.terminationStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+            var message =
+                "\(what) failed (\(result.terminationStatus)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
             if let serverLog, let log = try? String(contentsOfFile: serverLog, encoding: .utf8) {
                 message += "\nserver log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n")
             }

@@ -29,8 +29,12 @@ public final class ManagedProcess: Sendable {
     /// SIGTERM reaches it directly. (`runuser` would stay in between as a parent, kill the
     /// service on SIGTERM and report 143, hiding whether the service shut down cleanly.)
     public init(
-        name: String, executable: String, arguments: [String], environment: [String: String] = [:],
-        logPath: String, runAs: String? = nil
+        name: String,
+        executable: String,
+        arguments: [String],
+        environment: [String: String] = [:],
+        logPath: String,
+        runAs: String? = nil
     ) throws {
         self.name = name
         self.executable = executable
@@ -48,14 +52,21 @@ public final class ManagedProcess: Sendable {
         if let runAs {
             let user = try UnprivilegedUser.lookUp(runAs)
             command = try UnprivilegedUser.setprivPath()
-            commandArguments = [
-                "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--", executable,
-            ] + arguments
+            commandArguments =
+                [
+                    "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--", executable,
+                ] + arguments
             env["HOME"] = user.home
             env["USER"] = runAs
             env["LOGNAME"] = runAs
         }
-        self.pid = try ChildProcess.spawn(command, commandArguments, environment: env, outputPath: logPath, truncate: false)
+        self.pid = try ChildProcess.spawn(
+            command,
+            commandArguments,
+            environment: env,
+            outputPath: logPath,
+            truncate: false
+        )
     }
 
     /// The exit status once the process has exited; `nil` while it runs.
@@ -117,7 +128,11 @@ public struct UnprivilegedUser: Sendable {
         }
         guard let entry = getpwnam(name) else { throw LaunchError("there is no user '\(name)' to run services as") }
         return UnprivilegedUser(
-            name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: entry.pointee.pw_dir))
+            name: name,
+            uid: entry.pointee.pw_uid,
+            gid: entry.pointee.pw_gid,
+            home: String(cString: entry.pointee.pw_dir)
+        )
     }
 
     /// util-linux's `setpriv`, which changes user and execs (no process left in between).

@@ -45,18 +45,26 @@ public final class ServiceStack: Sendable {
     /// Prepares a stack; nothing runs until `start()`. Ports of 0 are picked free. With
     /// `runAs`, the services run as that user (we must be root), as they would in a container.
     public init(
-        databaseURL: String, binDirectory: String = ServiceStack.defaultBinDirectory, logDirectory: String,
-        intakePort: Int = 0, aggregationPort: Int = 0, reportingPort: Int = 0, environment: [String: String] = [:],
+        databaseURL: String,
+        binDirectory: String = ServiceStack.defaultBinDirectory,
+        logDirectory: String,
+        intakePort: Int = 0,
+        aggregationPort: Int = 0,
+        reportingPort: Int = 0,
+        environment: [String: String] = [:],
         runAs: String? = nil
     ) throws {
         self.databaseURL = databaseURL
         self.binDirectory = binDirectory
         self.logDirectory = logDirectory
         self.portsArePicked = (intakePort == 0, aggregationPort == 0, reportingPort == 0)
-        self.state = NIOLockedValueBox(State(
-            intakePort: intakePort == 0 ? try freeTCPPort() : intakePort,
-            reportingPort: reportingPort == 0 ? try freeTCPPort() : reportingPort,
-            aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]))
+        self.state = NIOLockedValueBox(
+            State(
+                intakePort: intakePort == 0 ? try freeTCPPort() : intakePort,
+                reportingPort: reportingPort == 0 ? try freeTCPPort() : reportingPort,
+                aggregationPorts: [aggregationPort == 0 ? try freeTCPPort() : aggregationPort]
+            )
+        )
         self.extraEnvironment = environment
         self.runAs = runAs
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
@@ -65,7 +73,8 @@ public final class ServiceStack: Sendable {
     /// The folder of the running executable: where SwiftPM puts the service executables too.
     public static var defaultBinDirectory: String {
         if let override = ProcessInfo.processInfo.environment["ROOTCAUSES_BIN_DIR"] { return override }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The test runner may live inside a bundle folder (Foo.xctest/...): climb out of it.
         while directory.path != "/", !FileManager.default.isExecutableFile(atPath: directory.path + "/intake") {
@@ -84,21 +93,28 @@ public final class ServiceStack: Sendable {
     /// process holding it would answer the readiness check while our service had exited.
     public func start() async throws {
         let given = [
-            ("intake", intakePort, portsArePicked.intake), ("aggregation", aggregationPorts[0], portsArePicked.aggregation),
+            ("intake", intakePort, portsArePicked.intake),
+            ("aggregation", aggregationPorts[0], portsArePicked.aggregation),
             ("reporting", reportingPort, portsArePicked.reporting),
         ]
         for (service, port, picked) in given where !picked {
             if let reason = whyPortIsUnavailable(port) {
-                throw LaunchError("\(service) cannot listen on 127.0.0.1:\(port): \(reason) (is another stack running? stop it or choose another port)")
+                throw LaunchError(
+                    "\(service) cannot listen on 127.0.0.1:\(port): \(reason) (is another stack running? stop it or choose another port)"
+                )
             }
         }
         try await startAggregation(index: 0)
         let (_, reportingPort) = try await startService(
-            "reporting", port: self.reportingPort, mayPickAnotherPort: portsArePicked.reporting
+            "reporting",
+            port: self.reportingPort,
+            mayPickAnotherPort: portsArePicked.reporting
         ) { process in self.state.withLockedValue { $0.reporting = process } }
         state.withLockedValue { $0.reportingPort = reportingPort }
         let (_, intakePort) = try await startService(
-            "intake", port: self.intakePort, mayPickAnotherPort: portsArePicked.intake,
+            "intake",
+            port: self.intakePort,
+            mayPickAnotherPort: portsArePicked.intake,
             extra: ["--aggregation", aggregationAddresses.joined(separator: ",")]
         ) { process in self.state.withLockedValue { $0.intake = process } }
         state.withLockedValue { $0.intakePort = intakePort }
@@ -111,12 +127,21 @@ public final class ServiceStack: Sendable {
         let mayPickAnotherPort = isNew && (index > 0 || portsArePicked.aggregation)
         let record = { @Sendable (process: ManagedProcess) in
             self.state.withLockedValue { state in
-                if index < state.aggregations.count { state.aggregations[index] = process } else { state.aggregations.append(process) }
+                if index < state.aggregations.count {
+                    state.aggregations[index] = process
+                } else {
+                    state.aggregations.append(process)
+                }
             }
         }
         let (_, boundPort) = try await startService(
-            "aggregation", label: "aggregation-\(index)", port: port, mayPickAnotherPort: mayPickAnotherPort,
-            extra: ["--poll-interval-ms", "200"] + extra, record: record)
+            "aggregation",
+            label: "aggregation-\(index)",
+            port: port,
+            mayPickAnotherPort: mayPickAnotherPort,
+            extra: ["--poll-interval-ms", "200"] + extra,
+            record: record
+        )
         state.withLockedValue { $0.aggregationPorts[index] = boundPort }
     }
 
@@ -153,9 +178,13 @@ public final class ServiceStack: Sendable {
     }
 
     /// A new client connection to intake.
-    public func intakeClient() async throws -> ProtocolClient { try await ProtocolClient.connect(host: "127.0.0.1", port: intakePort) }
+    public func intakeClient() async throws -> ProtocolClient {
+        try await ProtocolClient.connect(host: "127.0.0.1", port: intakePort)
+    }
     /// A new client connection to reporting.
-    public func reportingClient() async throws -> ProtocolClient { try await ProtocolClient.connect(host: "127.0.0.1", port: reportingPort) }
+    public func reportingClient() async throws -> ProtocolClient {
+        try await ProtocolClient.connect(host: "127.0.0.1", port: reportingPort)
+    }
     /// A new client connection to aggregation instance `index`.
     public func aggregationClient(_ index: Int = 0) async throws -> ProtocolClient {
         try await ProtocolClient.connect(host: "127.0.0.1", port: aggregationPorts[index])
@@ -166,7 +195,11 @@ public final class ServiceStack: Sendable {
     /// before the service binds it (outgoing connections draw from the same range): then the
     /// service exits on the bind, and with `mayPickAnotherPort` we try again on a new one.
     private func startService(
-        _ name: String, label: String? = nil, port: Int, mayPickAnotherPort: Bool, extra: [String] = [],
+        _ name: String,
+        label: String? = nil,
+        port: Int,
+        mayPickAnotherPort: Bool,
+        extra: [String] = [],
         record: (ManagedProcess) -> Void
     ) async throws -> (ManagedProcess, Int) {
         var port = port
@@ -186,14 +219,16 @@ public final class ServiceStack: Sendable {
         }
     }
 
-    private func launch(_ name: String, port: Int, label: String? = nil, extra: [String] = []) throws -> ManagedProcess {
+    private func launch(_ name: String, port: Int, label: String? = nil, extra: [String] = []) throws -> ManagedProcess
+    {
         try ManagedProcess(
             name: label ?? name,
             executable: binDirectory + "/" + name,
             arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", databaseURL] + extra,
             environment: extraEnvironment,
             logPath: logDirectory + "/\(label ?? name).log",
-            runAs: runAs)
+            runAs: runAs
+        )
     }
 
     /// Waits until `process` answers `ping` on `port`, and makes sure it is that process
@@ -203,7 +238,9 @@ public final class ServiceStack: Sendable {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             guard process.isRunning else {
-                throw LaunchError("\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())")
+                throw LaunchError(
+                    "\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())"
+                )
             }
             if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port) {
                 let answer = try? await client.request(["op": "ping"])

@@ -126,7 +126,9 @@ public struct Catalogue: Sendable {
             }
             let aggregationText = entry["time_aggregation"]?.stringValue ?? "sum"
             let aggregation = TimeAggregation(rawValue: aggregationText)
-            if aggregation == nil { problems.append("\(here) has time_aggregation '\(aggregationText)' (sum or latest)") }
+            if aggregation == nil {
+                problems.append("\(here) has time_aggregation '\(aggregationText)' (sum or latest)")
+            }
             let dims = entry["dimensions"]?.arrayValue?.compactMap(\.stringValue) ?? []
             for dim in dims where !dimensionSet.contains(dim) {
                 problems.append("\(here) names unknown dimension '\(dim)'")
@@ -136,27 +138,48 @@ public struct Catalogue: Sendable {
             if !isPowerOfTen(precision) { problems.append("\(here) precision must be 1, 10, 100, ...") }
             var maximum = Decimal(string: "1000000000000")!
             if let literal = entry["max_value"]?.numberLiteral {
-                if let value = Decimal(string: literal), value > 0 { maximum = value } else {
+                if let value = Decimal(string: literal), value > 0 {
+                    maximum = value
+                } else {
                     problems.append("\(here) max_value must be a positive number")
                 }
             }
-            indicators.append(Indicator(
-                code: code, name: name, unit: unit, pillar: pillar, countries: applies,
-                timeAggregation: aggregation ?? .sum, dimensions: dims, precision: precision,
-                maximumValue: maximum, description: entry["description"]?.stringValue))
+            indicators.append(
+                Indicator(
+                    code: code,
+                    name: name,
+                    unit: unit,
+                    pillar: pillar,
+                    countries: applies,
+                    timeAggregation: aggregation ?? .sum,
+                    dimensions: dims,
+                    precision: precision,
+                    maximumValue: maximum,
+                    description: entry["description"]?.stringValue
+                )
+            )
         }
         if indicators.isEmpty { problems.append("'indicators' must list at least one indicator") }
         guard problems.isEmpty else {
             throw CatalogueError(message: problems.joined(separator: "; "))
         }
         return Catalogue(
-            version: Int(root["version"]?.int64Value ?? 1), pillars: pillars, countries: countries,
-            reporters: reporters, dimensions: dimensions, indicators: indicators)
+            version: Int(root["version"]?.int64Value ?? 1),
+            pillars: pillars,
+            countries: countries,
+            reporters: reporters,
+            dimensions: dimensions,
+            indicators: indicators
+        )
     }
 
     init(
-        version: Int, pillars: [(code: String, name: String)], countries: [(code: String, name: String)],
-        reporters: [(code: String, name: String)], dimensions: [(name: String, values: [String])], indicators: [Indicator]
+        version: Int,
+        pillars: [(code: String, name: String)],
+        countries: [(code: String, name: String)],
+        reporters: [(code: String, name: String)],
+        dimensions: [(name: String, values: [String])],
+        indicators: [Indicator]
     ) {
         self.version = version
         self.pillars = pillars
@@ -174,20 +197,22 @@ public struct Catalogue: Sendable {
     public var json: JSON {
         func map(_ pairs: [(code: String, name: String)]) -> JSON { .object(pairs.map { ($0.code, .string($0.name)) }) }
         return [
-            "indicators": .array(indicators.map { indicator in
-                var members: [(String, JSON)] = [
-                    ("code", .string(indicator.code)),
-                    ("name", .string(indicator.name)),
-                    ("unit", .string(indicator.unit)),
-                    ("pillar", .string(indicator.pillar)),
-                    ("countries", .array(indicator.countries.map(JSON.string))),
-                    ("dimensions", .array(indicator.dimensions.map(JSON.string))),
-                    ("time_aggregation", .string(indicator.timeAggregation.rawValue)),
-                    ("precision", .number("\(indicator.precision)")),
-                ]
-                if let description = indicator.description { members.append(("description", .string(description))) }
-                return .object(members)
-            }),
+            "indicators": .array(
+                indicators.map { indicator in
+                    var members: [(String, JSON)] = [
+                        ("code", .string(indicator.code)),
+                        ("name", .string(indicator.name)),
+                        ("unit", .string(indicator.unit)),
+                        ("pillar", .string(indicator.pillar)),
+                        ("countries", .array(indicator.countries.map(JSON.string))),
+                        ("dimensions", .array(indicator.dimensions.map(JSON.string))),
+                        ("time_aggregation", .string(indicator.timeAggregation.rawValue)),
+                        ("precision", .number("\(indicator.precision)")),
+                    ]
+                    if let description = indicator.description { members.append(("description", .string(description))) }
+                    return .object(members)
+                }
+            ),
             "pillars": map(pillars),
             "countries": map(countries),
             "reporters": map(reporters),

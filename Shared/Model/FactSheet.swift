@@ -54,7 +54,8 @@ public struct FactSheetTemplate: Sendable {
     }
 
     public static func load(path: String, catalogue: Catalogue) throws -> FactSheetTemplate {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw FactSheetTemplateError(message: "cannot read fact sheet template \(path)")
         }
         do {
@@ -68,7 +69,10 @@ public struct FactSheetTemplate: Sendable {
     public static func parse(_ text: String, catalogue: Catalogue) throws -> FactSheetTemplate {
         var problems: [String] = []
         // Split into blocks: paragraphs and bullets (a bullet continues until a blank line or the next bullet).
-        enum Block { case paragraph(String), bullet(String) }
+        enum Block {
+            case paragraph(String)
+            case bullet(String)
+        }
         var blocks: [Block] = []
         var current: Block?
         func flush() {
@@ -105,7 +109,9 @@ public struct FactSheetTemplate: Sendable {
             var result: [TemplateSegment] = []
             var rest = Substring(text)
             while let open = rest.range(of: "{{") {
-                if open.lowerBound > rest.startIndex { result.append(.text(String(rest[rest.startIndex..<open.lowerBound]))) }
+                if open.lowerBound > rest.startIndex {
+                    result.append(.text(String(rest[rest.startIndex..<open.lowerBound])))
+                }
                 guard let close = rest[open.upperBound...].range(of: "}}") else {
                     problems.append("\(context): '{{' without '}}'")
                     return result
@@ -144,12 +150,18 @@ public struct FactSheetTemplate: Sendable {
                 switch pair[0] {
                 case "country":
                     countries = pair[1].split(separator: ",").map(String.init)
-                    for c in countries! where !catalogue.hasCountry(c) { problems.append("\(context): {{\(inner)}}: unknown country '\(c)'") }
+                    for c in countries! where !catalogue.hasCountry(c) {
+                        problems.append("\(context): {{\(inner)}}: unknown country '\(c)'")
+                    }
                 case "reporter":
                     reporters = pair[1].split(separator: ",").map(String.init)
-                    for r in reporters! where !catalogue.hasReporter(r) { problems.append("\(context): {{\(inner)}}: unknown reporter '\(r)'") }
+                    for r in reporters! where !catalogue.hasReporter(r) {
+                        problems.append("\(context): {{\(inner)}}: unknown reporter '\(r)'")
+                    }
                 case "precision":
-                    if let p = Decimal(string: pair[1]), isPowerOfTen(p) { precision = p } else {
+                    if let p = Decimal(string: pair[1]), isPowerOfTen(p) {
+                        precision = p
+                    } else {
                         problems.append("\(context): {{\(inner)}}: precision must be 1, 10, 100, ...")
                     }
                 case "above": qualifierWords.above = value
@@ -159,9 +171,17 @@ public struct FactSheetTemplate: Sendable {
                 default: problems.append("\(context): {{\(inner)}}: unknown option '\(pair[0])'")
                 }
             }
-            return .number(FactSheetPlaceholder(
-                source: inner, indicator: code, countries: countries, reporters: reporters,
-                precision: precision, words: qualifierWords, bare: bare))
+            return .number(
+                FactSheetPlaceholder(
+                    source: inner,
+                    indicator: code,
+                    countries: countries,
+                    reporters: reporters,
+                    precision: precision,
+                    words: qualifierWords,
+                    bare: bare
+                )
+            )
         }
 
         var preamble: [[TemplateSegment]] = []
@@ -175,10 +195,13 @@ public struct FactSheetTemplate: Sendable {
             case .bullet(let text):
                 // "**Heading:** body"
                 guard text.hasPrefix("**"), let end = text.dropFirst(2).range(of: "**") else {
-                    problems.append("highlight '\(text.prefix(30))' must start with a bold heading: - **Heading:** text")
+                    problems.append(
+                        "highlight '\(text.prefix(30))' must start with a bold heading: - **Heading:** text"
+                    )
                     continue
                 }
-                var heading = String(text[text.index(text.startIndex, offsetBy: 2)..<end.lowerBound]).trimmingCharacters(in: .whitespaces)
+                var heading = String(text[text.index(text.startIndex, offsetBy: 2)..<end.lowerBound])
+                    .trimmingCharacters(in: .whitespaces)
                 if heading.hasSuffix(":") { heading.removeLast() }
                 var body = String(text[end.upperBound...]).trimmingCharacters(in: .whitespaces)
                 if body.hasPrefix(":") { body = String(body.dropFirst()).trimmingCharacters(in: .whitespaces) }
@@ -187,7 +210,9 @@ public struct FactSheetTemplate: Sendable {
         }
         if title == nil { problems.append("the template needs a title line: # FACT SHEET: ...") }
         if highlights.isEmpty { problems.append("the template needs at least one highlight: - **Heading:** text") }
-        guard problems.isEmpty, let title else { throw FactSheetTemplateError(message: problems.joined(separator: "; ")) }
+        guard problems.isEmpty, let title else {
+            throw FactSheetTemplateError(message: problems.joined(separator: "; "))
+        }
         return FactSheetTemplate(title: title, preamble: preamble, highlights: highlights, closing: closing)
     }
 
@@ -199,9 +224,19 @@ public struct FactSheetTemplate: Sendable {
             let indicator = catalogue.indicator(placeholder.indicator)!
             let sum = total(placeholder)
             let phrased = NumberPhrasing.phrase(
-                exact: sum.exact, precision: placeholder.precision ?? indicator.precision, isMoney: indicator.isMoney,
-                estimate: sum.estimate, words: placeholder.words, bare: placeholder.bare)
-            let result = FactSheet.Number(placeholder: placeholder, phrased: phrased, estimate: sum.estimate, submissions: sum.submissions)
+                exact: sum.exact,
+                precision: placeholder.precision ?? indicator.precision,
+                isMoney: indicator.isMoney,
+                estimate: sum.estimate,
+                words: placeholder.words,
+                bare: placeholder.bare
+            )
+            let result = FactSheet.Number(
+                placeholder: placeholder,
+                phrased: phrased,
+                estimate: sum.estimate,
+                submissions: sum.submissions
+            )
             cache[placeholder.source] = result
             return result
         }
@@ -226,7 +261,12 @@ public struct FactSheetTemplate: Sendable {
             return FactSheet.Highlight(heading: highlight.heading, text: text, numbers: numbers)
         }
         return FactSheet(
-            title: title, date: date, preamble: preambleTexts, highlights: rendered, closing: closing.map { fill($0).0 })
+            title: title,
+            date: date,
+            preamble: preambleTexts,
+            highlights: rendered,
+            closing: closing.map { fill($0).0 }
+        )
     }
 }
 
@@ -283,26 +323,34 @@ public struct FactSheet: Sendable {
             "title": .string(title),
             "date": .string(date.description),
             "lead": .string(lead),
-            "highlights": .array(highlights.map { highlight in
-                [
-                    "heading": .string(highlight.heading),
-                    "text": .string(highlight.text),
-                    "numbers": .array(highlight.numbers.map { n in
-                        var members: [(String, JSON)] = [
-                            ("indicator", .string(n.placeholder.indicator)),
-                            ("exact", .number("\(n.phrased.exact)")),
-                            ("rounded", .number("\(n.phrased.rounded)")),
-                            ("qualifier", n.phrased.qualifier.map(JSON.string) ?? .null),
-                            ("text", .string(n.phrased.text)),
-                            ("estimate", .bool(n.estimate)),
-                        ]
-                        if let countries = n.placeholder.countries { members.append(("countries", .array(countries.map(JSON.string)))) }
-                        if let reporters = n.placeholder.reporters { members.append(("reporters", .array(reporters.map(JSON.string)))) }
-                        members.append(("submissions", .array(n.submissions.map { JSON.int($0) })))
-                        return .object(members)
-                    }),
-                ]
-            }),
+            "highlights": .array(
+                highlights.map { highlight in
+                    [
+                        "heading": .string(highlight.heading),
+                        "text": .string(highlight.text),
+                        "numbers": .array(
+                            highlight.numbers.map { n in
+                                var members: [(String, JSON)] = [
+                                    ("indicator", .string(n.placeholder.indicator)),
+                                    ("exact", .number("\(n.phrased.exact)")),
+                                    ("rounded", .number("\(n.phrased.rounded)")),
+                                    ("qualifier", n.phrased.qualifier.map(JSON.string) ?? .null),
+                                    ("text", .string(n.phrased.text)),
+                                    ("estimate", .bool(n.estimate)),
+                                ]
+                                if let countries = n.placeholder.countries {
+                                    members.append(("countries", .array(countries.map(JSON.string))))
+                                }
+                                if let reporters = n.placeholder.reporters {
+                                    members.append(("reporters", .array(reporters.map(JSON.string))))
+                                }
+                                members.append(("submissions", .array(n.submissions.map { JSON.int($0) })))
+                                return .object(members)
+                            }
+                        ),
+                    ]
+                }
+            ),
         ]
     }
 }

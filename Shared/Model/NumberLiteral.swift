@@ -17,7 +17,10 @@ public struct NumberLiteral: Sendable, Equatable {
     public init?(_ text: String) {
         var bytes = Substring(text).utf8[...]
         var negative = false
-        if bytes.first == UInt8(ascii: "-") { negative = true; bytes = bytes.dropFirst() }
+        if bytes.first == UInt8(ascii: "-") {
+            negative = true
+            bytes = bytes.dropFirst()
+        }
         let integerPart = bytes.prefix { $0 >= 48 && $0 <= 57 }
         bytes = bytes.dropFirst(integerPart.count)
         guard !integerPart.isEmpty else { return nil }

@@ -39,8 +39,12 @@ public struct PhrasedNumber: Sendable, Equatable {
 ///    separators; counts in millions when R >= 1e6 and P >= 100,000.
 public enum NumberPhrasing {
     public static func phrase(
-        exact: Decimal, precision requested: Decimal, isMoney: Bool, estimate: Bool,
-        words: QualifierWords = QualifierWords(), bare: Bool = false
+        exact: Decimal,
+        precision requested: Decimal,
+        isMoney: Bool,
+        estimate: Bool,
+        words: QualifierWords = QualifierWords(),
+        bare: Bool = false
     ) -> PhrasedNumber {
         // Money can be stated to the cent; counts are whole.
         let finest: Decimal = isMoney ? Decimal(string: "0.01")! : 1
@@ -76,7 +80,10 @@ public enum NumberPhrasing {
     static func exponent(of powerOfTen: Decimal) -> Int {
         var e = 0
         var v = powerOfTen
-        while v >= 10 { v /= 10; e += 1 }
+        while v >= 10 {
+            v /= 10
+            e += 1
+        }
         return e
     }
 
@@ -90,7 +97,9 @@ public enum NumberPhrasing {
         }
         // Below a million, cents show only when there are any, always as two digits.
         let text = grouped(rounded)
-        if let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) == 2 { return "$" + text + "0" }
+        if let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) == 2 {
+            return "$" + text + "0"
+        }
         return "$" + text
     }
 

@@ -66,7 +66,10 @@ public struct Period: Hashable, Sendable, CustomStringConvertible {
             let q = number(bytes[5..<6]), (1...4).contains(q)
         {
             let month = (q - 1) * 3 + 1
-            return Period(start: Day(year: year, month: month, day: 1), end: Day(year: year, month: month + 2, day: 1).endOfMonth)
+            return Period(
+                start: Day(year: year, month: month, day: 1),
+                end: Day(year: year, month: month + 2, day: 1).endOfMonth
+            )
         }
         if bytes.count == 7, bytes[4] == UInt8(ascii: "-"), let year = number(bytes[0..<4]), validYear(year),
             let month = number(bytes[5..<7]), (1...12).contains(month)

@@ -77,14 +77,25 @@ public struct SubmissionDraft: Sendable {
             let disaggregation = entry.stringMembers("disaggregation") ?? []
             let estimate = entry.bool("estimate") ?? false
             if let indicator, let country, let literal {
-                values.append(Value(
-                    indicator: indicator, country: country, literal: literal,
-                    disaggregation: disaggregation, estimate: estimate))
+                values.append(
+                    Value(
+                        indicator: indicator,
+                        country: country,
+                        literal: literal,
+                        disaggregation: disaggregation,
+                        estimate: estimate
+                    )
+                )
             }
         }
         guard reader.problems.isEmpty, let submissionID, let reporter, let periodText else { return nil }
         return SubmissionDraft(
-            submissionID: submissionID, reporter: reporter, periodText: periodText, activity: activity, values: values)
+            submissionID: submissionID,
+            reporter: reporter,
+            periodText: periodText,
+            activity: activity,
+            values: values
+        )
     }
 }
 
@@ -129,9 +140,16 @@ public struct SubmissionValidator: Sendable {
         guard problems.isEmpty, let period = Period.parse(draft.periodText) else {
             return .failure(Rejection(problems: problems))
         }
-        return .success(ValidSubmission(
-            submissionID: draft.submissionID, reporter: draft.reporter, periodText: draft.periodText.uppercased(),
-            period: period, activity: draft.activity, values: values))
+        return .success(
+            ValidSubmission(
+                submissionID: draft.submissionID,
+                reporter: draft.reporter,
+                periodText: draft.periodText.uppercased(),
+                period: period,
+                activity: draft.activity,
+                values: values
+            )
+        )
     }
 
     /// Rules of the submission as a whole: its id, activity, reporter, period and size.
@@ -141,33 +159,69 @@ public struct SubmissionValidator: Sendable {
         if submissionID.isEmpty || submissionID.utf8.count > Self.maximumSubmissionIDBytes
             || submissionID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         {
-            problems.append(Problem(path: "submission_id", code: "invalid_submission_id",
-                message: "submission_id must be 1 to \(Self.maximumSubmissionIDBytes) bytes of UTF-8 without control characters"))
+            problems.append(
+                Problem(
+                    path: "submission_id",
+                    code: "invalid_submission_id",
+                    message:
+                        "submission_id must be 1 to \(Self.maximumSubmissionIDBytes) bytes of UTF-8 without control characters"
+                )
+            )
         }
         if let activity = draft.activity,
             activity.unicodeScalars.contains("\u{0}") || activity.unicodeScalars.count > Self.maximumActivityScalars
         {
-            problems.append(Problem(path: "activity", code: "invalid_activity",
-                message: "activity must be at most \(Self.maximumActivityScalars) Unicode characters (code points), without NUL characters"))
+            problems.append(
+                Problem(
+                    path: "activity",
+                    code: "invalid_activity",
+                    message:
+                        "activity must be at most \(Self.maximumActivityScalars) Unicode characters (code points), without NUL characters"
+                )
+            )
         }
         if !catalogue.hasReporter(draft.reporter) {
-            problems.append(Problem(path: "reporter", code: "unknown_reporter", message: "'\(draft.reporter)' is not a reporter in the catalogue"))
+            problems.append(
+                Problem(
+                    path: "reporter",
+                    code: "unknown_reporter",
+                    message: "'\(draft.reporter)' is not a reporter in the catalogue"
+                )
+            )
         }
         if let period = Period.parse(draft.periodText) {
             if period.start > today {
-                problems.append(Problem(path: "period", code: "future_period",
-                    message: "period \(draft.periodText) starts on \(period.start), after today (\(today))"))
+                problems.append(
+                    Problem(
+                        path: "period",
+                        code: "future_period",
+                        message: "period \(draft.periodText) starts on \(period.start), after today (\(today))"
+                    )
+                )
             }
         } else {
-            problems.append(Problem(path: "period", code: "invalid_period",
-                message: "'\(draft.periodText)' is not a period; use 2023, 2023Q1, 2023-01, FY2023 or FY2023Q1"))
+            problems.append(
+                Problem(
+                    path: "period",
+                    code: "invalid_period",
+                    message: "'\(draft.periodText)' is not a period; use 2023, 2023Q1, 2023-01, FY2023 or FY2023Q1"
+                )
+            )
         }
         if draft.values.isEmpty {
-            problems.append(Problem(path: "values", code: "no_values", message: "a submission needs at least one value"))
+            problems.append(
+                Problem(path: "values", code: "no_values", message: "a submission needs at least one value")
+            )
         }
         if draft.values.count > Self.maximumValues {
-            problems.append(Problem(path: "values", code: "too_many_values",
-                message: "a submission holds at most \(Self.maximumValues) values; this one has \(draft.values.count)"))
+            problems.append(
+                Problem(
+                    path: "values",
+                    code: "too_many_values",
+                    message:
+                        "a submission holds at most \(Self.maximumValues) values; this one has \(draft.values.count)"
+                )
+            )
         }
         return problems
     }
@@ -188,8 +242,14 @@ public struct SubmissionValidator: Sendable {
             let cell = raw.disaggregation.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: ";")
             let key = "\(raw.indicator)\u{1}\(raw.country)\u{1}\(cell)"
             if let first = firstIndexOfKey[key] {
-                problems.append(Problem(path: at, code: "duplicate_value",
-                    message: "values[\(first)] already gives \(raw.indicator) for \(raw.country)\(cell.isEmpty ? "" : " (\(cell))")"))
+                problems.append(
+                    Problem(
+                        path: at,
+                        code: "duplicate_value",
+                        message:
+                            "values[\(first)] already gives \(raw.indicator) for \(raw.country)\(cell.isEmpty ? "" : " (\(cell))")"
+                    )
+                )
             } else {
                 firstIndexOfKey[key] = i
             }
@@ -198,79 +258,168 @@ public struct SubmissionValidator: Sendable {
             if let seen = shapeOfSeries[series] {
                 if seen.dimensions != dimensionSet {
                     let whole = seen.dimensions.isEmpty || dimensionSet.isEmpty
-                    problems.append(Problem(path: at, code: whole ? "whole_and_parts" : "mixed_dimensions",
-                        message: whole
-                            ? "values[\(seen.index)] and this value give both a whole and a part of \(raw.indicator) for \(raw.country); send either the total or its cells"
-                            : "values[\(seen.index)] disaggregates \(raw.indicator) for \(raw.country) by [\(seen.dimensions)], this value by [\(dimensionSet)]; use one set of dimensions"))
+                    problems.append(
+                        Problem(
+                            path: at,
+                            code: whole ? "whole_and_parts" : "mixed_dimensions",
+                            message: whole
+                                ? "values[\(seen.index)] and this value give both a whole and a part of \(raw.indicator) for \(raw.country); send either the total or its cells"
+                                : "values[\(seen.index)] disaggregates \(raw.indicator) for \(raw.country) by [\(seen.dimensions)], this value by [\(dimensionSet)]; use one set of dimensions"
+                        )
+                    )
                 }
             } else {
                 shapeOfSeries[series] = (dimensionSet, i)
             }
             if problems.count == countBefore, let canonical {
-                values.append(SubmittedValue(
-                    indicator: raw.indicator, country: raw.country, cell: cell, value: canonical, estimate: raw.estimate))
+                values.append(
+                    SubmittedValue(
+                        indicator: raw.indicator,
+                        country: raw.country,
+                        cell: cell,
+                        value: canonical,
+                        estimate: raw.estimate
+                    )
+                )
             }
         }
         return values
     }
 
     /// The indicator, country and disaggregation exist in the catalogue and fit together.
-    private func checkReference(_ raw: SubmissionDraft.Value, indicator: Indicator?, at: String, problems: inout [Problem]) {
+    private func checkReference(
+        _ raw: SubmissionDraft.Value,
+        indicator: Indicator?,
+        at: String,
+        problems: inout [Problem]
+    ) {
         if indicator == nil {
-            problems.append(Problem(path: "\(at).indicator", code: "unknown_indicator", message: "'\(raw.indicator)' is not an indicator in the catalogue"))
+            problems.append(
+                Problem(
+                    path: "\(at).indicator",
+                    code: "unknown_indicator",
+                    message: "'\(raw.indicator)' is not an indicator in the catalogue"
+                )
+            )
         }
         if !catalogue.hasCountry(raw.country) {
-            problems.append(Problem(path: "\(at).country", code: "unknown_country", message: "'\(raw.country)' is not a country in the catalogue"))
+            problems.append(
+                Problem(
+                    path: "\(at).country",
+                    code: "unknown_country",
+                    message: "'\(raw.country)' is not a country in the catalogue"
+                )
+            )
         } else if let indicator, !indicator.countries.contains(raw.country) {
-            problems.append(Problem(path: "\(at).country", code: "country_not_applicable",
-                message: "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(raw.country)"))
+            problems.append(
+                Problem(
+                    path: "\(at).country",
+                    code: "country_not_applicable",
+                    message:
+                        "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(raw.country)"
+                )
+            )
         }
         for (dimension, cellValue) in raw.disaggregation {
-            guard let allowed = catalogue.allowedValues(ofDimension: dimension), indicator?.dimensions.contains(dimension) ?? true else {
-                let accepted = indicator.map { $0.dimensions.isEmpty ? "none" : $0.dimensions.joined(separator: ", ") } ?? ""
-                problems.append(Problem(path: "\(at).disaggregation.\(dimension)", code: "unknown_dimension",
-                    message: indicator.map { "\($0.code) is not disaggregated by '\(dimension)' (accepted: \(accepted))" }
-                        ?? "'\(dimension)' is not a dimension in the catalogue"))
+            guard let allowed = catalogue.allowedValues(ofDimension: dimension),
+                indicator?.dimensions.contains(dimension) ?? true
+            else {
+                let accepted =
+                    indicator.map { $0.dimensions.isEmpty ? "none" : $0.dimensions.joined(separator: ", ") } ?? ""
+                problems.append(
+                    Problem(
+                        path: "\(at).disaggregation.\(dimension)",
+                        code: "unknown_dimension",
+                        message: indicator.map {
+                            "\($0.code) is not disaggregated by '\(dimension)' (accepted: \(accepted))"
+                        }
+                            ?? "'\(dimension)' is not a dimension in the catalogue"
+                    )
+                )
                 continue
             }
             if !allowed.contains(cellValue) {
                 let options = catalogue.dimensions.first { $0.name == dimension }?.values.joined(separator: ", ") ?? ""
-                problems.append(Problem(path: "\(at).disaggregation.\(dimension)", code: "unknown_dimension_value",
-                    message: "'\(cellValue)' is not a value of \(dimension) (accepted: \(options))"))
+                problems.append(
+                    Problem(
+                        path: "\(at).disaggregation.\(dimension)",
+                        code: "unknown_dimension_value",
+                        message: "'\(cellValue)' is not a value of \(dimension) (accepted: \(options))"
+                    )
+                )
             }
         }
     }
 
     /// The value in canonical decimal text, or `nil` with its problems. Exactness is judged on
     /// the literal, magnitude before conversion, so nothing is lost to rounding.
-    private func canonicalValue(_ raw: SubmissionDraft.Value, indicator: Indicator?, at: String, problems: inout [Problem]) -> String? {
+    private func canonicalValue(
+        _ raw: SubmissionDraft.Value,
+        indicator: Indicator?,
+        at: String,
+        problems: inout [Problem]
+    ) -> String? {
         guard let literal = NumberLiteral(raw.literal) else {
-            problems.append(Problem(path: "\(at).value", code: "out_of_range", message: "\(raw.literal) is far outside any value a result can take"))
+            problems.append(
+                Problem(
+                    path: "\(at).value",
+                    code: "out_of_range",
+                    message: "\(raw.literal) is far outside any value a result can take"
+                )
+            )
             return nil
         }
         // Zero is zero whatever its exponent (`0e999999`).
         guard literal.magnitude != nil else { return "0" }
-        guard let magnitude = literal.magnitude, magnitude < 30, let exact = Decimal(string: raw.literal), exact.isFinite else {
-            problems.append(Problem(path: "\(at).value", code: "out_of_range", message: "\(raw.literal) is far outside any value a result can take"))
+        guard let magnitude = literal.magnitude, magnitude < 30, let exact = Decimal(string: raw.literal),
+            exact.isFinite
+        else {
+            problems.append(
+                Problem(
+                    path: "\(at).value",
+                    code: "out_of_range",
+                    message: "\(raw.literal) is far outside any value a result can take"
+                )
+            )
             return nil
         }
         if literal.isNegative {
-            problems.append(Problem(path: "\(at).value", code: "negative", message: "values cannot be negative (\(raw.literal))"))
+            problems.append(
+                Problem(path: "\(at).value", code: "negative", message: "values cannot be negative (\(raw.literal))")
+            )
             return nil
         }
         guard let indicator else { return "\(exact)" }
         let countBefore = problems.count
         if indicator.isMoney {
             if literal.decimalPlaces > 2 {
-                problems.append(Problem(path: "\(at).value", code: "too_many_decimals", message: "amounts in USD take at most 2 decimal places (\(raw.literal))"))
+                problems.append(
+                    Problem(
+                        path: "\(at).value",
+                        code: "too_many_decimals",
+                        message: "amounts in USD take at most 2 decimal places (\(raw.literal))"
+                    )
+                )
             }
         } else if literal.decimalPlaces > 0 {
-            problems.append(Problem(path: "\(at).value", code: "not_whole",
-                message: "\(indicator.code) counts \(indicator.unit): the value must be a whole number (\(raw.literal))"))
+            problems.append(
+                Problem(
+                    path: "\(at).value",
+                    code: "not_whole",
+                    message:
+                        "\(indicator.code) counts \(indicator.unit): the value must be a whole number (\(raw.literal))"
+                )
+            )
         }
         if exact > indicator.maximumValue {
-            problems.append(Problem(path: "\(at).value", code: "out_of_range",
-                message: "\(raw.literal) is above the largest value accepted for \(indicator.code) (\(indicator.maximumValue))"))
+            problems.append(
+                Problem(
+                    path: "\(at).value",
+                    code: "out_of_range",
+                    message:
+                        "\(raw.literal) is above the largest value accepted for \(indicator.code) (\(indicator.maximumValue))"
+                )
+            )
         }
         return problems.count == countBefore ? "\(exact)" : nil
     }

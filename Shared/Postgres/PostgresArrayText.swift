@@ -11,7 +11,10 @@ public enum PostgresArrayText {
     ///
     /// - Parameter delimiter: `,` for every built-in type except `box` (`;`).
     /// - Throws: `PostgresDecodingFailure` when `text` is not an array's text form.
-    public static func elements(of text: String, delimiter: Unicode.Scalar = ",") throws(PostgresDecodingFailure) -> [String?] {
+    public static func elements(
+        of text: String,
+        delimiter: Unicode.Scalar = ","
+    ) throws(PostgresDecodingFailure) -> [String?] {
         var reader = Reader(bytes: Array(text.utf8), delimiter: UInt8(ascii: delimiter))
         return try reader.readArray()
     }
@@ -131,7 +134,9 @@ public enum PostgresArrayText {
             var significantCount = 0  // trailing unescaped whitespace is dropped
             var escaped = false
             while let byte = current, byte != delimiter, byte != Self.close {
-                if byte == Self.quote || byte == Self.open { throw malformed("unexpected '\(Character(Unicode.Scalar(byte)))'") }
+                if byte == Self.quote || byte == Self.open {
+                    throw malformed("unexpected '\(Character(Unicode.Scalar(byte)))'")
+                }
                 position += 1
                 if byte == Self.backslash {
                     guard let next = current else { break }

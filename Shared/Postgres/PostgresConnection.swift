@@ -1,12 +1,13 @@
+import CLibPQ
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CLibPQ
-import Logging
-import NIOConcurrencyHelpers
-import NIOPosix
 
 /// One libpq connection.
 ///
@@ -54,11 +55,18 @@ public final class PostgresConnection: @unchecked Sendable {
         self.handle = connection
         self.noticeSink = NoticeSink(logger: logger)
         // Route NOTICE and WARNING messages to the logger instead of stderr.
-        PQsetNoticeProcessor(connection, { context, message in
-            guard let context, let message else { return }
-            let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
-            sink.logger.notice("postgres notice", metadata: ["message": "\(String(cString: message).trimmingTrailingWhitespace())"])
-        }, Unmanaged.passUnretained(noticeSink).toOpaque())
+        PQsetNoticeProcessor(
+            connection,
+            { context, message in
+                guard let context, let message else { return }
+                let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+                sink.logger.notice(
+                    "postgres notice",
+                    metadata: ["message": "\(String(cString: message).trimmingTrailingWhitespace())"]
+                )
+            },
+            Unmanaged.passUnretained(noticeSink).toOpaque()
+        )
     }
 
     deinit {
@@ -89,7 +97,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// (the error, the close, or anything unexpected) means the connection is not reused.
     public func isAliveAfterIdle() -> Bool {
         lock.withLock {
-            guard !closed, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE else { return false }
+            guard !closed, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE else {
+                return false
+            }
             let socket = PQsocket(handle)
             guard socket >= 0 else { return false }
             var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
@@ -186,7 +196,10 @@ public final class PostgresConnection: @unchecked Sendable {
                 }
             }
             if PQexitPipelineMode(handle) != 1 && firstError == nil {
-                firstError = PostgresError(code: .unexpectedResult, message: "could not leave pipeline mode: \(lastErrorMessage())")
+                firstError = PostgresError(
+                    code: .unexpectedResult,
+                    message: "could not leave pipeline mode: \(lastErrorMessage())"
+                )
             }
             if let firstError { throw firstError }
             return results
@@ -213,7 +226,10 @@ public final class PostgresConnection: @unchecked Sendable {
             // COMMIT of a transaction that already failed answers ROLLBACK, not an error.
             let tag = try query("COMMIT" as PostgresQuery).commandTag
             guard tag == "COMMIT" else {
-                throw PostgresError(code: .server, message: "the transaction was rolled back (\(tag)) instead of committed")
+                throw PostgresError(
+                    code: .server,
+                    message: "the transaction was rolled back (\(tag)) instead of committed"
+                )
             }
             return value
         } catch {
@@ -255,7 +271,8 @@ public final class PostgresConnection: @unchecked Sendable {
                 if batch.count >= 60 * 1024 { flush() }
             }
             flush()
-            let endStatus = failure == nil ? PQputCopyEnd(handle, nil) : PQputCopyEnd(handle, "client could not send data")
+            let endStatus =
+                failure == nil ? PQputCopyEnd(handle, nil) : PQputCopyEnd(handle, "client could not send data")
             if endStatus != 1, failure == nil {
                 failure = PostgresError(code: .copyFailed, message: lastErrorMessage())
             }
@@ -293,7 +310,10 @@ public final class PostgresConnection: @unchecked Sendable {
         try checkNoNUL(query.sql)
         let texts = query.binds.texts
         for (i, text) in texts.enumerated() where text?.utf8.contains(0) == true {
-            throw PostgresError(code: .invalidParameter, message: "parameter $\(i + 1) contains a NUL character, which PostgreSQL text cannot hold")
+            throw PostgresError(
+                code: .invalidParameter,
+                message: "parameter $\(i + 1) contains a NUL character, which PostgreSQL text cannot hold"
+            )
         }
         return texts
     }
@@ -325,7 +345,10 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private func connectionError() -> PostgresError {
-        PostgresError(code: PQstatus(handle) == CONNECTION_OK ? .unexpectedResult : .connectionLost, message: lastErrorMessage())
+        PostgresError(
+            code: PQstatus(handle) == CONNECTION_OK ? .unexpectedResult : .connectionLost,
+            message: lastErrorMessage()
+        )
     }
 
     private func resultError(_ result: OpaquePointer) -> PostgresError {
@@ -350,7 +373,12 @@ public final class PostgresConnection: @unchecked Sendable {
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             let tuples = String(cString: PQcmdTuples(result))
-            return PostgresRows(columns: [], rows: [], affectedRows: Int(tuples) ?? 0, commandTag: String(cString: PQcmdStatus(result)))
+            return PostgresRows(
+                columns: [],
+                rows: [],
+                affectedRows: Int(tuples) ?? 0,
+                commandTag: String(cString: PQcmdStatus(result))
+            )
         case PGRES_TUPLES_OK:
             let rowCount = Int(PQntuples(result))
             let columnCount = Int(PQnfields(result))
@@ -371,7 +399,12 @@ public final class PostgresConnection: @unchecked Sendable {
                 }
                 rows.append(row)
             }
-            return PostgresRows(columns: columns, rows: rows, affectedRows: rowCount, commandTag: String(cString: PQcmdStatus(result)))
+            return PostgresRows(
+                columns: columns,
+                rows: rows,
+                affectedRows: rowCount,
+                commandTag: String(cString: PQcmdStatus(result))
+            )
         default:
             throw resultError(result)
         }
@@ -383,11 +416,17 @@ extension PostgresConnection {
     /// blocks), and closes it: for one-off work, such as a CLI command or a test's setup,
     /// that needs no pool.
     public static func withConnection<T: Sendable>(
-        conninfo: String, applicationName: String = "rootcauses", logger: Logger,
+        conninfo: String,
+        applicationName: String = "rootcauses",
+        logger: Logger,
         _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
         try await NIOThreadPool.singleton.runIfActive {
-            let connection = try PostgresConnection(conninfo: conninfo, applicationName: applicationName, logger: logger)
+            let connection = try PostgresConnection(
+                conninfo: conninfo,
+                applicationName: applicationName,
+                logger: logger
+            )
             defer { connection.close() }
             return try body(connection)
         }

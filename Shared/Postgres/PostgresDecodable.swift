@@ -43,7 +43,11 @@ func quotedForMessage(_ text: String, limit: Int = 80) -> String {
 }
 
 /// Decodes non-NULL text with `parse`, which returns `nil` for text that is not a value.
-private func decodeNonNull<T>(_ text: String?, as type: T.Type, _ parse: (String) -> T?) throws(PostgresDecodingFailure) -> T {
+private func decodeNonNull<T>(
+    _ text: String?,
+    as type: T.Type,
+    _ parse: (String) -> T?
+) throws(PostgresDecodingFailure) -> T {
     guard let text else { throw .unexpectedNull(T.self) }
     guard let value = parse(text) else { throw .invalidText(text, T.self) }
     return value
@@ -114,7 +118,9 @@ extension Decimal: PostgresDecodable {
         guard mantissaDigits > 0 else { return false }
         if let e = bytes.first, e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
             bytes = bytes.dropFirst()
-            if let sign = bytes.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+            if let sign = bytes.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") {
+                bytes = bytes.dropFirst()
+            }
             guard digits() > 0 else { return false }
         }
         return bytes.isEmpty

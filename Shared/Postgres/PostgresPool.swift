@@ -65,7 +65,8 @@ public final class PostgresPool: Service, Sendable {
     ///   watermarks). Then, when a reused connection turns out to have been dropped by the
     ///   server (a restart), `body` runs again once on a fresh connection instead of failing.
     public func withConnection<T: Sendable>(
-        idempotent: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+        idempotent: Bool = false,
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
         try await acquireSlot()
         defer { releaseSlot() }
@@ -80,9 +81,12 @@ public final class PostgresPool: Service, Sendable {
                 // idle connections went with it, so none is handed out again.
                 connection.close()
                 let discarded = discardIdleConnections()
-                logger.notice("database connection lost; idle connections discarded", metadata: [
-                    "error": "\(error.message)", "discarded": "\(discarded)", "retrying": "\(idempotent)",
-                ])
+                logger.notice(
+                    "database connection lost; idle connections discarded",
+                    metadata: [
+                        "error": "\(error.message)", "discarded": "\(discarded)", "retrying": "\(idempotent)",
+                    ]
+                )
                 guard idempotent else { throw error }
                 let fresh = try openConnection()
                 do {
@@ -107,12 +111,17 @@ public final class PostgresPool: Service, Sendable {
         let closing = state.withLockedValue { state -> (idle: [PostgresConnection], waiters: Deque<Waiter>)? in
             guard !state.shutDown else { return nil }
             state.shutDown = true
-            defer { state.idle = []; state.waiters = [] }
+            defer {
+                state.idle = []
+                state.waiters = []
+            }
             return (state.idle, state.waiters)
         }
         guard let closing else { return }
         for waiter in closing.waiters {
-            waiter.continuation.resume(throwing: PostgresError(code: .poolShutDown, message: "the connection pool is shut down"))
+            waiter.continuation.resume(
+                throwing: PostgresError(code: .poolShutDown, message: "the connection pool is shut down")
+            )
         }
         // PQfinish sends the server a goodbye: blocking I/O, so on the pool's own threads.
         let idle = closing.idle
@@ -171,7 +180,9 @@ public final class PostgresPool: Service, Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = state.withLockedValue { state -> Result<Bool, any Error> in
-                    if state.shutDown { return .failure(PostgresError(code: .poolShutDown, message: "the connection pool is shut down")) }
+                    if state.shutDown {
+                        return .failure(PostgresError(code: .poolShutDown, message: "the connection pool is shut down"))
+                    }
                     if state.leased < maximumConnections {
                         state.leased += 1
                         return .success(true)

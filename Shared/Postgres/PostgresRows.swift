@@ -66,19 +66,29 @@ public struct PostgresRow: Sendable {
     /// The column named `column`, decoded as `type`.
     ///
     /// `try row.decode(column: "seq", as: Int64.self)`; decode as `Int64?` to accept NULL.
-    public func decode<Value: PostgresDecodable>(column: String, as type: Value.Type = Value.self) throws(PostgresError) -> Value {
+    public func decode<Value: PostgresDecodable>(
+        column: String,
+        as type: Value.Type = Value.self
+    ) throws(PostgresError) -> Value {
         guard let position = columns.firstIndex(of: column) else {
             throw PostgresError(
                 code: .decodingFailed,
-                message: "no column \"\(column)\" in the result (columns: \(columns.joined(separator: ", ")))")
+                message: "no column \"\(column)\" in the result (columns: \(columns.joined(separator: ", ")))"
+            )
         }
         return try decode(position: position, as: type)
     }
 
     /// The column at `position` (counting from 0), decoded as `type`.
-    public func decode<Value: PostgresDecodable>(position: Int, as type: Value.Type = Value.self) throws(PostgresError) -> Value {
+    public func decode<Value: PostgresDecodable>(
+        position: Int,
+        as type: Value.Type = Value.self
+    ) throws(PostgresError) -> Value {
         guard values.indices.contains(position) else {
-            throw PostgresError(code: .decodingFailed, message: "no column at position \(position) in a result of \(values.count) columns")
+            throw PostgresError(
+                code: .decodingFailed,
+                message: "no column at position \(position) in a result of \(values.count) columns"
+            )
         }
         do {
             return try Value.decode(postgresText: values[position])
@@ -92,13 +102,17 @@ public struct PostgresRow: Sendable {
     /// that many columns.
     ///
     /// `let (seq, reporter) = try row.decode(Int64.self, String.self)`
-    public func decode<each Value: PostgresDecodable>(_ types: repeat (each Value).Type) throws(PostgresError) -> (repeat each Value) {
+    public func decode<each Value: PostgresDecodable>(
+        _ types: repeat (each Value).Type
+    ) throws(PostgresError) -> (repeat each Value) {
         var expected = 0
         for _ in repeat each types { expected += 1 }
         guard expected == values.count else {
             throw PostgresError(
                 code: .decodingFailed,
-                message: "cannot decode \(values.count) columns (\(columns.joined(separator: ", "))) as \(expected) values")
+                message:
+                    "cannot decode \(values.count) columns (\(columns.joined(separator: ", "))) as \(expected) values"
+            )
         }
         var position = 0
         func next<Column: PostgresDecodable>(_ type: Column.Type) throws(PostgresError) -> Column {

@@ -23,25 +23,56 @@ public struct Request: Sendable {
         do {
             json = try JSONParser.parse(line)
         } catch {
-            return .failure(RequestRejection(id: JSON.null, error: ProtocolError(.badJSON, "the line is not valid JSON: \(error)")))
+            return .failure(
+                RequestRejection(id: JSON.null, error: ProtocolError(.badJSON, "the line is not valid JSON: \(error)"))
+            )
         }
         guard case .object = json else {
-            return .failure(RequestRejection(id: JSON.null, error: ProtocolError(.badJSON, "a request must be a JSON object, not \(json.kindName)")))
+            return .failure(
+                RequestRejection(
+                    id: JSON.null,
+                    error: ProtocolError(.badJSON, "a request must be a JSON object, not \(json.kindName)")
+                )
+            )
         }
         let id = json["id"] ?? .null
         switch id {
         case .null, .string, .number: break
         default:
-            return .failure(RequestRejection(id: JSON.null, error: ProtocolError(.invalidRequest, "'id' must be a string or a number, not \(id.kindName)",
-                details: [["path": "id", "code": "wrong_type", "message": "'id' must be a string or a number"]])))
+            return .failure(
+                RequestRejection(
+                    id: JSON.null,
+                    error: ProtocolError(
+                        .invalidRequest,
+                        "'id' must be a string or a number, not \(id.kindName)",
+                        details: [["path": "id", "code": "wrong_type", "message": "'id' must be a string or a number"]]
+                    )
+                )
+            )
         }
         guard let opField = json["op"] else {
-            return .failure(RequestRejection(id: id, error: ProtocolError(.invalidRequest, "the request has no 'op'",
-                details: [["path": "op", "code": "missing", "message": "'op' is required"]])))
+            return .failure(
+                RequestRejection(
+                    id: id,
+                    error: ProtocolError(
+                        .invalidRequest,
+                        "the request has no 'op'",
+                        details: [["path": "op", "code": "missing", "message": "'op' is required"]]
+                    )
+                )
+            )
         }
         guard let op = opField.stringValue else {
-            return .failure(RequestRejection(id: id, error: ProtocolError(.invalidRequest, "'op' must be a string, not \(opField.kindName)",
-                details: [["path": "op", "code": "wrong_type", "message": "'op' must be a string"]])))
+            return .failure(
+                RequestRejection(
+                    id: id,
+                    error: ProtocolError(
+                        .invalidRequest,
+                        "'op' must be a string, not \(opField.kindName)",
+                        details: [["path": "op", "code": "wrong_type", "message": "'op' must be a string"]]
+                    )
+                )
+            )
         }
         return .success(Request(id: id, op: op, body: json))
     }

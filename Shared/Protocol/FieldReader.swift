@@ -94,7 +94,8 @@ public struct FieldReader {
         }
         guard let integer = value.int64Value, range?.contains(integer) ?? true else {
             let bounds = range.map { bounds in
-                bounds.upperBound == .max ? "of at least \(bounds.lowerBound)" : "from \(bounds.lowerBound) to \(bounds.upperBound)"
+                bounds.upperBound == .max
+                    ? "of at least \(bounds.lowerBound)" : "from \(bounds.lowerBound) to \(bounds.upperBound)"
             }
             collector.add(.invalid(path(of: key), "'\(key)' must be an integer\(bounds.map { " " + $0 } ?? "")"))
             return nil
@@ -182,8 +183,13 @@ public struct FieldReader {
         for (index, element) in elements.enumerated() {
             let elementPath = "\(path(of: key))[\(index)]"
             guard case .object = element else {
-                collector.add(Problem(path: elementPath, code: "wrong_type",
-                    message: "each \(elementName) must be an object, not \(element.kindName)"))
+                collector.add(
+                    Problem(
+                        path: elementPath,
+                        code: "wrong_type",
+                        message: "each \(elementName) must be an object, not \(element.kindName)"
+                    )
+                )
                 continue
             }
             readers.append(FieldReader(element, path: elementPath, collector: collector))

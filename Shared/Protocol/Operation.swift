@@ -36,7 +36,8 @@ public struct Operation: Sendable {
     /// The handler throws `ProtocolError` for answers such as `conflict`; anything else it
     /// throws is mapped by the server (database unreachable: `unavailable`, else `internal`).
     public init<Input: OperationInput>(
-        _ name: String, _ input: Input.Type = Input.self,
+        _ name: String,
+        _ input: Input.Type = Input.self,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
         self.init(name, decode: Input.decode(from:), handler: handler)
@@ -45,7 +46,8 @@ public struct Operation: Sendable {
     /// Declares op `name` with its own decoding, for requests whose checks need the service's
     /// data (names that must exist in the catalogue), so that every problem is still listed at once.
     public init<Input: Sendable>(
-        _ name: String, decode: @escaping @Sendable (FieldReader) -> Input?,
+        _ name: String,
+        decode: @escaping @Sendable (FieldReader) -> Input?,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
         self.name = name
@@ -55,7 +57,9 @@ public struct Operation: Sendable {
             guard reader.problems.isEmpty, let decoded else {
                 throw ProtocolError.invalidRequest(
                     reader.problems.isEmpty
-                        ? [Problem(path: "", code: "invalid", message: "the request could not be read")] : reader.problems)
+                        ? [Problem(path: "", code: "invalid", message: "the request could not be read")]
+                        : reader.problems
+                )
             }
             return try await handler(decoded, context)
         }
@@ -79,7 +83,10 @@ public struct OperationRegistry: Sendable {
         var byName: [String: Operation] = [:]
         for operation in operations {
             precondition(!Responder.builtInOperations.contains(operation.name), "\(operation.name) is built in")
-            precondition(byName.updateValue(operation, forKey: operation.name) == nil, "op \(operation.name) declared twice")
+            precondition(
+                byName.updateValue(operation, forKey: operation.name) == nil,
+                "op \(operation.name) declared twice"
+            )
         }
         self.service = service
         self.operations = operations

@@ -32,7 +32,11 @@ extension Problem {
 
     /// A field holds the wrong kind of JSON value.
     public static func wrongType(_ path: String, expected: String, found: JSON) -> Problem {
-        Problem(path: path, code: "wrong_type", message: "'\(lastComponent(of: path))' must be \(expected), not \(found.kindName)")
+        Problem(
+            path: path,
+            code: "wrong_type",
+            message: "'\(lastComponent(of: path))' must be \(expected), not \(found.kindName)"
+        )
     }
 
     /// A field has the right type but a value that is not allowed.
@@ -47,7 +51,8 @@ extension Problem {
 
 extension ProtocolError {
     /// `invalid_request` listing every problem; the message names how many and the first.
-    public static func invalidRequest(_ problems: [Problem], lead: String = "the request is malformed") -> ProtocolError {
+    public static func invalidRequest(_ problems: [Problem], lead: String = "the request is malformed") -> ProtocolError
+    {
         ProtocolError(.invalidRequest, summary(lead, problems), details: problems.map(\.json))
     }
 

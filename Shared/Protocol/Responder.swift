@@ -19,7 +19,8 @@ public struct Responder: Sendable {
     /// `mapError` turns an error a handler threw that is not a `ProtocolError` into the answer
     /// (a database that cannot be reached is `unavailable`); by default everything is `internal`.
     public init(
-        registry: OperationRegistry, version: String,
+        registry: OperationRegistry,
+        version: String,
         mapError: @escaping @Sendable (any Error, Logger) -> ProtocolError = Responder.internalError
     ) {
         self.registry = registry
@@ -59,8 +60,11 @@ public struct Responder: Sendable {
             return [("pong", true)]
         default:
             guard let operation = registry[request.op] else {
-                throw ProtocolError(.unknownOp, "'\(request.op)' is not an operation of \(registry.service)",
-                    details: [["supported": .array(registry.names.map(JSON.string))]])
+                throw ProtocolError(
+                    .unknownOp,
+                    "'\(request.op)' is not an operation of \(registry.service)",
+                    details: [["supported": .array(registry.names.map(JSON.string))]]
+                )
             }
             return try await operation.respond(to: request.body, context: RequestContext(logger: logger))
         }
@@ -70,12 +74,18 @@ public struct Responder: Sendable {
         let reader = FieldReader(request.body)
         let asked = reader.integer("protocol")
         guard reader.problems.isEmpty else {
-            throw ProtocolError(.invalidRequest, "'protocol' must be an integer version number",
-                details: reader.problems.map(\.json))
+            throw ProtocolError(
+                .invalidRequest,
+                "'protocol' must be an integer version number",
+                details: reader.problems.map(\.json)
+            )
         }
         if let asked, asked != Int64(protocolVersion) {
-            throw ProtocolError(.unsupportedProtocol, "this server speaks protocol version \(protocolVersion)",
-                details: [["supported": [.int(protocolVersion)]]])
+            throw ProtocolError(
+                .unsupportedProtocol,
+                "this server speaks protocol version \(protocolVersion)",
+                details: [["supported": [.int(protocolVersion)]]]
+            )
         }
         return [
             ("service", .string(registry.service)),

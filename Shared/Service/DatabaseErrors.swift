@@ -9,7 +9,10 @@ public func protocolError(for error: any Error, logger: Logger) -> ProtocolError
     if let protocolError = error as? ProtocolError { return protocolError }
     if let postgres = error as? PostgresError, postgres.isConnectionProblem {
         logger.warning("database unavailable", metadata: ["error": "\(postgres.message)"])
-        return ProtocolError(.unavailable, "the database is unavailable; retry later: resending the same request is safe (a submission stored before the failure answers duplicate)")
+        return ProtocolError(
+            .unavailable,
+            "the database is unavailable; retry later: resending the same request is safe (a submission stored before the failure answers duplicate)"
+        )
     }
     return Responder.internalError(error, logger: logger)
 }

@@ -15,25 +15,49 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL or libpq conninfo. Env: DATABASE_URL.")
     public var databaseURL: String?
 
-    @Option(name: .long, help: "Indicator catalogue file. Env: ROOTCAUSES_CATALOGUE. Default: Deploy/config/catalogue.json.")
+    @Option(
+        name: .long,
+        help: "Indicator catalogue file. Env: ROOTCAUSES_CATALOGUE. Default: Deploy/config/catalogue.json."
+    )
     public var catalogue: String?
 
-    @Option(name: .customLong("max-line-bytes"), help: "Longest request line accepted, in bytes. Env: ROOTCAUSES_MAX_LINE_BYTES. Default: 1048576.")
+    @Option(
+        name: .customLong("max-line-bytes"),
+        help: "Longest request line accepted, in bytes. Env: ROOTCAUSES_MAX_LINE_BYTES. Default: 1048576."
+    )
     public var maxLineBytes: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Most client connections served at once; one more is answered 'overloaded'. Env: ROOTCAUSES_MAX_CONNECTIONS. Default: 1024.")
+    @Option(
+        name: .customLong("max-connections"),
+        help:
+            "Most client connections served at once; one more is answered 'overloaded'. Env: ROOTCAUSES_MAX_CONNECTIONS. Default: 1024."
+    )
     public var maxConnections: Int?
 
-    @Option(name: .customLong("max-buffered-bytes"), help: "Most bytes all connections together may hold in unfinished lines. Env: ROOTCAUSES_MAX_BUFFERED_BYTES. Default: 67108864 (64 MiB).")
+    @Option(
+        name: .customLong("max-buffered-bytes"),
+        help:
+            "Most bytes all connections together may hold in unfinished lines. Env: ROOTCAUSES_MAX_BUFFERED_BYTES. Default: 67108864 (64 MiB)."
+    )
     public var maxBufferedBytes: Int?
 
-    @Option(name: .customLong("idle-timeout-seconds"), help: "Close a connection that sends nothing for this long with no request in progress. Env: ROOTCAUSES_IDLE_TIMEOUT_SECONDS. Default: 600.")
+    @Option(
+        name: .customLong("idle-timeout-seconds"),
+        help:
+            "Close a connection that sends nothing for this long with no request in progress. Env: ROOTCAUSES_IDLE_TIMEOUT_SECONDS. Default: 600."
+    )
     public var idleTimeoutSeconds: Int?
 
-    @Option(name: .customLong("db-connections"), help: "Most database connections this process opens. Env: ROOTCAUSES_DB_CONNECTIONS. Default: 8.")
+    @Option(
+        name: .customLong("db-connections"),
+        help: "Most database connections this process opens. Env: ROOTCAUSES_DB_CONNECTIONS. Default: 8."
+    )
     public var dbConnections: Int?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info.")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info."
+    )
     public var logLevel: String?
 
     public init() {}
@@ -43,7 +67,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// Where to listen, from the flag, then the environment, then the service's default port.
     public func listenAddress(defaultPort: Int) throws -> (host: String, port: Int) {
         let text = listen ?? Self.environment["ROOTCAUSES_LISTEN"] ?? "127.0.0.1:\(defaultPort)"
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
             throw ValidationError("--listen '\(text)' is not host:port")
         }
         var host = String(text[..<colon])
@@ -53,7 +79,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     public func resolvedDatabaseURL() throws -> String {
         guard let url = databaseURL ?? Self.environment["DATABASE_URL"], !url.isEmpty else {
-            throw ValidationError("no database: pass --database-url or set DATABASE_URL (postgresql://user@host:port/db)")
+            throw ValidationError(
+                "no database: pass --database-url or set DATABASE_URL (postgresql://user@host:port/db)"
+            )
         }
         return url
     }
@@ -67,21 +95,43 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// The limits on what clients may hold, from flags, then the environment, then defaults.
     public func resolvedLimits() throws -> ConnectionLimits {
         func value(_ flag: Int?, _ variable: String, default fallback: Int, minimum: Int, name: String) throws -> Int {
-            let resolved = try flag ?? Self.environment[variable].map { text in
-                guard let number = Int(text) else { throw ValidationError("\(variable)='\(text)' is not a whole number") }
-                return number
-            } ?? fallback
+            let resolved =
+                try flag ?? Self.environment[variable].map { text in
+                    guard let number = Int(text) else {
+                        throw ValidationError("\(variable)='\(text)' is not a whole number")
+                    }
+                    return number
+                } ?? fallback
             guard resolved >= minimum else { throw ValidationError("--\(name) must be at least \(minimum)") }
             return resolved
         }
         let lineBytes = try resolvedMaxLineBytes()
         return ConnectionLimits(
             maximumLineBytes: lineBytes,
-            maximumConnections: try value(maxConnections, "ROOTCAUSES_MAX_CONNECTIONS", default: 1024, minimum: 1, name: "max-connections"),
+            maximumConnections: try value(
+                maxConnections,
+                "ROOTCAUSES_MAX_CONNECTIONS",
+                default: 1024,
+                minimum: 1,
+                name: "max-connections"
+            ),
             maximumBufferedBytes: try value(
-                maxBufferedBytes, "ROOTCAUSES_MAX_BUFFERED_BYTES", default: 64 << 20, minimum: lineBytes + 2, name: "max-buffered-bytes"),
-            idleTimeout: .seconds(try value(
-                idleTimeoutSeconds, "ROOTCAUSES_IDLE_TIMEOUT_SECONDS", default: 600, minimum: 1, name: "idle-timeout-seconds")))
+                maxBufferedBytes,
+                "ROOTCAUSES_MAX_BUFFERED_BYTES",
+                default: 64 << 20,
+                minimum: lineBytes + 2,
+                name: "max-buffered-bytes"
+            ),
+            idleTimeout: .seconds(
+                try value(
+                    idleTimeoutSeconds,
+                    "ROOTCAUSES_IDLE_TIMEOUT_SECONDS",
+                    default: 600,
+                    minimum: 1,
+                    name: "idle-timeout-seconds"
+                )
+            )
+        )
     }
 
     public func resolvedConnections() -> Int {

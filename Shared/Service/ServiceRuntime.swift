@@ -27,21 +27,35 @@ public struct ServiceContext: Sendable {
 /// not up yet), then runs the protocol server and the service's own background services in a
 /// `ServiceGroup` until SIGTERM or SIGINT, shutting down gracefully.
 public func runService(
-    name: String, defaultPort: Int, options: ServiceOptions,
+    name: String,
+    defaultPort: Int,
+    options: ServiceOptions,
     makeOperations: @Sendable (ServiceContext) async throws -> (operations: OperationRegistry, services: [any Service])
 ) async throws {
     let logger = makeLogger(label: "rootcauses.\(name)", level: try options.resolvedLogLevel())
     let (host, port) = try options.listenAddress(defaultPort: defaultPort)
     let cataloguePath = try options.resolvedCataloguePath()
     let catalogue = try Catalogue.load(path: cataloguePath)
-    logger.info("catalogue loaded", metadata: ["path": "\(cataloguePath)", "indicators": "\(catalogue.indicators.count)"])
+    logger.info(
+        "catalogue loaded",
+        metadata: ["path": "\(cataloguePath)", "indicators": "\(catalogue.indicators.count)"]
+    )
     let pool = PostgresPool(
-        conninfo: try options.resolvedDatabaseURL(), maximumConnections: options.resolvedConnections(),
-        applicationName: "rootcauses-\(name)", logger: logger)
+        conninfo: try options.resolvedDatabaseURL(),
+        maximumConnections: options.resolvedConnections(),
+        applicationName: "rootcauses-\(name)",
+        logger: logger
+    )
     try await migrateWhenReachable(pool: pool, logger: logger)
     let context = ServiceContext(
-        name: name, logger: logger, catalogue: catalogue, pool: pool, host: host, port: port,
-        limits: try options.resolvedLimits())
+        name: name,
+        logger: logger,
+        catalogue: catalogue,
+        pool: pool,
+        host: host,
+        port: port,
+        limits: try options.resolvedLimits()
+    )
     let (operations, extra) = try await makeOperations(context)
     let responder = Responder(registry: operations, version: rootcausesVersion, mapError: protocolError(for:logger:))
     let server = ProtocolServer(host: host, port: port, limits: context.limits, responder: responder, logger: logger)
@@ -52,7 +66,11 @@ public func runService(
     if let parent = ProcessInfo.processInfo.environment["ROOTCAUSES_PARENT_PID"].flatMap({ Int32($0) }) {
         services.append(.init(service: ParentWatch(pid: parent), successTerminationBehavior: .gracefullyShutdownGroup))
     }
-    var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    var configuration = ServiceGroupConfiguration(
+        services: services,
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
     // Below Kubernetes' default 30 s grace period.
     configuration.maximumGracefulShutdownDuration = .seconds(20)
     let group = ServiceGroup(configuration: configuration)
@@ -78,7 +96,10 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
         } catch let error as PostgresError where error.isConnectionProblem {
             attempt += 1
             if attempt == 1 || attempt % 10 == 0 {
-                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(error.message)", "attempt": "\(attempt)"])
+                logger.warning(
+                    "database not reachable yet; retrying",
+                    metadata: ["error": "\(error.message)", "attempt": "\(attempt)"]
+                )
             }
             try await Task.sleep(for: .seconds(1))
         }

@@ -50,81 +50,85 @@ public enum Schema {
 
     /// The steps, in order. Never edit a released step: add a new one.
     public static let migrations: [Migration] = [
-        Migration(version: 1, name: "submissions, values, aggregation state and aggregates", sql: """
-            CREATE TABLE submissions (
-                id              bigserial PRIMARY KEY,
-                -- Assigned as the last step before COMMIT under the seq_counter row lock:
-                -- seqs are gap-free and commit in increasing order.
-                seq             bigint UNIQUE,
-                reporter        text NOT NULL,
-                submission_id   text NOT NULL,
-                period          text NOT NULL,
-                period_start    date NOT NULL,
-                period_end      date NOT NULL,
-                activity        text,
-                value_count     integer NOT NULL CHECK (value_count > 0),
-                content_digest  text NOT NULL,
-                received_at     timestamptz NOT NULL DEFAULT now(),
-                UNIQUE (reporter, submission_id),
-                CHECK (period_end >= period_start)
-            );
-            -- Only rows of transactions still in flight lack a seq: intake numbers its own through this.
-            CREATE INDEX submissions_unsequenced ON submissions (id) WHERE seq IS NULL;
+        Migration(
+            version: 1,
+            name: "submissions, values, aggregation state and aggregates",
+            sql: """
+                CREATE TABLE submissions (
+                    id              bigserial PRIMARY KEY,
+                    -- Assigned as the last step before COMMIT under the seq_counter row lock:
+                    -- seqs are gap-free and commit in increasing order.
+                    seq             bigint UNIQUE,
+                    reporter        text NOT NULL,
+                    submission_id   text NOT NULL,
+                    period          text NOT NULL,
+                    period_start    date NOT NULL,
+                    period_end      date NOT NULL,
+                    activity        text,
+                    value_count     integer NOT NULL CHECK (value_count > 0),
+                    content_digest  text NOT NULL,
+                    received_at     timestamptz NOT NULL DEFAULT now(),
+                    UNIQUE (reporter, submission_id),
+                    CHECK (period_end >= period_start)
+                );
+                -- Only rows of transactions still in flight lack a seq: intake numbers its own through this.
+                CREATE INDEX submissions_unsequenced ON submissions (id) WHERE seq IS NULL;
 
-            -- No foreign key to submissions: intake writes a submission and its values in one
-            -- statement, and the per-row key check cost a look-up per value (and, with a plan
-            -- cached while the table was empty, a scan per value: 5x slower intake).
-            CREATE TABLE submission_values (
-                submission  bigint NOT NULL,
-                ordinal     integer NOT NULL,
-                indicator   text NOT NULL,
-                country     text NOT NULL,
-                -- The disaggregation cell, canonical: 'age=15-19;sex=female', or '' for the whole.
-                cell        text NOT NULL,
-                value       numeric NOT NULL CHECK (value >= 0),
-                estimate    boolean NOT NULL,
-                -- The aggregation partition of the indicator, computed once at insert. md5, unlike
-                -- hashtext, never changes across PostgreSQL versions: watermarks rely on that.
-                partition   integer NOT NULL GENERATED ALWAYS AS
-                                (('x' || substr(md5(indicator), 1, 7))::bit(28)::integer % 8) STORED,
-                PRIMARY KEY (submission, ordinal),
-                UNIQUE (submission, indicator, country, cell)
-            );
+                -- No foreign key to submissions: intake writes a submission and its values in one
+                -- statement, and the per-row key check cost a look-up per value (and, with a plan
+                -- cached while the table was empty, a scan per value: 5x slower intake).
+                CREATE TABLE submission_values (
+                    submission  bigint NOT NULL,
+                    ordinal     integer NOT NULL,
+                    indicator   text NOT NULL,
+                    country     text NOT NULL,
+                    -- The disaggregation cell, canonical: 'age=15-19;sex=female', or '' for the whole.
+                    cell        text NOT NULL,
+                    value       numeric NOT NULL CHECK (value >= 0),
+                    estimate    boolean NOT NULL,
+                    -- The aggregation partition of the indicator, computed once at insert. md5, unlike
+                    -- hashtext, never changes across PostgreSQL versions: watermarks rely on that.
+                    partition   integer NOT NULL GENERATED ALWAYS AS
+                                    (('x' || substr(md5(indicator), 1, 7))::bit(28)::integer % 8) STORED,
+                    PRIMARY KEY (submission, ordinal),
+                    UNIQUE (submission, indicator, country, cell)
+                );
 
-            -- One row updated by every submission, and eight updated by every aggregation pass:
-            -- mostly-empty pages keep those updates HOT (no index churn), and frequent vacuums
-            -- keep the dead versions from piling up (seen: 0.5 s to lock 8 rows after a load).
-            CREATE TABLE seq_counter (
-                singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-                last_seq   bigint NOT NULL
-            ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
-            INSERT INTO seq_counter (singleton, last_seq) VALUES (true, 0);
+                -- One row updated by every submission, and eight updated by every aggregation pass:
+                -- mostly-empty pages keep those updates HOT (no index churn), and frequent vacuums
+                -- keep the dead versions from piling up (seen: 0.5 s to lock 8 rows after a load).
+                CREATE TABLE seq_counter (
+                    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                    last_seq   bigint NOT NULL
+                ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
+                INSERT INTO seq_counter (singleton, last_seq) VALUES (true, 0);
 
-            -- Aggregation work is split by indicator into partitions; each has its own watermark:
-            -- every submission with seq <= applied_seq is applied for the partition's indicators.
-            CREATE TABLE aggregation_partitions (
-                partition    integer PRIMARY KEY,
-                applied_seq  bigint NOT NULL DEFAULT 0,
-                applied_by   text,
-                applied_at   timestamptz
-            ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
-            INSERT INTO aggregation_partitions (partition) SELECT generate_series(0, 7);
+                -- Aggregation work is split by indicator into partitions; each has its own watermark:
+                -- every submission with seq <= applied_seq is applied for the partition's indicators.
+                CREATE TABLE aggregation_partitions (
+                    partition    integer PRIMARY KEY,
+                    applied_seq  bigint NOT NULL DEFAULT 0,
+                    applied_by   text,
+                    applied_at   timestamptz
+                ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
+                INSERT INTO aggregation_partitions (partition) SELECT generate_series(0, 7);
 
-            -- One row per submission, indicator and country: the cells summed.
-            CREATE TABLE aggregate_contributions (
-                seq           bigint NOT NULL,
-                indicator     text NOT NULL,
-                country       text NOT NULL,
-                reporter      text NOT NULL,
-                period_start  date NOT NULL,
-                period_end    date NOT NULL,
-                value         numeric NOT NULL,
-                estimate      boolean NOT NULL,
-                PRIMARY KEY (seq, indicator, country)
-            );
-            CREATE INDEX aggregate_contributions_series
-                ON aggregate_contributions (indicator, country, reporter, period_end, period_start);
-            """),
+                -- One row per submission, indicator and country: the cells summed.
+                CREATE TABLE aggregate_contributions (
+                    seq           bigint NOT NULL,
+                    indicator     text NOT NULL,
+                    country       text NOT NULL,
+                    reporter      text NOT NULL,
+                    period_start  date NOT NULL,
+                    period_end    date NOT NULL,
+                    value         numeric NOT NULL,
+                    estimate      boolean NOT NULL,
+                    PRIMARY KEY (seq, indicator, country)
+                );
+                CREATE INDEX aggregate_contributions_series
+                    ON aggregate_contributions (indicator, country, reporter, period_end, period_start);
+                """
+        )
     ]
 
     /// The newest schema version this build knows.
@@ -134,25 +138,35 @@ public enum Schema {
     public static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
         try connection.transaction { connection in
             try connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey)::bigint)" as PostgresQuery)
-            try connection.execute("""
+            try connection.execute(
+                """
                 CREATE TABLE IF NOT EXISTS \(Storage.Table.schemaMigrations.rawValue) (
                     version     integer PRIMARY KEY,
                     name        text NOT NULL,
                     applied_at  timestamptz NOT NULL DEFAULT now()
                 )
-                """)
-            let applied = Set(try connection.query("SELECT version FROM \(Storage.Table.schemaMigrations)" as PostgresQuery)
-                .map { try $0.decode(column: "version", as: Int.self) })
+                """
+            )
+            let applied = Set(
+                try connection.query("SELECT version FROM \(Storage.Table.schemaMigrations)" as PostgresQuery)
+                    .map { try $0.decode(column: "version", as: Int.self) }
+            )
             if let newest = applied.max(), newest > currentVersion {
                 throw SchemaError(
-                    message: "the database schema is at version \(newest), newer than this build knows (\(currentVersion)); upgrade the service")
+                    message:
+                        "the database schema is at version \(newest), newer than this build knows (\(currentVersion)); upgrade the service"
+                )
             }
             for migration in migrations where !applied.contains(migration.version) {
-                logger.info("applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                logger.info(
+                    "applying schema migration",
+                    metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]
+                )
                 try connection.execute(migration.sql)
                 try connection.query(
                     "INSERT INTO \(Storage.Table.schemaMigrations) (version, name) VALUES (\(migration.version)::integer, \(migration.name))"
-                        as PostgresQuery)
+                        as PostgresQuery
+                )
             }
         }
     }

@@ -27,7 +27,11 @@ public enum TestDatabase {
             value += 1
             return "rootcauses_test_\(getpid())_\(value)_\(Int.random(in: 0..<1_000_000))"
         }
-        let connection = try PostgresConnection(conninfo: serverURL, applicationName: "rootcauses-tests", logger: quietLogger)
+        let connection = try PostgresConnection(
+            conninfo: serverURL,
+            applicationName: "rootcauses-tests",
+            logger: quietLogger
+        )
         defer { connection.close() }
         try connection.execute("CREATE DATABASE \(name)")
         return replacingDatabase(in: serverURL, with: name)
@@ -38,7 +42,11 @@ public enum TestDatabase {
     public static func privateCluster() async throws -> LocalCluster {
         let directory = "/tmp/rootcauses-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let cluster = try await LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
+        let cluster = try await LocalCluster.start(
+            dataDirectory: directory + "/data",
+            durable: false,
+            logger: quietLogger
+        )
         try cluster.stopWhenProcessExits(getpid(), removing: directory)
         return cluster
     }
@@ -64,14 +72,20 @@ public enum TestDatabase {
         let directory = "/tmp/rootcauses-tests-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let cluster = try await LocalCluster.start(dataDirectory: directory + "/data", durable: false, logger: quietLogger)
+        let cluster = try await LocalCluster.start(
+            dataDirectory: directory + "/data",
+            durable: false,
+            logger: quietLogger
+        )
         try cluster.stopWhenProcessExits(getpid(), removing: directory)
         sharedCluster.withLockedValue { $0 = cluster }
         // The watcher would do this too, a second later; at a normal exit, do it now.
         atexit {
             guard let cluster = TestDatabase.sharedCluster.withLockedValue({ $0 }) else { return }
             cluster.stopImmediatelyFromExitHandler()
-            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: cluster.dataDirectory).deletingLastPathComponent().path)
+            try? FileManager.default.removeItem(
+                atPath: URL(fileURLWithPath: cluster.dataDirectory).deletingLastPathComponent().path
+            )
         }
         return cluster.url(database: "postgres")
     }

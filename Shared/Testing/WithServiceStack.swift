@@ -21,7 +21,9 @@ import Glibc
 /// }
 /// ```
 public func withServiceStack<T>(
-    databaseURL: String? = nil, environment: [String: String] = [:], runAs: String? = nil,
+    databaseURL: String? = nil,
+    environment: [String: String] = [:],
+    runAs: String? = nil,
     _ body: (ServiceStack) async throws -> T
 ) async throws -> T {
     let url: String
@@ -34,7 +36,9 @@ public func withServiceStack<T>(
         let statuses = await stack.stop()
         let unclean = statuses.filter { $0.value != 0 }
         if !unclean.isEmpty {
-            throw LaunchError("services did not exit cleanly on SIGTERM: \(unclean.sorted { $0.key < $1.key }); logs in \(logs)")
+            throw LaunchError(
+                "services did not exit cleanly on SIGTERM: \(unclean.sorted { $0.key < $1.key }); logs in \(logs)"
+            )
         }
         // Logs of a clean run are not needed (with DATABASE_URL no throwaway folder removes them).
         try? FileManager.default.removeItem(atPath: logs)

@@ -55,7 +55,11 @@ extension Atomic where Value == Int {
         var current = load(ordering: .relaxed)
         while let next = update(current) {
             let (exchanged, original) = compareExchange(
-                expected: current, desired: next, successOrdering: .relaxed, failureOrdering: .relaxed)
+                expected: current,
+                desired: next,
+                successOrdering: .relaxed,
+                failureOrdering: .relaxed
+            )
             if exchanged { return (true, next) }
             current = original
         }
@@ -132,7 +136,11 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
         return .needMoreData
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(
+        context: ChannelHandlerContext,
+        buffer: inout ByteBuffer,
+        seenEOF: Bool
+    ) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         // Whatever is left is an incomplete line: drop it.
         discardAll(&buffer)

@@ -26,7 +26,9 @@ public final class ProtocolClient: Sendable {
 
     /// Connects to `host:port`.
     public static func connect(
-        host: String, port: Int, maximumLineBytes: Int = 256 << 20,
+        host: String,
+        port: Int,
+        maximumLineBytes: Int = 256 << 20,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ProtocolClient {
         do {
@@ -37,7 +39,8 @@ public final class ProtocolClient: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
-                            RequestResponseHandler<ByteBuffer, InboundFrame>())
+                            RequestResponseHandler<ByteBuffer, InboundFrame>()
+                        )
                     }
                 }
                 .connect(host: host, port: port).get()
@@ -114,7 +117,8 @@ public final class ProtocolClient: Sendable {
         channel.eventLoop.execute {
             do {
                 let context = try channel.pipeline.syncOperations.context(
-                    handlerType: RequestResponseHandler<ByteBuffer, InboundFrame>.self)
+                    handlerType: RequestResponseHandler<ByteBuffer, InboundFrame>.self
+                )
                 context.writeAndFlush(NIOAny(buffer), promise: written)
             } catch {
                 written.fail(error)
@@ -166,13 +170,17 @@ public final class ProtocolClient: Sendable {
     }
 
     private static func parseAnswer(_ line: String) throws -> JSON {
-        do { return try JSONParser.parse(line) } catch { throw ClientError("the server sent a line that is not JSON: \(error)") }
+        do { return try JSONParser.parse(line) } catch {
+            throw ClientError("the server sent a line that is not JSON: \(error)")
+        }
     }
 }
 
 /// Parses `host:port` (or `[v6]:port`).
 public func parseAddress(_ address: String) throws -> (host: String, port: Int) {
-    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+        (0...65535).contains(port)
+    else {
         throw ClientError("'\(address)' is not an address; write host:port")
     }
     var host = String(address[..<colon])

@@ -20,8 +20,10 @@ public struct ConnectionLimits: Sendable {
     public var idleTimeout: Duration
 
     public init(
-        maximumLineBytes: Int = 1 << 20, maximumConnections: Int = 1024,
-        maximumBufferedBytes: Int = 64 << 20, idleTimeout: Duration = .seconds(600)
+        maximumLineBytes: Int = 1 << 20,
+        maximumConnections: Int = 1024,
+        maximumBufferedBytes: Int = 64 << 20,
+        idleTimeout: Duration = .seconds(600)
     ) {
         self.maximumLineBytes = maximumLineBytes
         self.maximumConnections = maximumConnections
@@ -51,8 +53,12 @@ public final class ProtocolServer: Service, Sendable {
     /// `configureConnection` runs on each accepted channel before it is served (by default it
     /// turns Nagle's algorithm off); if it throws, that connection is closed and logged.
     public init(
-        host: String, port: Int, limits: ConnectionLimits = ConnectionLimits(), responder: Responder,
-        logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        host: String,
+        port: Int,
+        limits: ConnectionLimits = ConnectionLimits(),
+        responder: Responder,
+        logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         configureConnection: @escaping @Sendable (any Channel) throws -> Void = ProtocolServer.disableNagle
     ) {
         self.host = host
@@ -96,8 +102,13 @@ public final class ProtocolServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandlers(
                             IdleStateHandler(readTimeout: TimeAmount(limits.idleTimeout)),
                             IdleConnectionCloser(activity: activity),
-                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: limits.maximumLineBytes, budget: budget)))
-                        let wrapped = try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                            ByteToMessageHandler(
+                                LineFrameDecoder(maximumLineLength: limits.maximumLineBytes, budget: budget)
+                            )
+                        )
+                        let wrapped = try NIOAsyncChannel<InboundFrame, ByteBuffer>(
+                            wrappingChannelSynchronously: channel
+                        )
                         return .ready(wrapped, activity)
                     } catch {
                         channel.close(promise: nil)
@@ -106,7 +117,10 @@ public final class ProtocolServer: Service, Sendable {
                 }
             }
         boundPort.store(server.channel.localAddress?.port ?? port, ordering: .relaxed)
-        logger.info("listening", metadata: ["service": "\(responder.registry.service)", "address": "\(host):\(listeningPort)"])
+        logger.info(
+            "listening",
+            metadata: ["service": "\(responder.registry.service)", "address": "\(host):\(listeningPort)"]
+        )
         let serverChannel = server.channel
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -116,7 +130,10 @@ public final class ProtocolServer: Service, Sendable {
                         case .ready(let connection, let activity):
                             group.addTask { await self.serve(connection, activity: activity) }
                         case .failed(let error, let peer):
-                            logger.warning("connection set-up failed; closed it", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                            logger.warning(
+                                "connection set-up failed; closed it",
+                                metadata: ["peer": "\(peer)", "error": "\(error)"]
+                            )
                         }
                     }
                 }
@@ -141,10 +158,18 @@ public final class ProtocolServer: Service, Sendable {
             try? await connection.executeThenClose { _, _ in }
             return
         case .full:
-            logger.warning("connection refused: too many connections", metadata: ["limit": "\(limits.maximumConnections)"])
-            let refusal = Response.failure(id: .null, ProtocolError(.overloaded,
-                "the server is serving its maximum of \(limits.maximumConnections) connections; retry later",
-                details: [["limit": .int(limits.maximumConnections)]]))
+            logger.warning(
+                "connection refused: too many connections",
+                metadata: ["limit": "\(limits.maximumConnections)"]
+            )
+            let refusal = Response.failure(
+                id: .null,
+                ProtocolError(
+                    .overloaded,
+                    "the server is serving its maximum of \(limits.maximumConnections) connections; retry later",
+                    details: [["limit": .int(limits.maximumConnections)]]
+                )
+            )
             try? await connection.executeThenClose { _, outbound in
                 try await outbound.write(Response.encode(refusal, allocator: channel.allocator))
             }
@@ -179,13 +204,28 @@ public final class ProtocolServer: Service, Sendable {
     func respond(to frame: InboundFrame, logger: Logger) async -> (answer: JSON?, keepOpen: Bool) {
         switch frame {
         case .lineTooLong(let limit):
-            return (Response.failure(id: .null, ProtocolError(.lineTooLong,
-                "the line is longer than \(limit) bytes; it was discarded", details: [["limit": .int(limit)]])), true)
+            return (
+                Response.failure(
+                    id: .null,
+                    ProtocolError(
+                        .lineTooLong,
+                        "the line is longer than \(limit) bytes; it was discarded",
+                        details: [["limit": .int(limit)]]
+                    )
+                ), true
+            )
         case .overBudget(let limit):
             logger.warning("connection closed: the process's buffer budget is spent", metadata: ["limit": "\(limit)"])
-            return (Response.failure(id: .null, ProtocolError(.overloaded,
-                "the server is holding too much unfinished input from its clients; this connection is closed, retry later",
-                details: [["limit": .int(limit)]])), false)
+            return (
+                Response.failure(
+                    id: .null,
+                    ProtocolError(
+                        .overloaded,
+                        "the server is holding too much unfinished input from its clients; this connection is closed, retry later",
+                        details: [["limit": .int(limit)]]
+                    )
+                ), false
+            )
         case .line(let line):
             return (await responder.respond(to: line.readableBytesView, logger: logger), true)
         }

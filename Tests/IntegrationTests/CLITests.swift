@@ -15,12 +15,16 @@ extension Integration {
         /// (standard output and error together).
         func runCLI(_ arguments: [String]) async throws -> (status: Int32, output: String) {
             let result = try await Subprocess.run(
-                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")), arguments: Arguments(arguments),
-                output: .string(limit: 1 << 20), error: .combinedWithOutput)
-            let status: Int32 = switch result.terminationStatus {
-            case .exited(let code): code
-            case .signaled(let signal): 128 + signal
-            }
+                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                arguments: Arguments(arguments),
+                output: .string(limit: 1 << 20),
+                error: .combinedWithOutput
+            )
+            let status: Int32 =
+                switch result.terminationStatus {
+                case .exited(let code): code
+                case .signaled(let signal): 128 + signal
+                }
             return (status, result.standardOutput ?? "")
         }
 
@@ -60,7 +64,9 @@ extension Integration {
                 #expect(again.status == 0)
                 #expect(again.output.contains("submissions: 0 accepted, 2 duplicate, 0 failed"))
 
-                let totals = try await runCLI(["totals", "--group-by", "country", "--min-seq", "2", "--reporting", stack.reportingAddress])
+                let totals = try await runCLI([
+                    "totals", "--group-by", "country", "--min-seq", "2", "--reporting", stack.reportingAddress,
+                ])
                 #expect(totals.status == 0)
                 #expect(totals.output.split(separator: "\n").contains { $0.hasPrefix("GT") && $0.contains("10") })
             }
@@ -132,7 +138,11 @@ extension Integration {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let logPath = folder + "/up.out"
             let log = try FileDescriptor.open(
-                FilePath(logPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+                FilePath(logPath),
+                .writeOnly,
+                options: [.create, .truncate],
+                permissions: [.ownerReadWrite]
+            )
             let reportingPort = try freeTCPPort()
             let readLog: @Sendable () -> String = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
             let result = try await Subprocess.run(
@@ -142,10 +152,15 @@ extension Integration {
                     "--intake-port", String(try freeTCPPort()), "--aggregation-port", String(try freeTCPPort()),
                     "--reporting-port", String(reportingPort),
                 ]),
-                input: .none, output: .fileDescriptor(log, closeAfterSpawningProcess: true), error: .combinedWithOutput
+                input: .none,
+                output: .fileDescriptor(log, closeAfterSpawningProcess: true),
+                error: .combinedWithOutput
             ) { execution in
                 try await waitFor(seconds: 60) { readLog().contains("up: intake") }
-                let reporting = try #require(listeningProcess(port: reportingPort), "no process listens on \(reportingPort)")
+                let reporting = try #require(
+                    listeningProcess(port: reportingPort),
+                    "no process listens on \(reportingPort)"
+                )
                 kill(reporting, SIGKILL)
                 let reported = try? await waitFor(seconds: 30) { readLog().contains("reporting exited") }
                 // Whatever happened, do not leave it running.

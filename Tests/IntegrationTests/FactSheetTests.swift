@@ -1,15 +1,18 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
-import RootcausesTransport
 import RootcausesTesting
+import RootcausesTransport
 import Testing
 
 extension Integration {
     @Suite struct FactSheetTests {
         /// The seed's highlight bullets, "Heading: text" with whitespace and emphasis normalised.
         static func seedBullets() throws -> [String] {
-            let text = try String(contentsOfFile: packageRoot + "/Tests/IntegrationTests/Fixtures/root-causes-fact-sheet-2023-02-06.md", encoding: .utf8)
+            let text = try String(
+                contentsOfFile: packageRoot + "/Tests/IntegrationTests/Fixtures/root-causes-fact-sheet-2023-02-06.md",
+                encoding: .utf8
+            )
             var bullets: [String] = []
             var current: String?
             for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -18,7 +21,10 @@ extension Integration {
                     if let current { bullets.append(current) }
                     current = String(trimmed.dropFirst(2))
                 } else if trimmed.isEmpty || trimmed.hasPrefix("<!--") {
-                    if let done = current { bullets.append(done); current = nil }
+                    if let done = current {
+                        bullets.append(done)
+                        current = nil
+                    }
                 } else if current != nil {
                     current! += " " + trimmed
                 }
@@ -40,11 +46,19 @@ extension Integration {
                 let last = try #require(answers.last?["seq"]?.int64Value)
 
                 let reporting = try await stack.reportingClient()
-                let markdown = try await reporting.expectOK(["op": "factsheet", "date": "2023-02-06", "min_seq": .int(last)])
+                let markdown = try await reporting.expectOK([
+                    "op": "factsheet", "date": "2023-02-06", "min_seq": .int(last),
+                ])
                 let text = try #require(markdown["text"]?.stringValue)
-                #expect(text.hasPrefix("# FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America\n\n**February 2023**\n\n"))
+                #expect(
+                    text.hasPrefix(
+                        "# FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America\n\n**February 2023**\n\n"
+                    )
+                )
                 #expect(text.contains("Highlights to date include:"))
-                let rendered = text.split(separator: "\n").filter { $0.hasPrefix("- ") }.map { Self.normalise(String($0.dropFirst(2))) }
+                let rendered = text.split(separator: "\n").filter { $0.hasPrefix("- ") }.map {
+                    Self.normalise(String($0.dropFirst(2)))
+                }
                 let seed = try Self.seedBullets()
                 #expect(rendered.count == seed.count)
                 for (mine, theirs) in zip(rendered, seed) {
@@ -71,15 +85,18 @@ extension Integration {
                 let sample = try sampleSubmissions()
                 var traced: Int64 = 0
                 for seq in seqs {
-                    for v in sample[Int(seq) - 1]["values"]?.arrayValue ?? [] where v["indicator"] == "firms_supported" {
+                    for v in sample[Int(seq) - 1]["values"]?.arrayValue ?? [] where v["indicator"] == "firms_supported"
+                    {
                         traced += v["value"]?.int64Value ?? 0
                     }
                 }
                 #expect(traced == exactFirms)
                 let financing = try #require(opportunity["numbers"]?[2])
-                #expect(financing["exact"] == 179000000)
+                #expect(financing["exact"] == 179_000_000)
                 #expect(financing["qualifier"] == .null)
-                let agriculture = try #require(highlights.first { $0["heading"] == "Assisting Agricultural Workers" }?["numbers"]?[0])
+                let agriculture = try #require(
+                    highlights.first { $0["heading"] == "Assisting Agricultural Workers" }?["numbers"]?[0]
+                )
                 #expect(agriculture["qualifier"] == "an estimated")
                 #expect(agriculture["estimate"] == true)
 

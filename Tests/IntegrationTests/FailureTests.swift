@@ -3,8 +3,8 @@ import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesProtocol
-import RootcausesTransport
 import RootcausesTesting
+import RootcausesTransport
 import Testing
 
 #if canImport(Glibc)
@@ -15,7 +15,9 @@ extension Integration {
     @Suite struct FailureTests {
         /// Many small submissions over a few indicators, with the totals they must add up to.
         static func workload(count: Int, prefix: String) -> (requests: [JSON], totals: [String: Int]) {
-            let indicators = ["firms_supported", "smuggling_arrests", "police_trained", "humanitarian_usd", "youth_gang_resistance"]
+            let indicators = [
+                "firms_supported", "smuggling_arrests", "police_trained", "humanitarian_usd", "youth_gang_resistance",
+            ]
             var totals: [String: Int] = [:]
             var requests: [JSON] = []
             for i in 0..<count {
@@ -26,7 +28,11 @@ extension Integration {
                     values.append(value(indicator, ["SV", "GT", "HN"][(i + k) % 3], .int(amount)))
                 }
                 let reporter = ["USAID", "STATE", "DHS"][i % 3]
-                requests.append(submitRequest(submission("\(prefix)-\(i)", reporter: reporter, period: "FY2022Q\(i % 4 + 1)", values: values)))
+                requests.append(
+                    submitRequest(
+                        submission("\(prefix)-\(i)", reporter: reporter, period: "FY2022Q\(i % 4 + 1)", values: values)
+                    )
+                )
             }
             return (requests, totals)
         }
@@ -47,11 +53,15 @@ extension Integration {
                 try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
                     let intake = try await stack.intakeClient()
                     let reporting = try await stack.reportingClient()
-                    let before = try await intake.expectOK(submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)])))
+                    let before = try await intake.expectOK(
+                        submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)]))
+                    )
                     #expect(before["seq"] == 1)
 
                     try await cluster.kill()
-                    let down = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]), id: "d"))
+                    let down = try await intake.request(
+                        submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]), id: "d")
+                    )
                     #expect(down.errorCode == "unavailable")
                     #expect(down["id"] == "d")
                     let read = try await reporting.request(["op": "totals"])
@@ -65,7 +75,9 @@ extension Integration {
                     // The same connections work again; the submission that failed was not stored, so it is new.
                     var retried: JSON = .null
                     for _ in 0..<50 {
-                        retried = try await intake.request(submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)])))
+                        retried = try await intake.request(
+                            submitRequest(submission("pg-2", values: [value("firms_supported", "HN", 4)]))
+                        )
                         if retried["ok"] == true { break }
                         try await Task.sleep(for: .milliseconds(100))
                     }
@@ -94,7 +106,9 @@ extension Integration {
                 let feeder = Task {
                     var last: Int64 = 0
                     for chunk in stride(from: 0, to: requests.count, by: 20) {
-                        let answers = try await intake.pipeline(Array(requests[chunk..<min(chunk + 20, requests.count)]))
+                        let answers = try await intake.pipeline(
+                            Array(requests[chunk..<min(chunk + 20, requests.count)])
+                        )
                         for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
                     }
                     return last
@@ -155,7 +169,10 @@ extension Integration {
                 let answered = (try? await inFlight.value) ?? []
                 let acknowledged = answered.filter { $0["ok"] == true }.count
                 let stored = try await PostgresConnection.withConnection(conninfo: url, logger: .init(label: "tests")) {
-                    try $0.query("SELECT count(*) AS n FROM submissions" as PostgresQuery).first?.decode(column: "n", as: Int.self) ?? -1
+                    try $0.query("SELECT count(*) AS n FROM submissions" as PostgresQuery).first?.decode(
+                        column: "n",
+                        as: Int.self
+                    ) ?? -1
                 }
                 #expect(stored >= acknowledged)
                 #expect(stored <= 50)
@@ -173,7 +190,12 @@ extension Integration.FailureTests {
         let url = try await TestDatabase.create()
         try await withServiceStack(databaseURL: url) { stack in
             // Break the schema under the running service: not a connection problem, so 'internal'.
-            let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
+            let pool = PostgresPool(
+                conninfo: url,
+                maximumConnections: 1,
+                applicationName: "tests",
+                logger: .init(label: "tests")
+            )
             try await pool.withConnection { try $0.execute("DROP TABLE aggregate_contributions") }
             await pool.shutdown()
             let reporting = try await stack.reportingClient()
@@ -194,9 +216,16 @@ extension Integration.FailureTests {
         var processes: [(ManagedProcess, Int)] = []
         for (i, name) in ["aggregation", "aggregation", "reporting", "reporting", "intake", "intake"].enumerated() {
             let port = try freeTCPPort()
-            processes.append((try ManagedProcess(
-                name: "\(name)-\(i)", executable: ServiceStack.defaultBinDirectory + "/" + name,
-                arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", url], logPath: "\(logs)/\(name)-\(i).log"), port))
+            processes.append(
+                (
+                    try ManagedProcess(
+                        name: "\(name)-\(i)",
+                        executable: ServiceStack.defaultBinDirectory + "/" + name,
+                        arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", url],
+                        logPath: "\(logs)/\(name)-\(i).log"
+                    ), port
+                )
+            )
         }
         defer { for (process, _) in processes { Task { await process.stop() } } }
         for (process, port) in processes {
@@ -212,9 +241,16 @@ extension Integration.FailureTests {
             }
             #expect(answered, "\(process.name) never answered")
         }
-        let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: .init(label: "tests"))
+        let pool = PostgresPool(
+            conninfo: url,
+            maximumConnections: 1,
+            applicationName: "tests",
+            logger: .init(label: "tests")
+        )
         let versions = try await pool.withConnection { try $0.query("SELECT version FROM schema_migrations").count }
-        let partitions = try await pool.withConnection { try $0.query("SELECT partition FROM aggregation_partitions").count }
+        let partitions = try await pool.withConnection {
+            try $0.query("SELECT partition FROM aggregation_partitions").count
+        }
         await pool.shutdown()
         #expect(versions == 1)
         #expect(partitions == 8)
@@ -229,40 +265,48 @@ extension Integration.FailureTests {
     @Test func firstRequestsAfterAPostgresRestartSucceed() async throws {
         let cluster = try await TestDatabase.privateCluster()
         do {
-        try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
-            let intake = try await stack.intakeClient()
-            let reporting = try await stack.reportingClient()
-            // Several connections per pool: concurrent clients, each with requests in flight.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for client in 0..<4 {
-                    group.addTask {
-                        let intake = try await stack.intakeClient()
-                        let reporting = try await stack.reportingClient()
-                        let submissions = (0..<4).map { i in
-                            submitRequest(submission("warm-\(client)-\(i)", values: [value("firms_supported", "HN", 1)]))
+            try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                // Several connections per pool: concurrent clients, each with requests in flight.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for client in 0..<4 {
+                        group.addTask {
+                            let intake = try await stack.intakeClient()
+                            let reporting = try await stack.reportingClient()
+                            let submissions = (0..<4).map { i in
+                                submitRequest(
+                                    submission("warm-\(client)-\(i)", values: [value("firms_supported", "HN", 1)])
+                                )
+                            }
+                            for answer in try await intake.pipeline(submissions) {
+                                #expect(answer["status"] == "accepted")
+                            }
+                            for answer in try await reporting.pipeline(Array(repeating: ["op": "totals"], count: 4)) {
+                                #expect(answer["ok"] == true)
+                            }
+                            await intake.close()
+                            await reporting.close()
                         }
-                        for answer in try await intake.pipeline(submissions) { #expect(answer["status"] == "accepted") }
-                        for answer in try await reporting.pipeline(Array(repeating: ["op": "totals"], count: 4)) { #expect(answer["ok"] == true) }
-                        await intake.close()
-                        await reporting.close()
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
+
+                try await cluster.stop()
+                try await cluster.restart()
+
+                let totals = try await reporting.request(["op": "totals", "id": "first-read"])
+                #expect(totals["ok"] == true, "\(totals)")
+                let stored = try await intake.request(
+                    submitRequest(submission("after-restart", values: [value("firms_supported", "HN", 5)]))
+                )
+                #expect(stored["status"] == "accepted", "\(stored)")
+                #expect(stored["seq"] == 17)
+                let again = try await reporting.expectOK(["op": "totals", "min_seq": 17, "timeout_ms": 20_000])
+                #expect(again["rows"]?[0]?["value"] == 21)
+                await intake.close()
+                await reporting.close()
             }
-
-            try await cluster.stop()
-            try await cluster.restart()
-
-            let totals = try await reporting.request(["op": "totals", "id": "first-read"])
-            #expect(totals["ok"] == true, "\(totals)")
-            let stored = try await intake.request(submitRequest(submission("after-restart", values: [value("firms_supported", "HN", 5)])))
-            #expect(stored["status"] == "accepted", "\(stored)")
-            #expect(stored["seq"] == 17)
-            let again = try await reporting.expectOK(["op": "totals", "min_seq": 17, "timeout_ms": 20_000])
-            #expect(again["rows"]?[0]?["value"] == 21)
-            await intake.close()
-            await reporting.close()
-        }
         } catch {
             try? await cluster.kill()
             throw error

@@ -1,8 +1,8 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
-import RootcausesTransport
 import RootcausesTesting
+import RootcausesTransport
 import Testing
 
 extension Integration {
@@ -10,11 +10,15 @@ extension Integration {
         @Test func acceptedThenDuplicateThenConflict() async throws {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
-                let original = submission("dup-1", period: "FY2023Q1", values: [
-                    value("jobs_created", "HN", 1250, sex: "female"),
-                    value("jobs_created", "HN", 1100, sex: "male"),
-                    value("msme_financing_usd", "HN", .number("2500000.50")),
-                ])
+                let original = submission(
+                    "dup-1",
+                    period: "FY2023Q1",
+                    values: [
+                        value("jobs_created", "HN", 1250, sex: "female"),
+                        value("jobs_created", "HN", 1100, sex: "male"),
+                        value("msme_financing_usd", "HN", .number("2500000.50")),
+                    ]
+                )
                 let first = try await intake.expectOK(submitRequest(original, id: "a"))
                 #expect(first["status"] == "accepted")
                 #expect(first["submission_id"] == "dup-1")
@@ -22,25 +26,41 @@ extension Integration {
                 let seq = try #require(first["seq"]?.int64Value)
 
                 // Same content, values in another order, numbers and period spelled differently.
-                let reordered = submission("dup-1", period: "2022Q4", values: [
-                    value("msme_financing_usd", "HN", .number("2500000.5")),
-                    value("jobs_created", "HN", .number("1100.0"), sex: "male"),
-                    value("jobs_created", "HN", 1250, sex: "female", estimate: false),
-                ])
+                let reordered = submission(
+                    "dup-1",
+                    period: "2022Q4",
+                    values: [
+                        value("msme_financing_usd", "HN", .number("2500000.5")),
+                        value("jobs_created", "HN", .number("1100.0"), sex: "male"),
+                        value("jobs_created", "HN", 1250, sex: "female", estimate: false),
+                    ]
+                )
                 let again = try await intake.expectOK(submitRequest(reordered, id: "b"))
                 #expect(again["status"] == "duplicate")
                 #expect(again["seq"] == .int(seq))
 
                 // Same id, different content: conflict, and nothing changes.
-                let changed = submission("dup-1", period: "FY2023Q1", values: [value("jobs_created", "HN", 1251, sex: "female"),
-                    value("jobs_created", "HN", 1100, sex: "male"), value("msme_financing_usd", "HN", .number("2500000.50"))])
+                let changed = submission(
+                    "dup-1",
+                    period: "FY2023Q1",
+                    values: [
+                        value("jobs_created", "HN", 1251, sex: "female"),
+                        value("jobs_created", "HN", 1100, sex: "male"),
+                        value("msme_financing_usd", "HN", .number("2500000.50")),
+                    ]
+                )
                 let conflict = try await intake.request(submitRequest(changed, id: "c"))
                 #expect(conflict["ok"] == false)
                 #expect(conflict.errorCode == "conflict")
                 #expect(conflict["error"]?["details"]?[0]?["seq"] == .int(seq))
 
                 // The same submission_id from another reporter is a different submission.
-                let otherReporter = submission("dup-1", reporter: "DFC", period: "FY2023Q1", values: [value("msme_financing_usd", "HN", 10)])
+                let otherReporter = submission(
+                    "dup-1",
+                    reporter: "DFC",
+                    period: "FY2023Q1",
+                    values: [value("msme_financing_usd", "HN", 10)]
+                )
                 let other = try await intake.expectOK(submitRequest(otherReporter))
                 #expect(other["status"] == "accepted")
                 #expect(other["seq"] == .int(seq + 1))
@@ -61,19 +81,32 @@ extension Integration {
                 let intake = try await stack.intakeClient()
                 // 30 distinct cells (3 countries x 2 sexes x 5 age bands), then four bad values.
                 var values: [JSON] = (0..<30).map { i in
-                    value("youth_education_reached", ["SV", "GT", "HN"][i % 3], .int(i + 1),
-                          sex: ["female", "male"][(i / 3) % 2], age: ["0-14", "15-19", "20-24", "25-29", "30+"][i / 6])
+                    value(
+                        "youth_education_reached",
+                        ["SV", "GT", "HN"][i % 3],
+                        .int(i + 1),
+                        sex: ["female", "male"][(i / 3) % 2],
+                        age: ["0-14", "15-19", "20-24", "25-29", "30+"][i / 6]
+                    )
                 }
-                values.append(value("firms_supported", "HN", .number("12.5")))     // not whole
-                values.append(value("police_trained", "MX", 10))                  // country not applicable
-                values.append(value("jobs_created", "GT", -4))                    // negative
-                values.append(value("no_such_indicator", "GT", 1))                // unknown indicator
+                values.append(value("firms_supported", "HN", .number("12.5")))  // not whole
+                values.append(value("police_trained", "MX", 10))  // country not applicable
+                values.append(value("jobs_created", "GT", -4))  // negative
+                values.append(value("no_such_indicator", "GT", 1))  // unknown indicator
                 let bad = submission("bad-1", period: "FY2099Q1", values: values)
                 let answer = try await intake.request(submitRequest(bad, id: 9))
                 #expect(answer["id"] == 9)
                 #expect(answer.errorCode == "validation_failed")
-                #expect(answer.detailCodes == ["future_period", "not_whole", "country_not_applicable", "negative", "unknown_indicator"])
-                #expect(answer.detailPaths == ["period", "values[30].value", "values[31].country", "values[32].value", "values[33].indicator"])
+                #expect(
+                    answer.detailCodes == [
+                        "future_period", "not_whole", "country_not_applicable", "negative", "unknown_indicator",
+                    ]
+                )
+                #expect(
+                    answer.detailPaths == [
+                        "period", "values[30].value", "values[31].country", "values[32].value", "values[33].indicator",
+                    ]
+                )
 
                 // Nothing was stored: the good version is accepted as seq 1, and totals show only it.
                 let good = submission("bad-1", period: "FY2022Q1", values: Array(values.prefix(30)))
@@ -93,21 +126,73 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let cases: [(JSON, [String], [String])] = [
-                    (submission("v1", reporter: "NASA", values: [value("firms_supported", "HN", 1)]), ["unknown_reporter"], ["reporter"]),
-                    (submission("v2", values: [value("firms_supported", "XX", 1)]), ["unknown_country"], ["values[0].country"]),
-                    (submission("v3", values: [value("jobs_created", "HN", 1, sex: "other")]), ["unknown_dimension_value"], ["values[0].disaggregation.sex"]),
-                    (submission("v4", values: [value("firms_supported", "HN", 1, sex: "female")]), ["unknown_dimension"], ["values[0].disaggregation.sex"]),
-                    (submission("v5", values: [value("msme_financing_usd", "HN", .number("1.005"))]), ["too_many_decimals"], ["values[0].value"]),
+                    (
+                        submission("v1", reporter: "NASA", values: [value("firms_supported", "HN", 1)]),
+                        ["unknown_reporter"], ["reporter"]
+                    ),
+                    (
+                        submission("v2", values: [value("firms_supported", "XX", 1)]), ["unknown_country"],
+                        ["values[0].country"]
+                    ),
+                    (
+                        submission("v3", values: [value("jobs_created", "HN", 1, sex: "other")]),
+                        ["unknown_dimension_value"], ["values[0].disaggregation.sex"]
+                    ),
+                    (
+                        submission("v4", values: [value("firms_supported", "HN", 1, sex: "female")]),
+                        ["unknown_dimension"], ["values[0].disaggregation.sex"]
+                    ),
+                    (
+                        submission("v5", values: [value("msme_financing_usd", "HN", .number("1.005"))]),
+                        ["too_many_decimals"], ["values[0].value"]
+                    ),
                     // Beyond Decimal's 38 digits: still not a whole number.
-                    (submission("v5b", values: [value("firms_supported", "HN", .number("1.000000000000000000000000000000000000000001"))]), ["not_whole"], ["values[0].value"]),
-                    (submission("v5c", values: [value("firms_supported", "HN", .number("1e400"))]), ["out_of_range"], ["values[0].value"]),
-                    (submission("v6", values: [value("firms_supported", "HN", .number("1e13"))]), ["out_of_range"], ["values[0].value"]),
-                    (submission("v7", values: [value("firms_supported", "HN", 1), value("firms_supported", "HN", 2)]), ["duplicate_value"], ["values[1]"]),
-                    (submission("v8", values: [value("jobs_created", "HN", 3), value("jobs_created", "HN", 1, sex: "male")]), ["whole_and_parts"], ["values[1]"]),
-                    (submission("v9", values: [value("jobs_created", "HN", 3, sex: "female"), value("jobs_created", "HN", 1, age: "30+")]), ["mixed_dimensions"], ["values[1]"]),
-                    (submission("v10", period: "2023Q5", values: [value("firms_supported", "HN", 1)]), ["invalid_period"], ["period"]),
+                    (
+                        submission(
+                            "v5b",
+                            values: [
+                                value("firms_supported", "HN", .number("1.000000000000000000000000000000000000000001"))
+                            ]
+                        ), ["not_whole"], ["values[0].value"]
+                    ),
+                    (
+                        submission("v5c", values: [value("firms_supported", "HN", .number("1e400"))]), ["out_of_range"],
+                        ["values[0].value"]
+                    ),
+                    (
+                        submission("v6", values: [value("firms_supported", "HN", .number("1e13"))]), ["out_of_range"],
+                        ["values[0].value"]
+                    ),
+                    (
+                        submission(
+                            "v7",
+                            values: [value("firms_supported", "HN", 1), value("firms_supported", "HN", 2)]
+                        ), ["duplicate_value"], ["values[1]"]
+                    ),
+                    (
+                        submission(
+                            "v8",
+                            values: [value("jobs_created", "HN", 3), value("jobs_created", "HN", 1, sex: "male")]
+                        ), ["whole_and_parts"], ["values[1]"]
+                    ),
+                    (
+                        submission(
+                            "v9",
+                            values: [
+                                value("jobs_created", "HN", 3, sex: "female"),
+                                value("jobs_created", "HN", 1, age: "30+"),
+                            ]
+                        ), ["mixed_dimensions"], ["values[1]"]
+                    ),
+                    (
+                        submission("v10", period: "2023Q5", values: [value("firms_supported", "HN", 1)]),
+                        ["invalid_period"], ["period"]
+                    ),
                     (submission("v11", values: []), ["no_values"], ["values"]),
-                    (submission("", values: [value("firms_supported", "HN", 1)]), ["invalid_submission_id"], ["submission_id"]),
+                    (
+                        submission("", values: [value("firms_supported", "HN", 1)]), ["invalid_submission_id"],
+                        ["submission_id"]
+                    ),
                 ]
                 for (body, codes, paths) in cases {
                     let answer = try await intake.request(submitRequest(body))
@@ -122,18 +207,51 @@ extension Integration {
                 let malformed: [(JSON, [String])] = [
                     (["op": "submit"], ["submission"]),
                     (["op": "submit", "submission": "x"], ["submission"]),
-                    (["op": "submit", "submission": ["reporter": 3, "period": "2022", "submission_id": "m", "values": "none"]],
-                     ["submission.reporter", "submission.values"]),
-                    (submitRequest(submission("m2", values: [["indicator": "firms_supported", "country": "HN", "value": "12"]])),
-                     ["submission.values[0].value"]),
-                    (submitRequest(submission("m3", values: [value("jobs_created", "HN", 1).setting("disaggregation", to: "female")])),
-                     ["submission.values[0].disaggregation"]),
-                    (submitRequest(submission("m4", values: [value("firms_supported", "HN", 1).setting("estimate", to: "yes")])),
-                     ["submission.values[0].estimate"]),
-                    (submitRequest(submission("m5", values: [value("firms_supported", "HN", 1)])).setting("dry_run", to: "no"), ["dry_run"]),
+                    (
+                        [
+                            "op": "submit",
+                            "submission": ["reporter": 3, "period": "2022", "submission_id": "m", "values": "none"],
+                        ],
+                        ["submission.reporter", "submission.values"]
+                    ),
+                    (
+                        submitRequest(
+                            submission(
+                                "m2",
+                                values: [["indicator": "firms_supported", "country": "HN", "value": "12"]]
+                            )
+                        ),
+                        ["submission.values[0].value"]
+                    ),
+                    (
+                        submitRequest(
+                            submission(
+                                "m3",
+                                values: [value("jobs_created", "HN", 1).setting("disaggregation", to: "female")]
+                            )
+                        ),
+                        ["submission.values[0].disaggregation"]
+                    ),
+                    (
+                        submitRequest(
+                            submission("m4", values: [value("firms_supported", "HN", 1).setting("estimate", to: "yes")])
+                        ),
+                        ["submission.values[0].estimate"]
+                    ),
+                    (
+                        submitRequest(submission("m5", values: [value("firms_supported", "HN", 1)])).setting(
+                            "dry_run",
+                            to: "no"
+                        ), ["dry_run"]
+                    ),
                     // Every problem of the request at once.
-                    (["op": "submit", "dry_run": "yes", "submission": ["reporter": 5]],
-                     ["dry_run", "submission.submission_id", "submission.reporter", "submission.period", "submission.values"]),
+                    (
+                        ["op": "submit", "dry_run": "yes", "submission": ["reporter": 5]],
+                        [
+                            "dry_run", "submission.submission_id", "submission.reporter", "submission.period",
+                            "submission.values",
+                        ]
+                    ),
                 ]
                 for (request, paths) in malformed {
                     let answer = try await intake.request(request)
@@ -190,12 +308,16 @@ extension Integration {
                 let seq = try #require(retry["seq"]?.int64Value)
                 #expect(seq == 1)
                 // cut-1 was never stored: it is new now.
-                let cut1 = try await third.expectOK(submitRequest(submission("cut-1", values: [value("firms_supported", "SV", 7)])))
+                let cut1 = try await third.expectOK(
+                    submitRequest(submission("cut-1", values: [value("firms_supported", "SV", 7)]))
+                )
                 #expect(cut1["status"] == "accepted")
                 #expect(cut1["seq"] == 2)
 
                 let reporting = try await stack.reportingClient()
-                let totals = try await reporting.expectOK(["op": "totals", "indicator": "firms_supported", "min_seq": 2])
+                let totals = try await reporting.expectOK([
+                    "op": "totals", "indicator": "firms_supported", "min_seq": 2,
+                ])
                 #expect(totals["rows"]?[0]?["value"] == 18)
                 #expect(totals["rows"]?[0]?["submissions"] == 2)
                 await third.close()
@@ -211,8 +333,11 @@ extension Integration {
                             let intake = try await stack.intakeClient()
                             var seqs: [Int64] = []
                             for i in 0..<25 {
-                                let body = submission("c\(client)-\(i)", reporter: "DFC",
-                                    values: [value("msme_financing_usd", ["SV", "GT", "HN"][i % 3], .int(1000 + i))])
+                                let body = submission(
+                                    "c\(client)-\(i)",
+                                    reporter: "DFC",
+                                    values: [value("msme_financing_usd", ["SV", "GT", "HN"][i % 3], .int(1000 + i))]
+                                )
                                 let answer = try await intake.expectOK(submitRequest(body))
                                 seqs.append(try #require(answer["seq"]?.int64Value))
                             }
@@ -252,7 +377,9 @@ extension Integration.IntakeTests {
             _ = try await intake.pipeline(try sampleSubmissions().map { submitRequest($0) })
             let reporting = try await stack.reportingClient()
             // Several large answers (about 30 KB each), then the client stops sending.
-            let request = JSON.object([("op", "factsheet"), ("format", "json"), ("date", "2023-02-06"), ("min_seq", 269)]).serialized
+            let request = JSON.object([
+                ("op", "factsheet"), ("format", "json"), ("date", "2023-02-06"), ("min_seq", 269),
+            ]).serialized
             let pending = reporting.expectAnswers(20)
             try await reporting.write(raw: Array(String(repeating: request + "\n", count: 20).utf8))
             try await reporting.shutdownOutput()
@@ -275,7 +402,9 @@ extension Integration.IntakeTests {
                     group.addTask {
                         let intake = try await stack.intakeClient()
                         // Half send the same content, half a different one under the same id.
-                        let body = i % 2 == 0 ? same : submission("race-1", values: [value("firms_supported", "GT", .int(10 + i))])
+                        let body =
+                            i % 2 == 0
+                            ? same : submission("race-1", values: [value("firms_supported", "GT", .int(10 + i))])
                         let answer = try await intake.request(submitRequest(body))
                         await intake.close()
                         return answer

@@ -25,7 +25,8 @@ extension Integration {
             try await withServiceStack(environment: environment) { stack in
                 let intakePID = try #require(stack.intake?.pid)
                 let before = try Self.residentBytes(of: intakePID)
-                let chunk = Array(#"{"op":"ping","pad":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: (1 << 20) - 100)
+                let chunk =
+                    Array(#"{"op":"ping","pad":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: (1 << 20) - 100)
                 var clients: [(client: ProtocolClient, answer: ProtocolClient.PendingAnswers)] = []
                 for index in 0..<200 {
                     let client = try await stack.intakeClient()
@@ -52,9 +53,14 @@ extension Integration {
                 for (client, _) in clients { await client.close() }
                 try await Task.sleep(for: .milliseconds(500))
                 let after = try Self.residentBytes(of: intakePID)
-                print("intake RSS: before \(before >> 20) MiB, with 200 greedy connections \(peak >> 20) MiB, after \(after >> 20) MiB")
+                print(
+                    "intake RSS: before \(before >> 20) MiB, with 200 greedy connections \(peak >> 20) MiB, after \(after >> 20) MiB"
+                )
                 #expect(peak - before < 80 << 20, "RSS grew from \(before >> 20) MiB to \(peak >> 20) MiB")
-                #expect(after - before < 40 << 20, "RSS stayed at \(after >> 20) MiB after the connections closed (before: \(before >> 20) MiB)")
+                #expect(
+                    after - before < 40 << 20,
+                    "RSS stayed at \(after >> 20) MiB after the connections closed (before: \(before >> 20) MiB)"
+                )
             }
         }
     }

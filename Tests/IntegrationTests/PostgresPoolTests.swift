@@ -1,7 +1,7 @@
 import Logging
-import Synchronization
 import RootcausesPostgres
 import RootcausesTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -19,7 +19,9 @@ extension Integration {
             defer { killer.close() }
             try killer.query("SELECT pg_terminate_backend(\(pid))" as PostgresQuery)
             for _ in 0..<200 {
-                let left = try killer.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = \(pid)" as PostgresQuery)
+                let left = try killer.query(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = \(pid)" as PostgresQuery
+                )
                 if try left.first?.decode(column: "n", as: Int.self) == 0 { return }
                 usleep(10_000)
             }
@@ -33,7 +35,10 @@ extension Integration {
             try Self.terminate(backend: first, url: url)
             // Not marked idempotent: the dead connection must be noticed before the statement is sent.
             let (second, one) = try await pool.withConnection { connection in
-                (connection.backendPID, try connection.query("SELECT 1 AS one" as PostgresQuery).first?.decode(column: "one", as: Int.self))
+                (
+                    connection.backendPID,
+                    try connection.query("SELECT 1 AS one" as PostgresQuery).first?.decode(column: "one", as: Int.self)
+                )
             }
             #expect(one == 1)
             #expect(second != first)
@@ -47,7 +52,10 @@ extension Integration {
             let attempts = AttemptCounter()
             let value = try await pool.withConnection(idempotent: true) { connection in
                 if attempts.increment() == 1 { try Self.terminate(backend: connection.backendPID, url: url) }
-                return try connection.query("SELECT 41 + 1 AS n" as PostgresQuery).first?.decode(column: "n", as: Int.self)
+                return try connection.query("SELECT 41 + 1 AS n" as PostgresQuery).first?.decode(
+                    column: "n",
+                    as: Int.self
+                )
             }
             #expect(value == 42)
             #expect(attempts.value == 2)
@@ -100,6 +108,11 @@ extension Integration {
 /// A counter a `@Sendable` closure can bump.
 private final class AttemptCounter: Sendable {
     private let count = Mutex(0)
-    func increment() -> Int { count.withLock { $0 += 1; return $0 } }
+    func increment() -> Int {
+        count.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var value: Int { count.withLock { $0 } }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
-import RootcausesTransport
 import RootcausesTesting
+import RootcausesTransport
 import Testing
 
 extension Integration {
@@ -12,7 +12,10 @@ extension Integration {
                 let clients = [
                     ("intake", try await stack.intakeClient(), ["hello", "ping", "submit"]),
                     ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
-                    ("reporting", try await stack.reportingClient(), ["hello", "ping", "indicators", "totals", "factsheet"]),
+                    (
+                        "reporting", try await stack.reportingClient(),
+                        ["hello", "ping", "indicators", "totals", "factsheet"]
+                    ),
                 ]
                 for (name, client, ops) in clients {
                     let hello = try await client.request(["op": "hello", "id": "h1", "protocol": 1])
@@ -128,7 +131,9 @@ extension Integration {
                     }
                 }
                 // Seqs of the accepted submissions increase in request order.
-                let seqs = answers.enumerated().filter { $0.offset % 4 == 2 }.compactMap { $0.element["seq"]?.int64Value }
+                let seqs = answers.enumerated().filter { $0.offset % 4 == 2 }.compactMap {
+                    $0.element["seq"]?.int64Value
+                }
                 #expect(seqs == seqs.sorted())
                 #expect(Set(seqs).count == 50)
                 await client.close()
@@ -139,7 +144,12 @@ extension Integration {
             try await withServiceStack { stack in
                 let client = try await stack.reportingClient()
                 let pending = client.expectAnswers(2)
-                try await client.write(raw: Array("\r\n   \n{\"op\":\"ping\",\"id\":1}\r\n{\"op\":\"ping\",\"id\":2}\n{\"op\":\"ping\",\"id\":3}".utf8))
+                try await client.write(
+                    raw: Array(
+                        "\r\n   \n{\"op\":\"ping\",\"id\":1}\r\n{\"op\":\"ping\",\"id\":2}\n{\"op\":\"ping\",\"id\":3}"
+                            .utf8
+                    )
+                )
                 // Half-close: the answers still come; the unterminated third request is dropped.
                 try await client.shutdownOutput()
                 let answers = try await pending.lines()

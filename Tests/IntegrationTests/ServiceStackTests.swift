@@ -19,7 +19,9 @@ extension Integration {
             address.sin_port = UInt16(port).bigEndian
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             try #require(fd >= 0 && bound == 0, "could not occupy port \(port)")
             return fd
@@ -31,8 +33,10 @@ extension Integration {
             defer { close(fd) }
             #expect(whyPortIsUnavailable(port) != nil)
             let stack = try ServiceStack(
-                databaseURL: "postgresql://nobody@127.0.0.1:1/none", logDirectory: "/tmp/rootcauses-tests-\(getpid())/logs/taken",
-                reportingPort: port)
+                databaseURL: "postgresql://nobody@127.0.0.1:1/none",
+                logDirectory: "/tmp/rootcauses-tests-\(getpid())/logs/taken",
+                reportingPort: port
+            )
             do {
                 try await stack.start()
                 Issue.record("start succeeded although port \(port) is taken")

@@ -20,16 +20,28 @@ func sampleSubmissions() throws -> [JSON] {
 
 /// A submission object.
 func submission(
-    _ id: String, reporter: String = "USAID", period: String = "FY2022Q1", activity: String? = nil, values: [JSON]
+    _ id: String,
+    reporter: String = "USAID",
+    period: String = "FY2022Q1",
+    activity: String? = nil,
+    values: [JSON]
 ) -> JSON {
-    var object: JSON = ["submission_id": .string(id), "reporter": .string(reporter), "period": .string(period), "values": .array(values)]
+    var object: JSON = [
+        "submission_id": .string(id), "reporter": .string(reporter), "period": .string(period),
+        "values": .array(values),
+    ]
     if let activity { object = object.setting("activity", to: .string(activity)) }
     return object
 }
 
 /// One value of a submission.
 func value(
-    _ indicator: String, _ country: String, _ amount: JSON, sex: String? = nil, age: String? = nil, estimate: Bool? = nil
+    _ indicator: String,
+    _ country: String,
+    _ amount: JSON,
+    sex: String? = nil,
+    age: String? = nil,
+    estimate: Bool? = nil
 ) -> JSON {
     var object: JSON = ["indicator": .string(indicator), "country": .string(country), "value": amount]
     var cells: [(String, JSON)] = []

@@ -17,14 +17,20 @@ extension Integration {
 
         /// Why the services cannot run as `nobody` on this machine, or nil when they can.
         static let skipReason: String? = {
-            guard geteuid() == 0 else { return "needs root to start the services as '\(user)' (running as uid \(geteuid()))" }
+            guard geteuid() == 0 else {
+                return "needs root to start the services as '\(user)' (running as uid \(geteuid()))"
+            }
             guard getpwnam(user) != nil else { return "there is no user '\(user)' on this machine" }
-            if let problem = Result(catching: { try UnprivilegedUser.setprivPath() }).failureDescription { return problem }
+            if let problem = Result(catching: { try UnprivilegedUser.setprivPath() }).failureDescription {
+                return problem
+            }
             let binDirectory = ServiceStack.defaultBinDirectory
             if let folder = firstFolderOthersCannotEnter(above: binDirectory, including: true) {
-                return "'\(user)' cannot reach the executables in \(binDirectory): \(folder) is not world-executable (o+x)"
+                return
+                    "'\(user)' cannot reach the executables in \(binDirectory): \(folder) is not world-executable (o+x)"
             }
-            for service in ["intake", "aggregation", "reporting"] where !othersMay(S_IXOTH, binDirectory + "/" + service) {
+            for service in ["intake", "aggregation", "reporting"]
+            where !othersMay(S_IXOTH, binDirectory + "/" + service) {
                 return "'\(user)' may not execute \(binDirectory)/\(service)"
             }
             // The services find their data files from the working folder or by walking up from the executable.
@@ -35,7 +41,9 @@ extension Integration {
                 }
                 if !othersMay(S_IROTH, path) { return "'\(user)' may not read \(path)" }
             }
-            if let runtime = swiftRuntimeFolder(), let folder = firstFolderOthersCannotEnter(above: runtime, including: true) {
+            if let runtime = swiftRuntimeFolder(),
+                let folder = firstFolderOthersCannotEnter(above: runtime, including: true)
+            {
                 return "'\(user)' cannot load the Swift runtime in \(runtime): \(folder) is not world-executable (o+x)"
             }
             return nil
@@ -45,7 +53,10 @@ extension Integration {
         func servicesRunningAsNobodyAnswerPingHelloSubmitAndTotals() async throws {
             try await withServiceStack(runAs: Self.user) { stack in
                 for process in stack.processes {
-                    #expect(try processOwner(process.pid) == getpwnam(Self.user)?.pointee.pw_uid, "\(process.name) runs as \(Self.user)")
+                    #expect(
+                        try processOwner(process.pid) == getpwnam(Self.user)?.pointee.pw_uid,
+                        "\(process.name) runs as \(Self.user)"
+                    )
                 }
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
@@ -55,12 +66,14 @@ extension Integration {
                 #expect(hello["protocol"] == 1)
 
                 let submitted = try await intake.expectOK(
-                    submitRequest(submission("nobody-1", values: [value("firms_supported", "GT", 12)]), id: 3))
+                    submitRequest(submission("nobody-1", values: [value("firms_supported", "GT", 12)]), id: 3)
+                )
                 #expect(submitted["status"] == "accepted")
                 let seq = try #require(submitted["seq"]?.int64Value)
 
                 let totals = try await reporting.expectOK([
-                    "op": "totals", "id": 4, "indicator": ["firms_supported"], "min_seq": .int(seq), "timeout_ms": 20_000,
+                    "op": "totals", "id": 4, "indicator": ["firms_supported"], "min_seq": .int(seq),
+                    "timeout_ms": 20_000,
                 ])
                 #expect(totals["rows"]?[0]?["value"] == 12)
                 await intake.close()

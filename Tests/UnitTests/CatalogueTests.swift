@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import RootcausesJSON
 import RootcausesModel
+import Testing
 
 @Suite("Catalogue")
 struct CatalogueTests {
@@ -19,7 +19,10 @@ struct CatalogueTests {
         for indicator in catalogue.indicators {
             #expect(!indicator.countries.isEmpty, "\(indicator.code)")
             #expect(indicator.countries.allSatisfy(catalogue.hasCountry), "\(indicator.code)")
-            #expect(indicator.dimensions.allSatisfy { catalogue.allowedValues(ofDimension: $0) != nil }, "\(indicator.code)")
+            #expect(
+                indicator.dimensions.allSatisfy { catalogue.allowedValues(ofDimension: $0) != nil },
+                "\(indicator.code)"
+            )
         }
     }
 
@@ -69,7 +72,9 @@ struct CatalogueTests {
         """#
 
     @Test func validMinimalCatalogue() throws {
-        let text = "{" + header + #""indicators": [{"code": "a1", "name": "A", "unit": "USD", "pillar": "II", "countries": ["HN"], "precision": 100, "max_value": 5000}]}"#
+        let text =
+            "{" + header
+            + #""indicators": [{"code": "a1", "name": "A", "unit": "USD", "pillar": "II", "countries": ["HN"], "precision": 100, "max_value": 5000}]}"#
         let catalogue = try Catalogue.parse(Array(text.utf8))
         let a = try #require(catalogue.indicator("a1"))
         #expect(a.isMoney)
@@ -79,16 +84,17 @@ struct CatalogueTests {
     }
 
     @Test func brokenCatalogueNamesEveryProblem() throws {
-        let text = "{" + header + #"""
-            "indicators": [
-              {"code": "ok_one", "name": "Fine", "unit": "people", "pillar": "I", "countries": ["SV"], "precision": 10},
-              {"code": "bad_pillar", "name": "B", "unit": "people", "pillar": "VI", "countries": ["SV"]},
-              {"code": "bad_country", "name": "C", "unit": "people", "pillar": "I", "countries": ["SV", "XX"]},
-              {"code": "Bad-Code", "name": "D", "unit": "people", "pillar": "I", "countries": ["SV"]},
-              {"code": "bad_precision", "name": "E", "unit": "people", "pillar": "I", "countries": ["SV"], "precision": 5},
-              {"code": "ok_one", "name": "Again", "unit": "people", "pillar": "I", "countries": ["SV"]}
-            ]}
-            """#
+        let text =
+            "{" + header + #"""
+                "indicators": [
+                  {"code": "ok_one", "name": "Fine", "unit": "people", "pillar": "I", "countries": ["SV"], "precision": 10},
+                  {"code": "bad_pillar", "name": "B", "unit": "people", "pillar": "VI", "countries": ["SV"]},
+                  {"code": "bad_country", "name": "C", "unit": "people", "pillar": "I", "countries": ["SV", "XX"]},
+                  {"code": "Bad-Code", "name": "D", "unit": "people", "pillar": "I", "countries": ["SV"]},
+                  {"code": "bad_precision", "name": "E", "unit": "people", "pillar": "I", "countries": ["SV"], "precision": 5},
+                  {"code": "ok_one", "name": "Again", "unit": "people", "pillar": "I", "countries": ["SV"]}
+                ]}
+                """#
         let message = try #require(brokenMessage(text))
         #expect(message.contains("indicator bad_pillar has unknown pillar 'VI'"), "\(message)")
         #expect(message.contains("indicator bad_country names unknown country 'XX'"), "\(message)")
@@ -108,7 +114,9 @@ struct CatalogueTests {
         (#""code": "ok", "max_value": -1"#, "max_value must be a positive number"),
     ])
     func otherIndicatorProblems(_ fields: String, _ expected: String) throws {
-        let text = "{" + header + #""indicators": [{"name": "N", "unit": "people", "pillar": "I", "countries": ["SV"], "# + fields + "}]}"
+        let text =
+            "{" + header + #""indicators": [{"name": "N", "unit": "people", "pillar": "I", "countries": ["SV"], "#
+            + fields + "}]}"
         let message = try #require(brokenMessage(text))
         #expect(message.contains(expected), "\(message)")
     }
@@ -127,8 +135,12 @@ struct CatalogueTests {
     }
 
     @Test func loadNamesTheFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-broken-\(UUID().uuidString).json").path
-        try Data(#"{"pillars": {}, "countries": {}, "reporters": {}, "indicators": []}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rootcauses-broken-\(UUID().uuidString).json"
+        ).path
+        try Data(#"{"pillars": {}, "countries": {}, "reporters": {}, "indicators": []}"#.utf8).write(
+            to: URL(fileURLWithPath: path)
+        )
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try Catalogue.load(path: path)

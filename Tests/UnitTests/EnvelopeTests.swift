@@ -1,8 +1,8 @@
 import NIOCore
-import Testing
 import RootcausesJSON
 import RootcausesProtocol
 import RootcausesTransport
+import Testing
 
 @Suite("Request.parse")
 struct EnvelopeTests {
@@ -81,7 +81,10 @@ struct EnvelopeTests {
         let ok = Response.success(id: .string("r1"), [("seq", .number("5"))])
         #expect(ok.serialized == #"{"id":"r1","ok":true,"seq":5}"#)
         let failure = Response.failure(id: .null, ProtocolError(.badJSON, "bad\nline"))
-        #expect(failure.serialized == #"{"id":null,"ok":false,"error":{"code":"bad_json","message":"bad\nline","details":[]}}"#)
+        #expect(
+            failure.serialized
+                == #"{"id":null,"ok":false,"error":{"code":"bad_json","message":"bad\nline","details":[]}}"#
+        )
         let buffer = Response.encode(failure, allocator: ByteBufferAllocator())
         #expect(String(buffer: buffer) == failure.serialized + "\n")
         #expect(String(buffer: buffer).filter { $0 == "\n" }.count == 1)

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import RootcausesJSON
 import RootcausesModel
+import Testing
 
 @Suite("FactSheetTemplate")
 struct FactSheetTests {
@@ -38,7 +38,10 @@ struct FactSheetTests {
 
     @Test func shippedTemplateParses() throws {
         let template = try shipped()
-        #expect(template.title == "FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America")
+        #expect(
+            template.title
+                == "FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America"
+        )
         #expect(template.highlights.count == 20)
         #expect(template.highlights.first?.heading == "Creating Opportunities")
         #expect(template.highlights.last?.heading == "Providing Robust Humanitarian Assistance")
@@ -72,16 +75,30 @@ struct FactSheetTests {
         #expect(sheet.title == template.title)
         #expect(sheet.preamble.first == "**February 2023**")
         #expect(sheet.highlights.count == 20)
-        #expect(sheet.highlights[0].text == "U.S. Government support for nearly 8,000 private sector firms in northern Central America has helped create and sustain more than 90,000 jobs. Additionally, U.S. efforts have enabled micro and small businesses to access $179 million in financing to promote economic recovery in the region.")
-        #expect(sheet.highlights[1].text.hasPrefix("In response to the Vice President’s Call to Action for Northern Central America, approximately 47 companies and organizations have committed to invest more than $4.2 billion to strengthen"))
+        #expect(
+            sheet.highlights[0].text
+                == "U.S. Government support for nearly 8,000 private sector firms in northern Central America has helped create and sustain more than 90,000 jobs. Additionally, U.S. efforts have enabled micro and small businesses to access $179 million in financing to promote economic recovery in the region."
+        )
+        #expect(
+            sheet.highlights[1].text.hasPrefix(
+                "In response to the Vice President’s Call to Action for Northern Central America, approximately 47 companies and organizations have committed to invest more than $4.2 billion to strengthen"
+            )
+        )
         #expect(sheet.highlights[2].text.contains("in Honduras, over 1,200 government officials have been trained"))
-        #expect(sheet.highlights[3].text == "The U.S. Department of Commerce led a high-level delegation to the region to explore business opportunities, which included more than 70 participants representing 0 U.S. companies from 1,000,000 states, the District of Columbia, and Puerto Rico.")
+        #expect(
+            sheet.highlights[3].text
+                == "The U.S. Department of Commerce led a high-level delegation to the region to explore business opportunities, which included more than 70 participants representing 0 U.S. companies from 1,000,000 states, the District of Columbia, and Puerto Rico."
+        )
         #expect(sheet.highlights[7].text.contains("has delivered more than 17 million vaccine doses"))
         #expect(sheet.highlights[19].text.contains("also provided nearly $420 million in humanitarian assistance"))
         #expect(!sheet.markdown.contains("{{"))
         #expect(sheet.markdown.hasPrefix("# FACT SHEET: Update on the U.S. Strategy"))
         #expect(sheet.markdown.contains("\n\n**February 2023**\n\n"))
-        #expect(sheet.markdown.contains("\n\n- **Creating Opportunities:** U.S. Government support for nearly 8,000 private"))
+        #expect(
+            sheet.markdown.contains(
+                "\n\n- **Creating Opportunities:** U.S. Government support for nearly 8,000 private"
+            )
+        )
         #expect(sheet.lead.hasPrefix("Vice President Harris continues to lead"))
         #expect(!sheet.lead.contains("Highlights to date include"))
     }
@@ -97,29 +114,41 @@ struct FactSheetTests {
         #expect(highlights[0]["heading"] == .string("Creating Opportunities"))
         let first = try #require(highlights[0]["numbers"]?.arrayValue)
         #expect(first.count == 3)
-        #expect(first[0].serialized == #"{"indicator":"firms_supported","exact":7950,"rounded":8000,"qualifier":"nearly","text":"nearly 8,000","estimate":false,"submissions":[1,2]}"#)
+        #expect(
+            first[0].serialized
+                == #"{"indicator":"firms_supported","exact":7950,"rounded":8000,"qualifier":"nearly","text":"nearly 8,000","estimate":false,"submissions":[1,2]}"#
+        )
         #expect(first[1]["qualifier"] == .string("more than"))
         #expect(first[1]["rounded"] == .number("90000"))
         #expect(first[2]["qualifier"] == .null)
         #expect(first[2]["text"] == .string("$179 million"))
         let second = try #require(highlights[1]["numbers"]?.arrayValue)
-        #expect(second[0].serialized == #"{"indicator":"cta_companies_committed","exact":47,"rounded":47,"qualifier":"approximately","text":"approximately 47","estimate":true,"submissions":[5]}"#)
+        #expect(
+            second[0].serialized
+                == #"{"indicator":"cta_companies_committed","exact":47,"rounded":47,"qualifier":"approximately","text":"approximately 47","estimate":true,"submissions":[5]}"#
+        )
         #expect(second[1]["exact"] == .number("4236000000"))
         #expect(second[1]["rounded"] == .number("4200000000"))
         #expect(second[1]["text"] == .string("more than $4.2 billion"))
         let labor = try #require(highlights[2]["numbers"]?[0])
-        #expect(labor.serialized == #"{"indicator":"labor_officials_trained","exact":1234,"rounded":1200,"qualifier":"over","text":"over 1,200","estimate":false,"countries":["HN"],"reporters":["DOL"],"submissions":[8]}"#)
+        #expect(
+            labor.serialized
+                == #"{"indicator":"labor_officials_trained","exact":1234,"rounded":1200,"qualifier":"over","text":"over 1,200","estimate":false,"countries":["HN"],"reporters":["DOL"],"submissions":[8]}"#
+        )
         // A highlight without placeholders has no numbers.
         #expect(highlights[10]["heading"] == .string("Combatting Corruption"))
         #expect(highlights[10]["numbers"] == .array([]))
     }
 
     @Test func eachPlaceholderIsTotalledOnce() throws {
-        let template = try FactSheetTemplate.parse("""
+        let template = try FactSheetTemplate.parse(
+            """
             # FACT SHEET: Twice
 
             - **A:** {{jobs_created}} and again {{jobs_created}}, and {{jobs_created country=HN}}.
-            """, catalogue: catalogue)
+            """,
+            catalogue: catalogue
+        )
         var calls: [String] = []
         let sheet = template.render(date: Day(year: 2024, month: 1, day: 1), catalogue: catalogue) { placeholder in
             calls.append(placeholder.source)
@@ -131,7 +160,8 @@ struct FactSheetTests {
     }
 
     @Test func optionsChangeThePhrase() throws {
-        let template = try FactSheetTemplate.parse("""
+        let template = try FactSheetTemplate.parse(
+            """
             # FACT SHEET: Options
 
             **{{ date }}**
@@ -142,7 +172,9 @@ struct FactSheetTests {
               {{smuggling_arrests estimate=roughly}} arrests.
 
             Closing words for {{date}}.
-            """, catalogue: catalogue)
+            """,
+            catalogue: catalogue
+        )
         #expect(template.highlights.count == 2)
         #expect(template.closing.count == 1)
         let sheet = template.render(date: Day(year: 2025, month: 12, day: 31), catalogue: catalogue) { placeholder in
@@ -157,7 +189,11 @@ struct FactSheetTests {
         #expect(sheet.highlights[0].text == "90,000 jobs.")
         #expect(sheet.highlights[1].text == "well over 8,000 firms, more than 12,300 police, roughly 700 arrests.")
         #expect(sheet.closing == ["Closing words for December 2025."])
-        #expect(sheet.markdown.hasSuffix("- **Words:** well over 8,000 firms, more than 12,300 police, roughly 700 arrests.\n\nClosing words for December 2025.\n"))
+        #expect(
+            sheet.markdown.hasSuffix(
+                "- **Words:** well over 8,000 firms, more than 12,300 police, roughly 700 arrests.\n\nClosing words for December 2025.\n"
+            )
+        )
     }
 
     // MARK: Broken templates
@@ -193,7 +229,11 @@ struct FactSheetTests {
     }
 
     @Test func unknownReporterAndBadPrecision() throws {
-        let message = try #require(brokenMessage("# FACT SHEET: T\n\n- **H:** {{jobs_created reporter=NASA}} and {{jobs_created precision=5}}\n"))
+        let message = try #require(
+            brokenMessage(
+                "# FACT SHEET: T\n\n- **H:** {{jobs_created reporter=NASA}} and {{jobs_created precision=5}}\n"
+            )
+        )
         #expect(message.contains("unknown reporter 'NASA'"), "\(message)")
         #expect(message.contains("precision must be 1, 10, 100, ..."), "\(message)")
     }
@@ -213,7 +253,9 @@ struct FactSheetTests {
     }
 
     @Test func everyProblemIsListed() throws {
-        let message = try #require(brokenMessage("- **H:** {{nope}} {{jobs_created country=XX}} {{jobs_created foo=1}}\n"))
+        let message = try #require(
+            brokenMessage("- **H:** {{nope}} {{jobs_created country=XX}} {{jobs_created foo=1}}\n")
+        )
         #expect(message.components(separatedBy: "; ").count == 4, "\(message)")
     }
 
@@ -229,6 +271,9 @@ struct FactSheetTests {
         let crlf = try shippedText().replacingOccurrences(of: "\n", with: "\r\n")
         let template = try FactSheetTemplate.parse(crlf, catalogue: catalogue)
         #expect(template.highlights.count == 20)
-        #expect(template.title == "FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America")
+        #expect(
+            template.title
+                == "FACT SHEET: Update on the U.S. Strategy for Addressing the Root Causes of Migration in Central America"
+        )
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
-import Testing
 import RootcausesJSON
 import RootcausesModel
 import RootcausesProtocol
+import Testing
 
 /// Input found to slip past the checks when the running stack was tried with hostile input:
 /// each case once reached the database and failed there, or was read as something else.
@@ -27,8 +27,11 @@ struct HostileInputTests {
     }
 
     @Test func integersAreReadFromTheLiteralNeverThroughDouble() throws {
-        let reader = FieldReader(Fixtures.json(
-            #"{"a":1.0000000000000001,"b":5.0000000000000001,"c":5.0,"d":1e3,"e":50e-1,"f":-0,"g":9223372036854775807,"h":9223372036854775808,"i":1e19,"j":0e999999}"#))
+        let reader = FieldReader(
+            Fixtures.json(
+                #"{"a":1.0000000000000001,"b":5.0000000000000001,"c":5.0,"d":1e3,"e":50e-1,"f":-0,"g":9223372036854775807,"h":9223372036854775808,"i":1e19,"j":0e999999}"#
+            )
+        )
         #expect(reader.integer("a") == nil)
         #expect(reader.integer("b") == nil)
         #expect(reader.integer("c") == 5)
@@ -44,8 +47,11 @@ struct HostileInputTests {
     }
 
     @Test func theReaderListsEveryProblemWithItsPath() throws {
-        let reader = FieldReader(Fixtures.json(
-            #"{"s":1,"b":"yes","n":"2","list":["GT",3],"o":{"x":true},"req":null}"#))
+        let reader = FieldReader(
+            Fixtures.json(
+                #"{"s":1,"b":"yes","n":"2","list":["GT",3],"o":{"x":true},"req":null}"#
+            )
+        )
         _ = reader.string("s")
         _ = reader.bool("b")
         _ = reader.integer("n")
@@ -56,7 +62,11 @@ struct HostileInputTests {
         _ = reader.string("absent", required: true)
         _ = reader.string("optional")
         #expect(reader.problems.map(\.path) == ["s", "b", "n", "list[1]", "o.x", "req", "absent"])
-        #expect(reader.problems.map(\.code) == ["wrong_type", "wrong_type", "wrong_type", "wrong_type", "wrong_type", "wrong_type", "missing"])
+        #expect(
+            reader.problems.map(\.code) == [
+                "wrong_type", "wrong_type", "wrong_type", "wrong_type", "wrong_type", "wrong_type", "missing",
+            ]
+        )
     }
 
     @Test func zeroWithAHugeExponentIsZero() throws {
@@ -83,22 +93,36 @@ struct HostileInputTests {
         // passed validation and failed in PostgreSQL's index ("index row requires 36616 bytes").
         let combining = "a" + String(repeating: "\u{301}", count: 20_000)
         #expect(combining.count == 1)
-        #expect(problemCodes(validator.check(submission(id: combining), today: Fixtures.today)) == ["invalid_submission_id"])
-        #expect(problemCodes(validator.check(submission(id: String(repeating: "é", count: 100)), today: Fixtures.today)) == [])
-        #expect(problemCodes(validator.check(submission(id: String(repeating: "é", count: 101)), today: Fixtures.today))
-            == ["invalid_submission_id"])
+        #expect(
+            problemCodes(validator.check(submission(id: combining), today: Fixtures.today)) == ["invalid_submission_id"]
+        )
+        #expect(
+            problemCodes(validator.check(submission(id: String(repeating: "é", count: 100)), today: Fixtures.today))
+                == []
+        )
+        #expect(
+            problemCodes(validator.check(submission(id: String(repeating: "é", count: 101)), today: Fixtures.today))
+                == ["invalid_submission_id"]
+        )
     }
 
     @Test func activityLengthCountsUnicodeScalars() throws {
         let hidden = "a" + String(repeating: "\u{301}", count: 200_000)
-        #expect(problemCodes(validator.check(submission(activity: hidden), today: Fixtures.today)) == ["invalid_activity"])
+        #expect(
+            problemCodes(validator.check(submission(activity: hidden), today: Fixtures.today)) == ["invalid_activity"]
+        )
         let atLimit = String(repeating: "\u{1F600}", count: SubmissionValidator.maximumActivityScalars)
         #expect(problemCodes(validator.check(submission(activity: atLimit), today: Fixtures.today)) == [])
-        #expect(problemCodes(validator.check(submission(activity: atLimit + "x"), today: Fixtures.today)) == ["invalid_activity"])
+        #expect(
+            problemCodes(validator.check(submission(activity: atLimit + "x"), today: Fixtures.today)) == [
+                "invalid_activity"
+            ]
+        )
     }
 
     @Test func daysOutsideTheSupportedYearsAreNotDays() throws {
-        for text in ["0000-01-01", "+999-01-01", "-999-01-01", "1899-12-31", "10000-01-01", " 202-01-01", "２０２３-01-01"] {
+        for text in ["0000-01-01", "+999-01-01", "-999-01-01", "1899-12-31", "10000-01-01", " 202-01-01", "２０２３-01-01"]
+        {
             #expect(Day(iso: text) == nil, "\(text)")
         }
         #expect(Day(iso: "1900-01-01") == Day(year: 1900, month: 1, day: 1))

@@ -1,5 +1,5 @@
-import Testing
 import RootcausesJSON
+import Testing
 
 @Suite("JSON parser and serializer")
 struct JSONTests {
@@ -9,25 +9,38 @@ struct JSONTests {
     func parse(bytes: [UInt8]) throws -> JSON { try JSONParser.parse(bytes) }
 
     func rejects(_ text: String) -> Bool {
-        do { _ = try JSONParser.parse(text); return false } catch { return true }
+        do {
+            _ = try JSONParser.parse(text)
+            return false
+        } catch { return true }
     }
 
     func rejects(bytes: [UInt8]) -> Bool {
-        do { _ = try JSONParser.parse(bytes); return false } catch { return true }
+        do {
+            _ = try JSONParser.parse(bytes)
+            return false
+        } catch { return true }
     }
 
     func reason(_ text: String) -> String? {
-        do throws(JSONParseError) { _ = try JSONParser.parse(text); return nil } catch { return error.reason }
+        do throws(JSONParseError) {
+            _ = try JSONParser.parse(text)
+            return nil
+        } catch { return error.reason }
     }
 
     func reason(bytes: [UInt8]) -> String? {
-        do throws(JSONParseError) { _ = try JSONParser.parse(bytes); return nil } catch { return error.reason }
+        do throws(JSONParseError) {
+            _ = try JSONParser.parse(bytes)
+            return nil
+        } catch { return error.reason }
     }
 
     // MARK: Round trip
 
     @Test func roundTripOfACompactDocument() throws {
-        let text = #"{"id":7,"op":"submit","ok":true,"none":null,"list":[1,-2.5,"x",false,{},[]],"nested":{"a":{"b":[0]}}}"#
+        let text =
+            #"{"id":7,"op":"submit","ok":true,"none":null,"list":[1,-2.5,"x",false,{},[]],"nested":{"a":{"b":[0]}}}"#
         let value = try parse(text)
         #expect(value.serialized == text)
         #expect(try parse(value.serialized) == value)
@@ -138,8 +151,10 @@ struct JSONTests {
     }
 
     @Test func otherSyntaxErrorsAreRejected() {
-        for text in ["", " ", "[", "{", "[1,]", #"{"a":1,}"#, #"{"a"}"#, #"{a:1}"#, "[1 2]", "tru", "nul", #""abc"#,
-                     "'a'", "[,1]", #"{"a" 1}"#, "undefined"] {
+        for text in [
+            "", " ", "[", "{", "[1,]", #"{"a":1,}"#, #"{"a"}"#, #"{a:1}"#, "[1 2]", "tru", "nul", #""abc"#,
+            "'a'", "[,1]", #"{"a" 1}"#, "undefined",
+        ] {
             #expect(rejects(text), "accepted \(text.debugDescription)")
         }
     }

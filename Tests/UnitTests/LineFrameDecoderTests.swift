@@ -1,8 +1,8 @@
 import NIOCore
 import NIOEmbedded
-import Testing
 import RootcausesProtocol
 import RootcausesTransport
+import Testing
 
 @Suite("LineFrameDecoder")
 struct LineFrameDecoderTests {
@@ -171,7 +171,8 @@ struct LineFrameDecoderTests {
         func channel() throws -> EmbeddedChannel {
             let channel = EmbeddedChannel()
             try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 32, budget: budget)))
+                ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 32, budget: budget))
+            )
             return channel
         }
         let first = try channel()

@@ -1,14 +1,26 @@
 import Foundation
-import Testing
 import RootcausesModel
+import Testing
 
 @Suite("NumberPhrasing")
 struct NumberPhrasingTests {
     func d(_ text: String) -> Decimal { Decimal(string: text)! }
 
-    func count(_ exact: String, _ precision: String, estimate: Bool = false, words: QualifierWords = QualifierWords(),
-               bare: Bool = false) -> PhrasedNumber {
-        NumberPhrasing.phrase(exact: d(exact), precision: d(precision), isMoney: false, estimate: estimate, words: words, bare: bare)
+    func count(
+        _ exact: String,
+        _ precision: String,
+        estimate: Bool = false,
+        words: QualifierWords = QualifierWords(),
+        bare: Bool = false
+    ) -> PhrasedNumber {
+        NumberPhrasing.phrase(
+            exact: d(exact),
+            precision: d(precision),
+            isMoney: false,
+            estimate: estimate,
+            words: words,
+            bare: bare
+        )
     }
 
     func money(_ exact: String, _ precision: String, estimate: Bool = false) -> PhrasedNumber {
@@ -22,7 +34,10 @@ struct NumberPhrasingTests {
         #expect(count("90412", "1000").text == "more than 90,000")
         #expect(money("179000000", "1000000").text == "$179 million")
         #expect(money("4236000000", "100000000").text == "more than $4.2 billion")
-        #expect(count("47", "1", estimate: true, words: QualifierWords(estimate: "approximately")).text == "approximately 47")
+        #expect(
+            count("47", "1", estimate: true, words: QualifierWords(estimate: "approximately")).text
+                == "approximately 47"
+        )
         #expect(count("74", "1").text == "74")
     }
 

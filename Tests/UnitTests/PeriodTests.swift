@@ -1,5 +1,5 @@
-import Testing
 import RootcausesModel
+import Testing
 
 @Suite("Period and Day")
 struct PeriodTests {

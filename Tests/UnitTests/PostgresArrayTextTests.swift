@@ -1,5 +1,5 @@
-import Testing
 import RootcausesPostgres
+import Testing
 
 @Suite("PostgreSQL array text form")
 struct PostgresArrayTextTests {

@@ -1,5 +1,5 @@
-import Testing
 import RootcausesPostgres
+import Testing
 
 @Suite("PostgresQuery interpolation")
 struct PostgresQueryTests {
@@ -36,9 +36,13 @@ struct PostgresQueryTests {
     }
 
     @Test func arraysOfValuesBindAsOneArray() {
-        struct Value { let indicator: String; let estimate: Bool }
+        struct Value {
+            let indicator: String
+            let estimate: Bool
+        }
         let values = [Value(indicator: "x", estimate: true), Value(indicator: "y\"z", estimate: false)]
-        let query: PostgresQuery = "SELECT * FROM unnest(\(values.map(\.indicator))::text[], \(values.map(\.estimate))::boolean[])"
+        let query: PostgresQuery =
+            "SELECT * FROM unnest(\(values.map(\.indicator))::text[], \(values.map(\.estimate))::boolean[])"
         #expect(query.sql == "SELECT * FROM unnest($1::text[], $2::boolean[])")
         #expect(query.binds.texts == [#"{"x","y\"z"}"#, #"{"true","false"}"#])
     }
@@ -53,7 +57,8 @@ struct PostgresQueryTests {
     @Test func unescapedFragmentsAreSplicedAsIs() {
         let columns = ["indicator", "country"].joined(separator: ", ")
         let limit = 5
-        let query: PostgresQuery = "SELECT \(unescaped: columns) FROM t WHERE n < \(limit) GROUP BY \(unescaped: columns)"
+        let query: PostgresQuery =
+            "SELECT \(unescaped: columns) FROM t WHERE n < \(limit) GROUP BY \(unescaped: columns)"
         #expect(query.sql == "SELECT indicator, country FROM t WHERE n < $1 GROUP BY indicator, country")
         #expect(query.binds.texts == ["5"])
     }

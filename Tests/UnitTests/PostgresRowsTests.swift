@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import RootcausesPostgres
+import Testing
 
 @Suite("PostgresRows decoding and parameter text")
 struct PostgresRowsTests {
@@ -45,7 +45,8 @@ struct PostgresRowsTests {
     static let rows = PostgresRows(
         columns: ["seq", "name", "flag", "missing", "seqs", "value"],
         rows: [["5", "x", "t", nil, "{1,2,3}", "12.50"], ["6", "y", "f", nil, "{}", "-0.001"]],
-        affectedRows: 0)
+        affectedRows: 0
+    )
 
     @Test func decodesColumnsByName() throws {
         let row = try #require(Self.rows.first)
@@ -76,7 +77,10 @@ struct PostgresRowsTests {
     struct Named: PostgresRowDecodable, Equatable {
         var seq: Int64
         var name: String
-        init(seq: Int64, name: String) { self.seq = seq; self.name = name }
+        init(seq: Int64, name: String) {
+            self.seq = seq
+            self.name = name
+        }
         init(postgresRow row: PostgresRow) throws {
             seq = try row.decode(column: "seq")
             name = try row.decode(column: "name")
@@ -139,13 +143,18 @@ struct PostgresRowsTests {
             #expect(throws: PostgresDecodingFailure.self, "\(text)") { try Decimal.decode(postgresText: text) }
         }
         #expect(try Decimal.decode(postgresText: "1e3") == 1000)
-        #expect(try Decimal.decode(postgresText: "123456789012345678901234567.5") == Decimal(string: "123456789012345678901234567.5"))
+        #expect(
+            try Decimal.decode(postgresText: "123456789012345678901234567.5")
+                == Decimal(string: "123456789012345678901234567.5")
+        )
         #expect(try Decimal?.decode(postgresText: nil) == nil)
     }
 
     @Test func longTextIsCutInMessages() throws {
         let long = String(repeating: "z", count: 500)
-        let message = decodingFailure { _ = try PostgresRow(columns: ["a"], values: [long]).decode(column: "a", as: Int.self) }
+        let message = decodingFailure {
+            _ = try PostgresRow(columns: ["a"], values: [long]).decode(column: "a", as: Int.self)
+        }
         #expect(message.count < 200, "\(message)")
         #expect(message.contains("500 bytes"), "\(message)")
     }

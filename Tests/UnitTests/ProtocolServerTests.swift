@@ -27,14 +27,18 @@ struct ProtocolServerTests {
     }
 
     static let responder = Responder(
-        registry: OperationRegistry(service: "test", [
-            Operation("echo", Echo.self) { echo, _ in [("text", .string(echo.text))] },
-            Operation("pause", Pause.self) { pause, _ in
-                try await Task.sleep(for: .milliseconds(pause.milliseconds))
-                return [("paused", .int(pause.milliseconds))]
-            },
-        ]),
-        version: "test")
+        registry: OperationRegistry(
+            service: "test",
+            [
+                Operation("echo", Echo.self) { echo, _ in [("text", .string(echo.text))] },
+                Operation("pause", Pause.self) { pause, _ in
+                    try await Task.sleep(for: .milliseconds(pause.milliseconds))
+                    return [("paused", .int(pause.milliseconds))]
+                },
+            ]
+        ),
+        version: "test"
+    )
 
     static let logger = Logger(label: "rootcauses.tests.server") { _ in SwiftLogNoOpLogHandler() }
 
@@ -45,8 +49,13 @@ struct ProtocolServerTests {
         _ body: (ProtocolServer) async throws -> Void
     ) async throws {
         let server = ProtocolServer(
-            host: "127.0.0.1", port: 0, limits: limits, responder: Self.responder, logger: Self.logger,
-            configureConnection: configureConnection)
+            host: "127.0.0.1",
+            port: 0,
+            limits: limits,
+            responder: Self.responder,
+            logger: Self.logger,
+            configureConnection: configureConnection
+        )
         let group = ServiceGroup(configuration: .init(services: [server], logger: Self.logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -73,12 +82,13 @@ struct ProtocolServerTests {
 
     @Test func acceptedSocketsHaveNagleOffAtTheTCPLevel() async throws {
         let seen = NIOLockedValueBox<[Int32]>([])
-        try await withServer(configureConnection: { channel in
+        let readBack: @Sendable (any Channel) throws -> Void = { channel in
             try ProtocolServer.disableNagle(channel)
             // Read back from the socket itself (getsockopt at IPPROTO_TCP).
             let value = try channel.syncOptions!.getOption(.tcpOption(.tcp_nodelay))
             seen.withLockedValue { $0.append(Int32(value)) }
-        }) { server in
+        }
+        try await withServer(configureConnection: readBack) { server in
             let client = try await connect(server)
             #expect(try await client.request(["op": "ping"])["ok"] == true)
             await client.close()
@@ -89,14 +99,15 @@ struct ProtocolServerTests {
     @Test func aConnectionWhoseSetUpFailsLeavesTheServerServingOthers() async throws {
         struct SetUpFailed: Error {}
         let attempts = NIOLockedValueBox(0)
-        try await withServer(configureConnection: { channel in
+        let failFirst: @Sendable (any Channel) throws -> Void = { channel in
             let attempt = attempts.withLockedValue { value -> Int in
                 value += 1
                 return value
             }
             if attempt == 1 { throw SetUpFailed() }
             try ProtocolServer.disableNagle(channel)
-        }) { server in
+        }
+        try await withServer(configureConnection: failFirst) { server in
             let doomed = try await connect(server)
             await #expect(throws: (any Error).self) { _ = try await doomed.request(["op": "ping"]) }
             await doomed.close()
@@ -152,7 +163,9 @@ struct ProtocolServerTests {
                 let client = try await connect(server)
                 #expect(try await client.request(["op": "ping"])["ok"] == true)
                 // 1000 bytes of a line that never ends: each under the line limit.
-                try await client.write(raw: Array(#"{"op":"echo","text":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 979))
+                try await client.write(
+                    raw: Array(#"{"op":"echo","text":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 979)
+                )
                 holders.append(client)
             }
             try await Task.sleep(for: .milliseconds(200))

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import RootcausesJSON
 import RootcausesModel
+import Testing
 
 @Suite("SubmissionValidator with the shipped catalogue")
 struct SubmissionTests {
@@ -11,8 +11,13 @@ struct SubmissionTests {
     // MARK: Helpers
 
     /// A submission object; `values` is JSON text of the values array.
-    func submission(id: String = "USAID-FY2022Q1-HN-001", reporter: String = "USAID", period: String = "FY2022Q1",
-                    activity: String? = nil, values: String) -> JSON {
+    func submission(
+        id: String = "USAID-FY2022Q1-HN-001",
+        reporter: String = "USAID",
+        period: String = "FY2022Q1",
+        activity: String? = nil,
+        values: String
+    ) -> JSON {
         var text = #"{"submission_id":\#(JSON.string(id).serialized),"reporter":\#(JSON.string(reporter).serialized),"#
         text += #""period":\#(JSON.string(period).serialized),"#
         if let activity { text += #""activity":\#(JSON.string(activity).serialized),"# }
@@ -57,7 +62,10 @@ struct SubmissionTests {
     struct Pair: Equatable, CustomStringConvertible {
         var path: String
         var code: String
-        init(_ path: String, _ code: String) { self.path = path; self.code = code }
+        init(_ path: String, _ code: String) {
+            self.path = path
+            self.code = code
+        }
         var description: String { "\(path):\(code)" }
     }
 
@@ -71,7 +79,8 @@ struct SubmissionTests {
     // MARK: Valid
 
     @Test func validSubmission() throws {
-        let values = #"[{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":true},"#
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":true},"#
             + #"{"indicator":"jobs_created","country":"HN","value":1100,"disaggregation":{"sex":"male"}},"#
             + #"{"indicator":"msme_financing_usd","country":"GT","value":12.50,"disaggregation":{}},"#
             + #"{"indicator":"firms_supported","country":"SV","value":1250.0,"disaggregation":null,"estimate":false}]"#
@@ -83,32 +92,53 @@ struct SubmissionTests {
         #expect(result.period.start == Day(year: 2021, month: 10, day: 1))
         #expect(result.period.end == Day(year: 2021, month: 12, day: 31))
         #expect(result.activity == "Feed the Future")
-        #expect(result.values.map(\.indicator) == ["jobs_created", "jobs_created", "msme_financing_usd", "firms_supported"])
+        #expect(
+            result.values.map(\.indicator) == ["jobs_created", "jobs_created", "msme_financing_usd", "firms_supported"]
+        )
         #expect(result.values.map(\.country) == ["HN", "HN", "GT", "SV"])
         #expect(result.values.map(\.cell) == ["sex=female", "sex=male", "", ""])
         #expect(result.values.map(\.value) == ["1250", "1100", "12.5", "1250"])
         #expect(result.values.map(\.estimate) == [true, false, false, false])
-        #expect(result.canonicalContent == """
-            reporter=USAID
-            period=2021-10-01..2021-12-31
-            activity=Feed the Future
-            firms_supported\tSV\t\t1250\t
-            jobs_created\tHN\tsex=female\t1250\te
-            jobs_created\tHN\tsex=male\t1100\t
-            msme_financing_usd\tGT\t\t12.5\t
-            """)
+        #expect(
+            result.canonicalContent == """
+                reporter=USAID
+                period=2021-10-01..2021-12-31
+                activity=Feed the Future
+                firms_supported\tSV\t\t1250\t
+                jobs_created\tHN\tsex=female\t1250\te
+                jobs_created\tHN\tsex=male\t1100\t
+                msme_financing_usd\tGT\t\t12.5\t
+                """
+        )
     }
 
     @Test func cellIsCanonicalWhateverTheKeyOrder() throws {
-        let a = try #require(valid(check(submission(values: one("jobs_created", "HN", "5", disaggregation: #"{"sex":"female","age":"15-19"}"#)))))
-        let b = try #require(valid(check(submission(values: one("jobs_created", "HN", "5", disaggregation: #"{"age":"15-19","sex":"female"}"#)))))
+        let a = try #require(
+            valid(
+                check(
+                    submission(
+                        values: one("jobs_created", "HN", "5", disaggregation: #"{"sex":"female","age":"15-19"}"#)
+                    )
+                )
+            )
+        )
+        let b = try #require(
+            valid(
+                check(
+                    submission(
+                        values: one("jobs_created", "HN", "5", disaggregation: #"{"age":"15-19","sex":"female"}"#)
+                    )
+                )
+            )
+        )
         #expect(a.values.first?.cell == "age=15-19;sex=female")
         #expect(a.canonicalContent == b.canonicalContent)
     }
 
     @Test func boundaryValuesAreAccepted() throws {
         // Largest default value, zero, money with two decimals, whole number written with decimals or exponent.
-        let values = #"[{"indicator":"firms_supported","country":"HN","value":1000000000000},"#
+        let values =
+            #"[{"indicator":"firms_supported","country":"HN","value":1000000000000},"#
             + #"{"indicator":"jobs_created","country":"HN","value":0},"#
             + #"{"indicator":"msme_financing_usd","country":"HN","value":0.01},"#
             + #"{"indicator":"police_trained","country":"HN","value":1.5e3},"#
@@ -119,117 +149,219 @@ struct SubmissionTests {
 
     @Test func periodsUpToTodayAreAccepted() {
         for period in ["2026-11", "2026Q4", "FY2027", "2026", "FY2027Q1", "1900"] {
-            #expect(valid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) != nil, "\(period)")
+            #expect(
+                valid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) != nil,
+                "\(period)"
+            )
         }
         let startsToday = SubmissionValidator(catalogue: Fixtures.catalogue)
-            .check(submission(period: "2026-12", values: one("jobs_created", "HN", "1")), today: Day(year: 2026, month: 12, day: 1))
-        if case .valid = startsToday {} else { Issue.record("a period starting today is not in the future: \(startsToday)") }
+            .check(
+                submission(period: "2026-12", values: one("jobs_created", "HN", "1")),
+                today: Day(year: 2026, month: 12, day: 1)
+            )
+        if case .valid = startsToday {
+        } else {
+            Issue.record("a period starting today is not in the future: \(startsToday)")
+        }
     }
 
     @Test func submissionIDOf200CharactersIsAccepted() {
-        #expect(valid(check(submission(id: String(repeating: "x", count: 200), values: one("jobs_created", "HN", "1")))) != nil)
+        #expect(
+            valid(check(submission(id: String(repeating: "x", count: 200), values: one("jobs_created", "HN", "1"))))
+                != nil
+        )
     }
 
     // MARK: Each rule
 
     @Test func unknownReporter() {
-        #expect(invalid(check(submission(reporter: "NASA", values: one("jobs_created", "HN", "1")))) == [Pair("reporter", "unknown_reporter")])
-        #expect(invalid(check(submission(reporter: "usaid", values: one("jobs_created", "HN", "1")))) == [Pair("reporter", "unknown_reporter")])
+        #expect(
+            invalid(check(submission(reporter: "NASA", values: one("jobs_created", "HN", "1")))) == [
+                Pair("reporter", "unknown_reporter")
+            ]
+        )
+        #expect(
+            invalid(check(submission(reporter: "usaid", values: one("jobs_created", "HN", "1")))) == [
+                Pair("reporter", "unknown_reporter")
+            ]
+        )
     }
 
     @Test func unknownIndicator() {
-        #expect(invalid(check(submission(values: one("no_such_indicator", "HN", "1")))) == [Pair("values[0].indicator", "unknown_indicator")])
+        #expect(
+            invalid(check(submission(values: one("no_such_indicator", "HN", "1")))) == [
+                Pair("values[0].indicator", "unknown_indicator")
+            ]
+        )
     }
 
     @Test func unknownCountry() {
-        #expect(invalid(check(submission(values: one("jobs_created", "XX", "1")))) == [Pair("values[0].country", "unknown_country")])
-        #expect(invalid(check(submission(values: one("jobs_created", "hn", "1")))) == [Pair("values[0].country", "unknown_country")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "XX", "1")))) == [
+                Pair("values[0].country", "unknown_country")
+            ]
+        )
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "hn", "1")))) == [
+                Pair("values[0].country", "unknown_country")
+            ]
+        )
     }
 
     @Test func countryNotApplicable() {
         // labor_officials_trained applies to HN only; MX is in the catalogue.
-        #expect(invalid(check(submission(values: one("labor_officials_trained", "GT", "1")))) == [Pair("values[0].country", "country_not_applicable")])
-        #expect(invalid(check(submission(values: one("jobs_created", "MX", "1")))) == [Pair("values[0].country", "country_not_applicable")])
+        #expect(
+            invalid(check(submission(values: one("labor_officials_trained", "GT", "1")))) == [
+                Pair("values[0].country", "country_not_applicable")
+            ]
+        )
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "MX", "1")))) == [
+                Pair("values[0].country", "country_not_applicable")
+            ]
+        )
     }
 
     @Test func unknownDimension() {
         // firms_supported is not disaggregated at all.
-        #expect(invalid(check(submission(values: one("firms_supported", "HN", "1", disaggregation: #"{"sex":"female"}"#))))
-            == [Pair("values[0].disaggregation.sex", "unknown_dimension")])
+        #expect(
+            invalid(check(submission(values: one("firms_supported", "HN", "1", disaggregation: #"{"sex":"female"}"#))))
+                == [Pair("values[0].disaggregation.sex", "unknown_dimension")]
+        )
         // labor_officials_trained is disaggregated by sex only.
-        #expect(invalid(check(submission(values: one("labor_officials_trained", "HN", "1", disaggregation: #"{"age":"30+"}"#))))
-            == [Pair("values[0].disaggregation.age", "unknown_dimension")])
+        #expect(
+            invalid(
+                check(submission(values: one("labor_officials_trained", "HN", "1", disaggregation: #"{"age":"30+"}"#)))
+            )
+                == [Pair("values[0].disaggregation.age", "unknown_dimension")]
+        )
         // Not a dimension of the catalogue.
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"colour":"red"}"#))))
-            == [Pair("values[0].disaggregation.colour", "unknown_dimension")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"colour":"red"}"#))))
+                == [Pair("values[0].disaggregation.colour", "unknown_dimension")]
+        )
     }
 
     @Test func unknownDimensionValue() {
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":"other"}"#))))
-            == [Pair("values[0].disaggregation.sex", "unknown_dimension_value")])
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":"female","age":"31"}"#))))
-            == [Pair("values[0].disaggregation.age", "unknown_dimension_value")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":"other"}"#))))
+                == [Pair("values[0].disaggregation.sex", "unknown_dimension_value")]
+        )
+        #expect(
+            invalid(
+                check(
+                    submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":"female","age":"31"}"#))
+                )
+            )
+                == [Pair("values[0].disaggregation.age", "unknown_dimension_value")]
+        )
     }
 
     @Test func negative() {
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "-5")))) == [Pair("values[0].value", "negative")])
-        #expect(invalid(check(submission(values: one("msme_financing_usd", "HN", "-0.01")))) == [Pair("values[0].value", "negative")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "-5")))) == [Pair("values[0].value", "negative")]
+        )
+        #expect(
+            invalid(check(submission(values: one("msme_financing_usd", "HN", "-0.01")))) == [
+                Pair("values[0].value", "negative")
+            ]
+        )
     }
 
     @Test func notWhole() {
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "12.5")))) == [Pair("values[0].value", "not_whole")])
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1.25e1")))) == [Pair("values[0].value", "not_whole")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "12.5")))) == [
+                Pair("values[0].value", "not_whole")
+            ]
+        )
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1.25e1")))) == [
+                Pair("values[0].value", "not_whole")
+            ]
+        )
     }
 
     @Test func tooManyDecimals() {
-        #expect(invalid(check(submission(values: one("msme_financing_usd", "HN", "12.345")))) == [Pair("values[0].value", "too_many_decimals")])
+        #expect(
+            invalid(check(submission(values: one("msme_financing_usd", "HN", "12.345")))) == [
+                Pair("values[0].value", "too_many_decimals")
+            ]
+        )
         // Trailing zeros do not count.
         #expect(valid(check(submission(values: one("msme_financing_usd", "HN", "12.3400")))) != nil)
     }
 
     @Test func outOfRange() {
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1000000000001")))) == [Pair("values[0].value", "out_of_range")])
-        #expect(invalid(check(submission(values: one("jobs_created", "HN", "1e400")))) == [Pair("values[0].value", "out_of_range")])
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1000000000001")))) == [
+                Pair("values[0].value", "out_of_range")
+            ]
+        )
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1e400")))) == [
+                Pair("values[0].value", "out_of_range")
+            ]
+        )
     }
 
     @Test func duplicateValue() {
-        let values = #"[{"indicator":"jobs_created","country":"HN","value":1},{"indicator":"jobs_created","country":"GT","value":2},"#
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":1},{"indicator":"jobs_created","country":"GT","value":2},"#
             + #"{"indicator":"jobs_created","country":"HN","value":3}]"#
         #expect(invalid(check(submission(values: values))) == [Pair("values[2]", "duplicate_value")])
-        let cells = #"[{"indicator":"jobs_created","country":"HN","value":1,"disaggregation":{"sex":"male","age":"30+"}},"#
+        let cells =
+            #"[{"indicator":"jobs_created","country":"HN","value":1,"disaggregation":{"sex":"male","age":"30+"}},"#
             + #"{"indicator":"jobs_created","country":"HN","value":1,"disaggregation":{"age":"30+","sex":"male"}}]"#
         #expect(invalid(check(submission(values: cells))) == [Pair("values[1]", "duplicate_value")])
     }
 
     @Test func wholeAndParts() {
-        let values = #"[{"indicator":"jobs_created","country":"HN","value":10},"#
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":10},"#
             + #"{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}}]"#
         #expect(invalid(check(submission(values: values))) == [Pair("values[1]", "whole_and_parts")])
-        let reversed = #"[{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}},"#
+        let reversed =
+            #"[{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}},"#
             + #"{"indicator":"jobs_created","country":"HN","value":10,"disaggregation":{}}]"#
         #expect(invalid(check(submission(values: reversed))) == [Pair("values[1]", "whole_and_parts")])
         // A whole for another country is fine.
-        let other = #"[{"indicator":"jobs_created","country":"GT","value":10},"#
+        let other =
+            #"[{"indicator":"jobs_created","country":"GT","value":10},"#
             + #"{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}}]"#
         #expect(valid(check(submission(values: other))) != nil)
     }
 
     @Test func mixedDimensions() {
-        let values = #"[{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}},"#
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}},"#
             + #"{"indicator":"jobs_created","country":"HN","value":5,"disaggregation":{"age":"15-19"}},"#
             + #"{"indicator":"jobs_created","country":"HN","value":6,"disaggregation":{"sex":"male","age":"15-19"}}]"#
-        #expect(invalid(check(submission(values: values))) == [Pair("values[1]", "mixed_dimensions"), Pair("values[2]", "mixed_dimensions")])
+        #expect(
+            invalid(check(submission(values: values))) == [
+                Pair("values[1]", "mixed_dimensions"), Pair("values[2]", "mixed_dimensions"),
+            ]
+        )
     }
 
     @Test func invalidPeriod() {
         for period in ["2023Q5", "FY23", "", "2023-13", "last year"] {
-            #expect(invalid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) == [Pair("period", "invalid_period")], "\(period)")
+            #expect(
+                invalid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) == [
+                    Pair("period", "invalid_period")
+                ],
+                "\(period)"
+            )
         }
     }
 
     @Test func futurePeriod() {
         for period in ["2026-12", "2027", "FY2027Q2", "2027Q1", "FY2028"] {
-            #expect(invalid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) == [Pair("period", "future_period")], "\(period)")
+            #expect(
+                invalid(check(submission(period: period, values: one("jobs_created", "HN", "1")))) == [
+                    Pair("period", "future_period")
+                ],
+                "\(period)"
+            )
         }
     }
 
@@ -239,7 +371,10 @@ struct SubmissionTests {
 
     @Test func tooManyValues() {
         func values(_ n: Int) -> String {
-            "[" + Array(repeating: #"{"indicator":"jobs_created","country":"HN","value":1}"#, count: n).joined(separator: ",") + "]"
+            "["
+                + Array(repeating: #"{"indicator":"jobs_created","country":"HN","value":1}"#, count: n).joined(
+                    separator: ","
+                ) + "]"
         }
         let tooMany = invalid(check(submission(values: values(10_001))))
         #expect(tooMany.filter { $0.code == "too_many_values" } == [Pair("values", "too_many_values")])
@@ -251,31 +386,38 @@ struct SubmissionTests {
 
     @Test func invalidSubmissionID() {
         for id in ["", String(repeating: "x", count: 201), "ab\ncd", "tab\there", "nul\u{0}", "del\u{7F}"] {
-            #expect(invalid(check(submission(id: id, values: one("jobs_created", "HN", "1")))) == [Pair("submission_id", "invalid_submission_id")],
-                    "\(id.debugDescription)")
+            #expect(
+                invalid(check(submission(id: id, values: one("jobs_created", "HN", "1")))) == [
+                    Pair("submission_id", "invalid_submission_id")
+                ],
+                "\(id.debugDescription)"
+            )
         }
     }
 
     @Test func everyProblemIsListed() {
-        let values = #"[{"indicator":"nope","country":"HN","value":1},"#
+        let values =
+            #"[{"indicator":"nope","country":"HN","value":1},"#
             + #"{"indicator":"jobs_created","country":"HN","value":-1},"#
             + #"{"indicator":"jobs_created","country":"XX","value":2.5,"disaggregation":{"sex":"x"}},"#
             + #"{"indicator":"msme_financing_usd","country":"NI","value":1.234},"#
             + #"{"indicator":"jobs_created","country":"HN","value":3}]"#
         let problems = invalid(check(submission(id: "", reporter: "NASA", period: "2023Q5", values: values)))
-        #expect(problems == [
-            Pair("submission_id", "invalid_submission_id"),
-            Pair("reporter", "unknown_reporter"),
-            Pair("period", "invalid_period"),
-            Pair("values[0].indicator", "unknown_indicator"),
-            Pair("values[1].value", "negative"),
-            Pair("values[2].country", "unknown_country"),
-            Pair("values[2].disaggregation.sex", "unknown_dimension_value"),
-            Pair("values[2].value", "not_whole"),
-            Pair("values[3].country", "country_not_applicable"),
-            Pair("values[3].value", "too_many_decimals"),
-            Pair("values[4]", "duplicate_value"),
-        ])
+        #expect(
+            problems == [
+                Pair("submission_id", "invalid_submission_id"),
+                Pair("reporter", "unknown_reporter"),
+                Pair("period", "invalid_period"),
+                Pair("values[0].indicator", "unknown_indicator"),
+                Pair("values[1].value", "negative"),
+                Pair("values[2].country", "unknown_country"),
+                Pair("values[2].disaggregation.sex", "unknown_dimension_value"),
+                Pair("values[2].value", "not_whole"),
+                Pair("values[3].country", "country_not_applicable"),
+                Pair("values[3].value", "too_many_decimals"),
+                Pair("values[4]", "duplicate_value"),
+            ]
+        )
     }
 
     @Test func problemsCarryMessagesAndJSON() throws {
@@ -304,28 +446,41 @@ struct SubmissionTests {
     }
 
     @Test func valuesNotAnArray() {
-        #expect(malformed(check(submission(values: #"{"indicator":"jobs_created"}"#))) == [Pair("submission.values", "wrong_type")])
+        #expect(
+            malformed(check(submission(values: #"{"indicator":"jobs_created"}"#))) == [
+                Pair("submission.values", "wrong_type")
+            ]
+        )
     }
 
     @Test func valueIsAString() {
-        let values = #"[{"indicator":"jobs_created","country":"HN","value":1},"#
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":1},"#
             + #"{"indicator":"jobs_created","country":"GT","value":2},"#
             + #"{"indicator":"jobs_created","country":"SV","value":"3"}]"#
         #expect(malformed(check(submission(values: values))) == [Pair("submission.values[2].value", "wrong_type")])
     }
 
     @Test func valueEntryNotAnObject() {
-        #expect(malformed(check(submission(values: #"[{"indicator":"jobs_created","country":"HN","value":1}, 5, "x"]"#)))
-            == [Pair("submission.values[1]", "wrong_type"), Pair("submission.values[2]", "wrong_type")])
+        #expect(
+            malformed(check(submission(values: #"[{"indicator":"jobs_created","country":"HN","value":1}, 5, "x"]"#)))
+                == [Pair("submission.values[1]", "wrong_type"), Pair("submission.values[2]", "wrong_type")]
+        )
     }
 
     @Test func disaggregationNotAnObject() {
-        #expect(malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"["sex","female"]"#))))
-            == [Pair("submission.values[0].disaggregation", "wrong_type")])
-        #expect(malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #""sex=female""#))))
-            == [Pair("submission.values[0].disaggregation", "wrong_type")])
-        #expect(malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":1}"#))))
-            == [Pair("submission.values[0].disaggregation.sex", "wrong_type")])
+        #expect(
+            malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"["sex","female"]"#))))
+                == [Pair("submission.values[0].disaggregation", "wrong_type")]
+        )
+        #expect(
+            malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #""sex=female""#))))
+                == [Pair("submission.values[0].disaggregation", "wrong_type")]
+        )
+        #expect(
+            malformed(check(submission(values: one("jobs_created", "HN", "1", disaggregation: #"{"sex":1}"#))))
+                == [Pair("submission.values[0].disaggregation.sex", "wrong_type")]
+        )
     }
 
     @Test func estimateNotABool() {
@@ -336,42 +491,61 @@ struct SubmissionTests {
     }
 
     @Test func missingTopLevelFields() {
-        #expect(malformed(check(Fixtures.json("{}"))) == [
-            Pair("submission.submission_id", "missing"), Pair("submission.reporter", "missing"),
-            Pair("submission.period", "missing"), Pair("submission.values", "missing"),
-        ])
+        #expect(
+            malformed(check(Fixtures.json("{}"))) == [
+                Pair("submission.submission_id", "missing"), Pair("submission.reporter", "missing"),
+                Pair("submission.period", "missing"), Pair("submission.values", "missing"),
+            ]
+        )
     }
 
     @Test func mistypedTopLevelFields() {
         let input = Fixtures.json(#"{"submission_id":1,"reporter":null,"period":2023,"activity":7,"values":[]}"#)
-        #expect(malformed(check(input)) == [
-            Pair("submission.submission_id", "wrong_type"), Pair("submission.reporter", "wrong_type"),
-            Pair("submission.period", "wrong_type"), Pair("submission.activity", "wrong_type"),
-        ])
+        #expect(
+            malformed(check(input)) == [
+                Pair("submission.submission_id", "wrong_type"), Pair("submission.reporter", "wrong_type"),
+                Pair("submission.period", "wrong_type"), Pair("submission.activity", "wrong_type"),
+            ]
+        )
     }
 
     @Test func missingValueFields() {
-        #expect(malformed(check(submission(values: "[{}]"))) == [
-            Pair("submission.values[0].indicator", "missing"), Pair("submission.values[0].country", "missing"),
-            Pair("submission.values[0].value", "missing"),
-        ])
-        #expect(malformed(check(submission(values: #"[{"indicator":5,"country":["HN"],"value":null}]"#))) == [
-            Pair("submission.values[0].indicator", "wrong_type"), Pair("submission.values[0].country", "wrong_type"),
-            Pair("submission.values[0].value", "wrong_type"),
-        ])
+        #expect(
+            malformed(check(submission(values: "[{}]"))) == [
+                Pair("submission.values[0].indicator", "missing"), Pair("submission.values[0].country", "missing"),
+                Pair("submission.values[0].value", "missing"),
+            ]
+        )
+        #expect(
+            malformed(check(submission(values: #"[{"indicator":5,"country":["HN"],"value":null}]"#))) == [
+                Pair("submission.values[0].indicator", "wrong_type"),
+                Pair("submission.values[0].country", "wrong_type"),
+                Pair("submission.values[0].value", "wrong_type"),
+            ]
+        )
     }
 
     @Test func malformedWinsOverRuleProblems() {
         // Unknown reporter and an unknown indicator, but also a mistyped value: only the shape is reported.
-        let values = #"[{"indicator":"nope","country":"HN","value":1},{"indicator":"jobs_created","country":"HN","value":true}]"#
-        #expect(malformed(check(submission(reporter: "NASA", values: values))) == [Pair("submission.values[1].value", "wrong_type")])
+        let values =
+            #"[{"indicator":"nope","country":"HN","value":1},{"indicator":"jobs_created","country":"HN","value":true}]"#
+        #expect(
+            malformed(check(submission(reporter: "NASA", values: values))) == [
+                Pair("submission.values[1].value", "wrong_type")
+            ]
+        )
     }
 
     // MARK: canonicalContent
 
-    func content(period: String = "FY2022Q1", activity: String? = nil, _ values: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) -> String? {
-        valid(check(submission(period: period, activity: activity, values: values)), sourceLocation: sourceLocation)?.canonicalContent
+    func content(
+        period: String = "FY2022Q1",
+        activity: String? = nil,
+        _ values: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> String? {
+        valid(check(submission(period: period, activity: activity, values: values)), sourceLocation: sourceLocation)?
+            .canonicalContent
     }
 
     let a = #"{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"}}"#
@@ -388,8 +562,10 @@ struct SubmissionTests {
         let plain = try #require(content(#"[{"indicator":"jobs_created","country":"HN","value":1250}]"#))
         #expect(content(#"[{"indicator":"jobs_created","country":"HN","value":1250.0}]"#) == plain)
         #expect(content(#"[{"indicator":"jobs_created","country":"HN","value":1.25e3}]"#) == plain)
-        #expect(content(#"[{"indicator":"msme_financing_usd","country":"HN","value":12.50}]"#)
-            == content(#"[{"indicator":"msme_financing_usd","country":"HN","value":12.5}]"#))
+        #expect(
+            content(#"[{"indicator":"msme_financing_usd","country":"HN","value":12.50}]"#)
+                == content(#"[{"indicator":"msme_financing_usd","country":"HN","value":12.5}]"#)
+        )
     }
 
     @Test func canonicalContentIgnoresPeriodSpelling() throws {
@@ -403,9 +579,11 @@ struct SubmissionTests {
         let base = try #require(content("[\(a),\(b)]"))
         let otherValue = #"{"indicator":"jobs_created","country":"HN","value":1251,"disaggregation":{"sex":"female"}}"#
         #expect(content("[\(otherValue),\(b)]") != base)
-        let estimated = #"{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":true}"#
+        let estimated =
+            #"{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":true}"#
         #expect(content("[\(estimated),\(b)]") != base)
-        let explicitFalse = #"{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":false}"#
+        let explicitFalse =
+            #"{"indicator":"jobs_created","country":"HN","value":1250,"disaggregation":{"sex":"female"},"estimate":false}"#
         #expect(content("[\(explicitFalse),\(b)]") == base)
         #expect(content("[\(a)]") != base)
         #expect(content(activity: "other", "[\(a),\(b)]") != base)

@@ -8,25 +8,40 @@ struct AggregationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggregation",
         abstract: "Applies accepted submissions to the aggregate tables exactly once (default port 7402).",
-        discussion: "Work is split into partitions by indicator; each partition has a watermark that moves in the same transaction as the aggregates it covers, so a crash never loses or repeats work. Run as many instances as you like: they share the partitions through row locks. Catches up on start, on every nudge from intake, and on a timer.")
+        discussion:
+            "Work is split into partitions by indicator; each partition has a watermark that moves in the same transaction as the aggregates it covers, so a crash never loses or repeats work. Run as many instances as you like: they share the partitions through row locks. Catches up on start, on every nudge from intake, and on a timer."
+    )
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(name: .customLong("poll-interval-ms"), help: "How often to catch up without a nudge, in milliseconds. Env: ROOTCAUSES_POLL_INTERVAL_MS. Default: 1000.")
+    @Option(
+        name: .customLong("poll-interval-ms"),
+        help: "How often to catch up without a nudge, in milliseconds. Env: ROOTCAUSES_POLL_INTERVAL_MS. Default: 1000."
+    )
     var pollIntervalMilliseconds: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Most submissions applied per partition per transaction. Default: 500.")
+    @Option(
+        name: .customLong("batch-size"),
+        help: "Most submissions applied per partition per transaction. Default: 500."
+    )
     var batchSize: Int = 500
 
     func run() async throws {
-        let interval = pollIntervalMilliseconds
+        let interval =
+            pollIntervalMilliseconds
             ?? ServiceOptions.environment["ROOTCAUSES_POLL_INTERVAL_MS"].flatMap { Int($0) } ?? 1000
-        guard interval > 0, batchSize > 0 else { throw ValidationError("--poll-interval-ms and --batch-size must be positive") }
+        guard interval > 0, batchSize > 0 else {
+            throw ValidationError("--poll-interval-ms and --batch-size must be positive")
+        }
         let instance = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
             let operations = AggregationOperations(
-                pool: context.pool, instance: instance, batchSize: batchSize, pollInterval: .milliseconds(interval),
-                logger: context.logger)
+                pool: context.pool,
+                instance: instance,
+                batchSize: batchSize,
+                pollInterval: .milliseconds(interval),
+                logger: context.logger
+            )
             return (operations.registry, operations.services)
         }
     }

@@ -7,11 +7,17 @@ struct IntakeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intake",
         abstract: "Accepts result submissions over the Rootcauses line protocol (default port 7401).",
-        discussion: "Validates each submission against the catalogue, stores it and its values in one transaction, answers with its sequence number only after the commit, then nudges aggregation. See docs/PROTOCOL.md.")
+        discussion:
+            "Validates each submission against the catalogue, stores it and its values in one transaction, answers with its sequence number only after the commit, then nudges aggregation. See docs/PROTOCOL.md."
+    )
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(name: .long, help: "Aggregation instances to nudge after each commit, host:port, comma-separated. Env: ROOTCAUSES_AGGREGATION. Default: 127.0.0.1:7402.")
+    @Option(
+        name: .long,
+        help:
+            "Aggregation instances to nudge after each commit, host:port, comma-separated. Env: ROOTCAUSES_AGGREGATION. Default: 127.0.0.1:7402."
+    )
     var aggregation: String?
 
     func run() async throws {
