@@ -135,13 +135,18 @@ struct BenchCommand: AsyncParsableCommand {
         // 3. Ack-to-visible lag while one connection keeps intake busy.
         let load = Task {
             let intake = try await stack.intakeClient()
-            defer { Task { await intake.close() } }
             var i = 0
             while !Task.isCancelled {
                 let requests = (0..<window).map { k in submitRequest(benchSubmission("load-\(i)-\(k)", values: cells)) }
-                _ = try await intake.pipeline(requests)
+                do {
+                    _ = try await intake.pipeline(requests)
+                } catch {
+                    await intake.close()
+                    throw error
+                }
                 i += 1
             }
+            await intake.close()
         }
         let prober = try await stack.intakeClient()
         var lags: [Double] = []
