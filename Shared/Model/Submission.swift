@@ -359,20 +359,11 @@ public struct SubmissionValidator: Sendable {
         at: String,
         problems: inout [Problem]
     ) -> String? {
-        guard let literal = NumberLiteral(raw.literal) else {
-            problems.append(
-                Problem(
-                    path: "\(at).value",
-                    code: "out_of_range",
-                    message: "\(raw.literal) is far outside any value a result can take"
-                )
-            )
-            return nil
-        }
+        let literal = NumberLiteral(raw.literal)
         // Zero is zero whatever its exponent (`0e999999`).
-        guard literal.magnitude != nil else { return "0" }
-        guard let magnitude = literal.magnitude, magnitude < 30, let exact = Decimal(string: raw.literal),
-            exact.isFinite
+        if let literal, literal.magnitude == nil { return "0" }
+        guard let literal, let magnitude = literal.magnitude, magnitude < 30,
+            let exact = Decimal(string: raw.literal), exact.isFinite
         else {
             problems.append(
                 Problem(

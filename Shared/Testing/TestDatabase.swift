@@ -40,7 +40,12 @@ public enum TestDatabase {
     /// Starts a separate cluster that the caller owns (to stop and restart it in failure tests).
     /// It is stopped and deleted when this process exits, whatever the caller does.
     public static func privateCluster() async throws -> LocalCluster {
-        let directory = "/tmp/rootcauses-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try await throwawayCluster(in: "/tmp/rootcauses-test-\(getpid())-\(UUID().uuidString.prefix(8))")
+    }
+
+    /// A cluster without fsync in `directory`, stopped and deleted (folder and all) once this
+    /// process is gone.
+    private static func throwawayCluster(in directory: String) async throws -> LocalCluster {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let cluster = try await LocalCluster.start(
             dataDirectory: directory + "/data",
@@ -71,13 +76,7 @@ public enum TestDatabase {
         if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty { return url }
         let directory = "/tmp/rootcauses-tests-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let cluster = try await LocalCluster.start(
-            dataDirectory: directory + "/data",
-            durable: false,
-            logger: quietLogger
-        )
-        try cluster.stopWhenProcessExits(getpid(), removing: directory)
+        let cluster = try await throwawayCluster(in: directory)
         sharedCluster.withLockedValue { $0 = cluster }
         // The watcher would do this too, a second later; at a normal exit, do it now.
         atexit {
