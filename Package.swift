@@ -145,7 +145,8 @@ let package = Package(
         .target(
             name: "ReportingService",
             dependencies: [
-                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesJSON",
+                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage",
+                "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Reporting",
@@ -216,8 +217,10 @@ let package = Package(
             dependencies: [
                 "RootcausesTesting", "RootcausesLocalStack", "RootcausesJSON", "RootcausesModel",
                 "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesService",
-                "IntakeService", "ReportingService",
+                "IntakeService", "ReportingService", "AggregationService", "RootcausesStorage",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 "intake", "aggregation", "reporting", "rootcauses",

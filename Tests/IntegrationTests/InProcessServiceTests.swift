@@ -1,0 +1,124 @@
+import AggregationService
+import IntakeService
+import Logging
+import NIOConcurrencyHelpers
+import ReportingService
+import RootcausesJSON
+import RootcausesModel
+import RootcausesPostgres
+import RootcausesProtocol
+import RootcausesStorage
+import RootcausesTesting
+import ServiceLifecycle
+import Testing
+
+extension Integration {
+    /// The services' ops driven in process, through the same `Responder` the server uses, against
+    /// a real database: no socket and no child process, so a handler's answers can be checked
+    /// (and stepped through) directly.
+    @Suite struct InProcessServiceTests {
+        static let logger = Logger(label: "rootcauses.tests.in-process") { _ in SwiftLogNoOpLogHandler() }
+
+        struct Services {
+            let intake: Responder
+            let aggregation: AggregationOperations
+            let reporting: Responder
+            let nudged: NIOLockedValueBox<[Int64]>
+
+            func ask(_ responder: Responder, _ request: JSON) async throws -> JSON {
+                try #require(await responder.respond(to: Array(request.serialized.utf8), logger: logger))
+            }
+        }
+
+        func withServices(_ body: (Services) async throws -> Void) async throws {
+            let url = try await TestDatabase.create()
+            let pool = PostgresPool(conninfo: url, maximumConnections: 2, applicationName: "tests", logger: Self.logger)
+            try await pool.withConnection { try Schema.migrate($0, logger: Self.logger) }
+            let catalogue = try Catalogue.load(path: packageRoot + "/Deploy/config/catalogue.json")
+            let template = try FactSheetTemplate.load(
+                path: packageRoot + "/Deploy/config/factsheet.md",
+                catalogue: catalogue
+            )
+            let nudged = NIOLockedValueBox<[Int64]>([])
+            let intake = IntakeOperations(catalogue: catalogue, pool: pool) { seq in
+                nudged.withLockedValue { $0.append(seq) }
+            }
+            let aggregation = AggregationOperations(
+                pool: pool,
+                instance: "in-process",
+                batchSize: 500,
+                pollInterval: .milliseconds(50),
+                logger: Self.logger
+            )
+            let reporting = ReportingOperations(catalogue: catalogue, template: template, pool: pool)
+            let services = Services(
+                intake: Responder(registry: intake.registry, version: "test"),
+                aggregation: aggregation,
+                reporting: Responder(registry: reporting.registry, version: "test"),
+                nudged: nudged
+            )
+            do {
+                try await body(services)
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+            await pool.shutdown()
+        }
+
+        @Test func submitAnswersAndNudgesWithoutAServer() async throws {
+            try await withServices { services in
+                let request = submitRequest(submission("in-1", values: [value("firms_supported", "HN", 12)]), id: 1)
+                let accepted = try await services.ask(services.intake, request)
+                #expect(accepted["status"] == "accepted")
+                #expect(accepted["seq"] == 1)
+                #expect(services.nudged.withLockedValue { $0 } == [1])
+                let again = try await services.ask(services.intake, request)
+                #expect(again["status"] == "duplicate")
+                let other = submitRequest(submission("in-1", values: [value("firms_supported", "HN", 13)]), id: 2)
+                #expect(try await services.ask(services.intake, other)["error"]?["code"] == "conflict")
+                let bad = submitRequest(submission("in-2", values: [value("firms_supported", "XX", 1)]), id: 3)
+                let rejected = try await services.ask(services.intake, bad)
+                #expect(rejected["error"]?["code"] == "validation_failed")
+                #expect(rejected["error"]?["details"]?[0]?["path"] == "values[0].country")
+                let hello = try await services.ask(services.intake, ["op": "hello"])
+                #expect(hello["ops"] == ["hello", "ping", "submit"])
+                // Only the accepted submission nudged aggregation.
+                #expect(services.nudged.withLockedValue { $0 } == [1])
+            }
+        }
+
+        @Test func aggregationAndReportingInProcess() async throws {
+            try await withServices { services in
+                _ = try await services.ask(
+                    services.intake,
+                    submitRequest(submission("in-3", values: [value("firms_supported", "GT", 7)]))
+                )
+                // Nothing applied yet: a read that needs seq 1 is not ready.
+                let early = try await services.ask(
+                    services.reporting,
+                    ["op": "totals", "min_seq": 1, "timeout_ms": 0]
+                )
+                #expect(early["error"]?["code"] == "not_ready")
+                // Run the aggregation worker as the service would, until the read is ready.
+                let group = ServiceGroup(
+                    configuration: .init(services: services.aggregation.services, logger: Self.logger)
+                )
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { try await group.run() }
+                    let totals = try await services.ask(
+                        services.reporting,
+                        ["op": "totals", "indicator": "firms_supported", "min_seq": 1, "timeout_ms": 20_000]
+                    )
+                    #expect(totals["rows"]?[0]?["value"] == 7)
+                    #expect(totals["as_of_seq"] == 1)
+                    await group.triggerGracefulShutdown()
+                    try await tasks.waitForAll()
+                }
+                let status = try await services.aggregation.registry["status"]!
+                    .respond(to: ["op": "status"], context: RequestContext(logger: Self.logger))
+                #expect(status.first { $0.0 == "applied_seq" }?.1 == 1)
+            }
+        }
+    }
+}
