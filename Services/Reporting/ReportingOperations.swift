@@ -141,7 +141,7 @@ public struct ReportingOperations: Sendable {
         static func decode(from reader: FieldReader) -> FactSheetRequest? {
             let read = ReadConsistency(from: reader)
             let format = reader.oneOf("format", ["markdown", "json"])
-            let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999", Day.init(iso:))
+            let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
             return FactSheetRequest(read: read, date: date, json: format == "json")
         }
     }
@@ -226,8 +226,9 @@ public struct ReportingOperations: Sendable {
         for key in groupBy {
             switch key {
             case .period:
-                let start = Day(iso: row.keys["period_start"] ?? "")
-                let end = Day(iso: row.keys["period_end"] ?? "")
+                // Stored dates, not a request's: any year PostgreSQL gave back is fine.
+                let start = Day(iso: row.keys["period_start"] ?? "", years: 1...9999)
+                let end = Day(iso: row.keys["period_end"] ?? "", years: 1...9999)
                 if let start, let end { members.append(("period", .string(Period(start: start, end: end).label))) }
                 members.append(("period_start", .string(row.keys["period_start"] ?? "")))
                 members.append(("period_end", .string(row.keys["period_end"] ?? "")))

@@ -17,13 +17,14 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let supportedYears = 1900...9999
 
     /// Parses `YYYY-MM-DD` (ASCII digits only), rejecting days that do not exist and years
-    /// outside `supportedYears`.
-    public init?(iso text: String) {
+    /// outside `years` (by default the years a request may name; a stored period may start a
+    /// little earlier: FY1900 begins on 1899-10-01).
+    public init?(iso text: String, years: ClosedRange<Int> = Day.supportedYears) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].utf8.count == 4, parts[1].utf8.count == 2, parts[2].utf8.count == 2,
             parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }),
             let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-            Day.supportedYears.contains(y), (1...12).contains(m), d >= 1, d <= Day.daysIn(year: y, month: m)
+            years.contains(y), (1...12).contains(m), d >= 1, d <= Day.daysIn(year: y, month: m)
         else { return nil }
         self.init(year: y, month: m, day: d)
     }

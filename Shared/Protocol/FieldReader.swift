@@ -52,13 +52,14 @@ public struct FieldReader {
     }
 
     /// The member `key`, or `nil` when it is absent or `null`; reports a missing required member.
-    public func value(_ key: String, required: Bool = false) -> JSON? {
+    /// `expected` says what a required member must be, for the message when it is `null`.
+    public func value(_ key: String, required: Bool = false, expected: String = "given") -> JSON? {
         guard let value = object[key] else {
             if required { collector.add(.missing(path(of: key))) }
             return nil
         }
         if value.isNull {
-            if required { collector.add(.wrongType(path(of: key), expected: "given", found: value)) }
+            if required { collector.add(.wrongType(path(of: key), expected: expected, found: value)) }
             return nil
         }
         return value
@@ -66,7 +67,7 @@ public struct FieldReader {
 
     /// A string member.
     public func string(_ key: String, required: Bool = false) -> String? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "a string") else { return nil }
         guard let text = value.stringValue else {
             collector.add(.wrongType(path(of: key), expected: "a string", found: value))
             return nil
@@ -76,7 +77,7 @@ public struct FieldReader {
 
     /// A boolean member.
     public func bool(_ key: String, required: Bool = false) -> Bool? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "true or false") else { return nil }
         guard let flag = value.boolValue else {
             collector.add(.wrongType(path(of: key), expected: "true or false", found: value))
             return nil
@@ -87,7 +88,7 @@ public struct FieldReader {
     /// An integer member, read exactly from its literal (`5`, `5.0` and `5e0` are 5;
     /// `5.0000000000000001` is not an integer), within `range` when given.
     public func integer(_ key: String, in range: ClosedRange<Int64>? = nil, required: Bool = false) -> Int64? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "an integer") else { return nil }
         guard value.numberLiteral != nil else {
             collector.add(.wrongType(path(of: key), expected: "an integer", found: value))
             return nil
@@ -105,7 +106,7 @@ public struct FieldReader {
 
     /// A number member, as its exact JSON literal.
     public func numberLiteral(_ key: String, required: Bool = false) -> String? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "a number") else { return nil }
         guard let literal = value.numberLiteral else {
             collector.add(.wrongType(path(of: key), expected: "a number", found: value))
             return nil
@@ -137,7 +138,7 @@ public struct FieldReader {
     /// A member given as one string or a list of strings (filters such as `"country":"GT"`
     /// or `"country":["GT","HN"]`).
     public func stringList(_ key: String, required: Bool = false) -> [String]? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "a string or a list of strings") else { return nil }
         if let one = value.stringValue { return [one] }
         guard let many = value.arrayValue else {
             collector.add(.wrongType(path(of: key), expected: "a string or a list of strings", found: value))
@@ -156,7 +157,7 @@ public struct FieldReader {
 
     /// An array member, as its elements.
     public func array(_ key: String, required: Bool = false) -> [JSON]? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "an array") else { return nil }
         guard let elements = value.arrayValue else {
             collector.add(.wrongType(path(of: key), expected: "an array", found: value))
             return nil
@@ -166,7 +167,7 @@ public struct FieldReader {
 
     /// An object member, as a reader that reports into the same problem list.
     public func object(_ key: String, required: Bool = false) -> FieldReader? {
-        guard let value = value(key, required: required) else { return nil }
+        guard let value = value(key, required: required, expected: "an object") else { return nil }
         guard case .object = value else {
             collector.add(.wrongType(path(of: key), expected: "an object", found: value))
             return nil

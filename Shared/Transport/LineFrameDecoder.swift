@@ -67,19 +67,62 @@ extension Atomic where Value == Int {
     }
 }
 
+/// The lines of one connection that were read but not answered yet. Their bytes stay charged
+/// to the process's budget until the server has answered them (a queued line holds its memory
+/// as surely as an unfinished one), and while there are any the connection is not idle.
+public final class PendingLines: Sendable {
+    /// The budget the lines are charged to.
+    public let budget: BufferBudget
+    private let bytes = Atomic<Int>(0)
+    private let lines = Atomic<Int>(0)
+
+    public init(budget: BufferBudget) { self.budget = budget }
+
+    /// What a line costs while pending: its bytes and its newline.
+    public static func cost(of line: ByteBuffer) -> Int { line.readableBytes + 1 }
+
+    /// True while a line of this connection waits for, or is getting, its answer.
+    public var isEmpty: Bool { lines.load(ordering: .relaxed) == 0 }
+
+    /// Charges a line that was read; false (nothing charged) when the budget cannot take it.
+    func add(_ line: ByteBuffer) -> Bool {
+        let cost = Self.cost(of: line)
+        guard budget.charge(cost) else { return false }
+        bytes.add(cost, ordering: .relaxed)
+        lines.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// The server answered `line` (or ignored it, if blank): its bytes are free.
+    public func answered(_ line: ByteBuffer) {
+        let cost = Self.cost(of: line)
+        bytes.subtract(cost, ordering: .relaxed)
+        lines.subtract(1, ordering: .relaxed)
+        budget.release(cost)
+    }
+
+    /// The connection ended: lines still queued will never be answered.
+    public func releaseAll() {
+        budget.release(bytes.exchange(0, ordering: .relaxed))
+        lines.store(0, ordering: .relaxed)
+    }
+}
+
 /// Splits a byte stream into lines, with a length limit that does not kill the connection.
 ///
 /// NIOExtras' `LineBasedFrameDecoder` has no limit, and a limit on `ByteToMessageHandler`
 /// closes the connection. Here an over-long line produces one `.lineTooLong` frame, then
 /// the decoder discards until the next newline and carries on with the following line.
 /// A final line without a newline when the peer closes is dropped: it was never complete.
-/// With a `BufferBudget`, the bytes of the incomplete line are charged to it while held.
+/// With a `BufferBudget`, the bytes of the incomplete line are charged to it while held; with
+/// `PendingLines` as well, each complete line stays charged until the server answers it.
 public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = InboundFrame
 
     /// The most bytes a line may have, not counting its line ending.
     public let maximumLineLength: Int
     private let budget: BufferBudget?
+    private let pending: PendingLines?
     private var discarding = false
     /// How far the current buffer was already scanned for a newline (avoids rescanning).
     private var scanned = 0
@@ -90,6 +133,15 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
         precondition(maximumLineLength > 0)
         self.maximumLineLength = maximumLineLength
         self.budget = budget
+        self.pending = nil
+    }
+
+    /// A decoder whose unfinished and unanswered lines are all charged to `pending`'s budget.
+    public init(maximumLineLength: Int, pending: PendingLines) {
+        precondition(maximumLineLength > 0)
+        self.maximumLineLength = maximumLineLength
+        self.budget = pending.budget
+        self.pending = pending
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -106,17 +158,21 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
             }
             var line = buffer.readSlice(length: length)!
             buffer.moveReaderIndex(forwardBy: 1)
-            // The line's bytes stay charged while its request is served (it is a slice of the
-            // same memory); the rest of the buffer is what the next line holds.
-            recharge(buffer.readableBytes)
             if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\r") {
                 line.moveWriterIndex(to: line.writerIndex - 1)
             }
+            // What was charged as unfinished is now this line (kept by `pending` until it is
+            // answered) and the rest of the buffer (the next line, charged on its own).
+            recharge(0)
             if line.readableBytes > maximumLineLength {
                 context.fireChannelRead(Self.wrapInboundOut(.lineTooLong(limit: maximumLineLength)))
+            } else if let pending, !pending.add(line) {
+                context.fireChannelRead(Self.wrapInboundOut(.overBudget(limit: pending.budget.limit)))
             } else {
                 context.fireChannelRead(Self.wrapInboundOut(.line(line)))
             }
+            // If the budget cannot take the rest now, the next call finds out and says so.
+            recharge(buffer.readableBytes)
             return .continue
         }
         // No newline yet. Allow one extra byte for a possible '\r' before the newline.

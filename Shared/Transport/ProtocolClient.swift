@@ -19,9 +19,13 @@ public final class ProtocolClient: Sendable {
     typealias Exchange = (ByteBuffer, EventLoopPromise<InboundFrame>)
 
     private let channel: any Channel
+    /// The first answer the server sent before any request (a refusal such as `overloaded`);
+    /// fails with `NoUnaskedAnswer` if the connection closed without one.
+    private let unaskedAnswer: EventLoopFuture<InboundFrame>
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, unaskedAnswer: EventLoopFuture<InboundFrame>) {
         self.channel = channel
+        self.unaskedAnswer = unaskedAnswer
     }
 
     /// Connects to `host:port`.
@@ -31,6 +35,7 @@ public final class ProtocolClient: Sendable {
         maximumLineBytes: Int = 256 << 20,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ProtocolClient {
+        let unasked = group.any().makePromise(of: InboundFrame.self)
         do {
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
@@ -39,13 +44,15 @@ public final class ProtocolClient: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
+                            UnaskedAnswerCatcher(unasked: unasked),
                             RequestResponseHandler<ByteBuffer, InboundFrame>()
                         )
                     }
                 }
                 .connect(host: host, port: port).get()
-            return ProtocolClient(channel: channel)
+            return ProtocolClient(channel: channel, unaskedAnswer: unasked.futureResult)
         } catch {
+            unasked.fail(UnaskedAnswerCatcher.NoUnaskedAnswer())
             throw ClientError("cannot connect to \(host):\(port): \(error)")
         }
     }
@@ -75,9 +82,27 @@ public final class ProtocolClient: Sendable {
             return enqueue(buffer)
         }
         channel.flush()
+        return try await answerLines(answers)
+    }
+
+    /// The answer lines of `answers`, in order. When the connection ends before they came, a
+    /// refusal the server sent before any request (why it closed) answers the first of them.
+    fileprivate func answerLines(_ answers: [EventLoopFuture<InboundFrame>]) async throws -> [String] {
         var lines: [String] = []
         lines.reserveCapacity(answers.count)
-        for answer in answers { lines.append(try await Self.line(of: answer)) }
+        for answer in answers {
+            do {
+                lines.append(try await Self.line(of: answer))
+            } catch {
+                guard lines.isEmpty, let refusal = try? await unaskedAnswer.get(), case .line(let text) = refusal
+                else { throw error }
+                // The rest of the requests were never read: the connection is gone.
+                if answers.count > 1 {
+                    throw ClientError("the server refused the connection: \(String(buffer: text))")
+                }
+                return [String(buffer: text)]
+            }
+        }
         return lines
     }
 
@@ -89,13 +114,12 @@ public final class ProtocolClient: Sendable {
     /// Answers the caller will wait for after raw writes (`write(raw:)`), registered before
     /// the writes so that no answer arrives with nobody expecting it.
     public struct PendingAnswers: Sendable {
+        fileprivate let client: ProtocolClient
         fileprivate let futures: [EventLoopFuture<InboundFrame>]
 
         /// The answer lines, in order, once they all arrived.
         public func lines() async throws -> [String] {
-            var lines: [String] = []
-            for future in futures { lines.append(try await ProtocolClient.line(of: future)) }
-            return lines
+            try await client.answerLines(futures)
         }
     }
 
@@ -104,7 +128,7 @@ public final class ProtocolClient: Sendable {
     public func expectAnswers(_ count: Int) -> PendingAnswers {
         let futures = (0..<count).map { _ in enqueue(channel.allocator.buffer(capacity: 0)) }
         channel.flush()
-        return PendingAnswers(futures: futures)
+        return PendingAnswers(client: self, futures: futures)
     }
 
     /// Writes raw bytes as they are, expecting no answer to them (a partial line).
@@ -117,7 +141,7 @@ public final class ProtocolClient: Sendable {
         channel.eventLoop.execute {
             do {
                 let context = try channel.pipeline.syncOperations.context(
-                    handlerType: RequestResponseHandler<ByteBuffer, InboundFrame>.self
+                    handlerType: UnaskedAnswerCatcher.self
                 )
                 context.writeAndFlush(NIOAny(buffer), promise: written)
             } catch {
@@ -186,4 +210,44 @@ public func parseAddress(_ address: String) throws -> (host: String, port: Int) 
     var host = String(address[..<colon])
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     return (host.isEmpty ? "127.0.0.1" : host, port)
+}
+
+/// Sits before the `RequestResponseHandler`, which takes an answer nobody asked for as an error
+/// and loses it: the first such answer (a server's refusal, sent before any request) is kept in
+/// a promise instead. Counts the requests written below it; touched only on the event loop.
+final class UnaskedAnswerCatcher: ChannelDuplexHandler {
+    typealias InboundIn = InboundFrame
+    typealias InboundOut = InboundFrame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct NoUnaskedAnswer: Error {}
+
+    private let unasked: EventLoopPromise<InboundFrame>
+    private var awaitedAnswers = 0
+
+    init(unasked: EventLoopPromise<InboundFrame>) { self.unasked = unasked }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        awaitedAnswers += 1
+        context.write(data, promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard awaitedAnswers > 0 else {
+            unasked.succeed(Self.unwrapInboundIn(data))
+            return
+        }
+        awaitedAnswers -= 1
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        unasked.fail(NoUnaskedAnswer())
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        unasked.fail(NoUnaskedAnswer())
+    }
 }

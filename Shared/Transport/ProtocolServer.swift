@@ -98,18 +98,23 @@ public final class ProtocolServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture { () -> AcceptedConnection in
                     do {
                         try configureConnection(channel)
-                        let activity = ConnectionActivity()
+                        let pending = PendingLines(budget: budget)
                         try channel.pipeline.syncOperations.addHandlers(
-                            IdleStateHandler(readTimeout: TimeAmount(limits.idleTimeout)),
-                            IdleConnectionCloser(activity: activity),
+                            // Reads and writes both count as activity: an answer written after
+                            // a long request restarts the clock.
+                            IdleStateHandler(allTimeout: TimeAmount(limits.idleTimeout)),
+                            IdleConnectionCloser(pending: pending),
                             ByteToMessageHandler(
-                                LineFrameDecoder(maximumLineLength: limits.maximumLineBytes, budget: budget)
+                                LineFrameDecoder(maximumLineLength: limits.maximumLineBytes, pending: pending)
                             )
                         )
+                        // Few decoded lines wait per connection: socket reads stop behind them,
+                        // so a client that does not read its answers holds little memory.
                         let wrapped = try NIOAsyncChannel<InboundFrame, ByteBuffer>(
-                            wrappingChannelSynchronously: channel
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2))
                         )
-                        return .ready(wrapped, activity)
+                        return .ready(wrapped, pending)
                     } catch {
                         channel.close(promise: nil)
                         return .failed(error, peer: channel.remoteAddress?.description ?? "unknown")
@@ -127,8 +132,8 @@ public final class ProtocolServer: Service, Sendable {
                 try await server.executeThenClose { inbound in
                     for try await accepted in inbound {
                         switch accepted {
-                        case .ready(let connection, let activity):
-                            group.addTask { await self.serve(connection, activity: activity) }
+                        case .ready(let connection, let pending):
+                            group.addTask { await self.serve(connection, pending: pending) }
                         case .failed(let error, let peer):
                             logger.warning(
                                 "connection set-up failed; closed it",
@@ -146,7 +151,9 @@ public final class ProtocolServer: Service, Sendable {
         logger.info("stopped", metadata: ["service": "\(responder.registry.service)"])
     }
 
-    private func serve(_ connection: NIOAsyncChannel<InboundFrame, ByteBuffer>, activity: ConnectionActivity) async {
+    private func serve(_ connection: NIOAsyncChannel<InboundFrame, ByteBuffer>, pending: PendingLines) async {
+        // Lines still queued when the connection ends will never be answered: free their share.
+        defer { pending.releaseAll() }
         let channel = connection.channel
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(channel.remoteAddress?.description ?? "unknown")"
@@ -183,7 +190,6 @@ public final class ProtocolServer: Service, Sendable {
             try await connection.executeThenClose { inbound, _ in
                 for try await frame in inbound {
                     guard connections.markBusy(token) else { break }
-                    activity.begin()
                     let (answer, keepOpen) = await respond(to: frame, logger: logger)
                     if let answer {
                         // Written on the channel and awaited until it reached the socket: the
@@ -191,7 +197,7 @@ public final class ProtocolServer: Service, Sendable {
                         // (a large one, or the last before a half-close or shutdown).
                         try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
                     }
-                    activity.end()
+                    if case .line(let line) = frame { pending.answered(line) }
                     guard keepOpen, connections.markIdle(token) else { break }
                 }
             }
@@ -255,29 +261,22 @@ extension Response {
 
 /// An accepted connection, ready to serve, or the reason its set-up failed.
 enum AcceptedConnection: Sendable {
-    case ready(NIOAsyncChannel<InboundFrame, ByteBuffer>, ConnectionActivity)
+    case ready(NIOAsyncChannel<InboundFrame, ByteBuffer>, PendingLines)
     case failed(any Error, peer: String)
 }
 
-/// Whether a connection has a request in progress: an idle timeout must not cut a client
-/// that waits for a slow answer (a read waiting for `min_seq`).
-final class ConnectionActivity: Sendable {
-    private let requestsInProgress = Atomic<Int>(0)
-    func begin() { requestsInProgress.add(1, ordering: .relaxed) }
-    func end() { requestsInProgress.subtract(1, ordering: .relaxed) }
-    var isBusy: Bool { requestsInProgress.load(ordering: .relaxed) > 0 }
-}
-
-/// Closes a connection that sent nothing for the idle timeout while no request was in progress.
+/// Closes a connection that neither sent nor received anything for the idle timeout while
+/// none of its lines waited for an answer: a client waiting for a slow answer (a read waiting
+/// for `min_seq`) or with requests queued is not idle.
 final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    private let activity: ConnectionActivity
+    private let pending: PendingLines
 
-    init(activity: ConnectionActivity) { self.activity = activity }
+    init(pending: PendingLines) { self.pending = pending }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case IdleStateHandler.IdleStateEvent.read = event, !activity.isBusy {
+        if case IdleStateHandler.IdleStateEvent.all = event, pending.isEmpty {
             context.close(promise: nil)
             return
         }

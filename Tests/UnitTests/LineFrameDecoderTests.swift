@@ -198,4 +198,35 @@ struct LineFrameDecoderTests {
         #expect(budget.heldBytes == 0)
         _ = try first.finish()
     }
+
+    @Test func completeLinesStayChargedUntilAnswered() throws {
+        let pending = PendingLines(budget: BufferBudget(limit: 40))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 32, pending: pending))
+        )
+        try write(channel, "0123456789\nabcdefghij\n")
+        var lines: [ByteBuffer] = []
+        while let frame = try channel.readInbound(as: InboundFrame.self) {
+            guard case .line(let line) = frame else {
+                Issue.record("unexpected \(frame)")
+                continue
+            }
+            lines.append(line)
+        }
+        #expect(lines.count == 2)
+        // Two lines of 10 bytes (and their newlines) wait for answers: they hold 22 bytes.
+        #expect(pending.budget.heldBytes == 22)
+        #expect(!pending.isEmpty)
+        // A third line that would pass the budget is refused, complete or not.
+        try write(channel, String(repeating: "z", count: 25) + "\n")
+        #expect(try frames(channel) == [.overBudget(40)])
+        pending.answered(lines[0])
+        #expect(pending.budget.heldBytes == 11)
+        // Lines never answered (the connection ended) are given back all at once.
+        pending.releaseAll()
+        #expect(pending.budget.heldBytes == 0)
+        #expect(pending.isEmpty)
+        _ = try channel.finish()
+    }
 }
