@@ -186,6 +186,8 @@ extension String {
 
 /// A progress line on standard error (a plain write: no buffering, no exception on a closed pipe).
 func progress(_ message: String) {
+    // What was printed to standard output comes first, also when both go to one pipe.
+    fflush(nil)  // every output stream; `stdout` itself is not concurrency-safe to name
     let line = Array(("rootcauses: " + message + "\n").utf8)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
