@@ -167,7 +167,7 @@ func ensureDatabase(named name: String, on cluster: LocalCluster, logger: Logger
     )
     defer { connection.close() }
     do {
-        try connection.execute("CREATE DATABASE \(name)")
+        try connection.execute("CREATE DATABASE \(PostgresQuery.quoteIdentifier(name))")
     } catch {
         // Another rootcauses may have created it meanwhile.
         guard exists() else { throw error }

@@ -33,7 +33,7 @@ public enum TestDatabase {
             logger: quietLogger
         )
         defer { connection.close() }
-        try connection.execute("CREATE DATABASE \(name)")
+        try connection.execute("CREATE DATABASE \(PostgresQuery.quoteIdentifier(name))")
         return replacingDatabase(in: serverURL, with: name)
     }
 
