@@ -12,8 +12,17 @@ public struct AggregationOperations: Sendable {
     let worker: AggregationWorker
 
     /// `instance` names this process in `status` and in the partitions it holds.
-    public init(pool: PostgresPool, instance: String, batchSize: Int, pollInterval: Duration, logger: Logger) {
-        self.applier = Applier(pool: pool, instance: instance, batchSize: batchSize)
+    /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
+    /// instance's partitions move to the others after it).
+    public init(
+        pool: PostgresPool,
+        instance: String,
+        batchSize: Int,
+        pollInterval: Duration,
+        lease: Duration = .seconds(10),
+        logger: Logger
+    ) {
+        self.applier = Applier(pool: pool, instance: instance, batchSize: batchSize, lease: lease)
         self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, logger: logger)
     }
 
@@ -46,6 +55,7 @@ public struct AggregationOperations: Sendable {
 
     func status(_ request: NoInput, context: RequestContext) async throws -> AnswerFields {
         let progress = try await applier.progress()
+        let instances = try await applier.instances()
         return [
             ("instance", .string(applier.instance)),
             ("applied_seq", .int(progress.applied)),
@@ -53,6 +63,22 @@ public struct AggregationOperations: Sendable {
             ("backlog", .int(max(0, progress.latest - progress.applied))),
             ("partitions", .int(Schema.aggregationPartitions)),
             ("share", .array(worker.share.map { JSON.int($0) })),
+            (
+                "instances",
+                .array(
+                    instances.map { state in
+                        [
+                            "instance": .string(state.instance),
+                            "heartbeat_at": .string(state.heartbeatAt),
+                            "partitions": .array(
+                                state.partitions.map {
+                                    ["partition": .int($0.partition), "applied_seq": .int($0.appliedSeq)]
+                                }
+                            ),
+                        ]
+                    }
+                )
+            ),
         ]
     }
 }

@@ -37,20 +37,54 @@ final class AggregationWorker: Service, Sendable {
         }
         defer { ticker.cancel() }
         wake.yield()
+        var ownership = OwnershipState()
         await withGracefulShutdownHandler {
             for await _ in wakeups {
-                await runPasses()
+                await runPasses(&ownership)
             }
         } onGracefulShutdown: { [wake] in
             wake.finish()
         }
+        // Hand the partitions over now rather than when the leases run out.
+        do {
+            try await applier.resign()
+        } catch {
+            logger.warning(
+                "could not give up partitions; they move once their leases run out",
+                metadata: ["error": "\(error)"]
+            )
+        }
         logger.info("aggregation worker stopped")
     }
 
-    private func runPasses() async {
+    /// When this instance last renewed its leases, and what it held then.
+    private struct OwnershipState {
+        var lastHeartbeat: ContinuousClock.Instant?
+        var held: Applier.Ownership?
+    }
+
+    /// Heartbeats often enough that a lease never runs out while the instance lives.
+    private var heartbeatInterval: Duration { min(pollInterval, applier.lease / 3) }
+
+    private func heartbeatIfDue(_ state: inout OwnershipState) async throws {
+        let now = ContinuousClock.now
+        if let last = state.lastHeartbeat, now - last < heartbeatInterval { return }
+        let ownership = try await applier.heartbeat()
+        state.lastHeartbeat = now
+        if ownership != state.held {
+            logger.info(
+                "partitions owned",
+                metadata: ["count": "\(ownership.partitions.count)", "instances": "\(ownership.instances)"]
+            )
+            state.held = ownership
+        }
+    }
+
+    private func runPasses(_ ownership: inout OwnershipState) async {
         // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
         while !Task.isShuttingDownGracefully {
             do {
+                try await heartbeatIfDue(&ownership)
                 let started = ContinuousClock.now
                 let pass = try await applier.applyPass()
                 lastShare.withLockedValue { $0 = pass.held }

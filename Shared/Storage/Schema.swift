@@ -15,11 +15,13 @@ public enum Storage {
         case aggregationPartitions = "aggregation_partitions"
         case aggregateContributions = "aggregate_contributions"
         case schemaMigrations = "schema_migrations"
+        case aggregationInstances = "aggregation_instances"
     }
 
-    /// The number of partitions aggregation splits the work into. Fixed by migration 1, which
-    /// stores each value's partition at insert: changing it takes a migration that repartitions.
-    public static let aggregationPartitions = 8
+    /// The number of partitions aggregation splits the work into: enough that eight instances
+    /// each hold several. Each value's partition is stored at insert, so changing it takes a
+    /// migration that repartitions (migration 2 went from 8 to 64).
+    public static let aggregationPartitions = 64
 }
 
 extension PostgresQuery.StringInterpolation {
@@ -128,7 +130,37 @@ public enum Schema {
                 CREATE INDEX aggregate_contributions_series
                     ON aggregate_contributions (indicator, country, reporter, period_end, period_start);
                 """
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "64 aggregation partitions owned through leases",
+            sql: """
+                -- 64 partitions instead of 8, so that up to 8 instances each hold several. The hash is
+                -- the same, so partition p of 64 holds some of the indicators of partition p % 8 of 8
+                -- and starts at its watermark: nothing is applied twice or skipped.
+                ALTER TABLE submission_values DROP COLUMN partition;
+                ALTER TABLE submission_values ADD COLUMN partition integer NOT NULL GENERATED ALWAYS AS
+                    (('x' || substr(md5(indicator), 1, 7))::bit(28)::integer % 64) STORED;
+                INSERT INTO aggregation_partitions (partition, applied_seq, applied_by, applied_at)
+                    SELECT p, old.applied_seq, old.applied_by, old.applied_at
+                    FROM generate_series(8, 63) AS p
+                    JOIN aggregation_partitions old ON old.partition = p % 8;
+
+                -- Who owns a partition, until when. An owner renews its leases on every heartbeat;
+                -- a partition whose lease ran out (its owner died) is free for another instance.
+                -- Ownership only divides the work: exactly-once comes from the row lock and the
+                -- watermark that moves with the rows, whoever applies them.
+                ALTER TABLE aggregation_partitions ADD COLUMN owner text, ADD COLUMN lease_expires_at timestamptz;
+
+                -- Live aggregation instances: each divides the partitions by their number.
+                CREATE TABLE aggregation_instances (
+                    instance      text PRIMARY KEY,
+                    started_at    timestamptz NOT NULL DEFAULT now(),
+                    heartbeat_at  timestamptz NOT NULL,
+                    expires_at    timestamptz NOT NULL
+                ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
+                """
+        ),
     ]
 
     /// The newest schema version this build knows.

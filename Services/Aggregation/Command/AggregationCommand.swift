@@ -26,20 +26,31 @@ struct AggregationCommand: AsyncParsableCommand {
     )
     var batchSize: Int = 500
 
+    @Option(
+        name: .customLong("lease-ms"),
+        help:
+            "How long this instance's partitions stay its own without a heartbeat; a killed instance's partitions move to the others after this. Env: ROOTCAUSES_LEASE_MS. Default: 10000."
+    )
+    var leaseMilliseconds: Int?
+
     func run() async throws {
         let interval =
             pollIntervalMilliseconds
             ?? ServiceOptions.environment["ROOTCAUSES_POLL_INTERVAL_MS"].flatMap { Int($0) } ?? 1000
+        let lease = leaseMilliseconds ?? ServiceOptions.environment["ROOTCAUSES_LEASE_MS"].flatMap { Int($0) } ?? 10_000
+        guard lease >= 100 else { throw ValidationError("--lease-ms must be at least 100") }
         guard interval > 0, batchSize > 0 else {
             throw ValidationError("--poll-interval-ms and --batch-size must be positive")
         }
-        let instance = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
+            // Host and port name the instance: unique among live ones (one process binds a port),
+            // and the same after a restart, which then takes its own partitions back at once.
             let operations = AggregationOperations(
                 pool: context.pool,
-                instance: instance,
+                instance: "\(ProcessInfo.processInfo.hostName):\(context.port)",
                 batchSize: batchSize,
                 pollInterval: .milliseconds(interval),
+                lease: .milliseconds(lease),
                 logger: context.logger
             )
             return (operations.registry, operations.services)

@@ -1,0 +1,97 @@
+import NIOConcurrencyHelpers
+import RootcausesJSON
+import RootcausesLocalStack
+import RootcausesTesting
+import RootcausesTransport
+import Testing
+
+extension Integration {
+    /// Aggregation instances divide the 64 partitions through leases in PostgreSQL: a new one is
+    /// handed a share, a killed one's share is taken once its lease runs out, and no ownership
+    /// move loses or repeats work.
+    @Suite struct ScaleOutTests {
+        /// The instances that answered `status` and who owned partitions, as seen from every
+        /// live instance while the test runs.
+        final class Owners: Sendable {
+            let seen = NIOLockedValueBox<[String: Int]>([:])
+
+            func record(_ status: JSON) {
+                for instance in status["instances"]?.arrayValue ?? [] {
+                    guard let name = instance["instance"]?.stringValue else { continue }
+                    let owned = instance["partitions"]?.arrayValue?.count ?? 0
+                    seen.withLockedValue { $0[name] = max($0[name] ?? 0, owned) }
+                }
+            }
+        }
+
+        static func watch(_ stack: ServiceStack, indices: [Int], into owners: Owners) async {
+            for index in indices {
+                guard let client = try? await stack.aggregationClient(index) else { continue }
+                if let status = try? await client.request(["op": "status"]), status["ok"] == true {
+                    owners.record(status)
+                }
+                await client.close()
+            }
+        }
+
+        @Test func threeInstancesUnderLoadWithOneKilledAndOneStartedMidway() async throws {
+            // Short leases, so the killed instance's partitions move within the test.
+            try await withServiceStack(environment: ["ROOTCAUSES_LEASE_MS": "1500"]) { stack in
+                try await stack.addAggregation()
+                try await stack.addAggregation()
+                let (requests, totals) = FailureTests.workload(count: 600, prefix: "scale")
+                let intake = try await stack.intakeClient()
+                let owners = Owners()
+                let feeder = Task {
+                    var last: Int64 = 0
+                    for chunk in stride(from: 0, to: requests.count, by: 20) {
+                        let answers = try await intake.pipeline(
+                            Array(requests[chunk..<min(chunk + 20, requests.count)])
+                        )
+                        for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    return last
+                }
+                // Three instances share the work...
+                try await Task.sleep(for: .milliseconds(600))
+                await Self.watch(stack, indices: [0, 1, 2], into: owners)
+                // ...one dies without a word, and another joins.
+                await stack.aggregations[1].killNow()
+                let joined = try await stack.addAggregation()
+                for _ in 0..<8 {
+                    try await Task.sleep(for: .milliseconds(400))
+                    await Self.watch(stack, indices: [0, 2, joined], into: owners)
+                }
+                let last = try await feeder.value
+                #expect(last == 600)
+                try await FailureTests.expectTotals(stack, minSeq: last, totals)
+
+                // Once the dead one's leases ran out, the three live instances hold all 64.
+                var held: [String: Int] = [:]
+                for _ in 0..<50 {
+                    await Self.watch(stack, indices: [0, 2, joined], into: owners)
+                    let client = try await stack.aggregationClient(0)
+                    let status = try await client.expectOK(["op": "status"])
+                    await client.close()
+                    held = [:]
+                    for instance in status["instances"]?.arrayValue ?? [] {
+                        held[instance["instance"]?.stringValue ?? ""] = instance["partitions"]?.arrayValue?.count ?? 0
+                    }
+                    if held.count == 3, held.values.reduce(0, +) == 64, held.values.allSatisfy({ $0 >= 20 }) { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                #expect(held.count == 3, "live instances: \(held)")
+                #expect(held.values.reduce(0, +) == 64, "partitions held: \(held)")
+                #expect(held.values.allSatisfy { $0 >= 20 }, "an unfair share: \(held)")
+                // Every instance that ran, the killed one and the late one included, held partitions.
+                let everyone = owners.seen.withLockedValue { $0 }
+                #expect(everyone.count == 4, "instances seen: \(everyone)")
+                #expect(everyone.values.allSatisfy { $0 > 0 }, "instances seen: \(everyone)")
+                await intake.close()
+                // The killed slot is started again, so the stack stops cleanly.
+                try await stack.startAggregation(index: 1)
+            }
+        }
+    }
+}
