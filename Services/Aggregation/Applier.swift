@@ -168,7 +168,10 @@ struct Applier: Sendable {
                 -- lateral subquery from being flattened back into that join.
                 CROSS JOIN LATERAL (
                     SELECT v.indicator, v.country, v.value, v.estimate, v.partition
-                    FROM \(Storage.Table.submissionValues) v WHERE v.submission = s.id OFFSET 0
+                    FROM \(Storage.Table.submissionValues) v
+                    -- Only this instance's partitions, straight from the key (submission, partition, ordinal).
+                    WHERE v.submission = s.id AND v.partition = ANY ((SELECT array_agg(partition) FROM target)::integer[])
+                    OFFSET 0
                 ) v
                 JOIN target t ON t.partition = v.partition AND s.seq > t.from_seq AND s.seq <= t.to_seq
                 WHERE s.seq > (SELECT min(from_seq) FROM target) AND s.seq <= (SELECT max(to_seq) FROM target)

@@ -29,9 +29,22 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.")
     var lagSamples: Int = 300
 
+    @Option(
+        name: .customLong("catch-up"),
+        help:
+            "Aggregation instance counts to time catching up the whole stored backlog with, comma-separated (e.g. 1,2,4); empty to skip."
+    )
+    var catchUp: String = "1,2,4"
+
     func run() async throws {
         guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
             throw ValidationError("counts must be positive, and --values at most 10000")
+        }
+        let instanceCounts = try catchUp.split(separator: ",").map { text -> Int in
+            guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...16).contains(count) else {
+                throw ValidationError("--catch-up takes instance counts from 1 to 16, comma-separated, not '\(text)'")
+            }
+            return count
         }
         let cataloguePath = findShippedFile("catalogue.json") ?? "Deploy/config/catalogue.json"
         let catalogue = try Catalogue.load(path: cataloguePath)
@@ -46,6 +59,7 @@ struct BenchCommand: AsyncParsableCommand {
         let running = try await LocalStack.start(options: options, ports: (0, 0, 0), database: database, log: progress)
         do {
             try await measure(running: running, cells: Array(cells.prefix(values)))
+            for count in instanceCounts { try await measureCatchUp(stack: running.stack, instances: count) }
         } catch {
             await running.stop(log: progress)
             throw error
@@ -178,6 +192,92 @@ struct BenchCommand: AsyncParsableCommand {
                 percentile(0.95),
                 percentile(0.99),
                 lags.last!
+            )
+        )
+    }
+
+    /// Times `instances` aggregation processes applying the whole stored backlog from scratch:
+    /// they start and divide the partitions first, then the aggregates and watermarks are reset
+    /// in one transaction, and the clock runs until every partition is applied again.
+    private func measureCatchUp(stack: ServiceStack, instances: Int) async throws {
+        let logger = Logger(label: "bench")
+        // Exactly `instances` aggregation processes, on the stack's first ports.
+        for process in stack.aggregations where process.isRunning { await process.stop() }
+        for index in 0..<instances {
+            if index < stack.aggregations.count {
+                try await stack.startAggregation(index: index)
+            } else {
+                try await stack.addAggregation()
+            }
+        }
+        let first = try await stack.aggregationClient(0)
+        do {
+            try await timeCatchUp(stack: stack, instances: instances, watching: first, logger: logger)
+        } catch {
+            await first.close()
+            throw error
+        }
+        await first.close()
+    }
+
+    private func timeCatchUp(
+        stack: ServiceStack,
+        instances: Int,
+        watching first: ProtocolClient,
+        logger: Logger
+    ) async throws {
+        func owners() async throws -> [Int] {
+            let status = try await first.expectOK(["op": "status"])
+            return (status["instances"]?.arrayValue ?? []).map { $0["partitions"]?.arrayValue?.count ?? 0 }
+        }
+        var held: [Int] = []
+        for _ in 0..<200 {
+            held = try await owners()
+            // Balanced: everyone live, all partitions owned, nobody above a fair share.
+            let fairShare = (Storage.aggregationPartitions + instances - 1) / instances
+            if held.count == instances, held.reduce(0, +) == Storage.aggregationPartitions,
+                held.allSatisfy({ $0 <= fairShare })
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let query: PostgresQuery = """
+            SELECT count(*) AS n FROM \(Storage.Table.submissionValues) v
+            JOIN \(Storage.Table.submissions) s ON s.id = v.submission WHERE s.seq IS NOT NULL
+            """
+        let backlog = try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: logger) {
+            connection in
+            try connection.transaction { connection in
+                try connection.execute("TRUNCATE \(Storage.Table.aggregateContributions.rawValue)")
+                try connection.query(
+                    "UPDATE \(Storage.Table.aggregationPartitions) SET applied_seq = 0" as PostgresQuery
+                )
+            }
+            return try connection.query(query).first?.decode(column: "n", as: Int.self) ?? 0
+        }
+        let started = ContinuousClock.now
+        for index in 0..<instances {
+            let client = try await stack.aggregationClient(index)
+            _ = try await client.expectOK(["op": "nudge"])
+            await client.close()
+        }
+        while true {
+            let status = try await first.expectOK(["op": "status"])
+            if status["backlog"] == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        print(
+            String(
+                format:
+                    "aggregation catch-up of %d values with %d instance%@: %.2f s = %.0f values/s; partitions held: %@",
+                backlog,
+                instances,
+                instances == 1 ? "" : "s",
+                seconds,
+                Double(backlog) / seconds,
+                held.map(String.init).joined(separator: ", ")
             )
         )
     }

@@ -141,6 +141,12 @@ public enum Schema {
                 ALTER TABLE submission_values DROP COLUMN partition;
                 ALTER TABLE submission_values ADD COLUMN partition integer NOT NULL GENERATED ALWAYS AS
                     (('x' || substr(md5(indicator), 1, 7))::bit(28)::integer % 64) STORED;
+                -- An instance reads only its partitions' values of each submission: with the key
+                -- (submission, ordinal) every instance read every value, so two instances did twice
+                -- the work of one (measured: a 1.25 M-value catch-up took 2.8 s alone, 10 s with two).
+                -- Ordinals are unique per submission, so the key's uniqueness is unchanged in effect.
+                ALTER TABLE submission_values DROP CONSTRAINT submission_values_pkey,
+                    ADD PRIMARY KEY (submission, partition, ordinal);
                 INSERT INTO aggregation_partitions (partition, applied_seq, applied_by, applied_at)
                     SELECT p, old.applied_seq, old.applied_by, old.applied_at
                     FROM generate_series(8, 63) AS p
