@@ -37,6 +37,18 @@ extension Integration {
             return (requests, totals)
         }
 
+        /// Sends `requests` in pipelined chunks of 20, pausing `pause` between chunks; returns the
+        /// highest seq acknowledged.
+        static func feed(_ requests: [JSON], to intake: ProtocolClient, pause: Duration = .zero) async throws -> Int64 {
+            var last: Int64 = 0
+            for chunk in stride(from: 0, to: requests.count, by: 20) {
+                let answers = try await intake.pipeline(Array(requests[chunk..<min(chunk + 20, requests.count)]))
+                for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
+                if pause > .zero { try await Task.sleep(for: pause) }
+            }
+            return last
+        }
+
         static func expectTotals(_ stack: ServiceStack, minSeq: Int64, _ expected: [String: Int]) async throws {
             let reporting = try await stack.reportingClient()
             let answer = try await reporting.expectOK([
@@ -103,16 +115,7 @@ extension Integration {
                 try await stack.startAggregation(index: 0, extra: ["--batch-size", "3"])
                 let (requests, totals) = Self.workload(count: 400, prefix: "kill")
                 let intake = try await stack.intakeClient()
-                let feeder = Task {
-                    var last: Int64 = 0
-                    for chunk in stride(from: 0, to: requests.count, by: 20) {
-                        let answers = try await intake.pipeline(
-                            Array(requests[chunk..<min(chunk + 20, requests.count)])
-                        )
-                        for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
-                    }
-                    return last
-                }
+                let feeder = Task { try await Self.feed(requests, to: intake) }
                 for round in 0..<5 {
                     try await Task.sleep(for: .milliseconds(150 + 40 * round))
                     await stack.aggregations[0].killNow()

@@ -42,17 +42,7 @@ extension Integration {
                 let (requests, totals) = FailureTests.workload(count: 600, prefix: "scale")
                 let intake = try await stack.intakeClient()
                 let owners = Owners()
-                let feeder = Task {
-                    var last: Int64 = 0
-                    for chunk in stride(from: 0, to: requests.count, by: 20) {
-                        let answers = try await intake.pipeline(
-                            Array(requests[chunk..<min(chunk + 20, requests.count)])
-                        )
-                        for answer in answers { last = max(last, answer["seq"]?.int64Value ?? 0) }
-                        try await Task.sleep(for: .milliseconds(20))
-                    }
-                    return last
-                }
+                let feeder = Task { try await FailureTests.feed(requests, to: intake, pause: .milliseconds(20)) }
                 // Three instances share the work...
                 try await Task.sleep(for: .milliseconds(600))
                 await Self.watch(stack, indices: [0, 1, 2], into: owners)
