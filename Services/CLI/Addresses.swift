@@ -87,17 +87,3 @@ extension JSON {
         return .object(members.filter { $0.0 != "id" && $0.0 != "ok" })
     }
 }
-
-/// A `submit` request for a submission object (the CLI's own copy: it does not link the testing library).
-func submitRequest(_ submission: JSON, id: JSON = .null) -> JSON {
-    ["op": "submit", "id": id, "submission": submission]
-}
-
-extension ProtocolClient {
-    /// Sends `request` and returns the answer, throwing a readable error unless it is `ok: true`.
-    func expectOK(_ request: JSON) async throws -> JSON {
-        let answer = try await self.request(request)
-        try checkAnswer(answer)
-        return answer
-    }
-}

@@ -67,13 +67,10 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// Where to listen, from the flag, then the environment, then the service's default port.
     public func listenAddress(defaultPort: Int) throws -> (host: String, port: Int) {
         let text = listen ?? Self.environment["ROOTCAUSES_LISTEN"] ?? "127.0.0.1:\(defaultPort)"
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port)
-        else {
+        guard let (host, port) = splitAddress(text), port > 0 else {
             throw ValidationError("--listen '\(text)' is not host:port")
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // No host: every interface.
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 

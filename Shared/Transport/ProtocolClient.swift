@@ -200,15 +200,21 @@ public final class ProtocolClient: Sendable {
     }
 }
 
-/// Parses `host:port` (or `[v6]:port`).
-public func parseAddress(_ address: String) throws -> (host: String, port: Int) {
+/// Splits `host:port` (or `[v6]:port`) into its host (empty when not given) and port.
+public func splitAddress(_ address: String) -> (host: String, port: Int)? {
     guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
         (0...65535).contains(port)
-    else {
-        throw ClientError("'\(address)' is not an address; write host:port")
-    }
+    else { return nil }
     var host = String(address[..<colon])
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host, port)
+}
+
+/// Parses an address to connect to, `host:port`; no host means this machine.
+public func parseAddress(_ address: String) throws -> (host: String, port: Int) {
+    guard let (host, port) = splitAddress(address) else {
+        throw ClientError("'\(address)' is not an address; write host:port")
+    }
     return (host.isEmpty ? "127.0.0.1" : host, port)
 }
 

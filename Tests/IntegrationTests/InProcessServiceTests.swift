@@ -9,6 +9,7 @@ import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesStorage
 import RootcausesTesting
+import RootcausesTransport
 import ServiceLifecycle
 import Testing
 

@@ -5,6 +5,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import RootcausesTransport
 #endif
 
 extension Integration {

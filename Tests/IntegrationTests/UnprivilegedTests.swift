@@ -6,6 +6,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import RootcausesTransport
 #endif
 
 /// Containers run the services as a user without privileges; here everything runs as root,
