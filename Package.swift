@@ -225,7 +225,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 "intake", "aggregation", "reporting", "rootcauses",
             ],
-            path: "Tests/IntegrationTests"
+            path: "Tests/IntegrationTests",
+            // Read by path from the source tree (the seed, compared word for word), not bundled.
+            exclude: ["Fixtures"]
         ),
     ]
 )

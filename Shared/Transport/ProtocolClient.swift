@@ -137,13 +137,14 @@ public final class ProtocolClient: Sendable {
         buffer.writeBytes(bytes)
         let written = channel.eventLoop.makePromise(of: Void.self)
         let channel = self.channel
+        let bytesToWrite = buffer
         // Written below the request/response handler, which wants a promise with every write.
         channel.eventLoop.execute {
             do {
                 let context = try channel.pipeline.syncOperations.context(
                     handlerType: UnaskedAnswerCatcher.self
                 )
-                context.writeAndFlush(NIOAny(buffer), promise: written)
+                context.writeAndFlush(NIOAny(bytesToWrite), promise: written)
             } catch {
                 written.fail(error)
             }
