@@ -25,7 +25,7 @@ extension Integration {
                 case .exited(let code): code
                 case .signaled(let signal): 128 + signal
                 }
-            return (status, result.standardOutput ?? "")
+            return (status, result.standardOutput)
         }
 
         /// A file in this test process's scratch folder (removed with it).
@@ -162,7 +162,7 @@ extension Integration {
                     "no process listens on \(reportingPort)"
                 )
                 kill(reporting, SIGKILL)
-                let reported = try? await waitFor(seconds: 30) { readLog().contains("reporting exited") }
+                let reported: Void? = try? await waitFor(seconds: 30) { readLog().contains("reporting exited") }
                 // Whatever happened, do not leave it running.
                 if reported == nil { try? execution.send(signal: .interrupt) }
             }
