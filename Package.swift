@@ -126,7 +126,8 @@ let package = Package(
         .target(
             name: "AggregationService",
             dependencies: [
-                "RootcausesService", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage", "RootcausesJSON",
+                "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage",
+                "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

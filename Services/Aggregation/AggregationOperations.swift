@@ -1,5 +1,6 @@
 import Logging
 import RootcausesJSON
+import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 import RootcausesStorage
@@ -13,8 +14,10 @@ public struct AggregationOperations: Sendable {
 
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
-    /// instance's partitions move to the others after it).
+    /// instance's partitions move to the others after it). The `catalogue` says which
+    /// indicators are snapshots (`latest`), whose newest submission per cell and period wins.
     public init(
+        catalogue: Catalogue,
         pool: PostgresPool,
         instance: String,
         batchSize: Int,
@@ -22,7 +25,13 @@ public struct AggregationOperations: Sendable {
         lease: Duration = .seconds(10),
         logger: Logger
     ) {
-        self.applier = Applier(pool: pool, instance: instance, batchSize: batchSize, lease: lease)
+        self.applier = Applier(
+            pool: pool,
+            instance: instance,
+            batchSize: batchSize,
+            lease: lease,
+            latestIndicators: catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
+        )
         self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, logger: logger)
     }
 

@@ -9,6 +9,8 @@ struct Applier: Sendable {
     let batchSize: Int
     /// How long this instance's partitions stay its own without a heartbeat.
     let lease: Duration
+    /// The indicators whose periods hold snapshots (`latest`): the newest submission of a cell wins.
+    let latestIndicators: [String]
 
     /// What this instance holds after a heartbeat.
     struct Ownership: Sendable, Equatable {
@@ -140,42 +142,145 @@ struct Applier: Sendable {
         var moreWork = false
     }
 
-    /// Applies pending submissions to the partitions this instance owns, in one statement (one
+    /// Applies pending versions to the partitions this instance owns, in one statement (one
     /// round trip, one commit): lock them (`SKIP LOCKED`: a former owner may still be finishing
-    /// a pass on one), insert
-    /// the contributions of the submissions after each one's watermark, and move the watermarks.
-    /// The inserts and the watermark moves commit together or not at all, so exactly once.
+    /// a pass on one), turn the versions after each one's watermark into changes of the rollups,
+    /// log each change under the seq that made it, and move the watermarks. The rollups, the log
+    /// and the watermarks commit together or not at all, so every version is applied exactly once.
+    ///
+    /// A version adds its values and takes away those of the version it replaces or retracts.
+    /// For `sum` indicators those are the changes. For `latest` indicators a cell's value is its
+    /// newest current submission's, so each touched (indicator, country, reporter, period) is
+    /// worked out again from the stored submissions at every seq that touches it (and at the
+    /// watermark, as the baseline), and the changes are the differences. docs/ROLLUPS.md.
     func applyPass() async throws -> Pass {
         let batchSize = self.batchSize
         let instance = self.instance
+        let latest = latestIndicators
+        let allCells = Storage.allCells
         let query: PostgresQuery = """
             WITH locked AS (
                 SELECT partition, applied_seq FROM \(Storage.Table.aggregationPartitions)
                 WHERE owner = \(instance)
                 FOR UPDATE SKIP LOCKED
-            ), latest AS (
+            ), newest AS (
                 -- Seqs commit in order (see intake): every seq up to the committed counter is visible.
                 SELECT last_seq FROM \(Storage.Table.seqCounter)
             ), target AS (
-                SELECT l.partition, l.applied_seq AS from_seq, LEAST(latest.last_seq, l.applied_seq + \(Int64(batchSize))::bigint) AS to_seq
-                FROM locked l, latest
-            ), inserted AS (
-                INSERT INTO \(Storage.Table.aggregateContributions) (seq, indicator, country, reporter, period_start, period_end, value, estimate)
-                SELECT s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end, sum(v.value), bool_or(v.estimate)
-                FROM \(Storage.Table.submissions) s
-                -- Per submission, its values by index. A plain join let the planner hash the
-                -- whole values table on every pass (80 ms at 500k values); OFFSET 0 keeps the
-                -- lateral subquery from being flattened back into that join.
+                SELECT l.partition, l.applied_seq AS from_seq, LEAST(newest.last_seq, l.applied_seq + \(Int64(batchSize))::bigint) AS to_seq
+                FROM locked l, newest
+            ), span AS (
+                SELECT array_agg(partition) AS partitions, min(from_seq) AS lo, max(to_seq) AS hi FROM target
+            ), versions AS (
+                -- A submission brings its own values; a correction takes away those of what it supersedes.
+                SELECT s.seq, s.id AS source, 1 AS sign
+                FROM \(Storage.Table.submissions) s, span WHERE s.seq > span.lo AND s.seq <= span.hi AND s.kind = 'submission'
+                UNION ALL
+                SELECT s.seq, s.replaces AS source, -1 AS sign
+                FROM \(Storage.Table.submissions) s, span WHERE s.seq > span.lo AND s.seq <= span.hi AND s.replaces IS NOT NULL
+            ), events AS (
+                SELECT ver.seq, ver.sign, v.partition, v.indicator, v.country, src.reporter, src.period_start, src.period_end,
+                       v.cell, v.value, v.estimate, v.indicator = ANY(\(latest)::text[]) AS latest
+                FROM versions ver
+                JOIN \(Storage.Table.submissions) src ON src.id = ver.source
+                -- Per version, its values by index. A plain join let the planner hash the whole
+                -- values table on every pass (80 ms at 500k values); OFFSET 0 keeps the lateral
+                -- subquery from being flattened back into that join.
                 CROSS JOIN LATERAL (
-                    SELECT v.indicator, v.country, v.value, v.estimate, v.partition
+                    SELECT v.indicator, v.country, v.cell, v.value, v.estimate, v.partition
                     FROM \(Storage.Table.submissionValues) v
                     -- Only this instance's partitions, straight from the key (submission, partition, ordinal).
-                    WHERE v.submission = s.id AND v.partition = ANY ((SELECT array_agg(partition) FROM target)::integer[])
+                    WHERE v.submission = ver.source AND v.partition = ANY ((SELECT partitions FROM span)::integer[])
                     OFFSET 0
                 ) v
-                JOIN target t ON t.partition = v.partition AND s.seq > t.from_seq AND s.seq <= t.to_seq
-                WHERE s.seq > (SELECT min(from_seq) FROM target) AND s.seq <= (SELECT max(to_seq) FROM target)
-                GROUP BY s.seq, v.indicator, v.country, s.reporter, s.period_start, s.period_end
+                JOIN target t ON t.partition = v.partition AND ver.seq > t.from_seq AND ver.seq <= t.to_seq
+            ), sum_cells AS (
+                SELECT seq, partition, indicator, country, reporter, period_start, period_end, cell,
+                       sum(sign * value) AS value, sum(sign)::integer AS submissions,
+                       sum(CASE WHEN estimate THEN sign ELSE 0 END)::integer AS estimates
+                FROM events WHERE NOT latest
+                GROUP BY seq, partition, indicator, country, reporter, period_start, period_end, cell
+            ), sum_all_cells AS (
+                -- Each submission counts once for all its cells together.
+                SELECT seq, partition, indicator, country, reporter, period_start, period_end, \(allCells)::text AS cell,
+                       sum(sign * value) AS value,
+                       (bool_or(sign = 1)::integer - bool_or(sign = -1)::integer) AS submissions,
+                       (bool_or(sign = 1 AND estimate)::integer - bool_or(sign = -1 AND estimate)::integer) AS estimates
+                FROM events WHERE NOT latest
+                GROUP BY seq, partition, indicator, country, reporter, period_start, period_end
+            ), latest_points AS (
+                -- Every seq at which a latest group changes, and its watermark as the baseline.
+                SELECT DISTINCT seq, partition, indicator, country, reporter, period_start, period_end FROM events WHERE latest
+                UNION
+                SELECT t.from_seq, e.partition, e.indicator, e.country, e.reporter, e.period_start, e.period_end
+                FROM events e JOIN target t ON t.partition = e.partition WHERE e.latest
+            ), latest_states AS (
+                -- Per point and cell, the newest submission current at that seq.
+                SELECT p.seq, p.partition, p.indicator, p.country, p.reporter, p.period_start, p.period_end,
+                       w.cell, w.value, w.estimate, w.winner
+                FROM latest_points p
+                CROSS JOIN LATERAL (
+                    SELECT DISTINCT ON (v.cell) v.cell, v.value, v.estimate, c.seq AS winner
+                    FROM \(Storage.Table.submissions) c
+                    JOIN \(Storage.Table.submissionValues) v
+                      ON v.submission = c.id AND v.partition = p.partition AND v.indicator = p.indicator AND v.country = p.country
+                    WHERE c.kind = 'submission' AND c.reporter = p.reporter
+                      AND c.period_start = p.period_start AND c.period_end = p.period_end AND c.seq <= p.seq
+                      AND NOT EXISTS (
+                          SELECT 1 FROM \(Storage.Table.submissions) later WHERE later.replaces = c.id AND later.seq <= p.seq
+                      )
+                    ORDER BY v.cell, c.seq DESC
+                ) w
+            ), latest_grid AS (
+                -- Every cell the group has at any of its points, at every point (absent: NULL).
+                SELECT p.seq, p.partition, p.indicator, p.country, p.reporter, p.period_start, p.period_end, c.cell,
+                       s.value, s.estimate, s.winner
+                FROM latest_points p
+                JOIN (SELECT DISTINCT partition, indicator, country, reporter, period_start, period_end, cell FROM latest_states) c
+                  USING (partition, indicator, country, reporter, period_start, period_end)
+                LEFT JOIN latest_states s
+                  USING (seq, partition, indicator, country, reporter, period_start, period_end, cell)
+            ), latest_cells AS (
+                SELECT seq, partition, indicator, country, reporter, period_start, period_end, cell,
+                       coalesce(value, 0) - coalesce(lag(value) OVER w, 0) AS value,
+                       (winner IS NOT NULL)::integer - (lag(winner) OVER w IS NOT NULL)::integer AS submissions,
+                       coalesce(estimate, false)::integer - coalesce(lag(estimate) OVER w, false)::integer AS estimates
+                FROM latest_grid
+                WINDOW w AS (PARTITION BY partition, indicator, country, reporter, period_start, period_end, cell ORDER BY seq)
+            ), latest_all_states AS (
+                SELECT p.seq, p.partition, p.indicator, p.country, p.reporter, p.period_start, p.period_end,
+                       coalesce(sum(s.value), 0) AS value, count(DISTINCT s.winner)::integer AS submissions,
+                       count(DISTINCT s.winner) FILTER (WHERE s.estimate)::integer AS estimates
+                FROM latest_points p
+                LEFT JOIN latest_states s USING (seq, partition, indicator, country, reporter, period_start, period_end)
+                GROUP BY p.seq, p.partition, p.indicator, p.country, p.reporter, p.period_start, p.period_end
+            ), latest_all_cells AS (
+                SELECT seq, partition, indicator, country, reporter, period_start, period_end, \(allCells)::text AS cell,
+                       value - coalesce(lag(value) OVER w, 0) AS value,
+                       submissions - coalesce(lag(submissions) OVER w, 0) AS submissions,
+                       estimates - coalesce(lag(estimates) OVER w, 0) AS estimates
+                FROM latest_all_states
+                WINDOW w AS (PARTITION BY partition, indicator, country, reporter, period_start, period_end ORDER BY seq)
+            ), changes AS (
+                SELECT * FROM sum_cells
+                UNION ALL SELECT * FROM sum_all_cells
+                UNION ALL SELECT c.* FROM latest_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
+                UNION ALL SELECT c.* FROM latest_all_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
+            ), effective AS (
+                SELECT * FROM changes WHERE value <> 0 OR submissions <> 0 OR estimates <> 0
+            ), upserted AS (
+                INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates)
+                SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates)
+                FROM effective
+                GROUP BY partition, indicator, country, reporter, period_start, period_end, cell
+                ON CONFLICT (indicator, country, reporter, period_start, period_end, cell) DO UPDATE
+                SET value = r.value + EXCLUDED.value, submissions = r.submissions + EXCLUDED.submissions,
+                    estimates = r.estimates + EXCLUDED.estimates
+                RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell
+            ), logged AS (
+                INSERT INTO \(Storage.Table.rollupChanges) (seq, key_id, value, submissions, estimates)
+                SELECT e.seq, u.key_id, e.value, e.submissions, e.estimates
+                FROM effective e JOIN upserted u USING (indicator, country, reporter, period_start, period_end, cell)
                 RETURNING 1
             ), moved AS (
                 UPDATE \(Storage.Table.aggregationPartitions) p SET applied_seq = t.to_seq, applied_by = \(instance), applied_at = now()
@@ -183,8 +288,8 @@ struct Applier: Sendable {
                 WHERE p.partition = t.partition AND t.to_seq > t.from_seq
                 RETURNING p.partition
             )
-            SELECT t.partition, t.from_seq, t.to_seq, (SELECT last_seq FROM latest) AS latest,
-                   (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM moved) AS moved
+            SELECT t.partition, t.from_seq, t.to_seq, (SELECT last_seq FROM newest) AS latest,
+                   (SELECT count(*) FROM logged) AS logged, (SELECT count(*) FROM moved) AS moved
             FROM target t
             ORDER BY t.partition
             """

@@ -249,7 +249,9 @@ struct BenchCommand: AsyncParsableCommand {
         let backlog = try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: logger) {
             connection in
             try connection.transaction { connection in
-                try connection.execute("TRUNCATE \(Storage.Table.aggregateContributions.rawValue)")
+                try connection.execute(
+                    "TRUNCATE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupChanges.rawValue)"
+                )
                 try connection.query(
                     "UPDATE \(Storage.Table.aggregationPartitions) SET applied_seq = 0" as PostgresQuery
                 )

@@ -5,7 +5,8 @@ import RootcausesPostgres
 import RootcausesProtocol
 
 /// Intake's ops, each declared once in `registry`: `submit` validates a submission, stores it
-/// in one transaction, acknowledges it after the commit and nudges aggregation.
+/// in one transaction, acknowledges it after the commit and nudges aggregation; `retract`
+/// withdraws one the same way.
 public struct IntakeOperations: Sendable {
     let validator: SubmissionValidator
     let store: SubmissionStore
@@ -22,7 +23,8 @@ public struct IntakeOperations: Sendable {
         OperationRegistry(
             service: "intake",
             [
-                Operation("submit", SubmitRequest.self, handler: submit)
+                Operation("submit", SubmitRequest.self, handler: submit),
+                Operation("retract", RetractRequest.self, handler: retract),
             ]
         )
     }
@@ -41,6 +43,34 @@ public struct IntakeOperations: Sendable {
         }
     }
 
+    /// `{"op":"retract","reporter":"USAID","submission_id":"…","reason":"…"}`.
+    struct RetractRequest: OperationInput {
+        var retraction: SubmissionStore.Retraction
+
+        static func decode(from reader: FieldReader) -> RetractRequest? {
+            let reporter = reader.string("reporter", required: true)
+            let submissionID = reader.string("submission_id", required: true)
+            let reason = reader.string("reason", required: true)
+            if let reason, reason.allSatisfy(\.isWhitespace) {
+                reader.report(Problem(path: "reason", code: "invalid", message: "'reason' must say why, not be empty"))
+            }
+            if let reason, reason.unicodeScalars.contains("\u{0}") || reason.unicodeScalars.count > 2000 {
+                reader.report(
+                    Problem(
+                        path: "reason",
+                        code: "invalid",
+                        message:
+                            "'reason' must be at most 2000 Unicode characters (code points), without NUL characters"
+                    )
+                )
+            }
+            guard let reporter, let submissionID, let reason else { return nil }
+            return RetractRequest(
+                retraction: SubmissionStore.Retraction(reporter: reporter, submissionID: submissionID, reason: reason)
+            )
+        }
+    }
+
     func submit(_ request: SubmitRequest, context: RequestContext) async throws -> AnswerFields {
         let submission: ValidSubmission
         switch validator.validate(request.submission, today: Day.today()) {
@@ -55,7 +85,7 @@ public struct IntakeOperations: Sendable {
         let outcome = try await store.store(submission, dryRun: request.dryRun)
         let base: AnswerFields = [("submission_id", .string(submission.submissionID))]
         switch outcome {
-        case .accepted(let seq):
+        case .accepted(let seq, let replacedSeq):
             context.logger.info(
                 "submission accepted",
                 metadata: [
@@ -65,8 +95,10 @@ public struct IntakeOperations: Sendable {
             )
             nudge(seq)
             return [("status", "accepted")] + base + [("values", .int(submission.values.count)), ("seq", .int(seq))]
-        case .duplicate(let seq, let values):
+                + Self.replaced(replacedSeq)
+        case .duplicate(let seq, let values, let replacedSeq):
             return [("status", "duplicate")] + base + [("values", .int(values)), ("seq", .int(seq))]
+                + Self.replaced(replacedSeq)
         case .valid:
             return [("status", "valid")] + base + [("values", .int(submission.values.count))]
         case .conflict(let seq):
@@ -75,6 +107,76 @@ public struct IntakeOperations: Sendable {
                 "\(submission.reporter) already sent submission_id '\(submission.submissionID)' with different content (seq \(seq)); nothing was changed",
                 details: [["submission_id": .string(submission.submissionID), "seq": .int(seq)]]
             )
+        case .superseded(let target, let head):
+            throw Self.supersededError(target: target, head: head, reporter: submission.reporter)
+        case .unknownTarget(let submissionID):
+            throw Self.unknownTargetError(submissionID, reporter: submission.reporter, path: "submission.replaces")
+        case .retracted, .alreadyRetracted:
+            throw ProtocolError(.internal, "storing a submission answered as a retraction")
         }
+    }
+
+    func retract(_ request: RetractRequest, context: RequestContext) async throws -> AnswerFields {
+        let retraction = request.retraction
+        let base: AnswerFields = [("submission_id", .string(retraction.submissionID))]
+        switch try await store.retract(retraction) {
+        case .retracted(let seq, let retractedSeq):
+            context.logger.info(
+                "submission retracted",
+                metadata: [
+                    "reporter": "\(retraction.reporter)", "submission_id": "\(retraction.submissionID)",
+                    "seq": "\(seq)", "retracted_seq": "\(retractedSeq)",
+                ]
+            )
+            nudge(seq)
+            return [("status", "retracted")] + base + [("seq", .int(seq)), ("retracted_seq", .int(retractedSeq))]
+        case .alreadyRetracted(let seq, let retractedSeq):
+            return [("status", "duplicate")] + base + [("seq", .int(seq)), ("retracted_seq", .int(retractedSeq))]
+        case .superseded(let target, let head):
+            throw Self.supersededError(target: target, head: head, reporter: retraction.reporter)
+        case .unknownTarget(let submissionID):
+            throw Self.unknownTargetError(submissionID, reporter: retraction.reporter, path: "submission_id")
+        case .accepted, .duplicate, .conflict, .valid:
+            throw ProtocolError(.internal, "a retraction answered as a submission")
+        }
+    }
+
+    private static func replaced(_ seq: Int64?) -> AnswerFields {
+        seq.map { [("replaced_seq", .int($0))] } ?? []
+    }
+
+    /// A correction of a version that is no longer the chain's head: `conflict`, naming the head.
+    private static func supersededError(
+        target: SubmissionStore.ChainVersion,
+        head: SubmissionStore.ChainVersion,
+        reporter: String
+    ) -> ProtocolError {
+        let headText =
+            head.retraction
+            ? "was retracted (seq \(head.seq))" : "the current version is '\(head.submissionID)' (seq \(head.seq))"
+        return ProtocolError(
+            .conflict,
+            "\(reporter)'s submission '\(target.submissionID)' (seq \(target.seq)) is already corrected: \(headText); correct the head of the chain instead; nothing was changed",
+            details: [
+                [
+                    "submission_id": .string(target.submissionID), "seq": .int(target.seq),
+                    "head_submission_id": .string(head.submissionID), "head_seq": .int(head.seq),
+                    "head_status": .string(head.retraction ? "retracted" : "current"),
+                ]
+            ]
+        )
+    }
+
+    private static func unknownTargetError(_ submissionID: String, reporter: String, path: String) -> ProtocolError {
+        ProtocolError.validationFailed(
+            [
+                Problem(
+                    path: path,
+                    code: "unknown_submission",
+                    message: "\(reporter) has no submission '\(submissionID)'"
+                )
+            ],
+            lead: "nothing was changed"
+        )
     }
 }

@@ -12,10 +12,46 @@ import RootcausesStorage
 /// COMMIT: transactions therefore commit in seq order with no gaps, so "every submission up
 /// to seq S" is a well-defined, stable set once S is visible.
 final class SubmissionStore: Sendable {
-    enum Outcome: Sendable {
-        case accepted(seq: Int64)
-        case duplicate(seq: Int64, values: Int)
+    /// What one write asks for: store a submission (maybe a correction), or retract one.
+    enum Write: Sendable {
+        case submission(ValidSubmission)
+        case retraction(Retraction)
+
+        var valueCount: Int {
+            if case .submission(let submission) = self { return submission.values.count }
+            return 0
+        }
+    }
+
+    /// Withdraws the reporter's submission `submissionID`, for `reason`.
+    struct Retraction: Sendable {
+        var reporter: String
+        var submissionID: String
+        var reason: String
+    }
+
+    /// A version of a correction chain, as `conflict` details name the chain's head.
+    struct ChainVersion: Sendable, Equatable {
+        var submissionID: String
+        var seq: Int64
+        var retraction: Bool
+    }
+
+    enum Outcome: Sendable, Equatable {
+        /// Stored; `replacedSeq` is the seq of the submission it replaces.
+        case accepted(seq: Int64, replacedSeq: Int64?)
+        /// Sent before with the same content.
+        case duplicate(seq: Int64, values: Int, replacedSeq: Int64?)
+        /// The same submission_id was sent before with other content.
         case conflict(seq: Int64)
+        /// The submission a correction targets is already replaced or retracted: the chain's head.
+        case superseded(target: ChainVersion, head: ChainVersion)
+        /// The submission a correction targets does not exist (for this reporter).
+        case unknownTarget(submissionID: String)
+        /// Retracted: the retraction's seq and the withdrawn submission's.
+        case retracted(seq: Int64, retractedSeq: Int64)
+        /// Retracted before: the earlier retraction's seq.
+        case alreadyRetracted(seq: Int64, retractedSeq: Int64)
         /// A dry run found nothing wrong.
         case valid
     }
@@ -30,7 +66,7 @@ final class SubmissionStore: Sendable {
     private let state = NIOLockedValueBox(State())
 
     private struct Pending {
-        let submission: ValidSubmission
+        let write: Write
         let continuation: CheckedContinuation<Outcome, any Error>
     }
 
@@ -45,12 +81,21 @@ final class SubmissionStore: Sendable {
     func store(_ submission: ValidSubmission, dryRun: Bool) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
-                try Self.existing(submission, on: connection) ?? .valid
+                try Self.resolve(.submission(submission), on: connection) ?? .valid
             }
         }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await write(.submission(submission))
+    }
+
+    /// Retracts a submission, or finds it was retracted before. Returns after the commit.
+    func retract(_ retraction: Retraction) async throws -> Outcome {
+        try await write(.retraction(retraction))
+    }
+
+    private func write(_ write: Write) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
             let startWriter = state.withLockedValue { state -> Bool in
-                state.queue.append(Pending(submission: submission, continuation: continuation))
+                state.queue.append(Pending(write: write, continuation: continuation))
                 guard state.writers < Self.maximumWriters else { return false }
                 state.writers += 1
                 return true
@@ -67,8 +112,8 @@ final class SubmissionStore: Sendable {
                 var count = 0
                 for pending in state.queue {
                     if count == Self.maximumBatchSubmissions { break }
-                    if count > 0, values + pending.submission.values.count > Self.maximumBatchValues { break }
-                    values += pending.submission.values.count
+                    if count > 0, values + pending.write.valueCount > Self.maximumBatchValues { break }
+                    values += pending.write.valueCount
                     count += 1
                 }
                 let batch = Array(state.queue.prefix(count))
@@ -87,7 +132,7 @@ final class SubmissionStore: Sendable {
             // submission committed before the drop is not inserted again (ON CONFLICT DO
             // NOTHING on reporter and submission_id) and answers duplicate with its seq.
             let outcomes = try await pool.withConnection(idempotent: true) { connection in
-                try Self.insert(batch.map(\.submission), on: connection)
+                try Self.insert(batch.map(\.write), on: connection)
             }
             precondition(outcomes.count == batch.count, "one outcome per submission")
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(with: outcome) }
@@ -99,53 +144,81 @@ final class SubmissionStore: Sendable {
         }
     }
 
-    private static func existing(_ submission: ValidSubmission, on connection: PostgresConnection) throws -> Outcome? {
+    /// What an earlier write means for this one, or `nil` when nothing stands in its way: the
+    /// same submission_id sent before (duplicate or conflict), or a correction whose target is
+    /// missing or already superseded.
+    private static func resolve(_ write: Write, on connection: PostgresConnection) throws -> Outcome? {
+        switch write {
+        case .submission(let submission):
+            let query: PostgresQuery = """
+                SELECT seq, value_count,
+                       content_digest = encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS same_content,
+                       (SELECT t.seq FROM \(Storage.Table.submissions) t WHERE t.id = s.replaces) AS replaced_seq
+                FROM \(Storage.Table.submissions) s
+                WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID) AND kind = 'submission'
+                """
+            if let row = try connection.query(query).first, let seq = try row.decode(column: "seq", as: Int64?.self) {
+                return try row.decode(column: "same_content", as: Bool?.self) == true
+                    ? .duplicate(
+                        seq: seq,
+                        values: try row.decode(column: "value_count", as: Int.self),
+                        replacedSeq: try row.decode(column: "replaced_seq", as: Int64?.self)
+                    )
+                    : .conflict(seq: seq)
+            }
+            guard let replaces = submission.replaces else { return nil }
+            let chain = try chain(reporter: submission.reporter, submissionID: replaces, on: connection)
+            guard let target = chain.first else { return .unknownTarget(submissionID: replaces) }
+            if chain.count > 1, let head = chain.last { return .superseded(target: target, head: head) }
+            return nil
+        case .retraction(let retraction):
+            let chain = try chain(reporter: retraction.reporter, submissionID: retraction.submissionID, on: connection)
+            guard let target = chain.first else { return .unknownTarget(submissionID: retraction.submissionID) }
+            guard chain.count > 1, let head = chain.last else { return nil }
+            if chain.count == 2, head.retraction { return .alreadyRetracted(seq: head.seq, retractedSeq: target.seq) }
+            return .superseded(target: target, head: head)
+        }
+    }
+
+    /// The reporter's submission `submissionID` followed by every later version, in order: the
+    /// last is the chain's head. Empty when there is no such submission.
+    static func chain(
+        reporter: String,
+        submissionID: String,
+        on connection: PostgresConnection
+    ) throws -> [ChainVersion] {
         let query: PostgresQuery = """
-            SELECT seq, value_count,
-                   content_digest = encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS same_content
-            FROM \(Storage.Table.submissions)
-            WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID)
+            WITH RECURSIVE chain AS (
+                SELECT id, seq, submission_id, kind, 0 AS depth FROM \(Storage.Table.submissions)
+                WHERE reporter = \(reporter) AND submission_id = \(submissionID) AND kind = 'submission'
+                UNION ALL
+                SELECT s.id, s.seq, s.submission_id, s.kind, chain.depth + 1
+                FROM \(Storage.Table.submissions) s JOIN chain ON s.replaces = chain.id
+            )
+            SELECT submission_id, seq, kind = 'retraction' AS retraction FROM chain ORDER BY depth
             """
-        guard let row = try connection.query(query).first, let seq = try row.decode(column: "seq", as: Int64?.self)
-        else { return nil }
-        return try row.decode(column: "same_content", as: Bool?.self) == true
-            ? .duplicate(seq: seq, values: try row.decode(column: "value_count", as: Int.self))
-            : .conflict(seq: seq)
+        return try connection.query(query).map { row in
+            ChainVersion(
+                submissionID: try row.decode(column: "submission_id", as: String.self),
+                seq: try row.decode(column: "seq", as: Int64.self),
+                retraction: try row.decode(column: "retraction", as: Bool.self)
+            )
+        }
     }
 
     /// One transaction for the batch: each submission with its values, then the seqs, then COMMIT.
     /// Throws only for failures before the commit (nothing stored); after it, each submission
     /// gets its own outcome, so a failed look-up of one never turns the others into retries.
     private static func insert(
-        _ submissions: [ValidSubmission],
+        _ writes: [Write],
         on connection: PostgresConnection
     ) throws -> [Result<Outcome, any Error>] {
         var statements: [PostgresQuery] = ["BEGIN"]
-        for submission in submissions {
-            let values = submission.values
-            statements.append(
-                """
-                WITH submission AS (
-                    INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest)
-                    VALUES (\(submission.reporter), \(submission.submissionID), \(submission.periodText),
-                            \(submission.period.start.description)::date, \(submission.period.end.description)::date,
-                            \(submission.activity), \(values.count)::integer,
-                            encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'))
-                    -- Sent before (a retry), or by another connection a moment ago: decided after COMMIT.
-                    ON CONFLICT (reporter, submission_id) DO NOTHING
-                    RETURNING id
-                ), stored AS (
-                    INSERT INTO \(Storage.Table.submissionValues) (submission, ordinal, indicator, country, cell, value, estimate)
-                    SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
-                    FROM submission,
-                         unnest(\(values.map(\.indicator))::text[], \(values.map(\.country))::text[], \(values.map(\.cell))::text[],
-                                \(values.map(\.value))::numeric[], \(values.map(\.estimate))::boolean[])
-                             WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
-                    RETURNING 1
-                )
-                SELECT (SELECT id FROM submission) AS id, (SELECT count(*) FROM stored) AS stored
-                """
-            )
+        for write in writes {
+            switch write {
+            case .submission(let submission): statements.append(insertStatement(submission))
+            case .retraction(let retraction): statements.append(insertStatement(retraction))
+            }
         }
         // Last step before COMMIT: number this transaction's submissions (the only rows without
         // a seq that it can see) consecutively, under the counter's row lock.
@@ -174,24 +247,24 @@ final class SubmissionStore: Sendable {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
             throw error
         }
-        guard results.count == submissions.count + 3, results.last?.commandTag == "COMMIT" else {
+        guard results.count == writes.count + 3, results.last?.commandTag == "COMMIT" else {
             throw PostgresError(code: .unexpectedResult, message: "storing submissions returned unexpected results")
         }
         // Committed: from here on, errors concern one submission's answer, never its storage,
         // so nothing below may throw out of this function (it would be taken for a failed write).
         let seqOfID = Result { () throws -> [Int64: Int64] in
             var seqOfID: [Int64: Int64] = [:]
-            for row in results[submissions.count + 1] {
+            for row in results[writes.count + 1] {
                 let (id, seq) = try row.decode(Int64.self, Int64.self)
                 seqOfID[id] = seq
             }
             return seqOfID
         }
-        return submissions.enumerated().map { index, submission in
+        return writes.enumerated().map { index, write in
             Result { () throws -> Outcome in
                 let row = results[index + 1].first
                 if let row, let id = try row.decode(column: "id", as: Int64?.self) {
-                    guard try row.decode(column: "stored", as: Int.self) == submission.values.count,
+                    guard try row.decode(column: "stored", as: Int.self) == write.valueCount,
                         let seq = try seqOfID.get()[id]
                     else {
                         throw PostgresError(
@@ -199,16 +272,80 @@ final class SubmissionStore: Sendable {
                             message: "a stored submission has no seq or lost values"
                         )
                     }
-                    return .accepted(seq: seq)
+                    return try stored(write, seq: seq, on: connection)
                 }
-                guard let earlier = try existing(submission, on: connection) else {
-                    throw PostgresError(
-                        code: .unexpectedResult,
-                        message: "submission \(submission.submissionID) was neither stored nor found"
-                    )
+                guard let earlier = try resolve(write, on: connection) else {
+                    throw PostgresError(code: .unexpectedResult, message: "a write was neither stored nor refused")
                 }
                 return earlier
             }
         }
+    }
+
+    /// The answer for a write that was stored as `seq`: a correction names the seq it superseded.
+    private static func stored(_ write: Write, seq: Int64, on connection: PostgresConnection) throws -> Outcome {
+        switch write {
+        case .submission(let submission):
+            guard let replaces = submission.replaces else { return .accepted(seq: seq, replacedSeq: nil) }
+            let target = try chain(reporter: submission.reporter, submissionID: replaces, on: connection).first
+            return .accepted(seq: seq, replacedSeq: target?.seq)
+        case .retraction(let retraction):
+            let target = try chain(reporter: retraction.reporter, submissionID: retraction.submissionID, on: connection)
+                .first
+            guard let target else {
+                throw PostgresError(code: .unexpectedResult, message: "a stored retraction has no target")
+            }
+            return .retracted(seq: seq, retractedSeq: target.seq)
+        }
+    }
+
+    /// Inserts a submission and its values, unless its submission_id is taken or, for a
+    /// correction, the submission it replaces is missing or already superseded (decided after COMMIT).
+    private static func insertStatement(_ submission: ValidSubmission) -> PostgresQuery {
+        let values = submission.values
+        return """
+            WITH target AS (
+                SELECT id FROM \(Storage.Table.submissions)
+                WHERE reporter = \(submission.reporter) AND submission_id = \(submission.replaces) AND kind = 'submission'
+            ), submission AS (
+                INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, replaces)
+                SELECT \(submission.reporter), \(submission.submissionID), \(submission.periodText),
+                       \(submission.period.start.description)::date, \(submission.period.end.description)::date,
+                       \(submission.activity), \(values.count)::integer,
+                       encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'), (SELECT id FROM target)
+                WHERE \(submission.replaces)::text IS NULL OR EXISTS (SELECT 1 FROM target)
+                -- Sent before (a retry), by another connection a moment ago, or a second correction
+                -- of the same submission (the chain index): decided after COMMIT.
+                ON CONFLICT DO NOTHING
+                RETURNING id
+            ), stored AS (
+                INSERT INTO \(Storage.Table.submissionValues) (submission, ordinal, indicator, country, cell, value, estimate)
+                SELECT submission.id, v.ordinal - 1, v.indicator, v.country, v.cell, v.value, v.estimate
+                FROM submission,
+                     unnest(\(values.map(\.indicator))::text[], \(values.map(\.country))::text[], \(values.map(\.cell))::text[],
+                            \(values.map(\.value))::numeric[], \(values.map(\.estimate))::boolean[])
+                         WITH ORDINALITY AS v (indicator, country, cell, value, estimate, ordinal)
+                RETURNING 1
+            )
+            SELECT (SELECT id FROM submission) AS id, (SELECT count(*) FROM stored) AS stored
+            """
+    }
+
+    /// Inserts a retraction of a submission, unless it is missing or already superseded.
+    private static func insertStatement(_ retraction: Retraction) -> PostgresQuery {
+        """
+        WITH target AS (
+            SELECT id, period, period_start, period_end FROM \(Storage.Table.submissions)
+            WHERE reporter = \(retraction.reporter) AND submission_id = \(retraction.submissionID) AND kind = 'submission'
+        ), retraction AS (
+            INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, kind, replaces, reason, period, period_start, period_end, value_count, content_digest)
+            SELECT \(retraction.reporter), \(retraction.submissionID), 'retraction', id, \(retraction.reason),
+                   period, period_start, period_end, 0, encode(sha256(convert_to(\(retraction.reason), 'UTF8')), 'hex')
+            FROM target
+            ON CONFLICT DO NOTHING
+            RETURNING id
+        )
+        SELECT (SELECT id FROM retraction) AS id, 0 AS stored
+        """
     }
 }

@@ -5,7 +5,7 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 
-/// Reporting's ops, each declared once in `registry`: `indicators`, `totals` and `factsheet`.
+/// Reporting's ops, each declared once in `registry`: `indicators`, `totals`, `factsheet` and `history`.
 /// Every read may first wait until a `min_seq` is aggregated, and every totals and fact sheet
 /// answer is pinned to an `as_of_seq` that reproduces it.
 public struct ReportingOperations: Sendable {
@@ -33,6 +33,7 @@ public struct ReportingOperations: Sendable {
                     handler: totals
                 ),
                 Operation("factsheet", FactSheetRequest.self, handler: factSheet),
+                Operation("history", HistoryRequest.self, handler: history),
             ]
         )
     }
@@ -78,6 +79,8 @@ public struct ReportingOperations: Sendable {
         var pillars: [String]?
         var from: Period?
         var to: Period?
+        /// Per dimension index, the values a cell must have.
+        var dimensions: [Int: [String]]
         var groupBy: [ReportingQueries.GroupKey]
 
         /// Reads the request; names must exist in `catalogue` (a typo must not read as "no data").
@@ -103,17 +106,29 @@ public struct ReportingOperations: Sendable {
             let periodForms = "a period: 2023, 2023Q1, 2023-01, FY2023 or FY2023Q1"
             let from = reader.parsed("period_from", expected: periodForms, Period.parse)
             let to = reader.parsed("period_to", expected: periodForms, Period.parse)
+            var dimensions: [Int: [String]] = [:]
+            for (index, dimension) in catalogue.dimensions.enumerated() {
+                let allowed = Set(dimension.values)
+                if let values = names(dimension.name, allowed.contains, "a value of \(dimension.name)") {
+                    dimensions[index] = values
+                }
+            }
             var groupBy: [ReportingQueries.GroupKey] = []
+            let keyNames =
+                (["indicator", "country", "reporter", "pillar", "period"] + catalogue.dimensions.map(\.name))
             if let list = reader.array("group_by") {
                 for (i, element) in list.enumerated() {
-                    if let name = element.stringValue, let key = ReportingQueries.GroupKey(rawValue: name) {
+                    if let name = element.stringValue,
+                        let key = ReportingQueries.GroupKey.named(name, catalogue: catalogue)
+                    {
                         if !groupBy.contains(key) { groupBy.append(key) }
                     } else {
                         reader.report(
                             Problem(
                                 path: "group_by[\(i)]",
                                 code: "invalid",
-                                message: "group_by takes indicator, country, reporter, pillar or period"
+                                message:
+                                    "group_by takes \(keyNames.dropLast().joined(separator: ", ")) or \(keyNames.last!)"
                             )
                         )
                     }
@@ -127,6 +142,7 @@ public struct ReportingOperations: Sendable {
                 pillars: pillars,
                 from: from,
                 to: to,
+                dimensions: dimensions,
                 groupBy: groupBy
             )
         }
@@ -143,6 +159,19 @@ public struct ReportingOperations: Sendable {
             let format = reader.oneOf("format", ["markdown", "json"])
             let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
             return FactSheetRequest(read: read, date: date, json: format == "json")
+        }
+    }
+
+    /// `{"op":"history","reporter":"USAID","submission_id":"…"}`.
+    struct HistoryRequest: OperationInput {
+        var reporter: String
+        var submissionID: String
+
+        static func decode(from reader: FieldReader) -> HistoryRequest? {
+            let reporter = reader.string("reporter", required: true)
+            let submissionID = reader.string("submission_id", required: true)
+            guard let reporter, let submissionID else { return nil }
+            return HistoryRequest(reporter: reporter, submissionID: submissionID)
         }
     }
 
@@ -168,6 +197,7 @@ public struct ReportingOperations: Sendable {
             reporters: request.reporters,
             from: request.from?.start,
             to: request.to?.end,
+            dimensions: request.dimensions,
             asOfSeq: asOfSeq
         )
         let rows = try await queries.totals(filters: filters, groupBy: request.groupBy, catalogue: catalogue)
@@ -184,7 +214,11 @@ public struct ReportingOperations: Sendable {
         // Pinned to what was applied when the read started; asking again with the same
         // date and as_of_seq gives the same fact sheet, whatever arrived since.
         let pinned = request.read.asOfSeq ?? applied
-        let series = try await queries.seriesTotals(through: date, asOfSeq: pinned, catalogue: catalogue)
+        let series = try await queries.totals(
+            filters: ReportingQueries.Filters(startedBy: date, asOfSeq: pinned),
+            groupBy: [.indicator, .country, .reporter],
+            catalogue: catalogue
+        )
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
             total(of: placeholder, in: series)
         }
@@ -198,7 +232,72 @@ public struct ReportingOperations: Sendable {
         return fields
     }
 
+    func history(_ request: HistoryRequest, context: RequestContext) async throws -> AnswerFields {
+        let versions = try await queries.history(reporter: request.reporter, submissionID: request.submissionID)
+        guard !versions.isEmpty else {
+            throw ProtocolError.validationFailed(
+                [
+                    Problem(
+                        path: "submission_id",
+                        code: "unknown_submission",
+                        message: "\(request.reporter) has no submission '\(request.submissionID)'"
+                    )
+                ],
+                lead: "no history"
+            )
+        }
+        return [
+            ("reporter", .string(request.reporter)),
+            ("submission_id", .string(request.submissionID)),
+            ("versions", .array(versions.map(versionJSON))),
+        ]
+    }
+
     // MARK: - Answers
+
+    private func versionJSON(_ version: ReportingQueries.Version) -> JSON {
+        let status =
+            version.supersededBySeq == nil
+            ? "current" : version.supersededByRetraction == true ? "retracted" : "replaced"
+        var members: [(String, JSON)] = [
+            ("seq", .int(version.seq)),
+            ("submission_id", .string(version.submissionID)),
+            ("status", .string(status)),
+            ("received_at", .string(version.receivedAt)),
+            ("period", .string(version.period)),
+        ]
+        if let activity = version.activity { members.append(("activity", .string(activity))) }
+        if let seq = version.supersededBySeq {
+            members.append((status == "retracted" ? "retracted_seq" : "replaced_by_seq", .int(seq)))
+            if let at = version.supersededAt {
+                members.append((status == "retracted" ? "retracted_at" : "replaced_at", .string(at)))
+            }
+        }
+        if let reason = version.reason { members.append(("reason", .string(reason))) }
+        members.append(
+            (
+                "values",
+                .array(
+                    version.values.map { value in
+                        var entry: [(String, JSON)] = [
+                            ("indicator", .string(value.indicator)), ("country", .string(value.country)),
+                        ]
+                        if !value.cell.isEmpty {
+                            let pairs = value.cell.split(separator: ";").map { pair -> (String, JSON) in
+                                let parts = pair.split(separator: "=", maxSplits: 1)
+                                return (String(parts[0]), .string(parts.count > 1 ? String(parts[1]) : ""))
+                            }
+                            entry.append(("disaggregation", .object(pairs)))
+                        }
+                        entry.append(("value", .number(canonicalNumber(value.value))))
+                        if value.estimate { entry.append(("estimate", true)) }
+                        return .object(entry)
+                    }
+                )
+            )
+        )
+        return .object(members)
+    }
 
     /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
     private func waitForApplied(_ read: ReadConsistency) async throws -> Int64 {
@@ -227,40 +326,47 @@ public struct ReportingOperations: Sendable {
             switch key {
             case .period:
                 // Stored dates, not a request's: any year PostgreSQL gave back is fine.
-                let start = Day(iso: row.keys["period_start"] ?? "", years: 1...9999)
-                let end = Day(iso: row.keys["period_end"] ?? "", years: 1...9999)
+                let startText = (row.keys["period_start"] ?? nil) ?? ""
+                let endText = (row.keys["period_end"] ?? nil) ?? ""
+                let start = Day(iso: startText, years: 1...9999)
+                let end = Day(iso: endText, years: 1...9999)
                 if let start, let end { members.append(("period", .string(Period(start: start, end: end).label))) }
-                members.append(("period_start", .string(row.keys["period_start"] ?? "")))
-                members.append(("period_end", .string(row.keys["period_end"] ?? "")))
+                members.append(("period_start", .string(startText)))
+                members.append(("period_end", .string(endText)))
+            case .dimension(let index):
+                // A value not broken down by this dimension (the whole, or other dimensions): null.
+                let value = (row.keys["dimension_\(index)"] ?? nil).map(JSON.string) ?? .null
+                members.append((catalogue.dimensions[index].name, value))
             case .indicator:
-                let code = row.keys["indicator"] ?? ""
+                let code = (row.keys["indicator"] ?? nil) ?? ""
                 members.append(("indicator", .string(code)))
                 if let unit = catalogue.indicator(code)?.unit { members.append(("unit", .string(unit))) }
-            default:
-                members.append((key.rawValue, .string(row.keys[key.rawValue] ?? "")))
+            case .country, .reporter, .pillar:
+                let column = key.columns[0]
+                members.append((column, .string((row.keys[column] ?? nil) ?? "")))
             }
         }
-        if let unit = row.keys["unit"] { members.append(("unit", .string(unit))) }
+        if let unit = row.keys["unit"] { members.append(("unit", .string(unit ?? ""))) }
         members.append(("value", .number(canonicalNumber(row.value))))
         members.append(("submissions", .int(row.submissions)))
         members.append(("estimate", .bool(row.estimate)))
         return .object(members)
     }
 
-    private func total(of placeholder: FactSheetPlaceholder, in series: [ReportingQueries.SeriesTotal]) -> NumberTotal {
+    private func total(of placeholder: FactSheetPlaceholder, in series: [ReportingQueries.TotalRow]) -> NumberTotal {
         var exact = Decimal(0)
         var estimate = false
-        var seqs = Set<Int64>()
-        for entry in series
-        where entry.indicator == placeholder.indicator
-            && (placeholder.countries?.contains(entry.country) ?? true)
-            && (placeholder.reporters?.contains(entry.reporter) ?? true)
-        {
-            exact += entry.value
+        var submissions = 0
+        for entry in series {
+            guard let indicator = entry.keys["indicator"] ?? nil, let country = entry.keys["country"] ?? nil,
+                let reporter = entry.keys["reporter"] ?? nil, indicator == placeholder.indicator,
+                placeholder.countries?.contains(country) ?? true, placeholder.reporters?.contains(reporter) ?? true
+            else { continue }
+            exact += entry.exact
             estimate = estimate || entry.estimate
-            seqs.formUnion(entry.submissions)
+            submissions += entry.submissions
         }
-        return NumberTotal(exact: exact, estimate: estimate, submissions: seqs.sorted())
+        return NumberTotal(exact: exact, estimate: estimate, submissionCount: submissions)
     }
 }
 

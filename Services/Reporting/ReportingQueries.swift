@@ -3,16 +3,39 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesStorage
 
-/// Reporting's SQL, all in one place. Reads only the aggregates, never the raw values.
+/// Reporting's SQL, all in one place. Totals and fact sheets read only the rollups (and the log
+/// of their changes, for a past `as_of_seq`), never the raw values; `history` reads the stored
+/// versions of one submission.
 struct ReportingQueries: Sendable {
     let pool: PostgresPool
 
-    /// A dimension the totals can be grouped by, mapped to fixed column names (never input text).
-    enum GroupKey: String, CaseIterable, Sendable {
+    /// A key the totals can be grouped by. Each maps to fixed column names, never to input text.
+    enum GroupKey: Hashable, Sendable {
         case indicator, country, reporter, pillar, period
+        /// A disaggregation dimension of the catalogue, by its index there.
+        case dimension(Int)
+
+        /// The key named `name` in a request: a fixed key or one of the catalogue's dimensions.
+        static func named(_ name: String, catalogue: Catalogue) -> GroupKey? {
+            switch name {
+            case "indicator": return .indicator
+            case "country": return .country
+            case "reporter": return .reporter
+            case "pillar": return .pillar
+            case "period": return .period
+            default: return catalogue.dimensions.firstIndex { $0.name == name }.map(GroupKey.dimension)
+            }
+        }
 
         var columns: [String] {
-            self == .period ? ["period_start", "period_end"] : [rawValue]
+            switch self {
+            case .indicator: ["indicator"]
+            case .country: ["country"]
+            case .reporter: ["reporter"]
+            case .pillar: ["pillar"]
+            case .period: ["period_start", "period_end"]
+            case .dimension(let index): ["dimension_\(index)"]
+            }
         }
     }
 
@@ -20,20 +43,28 @@ struct ReportingQueries: Sendable {
         var indicators: [String]?
         var countries: [String]?
         var reporters: [String]?
+        /// Periods that lie within [from, to].
         var from: Day?
         var to: Day?
-        /// Count only submissions with seq up to this one (a reproducible answer).
-        var asOfSeq: Int64?
+        /// Periods that started on or before this day (fact sheets).
+        var startedBy: Day?
+        /// Per dimension index, the values a cell must have.
+        var dimensions: [Int: [String]] = [:]
+        /// The answer as it stood once every submission up to this seq was applied, and no later one.
+        var asOfSeq: Int64
     }
 
     struct TotalRow: Sendable {
-        var keys: [String: String]
+        /// Group key columns; a dimension a value's cell does not have is `nil`.
+        var keys: [String: String?]
+        /// The exact total, as PostgreSQL spells it, and as a number.
         var value: String
+        var exact: Decimal
         var submissions: Int
         var estimate: Bool
     }
 
-    /// The applied watermark: every submission with seq <= it is in the aggregates.
+    /// The applied watermark: every submission with seq <= it is in the rollups.
     func appliedSeq() async throws -> Int64 {
         try await pool.withConnection(idempotent: true) { connection in
             let query: PostgresQuery = "SELECT min(applied_seq) AS applied FROM \(Storage.Table.aggregationPartitions)"
@@ -41,100 +72,203 @@ struct ReportingQueries: Sendable {
         }
     }
 
-    /// Totals grouped by `groupBy`. Indicators aggregated as `latest` count only each series'
-    /// latest period in range, unless grouped by period.
+    /// Totals grouped by `groupBy`, as of `filters.asOfSeq`. Indicators aggregated as `latest`
+    /// count only each series' latest period (among those that match), unless grouped by period.
+    ///
+    /// Without a dimension in `groupBy` or the filters, the rows that hold all cells of a key
+    /// together are read (each submission counted once); with one, the cells themselves, and a
+    /// value whose cell lacks the dimension (the whole, or other dimensions) has `nil` for it.
     func totals(filters: Filters, groupBy: [GroupKey], catalogue: Catalogue) async throws -> [TotalRow] {
         // Never add up different units: without an indicator key, the unit is a key too.
-        // Column names come from GroupKey's fixed names, never from input text.
         let groupColumns = groupBy.flatMap(\.columns) + (groupBy.contains(.indicator) ? [] : ["unit"])
         let select =
             (groupColumns.map { "\($0)::text AS \($0)" } + [
-                "sum(value)::text AS value", "count(DISTINCT seq) AS submissions", "bool_or(estimate) AS estimate",
+                "sum(value)::text AS value", "sum(submissions) AS submissions", "sum(estimates) > 0 AS estimate",
             ])
             .joined(separator: ", ")
         let groupClause =
             groupColumns.isEmpty
             ? ""
             : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
+        let byCell = !filters.dimensions.isEmpty || groupBy.contains { if case .dimension = $0 { true } else { false } }
+        // Each dimension's value in a cell ('age=15-19;sex=female'), or NULL when it has none. The
+        // patterns (made of the catalogue's names, escaped) and the filter values are bound; only
+        // dimension indexes are spliced in.
+        let patterns = catalogue.dimensions.map {
+            "(?:^|;)" + NSRegularExpression.escapedPattern(for: $0.name) + "=([^;]*)"
+        }
+        let wanted = filters.dimensions.flatMap { index, values in values.map { "\(index)=\($0)" } }
+        var dimensionColumns = ""
+        var dimensionFilter = ""
+        for index in catalogue.dimensions.indices {
+            dimensionColumns += ", substring(p.cell FROM d.patterns[\(index + 1)]) AS dimension_\(index)"
+            if filters.dimensions[index] != nil {
+                dimensionFilter += " AND ('\(index)=' || dimension_\(index)) = ANY(d.wanted)"
+            }
+        }
         let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
-        let from = filters.from?.description
-        let to = filters.to?.description
+        let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
+        let allCells = Storage.allCells
         // A filter that is NULL matches everything; each is bound where it is used.
         let query: PostgresQuery = """
-            WITH filtered AS (
-                SELECT c.*,
-                       rank() OVER (PARTITION BY c.indicator, c.country, c.reporter
-                                    ORDER BY c.period_end DESC, c.period_start DESC) AS recency
-                FROM \(Storage.Table.aggregateContributions) c
-                WHERE (\(filters.indicators)::text[] IS NULL OR c.indicator = ANY(\(filters.indicators)::text[]))
-                  AND (\(filters.countries)::text[] IS NULL OR c.country = ANY(\(filters.countries)::text[]))
-                  AND (\(filters.reporters)::text[] IS NULL OR c.reporter = ANY(\(filters.reporters)::text[]))
-                  AND (\(from)::date IS NULL OR c.period_start >= \(from)::date)
-                  AND (\(to)::date IS NULL OR c.period_end <= \(to)::date)
-                  AND (\(filters.asOfSeq)::bigint IS NULL OR c.seq <= \(filters.asOfSeq)::bigint)
+            WITH dimensions AS (
+                SELECT \(patterns)::text[] AS patterns, \(wanted)::text[] AS wanted
+            ), keys AS (
+                SELECT r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+                       r.value, r.submissions, r.estimates
+                FROM \(Storage.Table.rollups) r
+                WHERE (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
+                  AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
+                  AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
+                  AND (\(from)::date IS NULL OR r.period_start >= \(from)::date)
+                  AND (\(to)::date IS NULL OR r.period_end <= \(to)::date)
+                  AND (\(startedBy)::date IS NULL OR r.period_start <= \(startedBy)::date)
+                  -- All cells together always (they decide a latest series' period); the cells themselves when asked for.
+                  AND (r.cell = \(allCells) OR \(byCell)::boolean)
+            ), undone AS (
+                -- What was applied after the as-of seq, taken back out (see docs/ROLLUPS.md).
+                SELECT c.key_id, sum(c.value) AS value, sum(c.submissions) AS submissions, sum(c.estimates) AS estimates
+                FROM \(Storage.Table.rollupChanges) c
+                WHERE c.seq > \(filters.asOfSeq)::bigint AND c.key_id IN (SELECT key_id FROM keys)
+                GROUP BY c.key_id
+            ), present AS (
+                SELECT k.indicator, k.country, k.reporter, k.period_start, k.period_end, k.cell,
+                       k.value - coalesce(u.value, 0) AS value,
+                       k.submissions - coalesce(u.submissions, 0) AS submissions,
+                       k.estimates - coalesce(u.estimates, 0) AS estimates
+                FROM keys k LEFT JOIN undone u USING (key_id)
+                WHERE k.submissions - coalesce(u.submissions, 0) > 0
+            ), recent AS (
+                SELECT indicator, country, reporter, period_start, period_end
+                FROM (
+                    SELECT indicator, country, reporter, period_start, period_end,
+                           rank() OVER (PARTITION BY indicator, country, reporter ORDER BY period_end DESC, period_start DESC) AS recency
+                    FROM present WHERE cell = \(allCells) AND indicator = ANY(\(latestCodes)::text[])
+                ) ranked
+                WHERE recency = 1
             ), counted AS (
-                SELECT f.*, p.pillar, p.unit
-                FROM filtered f
+                SELECT p.*, cat.pillar, cat.unit\(unescaped: dimensionColumns)
+                FROM present p
+                CROSS JOIN dimensions d
                 JOIN unnest(\(catalogue.indicators.map(\.code))::text[], \(catalogue.indicators.map(\.pillar))::text[],
-                            \(catalogue.indicators.map(\.unit))::text[]) AS p (indicator, pillar, unit)
-                  ON p.indicator = f.indicator
-                WHERE f.recency = 1 OR NOT (f.indicator = ANY(\(latestCodes)::text[])) OR \(groupBy.contains(.period))::boolean
+                            \(catalogue.indicators.map(\.unit))::text[]) AS cat (indicator, pillar, unit)
+                  ON cat.indicator = p.indicator
+                WHERE (p.cell = \(allCells)) = NOT \(byCell)::boolean
+                  AND (\(groupBy.contains(.period))::boolean OR NOT (p.indicator = ANY(\(latestCodes)::text[]))
+                       OR (p.indicator, p.country, p.reporter, p.period_start, p.period_end) IN (SELECT * FROM recent))
             )
             SELECT \(unescaped: select)
-            FROM counted
+            FROM counted, dimensions d
+            WHERE true\(unescaped: dimensionFilter)
             \(unescaped: groupClause)
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
         return try rows.compactMap { row in
             // An aggregate over no rows gives one row of NULLs: that is "no data", not a zero.
             guard let value = try row.decode(column: "value", as: String?.self) else { return nil }
-            var keys: [String: String] = [:]
-            for column in groupColumns { keys[column] = try row.decode(column: column, as: String?.self) ?? "" }
+            var keys: [String: String?] = [:]
+            for column in groupColumns { keys[column] = try row.decode(column: column, as: String?.self) }
             return TotalRow(
                 keys: keys,
                 value: value,
+                exact: try row.decode(column: "value", as: Decimal.self),
                 submissions: try row.decode(column: "submissions", as: Int.self),
                 estimate: try row.decode(column: "estimate", as: Bool?.self) ?? false
             )
         }
     }
 
-    struct SeriesTotal: Sendable, PostgresRowDecodable {
-        var indicator: String
-        var country: String
-        var reporter: String
-        var value: Decimal
-        var estimate: Bool
-        var submissions: [Int64]
+    /// One stored version of a submission, for `history`.
+    struct Version: Sendable, PostgresRowDecodable {
+        var id: Int64
+        var seq: Int64
+        var submissionID: String
+        var period: String
+        var activity: String?
+        var receivedAt: String
+        /// The version after this one, if any: its seq and whether it is a retraction.
+        var supersededBySeq: Int64?
+        var supersededByRetraction: Bool?
+        var supersededAt: String?
+        var reason: String?
+        var values: [VersionValue] = []
 
         init(postgresRow row: PostgresRow) throws {
-            indicator = try row.decode(column: "indicator")
-            country = try row.decode(column: "country")
-            reporter = try row.decode(column: "reporter")
-            value = try row.decode(column: "value")
-            estimate = try row.decode(column: "estimate", as: Bool?.self) ?? false
-            submissions = try row.decode(column: "seqs")
+            id = try row.decode(column: "id")
+            seq = try row.decode(column: "seq")
+            submissionID = try row.decode(column: "submission_id")
+            period = try row.decode(column: "period")
+            activity = try row.decode(column: "activity")
+            receivedAt = try row.decode(column: "received_at")
+            supersededBySeq = try row.decode(column: "superseded_by_seq")
+            supersededByRetraction = try row.decode(column: "superseded_by_retraction")
+            supersededAt = try row.decode(column: "superseded_at")
+            reason = try row.decode(column: "reason")
         }
     }
 
-    /// Per series (indicator, country, reporter), the total over periods that started by `date`
-    /// (latest-period only for `latest` indicators), with the seqs behind it.
-    func seriesTotals(through date: Day, asOfSeq: Int64?, catalogue: Catalogue) async throws -> [SeriesTotal] {
-        let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
-        let query: PostgresQuery = """
-            SELECT indicator, country, reporter, sum(value)::text AS value, bool_or(estimate) AS estimate,
-                   array_agg(DISTINCT seq ORDER BY seq) AS seqs
-            FROM (
-                SELECT c.*, rank() OVER (PARTITION BY c.indicator, c.country, c.reporter
-                                         ORDER BY c.period_end DESC, c.period_start DESC) AS recency
-                FROM \(Storage.Table.aggregateContributions) c
-                WHERE c.period_start <= \(date.description)::date AND (\(asOfSeq)::bigint IS NULL OR c.seq <= \(asOfSeq)::bigint)
-            ) f
-            WHERE f.recency = 1 OR NOT (f.indicator = ANY(\(latestCodes)::text[]))
-            GROUP BY indicator, country, reporter
+    struct VersionValue: Sendable, PostgresRowDecodable {
+        var submission: Int64
+        var indicator: String
+        var country: String
+        var cell: String
+        var value: String
+        var estimate: Bool
+
+        init(postgresRow row: PostgresRow) throws {
+            submission = try row.decode(column: "submission")
+            indicator = try row.decode(column: "indicator")
+            country = try row.decode(column: "country")
+            cell = try row.decode(column: "cell")
+            value = try row.decode(column: "value")
+            estimate = try row.decode(column: "estimate")
+        }
+    }
+
+    /// The whole correction chain through the reporter's submission `submissionID`, oldest
+    /// first, each version with its values; empty when there is no such submission.
+    func history(reporter: String, submissionID: String) async throws -> [Version] {
+        let chain: PostgresQuery = """
+            WITH RECURSIVE earlier AS (
+                SELECT id, replaces, 0 AS depth FROM \(Storage.Table.submissions)
+                WHERE reporter = \(reporter) AND submission_id = \(submissionID) AND kind = 'submission'
+                UNION ALL
+                SELECT s.id, s.replaces, earlier.depth - 1
+                FROM \(Storage.Table.submissions) s JOIN earlier ON s.id = earlier.replaces
+            ), later AS (
+                SELECT id, 0 AS depth FROM \(Storage.Table.submissions)
+                WHERE reporter = \(reporter) AND submission_id = \(submissionID) AND kind = 'submission'
+                UNION ALL
+                SELECT s.id, later.depth + 1
+                FROM \(Storage.Table.submissions) s JOIN later ON s.replaces = later.id
+            ), chain AS (
+                SELECT id, depth FROM earlier UNION SELECT id, depth FROM later
+            )
+            SELECT s.id, s.seq, s.submission_id, s.period, s.activity,
+                   to_char(s.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS received_at,
+                   n.seq AS superseded_by_seq, n.kind = 'retraction' AS superseded_by_retraction,
+                   to_char(n.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS superseded_at, n.reason
+            FROM chain
+            JOIN \(Storage.Table.submissions) s USING (id)
+            LEFT JOIN \(Storage.Table.submissions) n ON n.replaces = s.id
+            WHERE s.kind = 'submission'
+            ORDER BY chain.depth
             """
         return try await pool.withConnection(idempotent: true) { connection in
-            try connection.query(query).decode(SeriesTotal.self)
+            var versions = try connection.query(chain).decode(Version.self)
+            guard !versions.isEmpty else { return [] }
+            let values: PostgresQuery = """
+                SELECT submission, indicator, country, cell, value::text AS value, estimate
+                FROM \(Storage.Table.submissionValues)
+                WHERE submission = ANY(\(versions.map(\.id))::bigint[])
+                ORDER BY submission, ordinal
+                """
+            let byVersion = Dictionary(
+                grouping: try connection.query(values).decode(VersionValue.self),
+                by: \.submission
+            )
+            for index in versions.indices { versions[index].values = byVersion[versions[index].id] ?? [] }
+            return versions
         }
     }
 }

@@ -235,7 +235,7 @@ public struct FactSheetTemplate: Sendable {
                 placeholder: placeholder,
                 phrased: phrased,
                 estimate: sum.estimate,
-                submissions: sum.submissions
+                submissionCount: sum.submissionCount
             )
             cache[placeholder.source] = result
             return result
@@ -274,13 +274,14 @@ public struct FactSheetTemplate: Sendable {
 public struct NumberTotal: Sendable {
     public var exact: Decimal
     public var estimate: Bool
-    /// The seqs of the submissions behind it.
-    public var submissions: [Int64]
+    /// How many submissions are behind it, each counted once per country (and reporter) it
+    /// gives a value for. The list itself is history-sized: it is not part of the fact sheet.
+    public var submissionCount: Int
 
-    public init(exact: Decimal, estimate: Bool, submissions: [Int64]) {
+    public init(exact: Decimal, estimate: Bool, submissionCount: Int) {
         self.exact = exact
         self.estimate = estimate
-        self.submissions = submissions
+        self.submissionCount = submissionCount
     }
 }
 
@@ -290,7 +291,7 @@ public struct FactSheet: Sendable {
         public let placeholder: FactSheetPlaceholder
         public let phrased: PhrasedNumber
         public let estimate: Bool
-        public let submissions: [Int64]
+        public let submissionCount: Int
     }
 
     public struct Highlight: Sendable {
@@ -344,7 +345,7 @@ public struct FactSheet: Sendable {
                                 if let reporters = n.placeholder.reporters {
                                     members.append(("reporters", .array(reporters.map(JSON.string))))
                                 }
-                                members.append(("submissions", .array(n.submissions.map { JSON.int($0) })))
+                                members.append(("submission_count", .int(n.submissionCount)))
                                 return .object(members)
                             }
                         ),

@@ -21,12 +21,16 @@ public struct ValidSubmission: Sendable {
     public let periodText: String
     public let period: Period
     public let activity: String?
+    /// The `submission_id` of the reporter's earlier submission this one corrects, if any.
+    public let replaces: String?
     public let values: [SubmittedValue]
 
     /// Everything that makes two submissions "the same content", independent of value order
     /// and of how numbers or periods are spelled. Its digest decides duplicate versus conflict.
     public var canonicalContent: String {
         var text = "reporter=\(reporter)\nperiod=\(period.start)..\(period.end)\nactivity=\(activity ?? "")\n"
+        // Only when present, so the digests of submissions stored before corrections existed still match.
+        if let replaces { text += "replaces=\(replaces)\n" }
         let lines = values.map { "\($0.indicator)\t\($0.country)\t\($0.cell)\t\($0.value)\t\($0.estimate ? "e" : "")" }
         text += lines.sorted().joined(separator: "\n")
         return text
@@ -60,6 +64,8 @@ public struct SubmissionDraft: Sendable {
     public var reporter: String
     public var periodText: String
     public var activity: String?
+    /// The `submission_id` this submission replaces (a correction), if any.
+    public var replaces: String?
     public var values: [Value]
 
     /// Reads the `submission` object, reporting every missing or mistyped field (paths start
@@ -69,6 +75,7 @@ public struct SubmissionDraft: Sendable {
         let reporter = reader.string("reporter", required: true)
         let periodText = reader.string("period", required: true)
         let activity = reader.string("activity")
+        let replaces = reader.string("replaces")
         var values: [Value] = []
         for entry in reader.objects("values", required: true, elementName: "value") ?? [] {
             let indicator = entry.string("indicator", required: true)
@@ -94,6 +101,7 @@ public struct SubmissionDraft: Sendable {
             reporter: reporter,
             periodText: periodText,
             activity: activity,
+            replaces: replaces,
             values: values
         )
     }
@@ -147,6 +155,7 @@ public struct SubmissionValidator: Sendable {
                 periodText: draft.periodText.uppercased(),
                 period: period,
                 activity: draft.activity,
+                replaces: draft.replaces,
                 values: values
             )
         )
@@ -165,6 +174,18 @@ public struct SubmissionValidator: Sendable {
                     code: "invalid_submission_id",
                     message:
                         "submission_id must be 1 to \(Self.maximumSubmissionIDBytes) bytes of UTF-8 without control characters"
+                )
+            )
+        }
+        if let replaces = draft.replaces,
+            replaces.isEmpty || replaces.utf8.count > Self.maximumSubmissionIDBytes || replaces == submissionID
+        {
+            problems.append(
+                Problem(
+                    path: "replaces",
+                    code: "invalid_replaces",
+                    message:
+                        "replaces must be the submission_id of another of the reporter's submissions (1 to \(Self.maximumSubmissionIDBytes) bytes of UTF-8)"
                 )
             )
         }

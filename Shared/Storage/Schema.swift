@@ -13,7 +13,8 @@ public enum Storage {
         case submissionValues = "submission_values"
         case seqCounter = "seq_counter"
         case aggregationPartitions = "aggregation_partitions"
-        case aggregateContributions = "aggregate_contributions"
+        case rollups
+        case rollupChanges = "rollup_changes"
         case schemaMigrations = "schema_migrations"
         case aggregationInstances = "aggregation_instances"
     }
@@ -22,6 +23,11 @@ public enum Storage {
     /// each hold several. Each value's partition is stored at insert, so changing it takes a
     /// migration that repartitions (migration 2 went from 8 to 64).
     public static let aggregationPartitions = 64
+
+    /// The `cell` of a rollup row that holds all cells of its indicator, country, reporter and
+    /// period together, with the count of distinct submissions behind them. Never a real cell:
+    /// those are `""` (the whole) or `dimension=value` pairs joined by `;`.
+    public static let allCells = "*"
 }
 
 extension PostgresQuery.StringInterpolation {
@@ -165,6 +171,66 @@ public enum Schema {
                     heartbeat_at  timestamptz NOT NULL,
                     expires_at    timestamptz NOT NULL
                 ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
+                """
+        ),
+        Migration(
+            version: 3,
+            name: "corrections and rollups",
+            sql: """
+                -- Corrections. Every version of a submission stays stored; a later one names the one it
+                -- supersedes in `replaces`: a submission (kind 'submission') replaces it, a retraction
+                -- (kind 'retraction', no values, a reason) withdraws it. A retraction carries the
+                -- submission_id and period of what it withdraws.
+                ALTER TABLE submissions
+                    ADD COLUMN kind text NOT NULL DEFAULT 'submission' CHECK (kind IN ('submission', 'retraction')),
+                    ADD COLUMN replaces bigint REFERENCES submissions (id),
+                    ADD COLUMN reason text,
+                    DROP CONSTRAINT submissions_value_count_check,
+                    ADD CONSTRAINT submissions_value_count_check CHECK ((kind = 'submission') = (value_count > 0)),
+                    ADD CONSTRAINT submissions_retraction_reason CHECK ((kind = 'retraction') = (reason IS NOT NULL)),
+                    ADD CONSTRAINT submissions_retraction_replaces CHECK (kind = 'submission' OR replaces IS NOT NULL),
+                    DROP CONSTRAINT submissions_reporter_submission_id_key;
+                CREATE UNIQUE INDEX submissions_versions ON submissions (reporter, submission_id) WHERE kind = 'submission';
+                -- A chain, never a fork: at most one version supersedes any version. Two corrections of
+                -- the same submission racing each other: the second waits for the first and conflicts.
+                CREATE UNIQUE INDEX submissions_chain ON submissions (replaces) WHERE replaces IS NOT NULL;
+                -- For `latest` indicators: the other submissions of a reporter and period, to find who
+                -- wins a cell once its newest submission is corrected away.
+                CREATE INDEX submissions_reporter_period ON submissions (reporter, period_start, period_end) WHERE kind = 'submission';
+
+                -- Rollups: per indicator, country, reporter, period and cell, the current value, the
+                -- number of current submissions behind it and how many of those are estimates. The cell
+                -- '*' holds all cells together, counting each submission once. docs/ROLLUPS.md has the design.
+                DROP TABLE aggregate_contributions;
+                CREATE TABLE rollups (
+                    key_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    partition     integer NOT NULL,
+                    indicator     text NOT NULL,
+                    country       text NOT NULL,
+                    reporter      text NOT NULL,
+                    period_start  date NOT NULL,
+                    period_end    date NOT NULL,
+                    cell          text NOT NULL,
+                    value         numeric NOT NULL,
+                    -- No CHECK (>= 0): PostgreSQL checks the row an upsert proposes, which holds the
+                    -- change (negative for a correction), before it finds the row to add it to.
+                    submissions   integer NOT NULL,
+                    estimates     integer NOT NULL,
+                    UNIQUE (indicator, country, reporter, period_start, period_end, cell)
+                );
+                CREATE INDEX rollups_all_cells ON rollups (indicator, country, reporter) WHERE cell = '*';
+                -- Every change of a rollup row, by the seq that made it: a read as of an earlier seq takes
+                -- the changes after it back out of the current rows.
+                CREATE TABLE rollup_changes (
+                    seq          bigint NOT NULL,
+                    key_id       bigint NOT NULL,
+                    value        numeric NOT NULL,
+                    submissions  integer NOT NULL,
+                    estimates    integer NOT NULL,
+                    PRIMARY KEY (seq, key_id)
+                );
+                -- The rollups are built from every stored submission again.
+                UPDATE aggregation_partitions SET applied_seq = 0, applied_by = NULL, applied_at = NULL;
                 """
         ),
     ]

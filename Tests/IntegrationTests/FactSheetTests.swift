@@ -79,17 +79,20 @@ extension Integration {
                 #expect(firms["text"] == "nearly 8,000")
                 let exactFirms = try #require(firms["exact"]?.int64Value)
                 #expect((7500..<8000).contains(exactFirms))
-                // Traceability: the seqs behind the number are real submissions that sum to it.
-                let seqs = (firms["submissions"]?.arrayValue ?? []).compactMap { $0.int64Value }
-                #expect(!seqs.isEmpty)
+                // Traceability: the number and its submission count follow from the sample
+                // submissions (a submission counts once per country it reports).
                 let sample = try sampleSubmissions()
                 var traced: Int64 = 0
-                for seq in seqs {
-                    for v in sample[Int(seq) - 1]["values"]?.arrayValue ?? [] where v["indicator"] == "firms_supported"
-                    {
-                        traced += v["value"]?.int64Value ?? 0
+                var behind = 0
+                for submission in sample {
+                    let firmsValues = (submission["values"]?.arrayValue ?? []).filter {
+                        $0["indicator"] == "firms_supported"
                     }
+                    traced += firmsValues.reduce(0) { $0 + ($1["value"]?.int64Value ?? 0) }
+                    behind += Set(firmsValues.compactMap { $0["country"]?.stringValue }).count
                 }
+                #expect(firms["submission_count"]?.int64Value == Int64(behind))
+                #expect(behind > 0)
                 #expect(traced == exactFirms)
                 let financing = try #require(opportunity["numbers"]?[2])
                 #expect(financing["exact"] == 179_000_000)

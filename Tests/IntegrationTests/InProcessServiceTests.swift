@@ -45,6 +45,7 @@ extension Integration {
                 nudged.withLockedValue { $0.append(seq) }
             }
             let aggregation = AggregationOperations(
+                catalogue: catalogue,
                 pool: pool,
                 instance: "in-process",
                 batchSize: 500,
@@ -83,7 +84,7 @@ extension Integration {
                 #expect(rejected["error"]?["code"] == "validation_failed")
                 #expect(rejected["error"]?["details"]?[0]?["path"] == "values[0].country")
                 let hello = try await services.ask(services.intake, ["op": "hello"])
-                #expect(hello["ops"] == ["hello", "ping", "submit"])
+                #expect(hello["ops"] == ["hello", "ping", "submit", "retract"])
                 // Only the accepted submission nudged aggregation.
                 #expect(services.nudged.withLockedValue { $0 } == [1])
             }

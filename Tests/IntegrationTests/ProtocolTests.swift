@@ -10,11 +10,11 @@ extension Integration {
         @Test func everyServiceAnswersHelloAndPing() async throws {
             try await withServiceStack { stack in
                 let clients = [
-                    ("intake", try await stack.intakeClient(), ["hello", "ping", "submit"]),
+                    ("intake", try await stack.intakeClient(), ["hello", "ping", "submit", "retract"]),
                     ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
                     (
                         "reporting", try await stack.reportingClient(),
-                        ["hello", "ping", "indicators", "totals", "factsheet"]
+                        ["hello", "ping", "indicators", "totals", "factsheet", "history"]
                     ),
                 ]
                 for (name, client, ops) in clients {
@@ -54,7 +54,7 @@ extension Integration {
                 let unknown = try await client.request(["op": "launch", "id": "u"])
                 #expect(unknown.errorCode == "unknown_op")
                 #expect(unknown["id"] == "u")
-                #expect(unknown["error"]?["details"]?[0]?["supported"] == ["hello", "ping", "submit"])
+                #expect(unknown["error"]?["details"]?[0]?["supported"] == ["hello", "ping", "submit", "retract"])
 
                 let noOp = try await client.request(["id": 3])
                 #expect(noOp.errorCode == "invalid_request")

@@ -20,17 +20,17 @@ struct FactSheetTests {
     /// Fixed totals by indicator code; every other indicator totals 1,000,000 (exact, not estimated).
     func totals(_ placeholder: FactSheetPlaceholder) -> NumberTotal {
         switch placeholder.indicator {
-        case "firms_supported": return NumberTotal(exact: d("7950"), estimate: false, submissions: [1, 2])
-        case "jobs_created": return NumberTotal(exact: d("90412"), estimate: false, submissions: [3])
-        case "msme_financing_usd": return NumberTotal(exact: d("179000000"), estimate: false, submissions: [4])
-        case "cta_companies_committed": return NumberTotal(exact: d("47"), estimate: true, submissions: [5])
-        case "cta_usd_committed": return NumberTotal(exact: d("4236000000"), estimate: false, submissions: [6, 7])
-        case "labor_officials_trained": return NumberTotal(exact: d("1234"), estimate: false, submissions: [8])
-        case "commerce_delegation_participants": return NumberTotal(exact: d("74"), estimate: false, submissions: [])
-        case "commerce_delegation_companies": return NumberTotal(exact: d("0"), estimate: false, submissions: [])
-        case "vaccine_doses_delivered": return NumberTotal(exact: d("17213480"), estimate: false, submissions: [9])
-        case "humanitarian_usd": return NumberTotal(exact: d("419742000"), estimate: false, submissions: [10])
-        default: return NumberTotal(exact: d("1000000"), estimate: false, submissions: [])
+        case "firms_supported": return NumberTotal(exact: d("7950"), estimate: false, submissionCount: 2)
+        case "jobs_created": return NumberTotal(exact: d("90412"), estimate: false, submissionCount: 1)
+        case "msme_financing_usd": return NumberTotal(exact: d("179000000"), estimate: false, submissionCount: 1)
+        case "cta_companies_committed": return NumberTotal(exact: d("47"), estimate: true, submissionCount: 1)
+        case "cta_usd_committed": return NumberTotal(exact: d("4236000000"), estimate: false, submissionCount: 2)
+        case "labor_officials_trained": return NumberTotal(exact: d("1234"), estimate: false, submissionCount: 1)
+        case "commerce_delegation_participants": return NumberTotal(exact: d("74"), estimate: false, submissionCount: 0)
+        case "commerce_delegation_companies": return NumberTotal(exact: d("0"), estimate: false, submissionCount: 0)
+        case "vaccine_doses_delivered": return NumberTotal(exact: d("17213480"), estimate: false, submissionCount: 1)
+        case "humanitarian_usd": return NumberTotal(exact: d("419742000"), estimate: false, submissionCount: 1)
+        default: return NumberTotal(exact: d("1000000"), estimate: false, submissionCount: 0)
         }
     }
 
@@ -116,7 +116,7 @@ struct FactSheetTests {
         #expect(first.count == 3)
         #expect(
             first[0].serialized
-                == #"{"indicator":"firms_supported","exact":7950,"rounded":8000,"qualifier":"nearly","text":"nearly 8,000","estimate":false,"submissions":[1,2]}"#
+                == #"{"indicator":"firms_supported","exact":7950,"rounded":8000,"qualifier":"nearly","text":"nearly 8,000","estimate":false,"submission_count":2}"#
         )
         #expect(first[1]["qualifier"] == .string("more than"))
         #expect(first[1]["rounded"] == .number("90000"))
@@ -125,7 +125,7 @@ struct FactSheetTests {
         let second = try #require(highlights[1]["numbers"]?.arrayValue)
         #expect(
             second[0].serialized
-                == #"{"indicator":"cta_companies_committed","exact":47,"rounded":47,"qualifier":"approximately","text":"approximately 47","estimate":true,"submissions":[5]}"#
+                == #"{"indicator":"cta_companies_committed","exact":47,"rounded":47,"qualifier":"approximately","text":"approximately 47","estimate":true,"submission_count":1}"#
         )
         #expect(second[1]["exact"] == .number("4236000000"))
         #expect(second[1]["rounded"] == .number("4200000000"))
@@ -133,7 +133,7 @@ struct FactSheetTests {
         let labor = try #require(highlights[2]["numbers"]?[0])
         #expect(
             labor.serialized
-                == #"{"indicator":"labor_officials_trained","exact":1234,"rounded":1200,"qualifier":"over","text":"over 1,200","estimate":false,"countries":["HN"],"reporters":["DOL"],"submissions":[8]}"#
+                == #"{"indicator":"labor_officials_trained","exact":1234,"rounded":1200,"qualifier":"over","text":"over 1,200","estimate":false,"countries":["HN"],"reporters":["DOL"],"submission_count":1}"#
         )
         // A highlight without placeholders has no numbers.
         #expect(highlights[10]["heading"] == .string("Combatting Corruption"))
@@ -152,7 +152,7 @@ struct FactSheetTests {
         var calls: [String] = []
         let sheet = template.render(date: Day(year: 2024, month: 1, day: 1), catalogue: catalogue) { placeholder in
             calls.append(placeholder.source)
-            return NumberTotal(exact: placeholder.countries == nil ? 5000 : 700, estimate: false, submissions: [])
+            return NumberTotal(exact: placeholder.countries == nil ? 5000 : 700, estimate: false, submissionCount: 0)
         }
         #expect(calls == ["jobs_created", "jobs_created country=HN"])
         #expect(sheet.highlights[0].text == "5,000 and again 5,000, and 700.")
@@ -179,10 +179,10 @@ struct FactSheetTests {
         #expect(template.closing.count == 1)
         let sheet = template.render(date: Day(year: 2025, month: 12, day: 31), catalogue: catalogue) { placeholder in
             switch placeholder.indicator {
-            case "jobs_created": return NumberTotal(exact: 90412, estimate: true, submissions: [])
-            case "firms_supported": return NumberTotal(exact: 8200, estimate: false, submissions: [])
-            case "police_trained": return NumberTotal(exact: 12345, estimate: false, submissions: [])
-            default: return NumberTotal(exact: 680, estimate: true, submissions: [])
+            case "jobs_created": return NumberTotal(exact: 90412, estimate: true, submissionCount: 0)
+            case "firms_supported": return NumberTotal(exact: 8200, estimate: false, submissionCount: 0)
+            case "police_trained": return NumberTotal(exact: 12345, estimate: false, submissionCount: 0)
+            default: return NumberTotal(exact: 680, estimate: true, submissionCount: 0)
             }
         }
         #expect(sheet.preamble == ["**December 2025**"])

@@ -46,6 +46,7 @@ struct AggregationCommand: AsyncParsableCommand {
             // Host and port name the instance: unique among live ones (one process binds a port),
             // and the same after a restart, which then takes its own partitions back at once.
             let operations = AggregationOperations(
+                catalogue: context.catalogue,
                 pool: context.pool,
                 instance: "\(ProcessInfo.processInfo.hostName):\(context.port)",
                 batchSize: batchSize,

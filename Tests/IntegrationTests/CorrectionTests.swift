@@ -1,0 +1,267 @@
+import Foundation
+import RootcausesJSON
+import RootcausesLocalStack
+import RootcausesProtocol
+import RootcausesTesting
+import RootcausesTransport
+import Testing
+
+extension Integration {
+    /// Corrections (replace, retract, history), `latest` supersession and disaggregated totals,
+    /// through the real services.
+    @Suite struct CorrectionTests {
+        /// The single totals row of `indicator` as of `asOf` (or after `minSeq`), `nil` when there is no data.
+        static func total(
+            _ reporting: ProtocolClient,
+            _ indicator: String,
+            minSeq: Int64? = nil,
+            asOf: Int64? = nil,
+            extra: [(String, JSON)] = []
+        ) async throws -> JSON? {
+            var request: [(String, JSON)] = [("op", "totals"), ("indicator", .string(indicator))]
+            if let minSeq { request.append(("min_seq", .int(minSeq))) }
+            if let asOf { request.append(("as_of_seq", .int(asOf))) }
+            let answer = try await reporting.expectOK(.object(request + extra))
+            let rows = try #require(answer["rows"]?.arrayValue)
+            #expect(rows.count <= 1)
+            return rows.first
+        }
+
+        @Test func replaceRetractConflictsRetriesAndHistory() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                let original = submission("jobs-1", values: [value("jobs_created", "HN", 100)])
+                #expect(try await intake.expectOK(submitRequest(original))["seq"] == 1)
+                #expect(try await Self.total(reporting, "jobs_created", minSeq: 1)?["value"] == 100)
+
+                // Replace: the answer names the seq it replaced; the totals hold the new values only.
+                let fixed = submission("jobs-1-fix", values: [value("jobs_created", "HN", 80)])
+                    .setting("replaces", to: "jobs-1")
+                let replaced = try await intake.expectOK(submitRequest(fixed))
+                #expect(replaced["status"] == "accepted")
+                #expect(replaced["seq"] == 2)
+                #expect(replaced["replaced_seq"] == 1)
+                let afterFix = try #require(try await Self.total(reporting, "jobs_created", minSeq: 2))
+                #expect(afterFix["value"] == 80)
+                #expect(afterFix["submissions"] == 1)
+
+                // A retry is a duplicate with the same answer; the same id with other content conflicts.
+                let retry = try await intake.expectOK(submitRequest(fixed))
+                #expect(retry["status"] == "duplicate")
+                #expect(retry["seq"] == 2)
+                #expect(retry["replaced_seq"] == 1)
+                let otherContent = submission("jobs-1-fix", values: [value("jobs_created", "HN", 81)])
+                    .setting("replaces", to: "jobs-1")
+                #expect(try await intake.request(submitRequest(otherContent)).errorCode == "conflict")
+
+                // A chain, never a fork: correcting the replaced version names the head.
+                let fork = submission("jobs-1-fork", values: [value("jobs_created", "HN", 70)])
+                    .setting("replaces", to: "jobs-1")
+                let forked = try await intake.request(submitRequest(fork))
+                #expect(forked.errorCode == "conflict")
+                let forkDetails = forked["error"]?["details"]?[0]
+                #expect(forkDetails?["submission_id"] == "jobs-1")
+                #expect(forkDetails?["head_submission_id"] == "jobs-1-fix")
+                #expect(forkDetails?["head_seq"] == 2)
+                #expect(forkDetails?["head_status"] == "current")
+
+                // Corrections of something that does not exist are named, and change nothing.
+                let orphan = submission("jobs-2", values: [value("jobs_created", "HN", 5)])
+                    .setting("replaces", to: "no-such-id")
+                let orphaned = try await intake.request(submitRequest(orphan))
+                #expect(orphaned.errorCode == "validation_failed")
+                #expect(orphaned.detailPaths == ["submission.replaces"])
+                #expect(orphaned.detailCodes == ["unknown_submission"])
+                let unknownRetraction = try await intake.request([
+                    "op": "retract", "reporter": "USAID", "submission_id": "no-such-id", "reason": "typo",
+                ])
+                #expect(unknownRetraction.detailCodes == ["unknown_submission"])
+                let noReason = try await intake.request([
+                    "op": "retract", "reporter": "USAID", "submission_id": "jobs-1-fix", "reason": " ",
+                ])
+                #expect(noReason.errorCode == "invalid_request")
+                #expect(noReason.detailPaths == ["reason"])
+
+                // Retract: the value leaves the totals; retracting again is a duplicate of the same seq.
+                let retract: JSON = [
+                    "op": "retract", "reporter": "USAID", "submission_id": "jobs-1-fix", "reason": "counted twice",
+                ]
+                let retracted = try await intake.expectOK(retract)
+                #expect(retracted["status"] == "retracted")
+                #expect(retracted["seq"] == 3)
+                #expect(retracted["retracted_seq"] == 2)
+                #expect(try await Self.total(reporting, "jobs_created", minSeq: 3) == nil)
+                let again = try await intake.expectOK(retract)
+                #expect(again["status"] == "duplicate")
+                #expect(again["seq"] == 3)
+                #expect(again["retracted_seq"] == 2)
+
+                // Past the head's retraction, both older versions are closed to corrections.
+                let late = try await intake.request([
+                    "op": "retract", "reporter": "USAID", "submission_id": "jobs-1", "reason": "late",
+                ])
+                #expect(late.errorCode == "conflict")
+                #expect(late["error"]?["details"]?[0]?["head_status"] == "retracted")
+                #expect(late["error"]?["details"]?[0]?["head_seq"] == 3)
+                let afterRetraction = submission("jobs-1-again", values: [value("jobs_created", "HN", 1)])
+                    .setting("replaces", to: "jobs-1-fix")
+                #expect(try await intake.request(submitRequest(afterRetraction)).errorCode == "conflict")
+
+                // as_of_seq keeps its promise: each seq gives the numbers of its time, exactly.
+                #expect(try await Self.total(reporting, "jobs_created", asOf: 1)?["value"] == 100)
+                #expect(try await Self.total(reporting, "jobs_created", asOf: 2)?["value"] == 80)
+                #expect(try await Self.total(reporting, "jobs_created", asOf: 3) == nil)
+
+                // The whole chain, from either end, every version with its values.
+                for id in ["jobs-1", "jobs-1-fix"] {
+                    let history = try await reporting.expectOK([
+                        "op": "history", "reporter": "USAID", "submission_id": .string(id),
+                    ])
+                    let versions = try #require(history["versions"]?.arrayValue)
+                    #expect(versions.map { $0["seq"] } == [1, 2])
+                    #expect(versions.map { $0["status"] } == ["replaced", "retracted"])
+                    #expect(versions[0]["replaced_by_seq"] == 2)
+                    #expect(versions[1]["retracted_seq"] == 3)
+                    #expect(versions[1]["reason"] == "counted twice")
+                    #expect(versions[0]["values"]?[0]?["value"] == 100)
+                    #expect(versions[1]["values"]?[0]?["value"] == 80)
+                    #expect(versions[0]["received_at"]?.stringValue?.hasSuffix("Z") == true)
+                }
+                let unknownHistory = try await reporting.request([
+                    "op": "history", "reporter": "USAID", "submission_id": "never-sent",
+                ])
+                #expect(unknownHistory.detailCodes == ["unknown_submission"])
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
+        @Test func theNewestSubmissionOfALatestPeriodWinsAndCorrectionsFallBack() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                func send(_ body: JSON) async throws -> Int64 {
+                    try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+                }
+                let indicator = "cta_companies_committed"
+                let first = try await send(submission("q4-a", period: "2022Q4", values: [value(indicator, "HN", 10)]))
+                let second = try await send(
+                    submission("q4-b", period: "2022Q4", values: [value(indicator, "HN", 12, estimate: true)])
+                )
+                // Same series and period: the newer one wins, never added to the older.
+                let newest = try #require(try await Self.total(reporting, indicator, minSeq: second))
+                #expect(newest["value"] == 12)
+                #expect(newest["submissions"] == 1)
+                #expect(newest["estimate"] == true)
+                // An older period does not count once a later one exists.
+                let older = try await send(submission("q3", period: "2022Q3", values: [value(indicator, "HN", 5)]))
+                #expect(try await Self.total(reporting, indicator, minSeq: older)?["value"] == 12)
+                // Retract the winner: the earlier submission for the period is current again.
+                let retraction = try #require(
+                    try await intake.expectOK([
+                        "op": "retract", "reporter": "USAID", "submission_id": "q4-b", "reason": "wrong quarter",
+                    ])["seq"]?.int64Value
+                )
+                let fellBack = try #require(try await Self.total(reporting, indicator, minSeq: retraction))
+                #expect(fellBack["value"] == 10)
+                #expect(fellBack["estimate"] == false)
+                // Replace that one: the replacement is the newest.
+                let fix = try await send(
+                    submission("q4-a-fix", period: "2022Q4", values: [value(indicator, "HN", 11)])
+                        .setting("replaces", to: "q4-a")
+                )
+                #expect(try await Self.total(reporting, indicator, minSeq: fix)?["value"] == 11)
+                // Retract the only 2022Q4 submission left: 2022Q3 is the latest period again.
+                let last = try #require(
+                    try await intake.expectOK([
+                        "op": "retract", "reporter": "USAID", "submission_id": "q4-a-fix", "reason": "withdrawn",
+                    ])["seq"]?.int64Value
+                )
+                #expect(try await Self.total(reporting, indicator, minSeq: last)?["value"] == 5)
+                // Every step stays readable.
+                #expect(try await Self.total(reporting, indicator, asOf: first)?["value"] == 10)
+                #expect(try await Self.total(reporting, indicator, asOf: second)?["value"] == 12)
+                #expect(try await Self.total(reporting, indicator, asOf: retraction)?["value"] == 10)
+                #expect(try await Self.total(reporting, indicator, asOf: fix)?["value"] == 11)
+                // By period, each period's winner.
+                let byPeriod = try await reporting.expectOK([
+                    "op": "totals", "indicator": .string(indicator), "group_by": ["period"], "as_of_seq": .int(fix),
+                ])
+                #expect(rowsByKey(byPeriod, keys: ["period"]) == ["2022Q3": "5", "2022Q4": "11"])
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
+        @Test func disaggregatedTotalsAddUpToTheWhole() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                let bodies = [
+                    submission(
+                        "cells",
+                        values: [
+                            value("jobs_created", "HN", 10, sex: "female", age: "15-19"),
+                            value("jobs_created", "HN", 20, sex: "female", age: "20-24"),
+                            value("jobs_created", "HN", 5, sex: "male", age: "15-19"),
+                        ]
+                    ),
+                    submission("whole", values: [value("jobs_created", "HN", 100)]),
+                    submission("by-sex", values: [value("jobs_created", "GT", 7, sex: "female")]),
+                ]
+                var last: Int64 = 0
+                for body in bodies {
+                    last = try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+                }
+                func rows(_ extra: [(String, JSON)], keys: [String]) async throws -> [String: String] {
+                    let answer = try await reporting.expectOK(
+                        .object([("op", "totals"), ("indicator", "jobs_created"), ("min_seq", .int(last))] + extra)
+                    )
+                    return rowsByKey(answer, keys: keys)
+                }
+                let whole = try #require(try await Self.total(reporting, "jobs_created", minSeq: last))
+                #expect(whole["value"] == 142)
+                #expect(whole["submissions"] == 3)
+                // Each exclusive dimension's rows, the whole (null) included, add up to the total.
+                #expect(
+                    try await rows([("group_by", ["sex"])], keys: ["sex"]) == ["female": "37", "male": "5", "": "100"]
+                )
+                #expect(
+                    try await rows([("group_by", ["age"])], keys: ["age"]) == ["15-19": "15", "20-24": "20", "": "107"]
+                )
+                #expect(
+                    try await rows([("group_by", ["sex", "age"])], keys: ["sex", "age"]) == [
+                        "female|15-19": "10", "female|20-24": "20", "male|15-19": "5", "|": "100", "female|": "7",
+                    ]
+                )
+                let nullRow = try await reporting.expectOK([
+                    "op": "totals", "indicator": "jobs_created", "group_by": ["sex"], "country": "HN",
+                ])
+                #expect(nullRow["rows"]?.arrayValue?.contains { $0["sex"] == .null && $0["value"] == 100 } == true)
+                // Filters: only values whose cell has the dimension's value.
+                #expect(
+                    try await rows([("sex", ["female"]), ("group_by", ["country"])], keys: ["country"]) == [
+                        "HN": "30", "GT": "7",
+                    ]
+                )
+                #expect(try await rows([("age", "15-19"), ("sex", "male")], keys: []) == ["": "5"])
+                // A correction moves the cells too.
+                let fix = submission(
+                    "cells-fix",
+                    values: [value("jobs_created", "HN", 12, sex: "female", age: "15-19")]
+                ).setting("replaces", to: "cells")
+                last = try #require(try await intake.expectOK(submitRequest(fix))["seq"]?.int64Value)
+                #expect(try await rows([("group_by", ["sex"])], keys: ["sex"]) == ["female": "19", "": "100"])
+                // Unknown dimension values and keys are errors, not empty answers.
+                let bad = try await reporting.request([
+                    "op": "totals", "sex": ["female", "other"], "group_by": ["sex", "colour"],
+                ])
+                #expect(bad.errorCode == "invalid_request")
+                #expect(bad.detailPaths == ["sex[1]", "group_by[1]"])
+                await intake.close()
+                await reporting.close()
+            }
+        }
+    }
+}
