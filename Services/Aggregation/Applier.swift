@@ -145,11 +145,12 @@ struct Applier: Sendable {
     /// Applies pending versions to the partitions this instance owns, in one statement (one
     /// round trip, one commit): lock them (`SKIP LOCKED`: a former owner may still be finishing
     /// a pass on one), turn the versions after each one's watermark into changes of the rollups,
-    /// log each change under the seq that made it, and move the watermarks. The rollups, the log
+    /// keep each changed row's state after each seq that changed it, and move the watermarks. The rollups, the log
     /// and the watermarks commit together or not at all, so every version is applied exactly once.
     ///
     /// A version adds its values and takes away those of the version it replaces or retracts.
-    /// For `sum` indicators those are the changes. For `latest` indicators a cell's value is its
+    /// For `sum` indicators those are the changes, to the period's rows and to the rows of all
+    /// periods together. For `latest` indicators a cell's value is its
     /// newest current submission's, so each touched (indicator, country, reporter, period) is
     /// worked out again from the stored submissions at every seq that touches it (and at the
     /// watermark, as the baseline), and the changes are the differences. docs/ROLLUPS.md.
@@ -158,6 +159,7 @@ struct Applier: Sendable {
         let instance = self.instance
         let latest = latestIndicators
         let allCells = Storage.allCells
+        let allPeriods = Storage.allPeriods
         let query: PostgresQuery = """
             WITH locked AS (
                 SELECT partition, applied_seq FROM \(Storage.Table.aggregationPartitions)
@@ -261,9 +263,17 @@ struct Applier: Sendable {
                        estimates - coalesce(lag(estimates) OVER w, 0) AS estimates
                 FROM latest_all_states
                 WINDOW w AS (PARTITION BY partition, indicator, country, reporter, period_start, period_end ORDER BY seq)
+            ), sum_series AS (
+                -- The same changes for all periods of the series together (a submission has one period).
+                SELECT seq, partition, indicator, country, reporter, \(allPeriods.start)::date AS period_start,
+                       \(allPeriods.end)::date AS period_end, cell,
+                       sum(value) AS value, sum(submissions)::integer AS submissions, sum(estimates)::integer AS estimates
+                FROM (SELECT * FROM sum_cells UNION ALL SELECT * FROM sum_all_cells) period_changes
+                GROUP BY seq, partition, indicator, country, reporter, cell
             ), changes AS (
                 SELECT * FROM sum_cells
                 UNION ALL SELECT * FROM sum_all_cells
+                UNION ALL SELECT * FROM sum_series
                 UNION ALL SELECT c.* FROM latest_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
                 UNION ALL SELECT c.* FROM latest_all_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
             ), effective AS (
@@ -276,11 +286,17 @@ struct Applier: Sendable {
                 ON CONFLICT (indicator, country, reporter, period_start, period_end, cell) DO UPDATE
                 SET value = r.value + EXCLUDED.value, submissions = r.submissions + EXCLUDED.submissions,
                     estimates = r.estimates + EXCLUDED.estimates
-                RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell
+                RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+                          r.value, r.submissions, r.estimates
             ), logged AS (
-                INSERT INTO \(Storage.Table.rollupChanges) (seq, key_id, value, submissions, estimates)
-                SELECT e.seq, u.key_id, e.value, e.submissions, e.estimates
+                -- Each row's state after each seq that changed it: its new state less the changes after that seq.
+                INSERT INTO \(Storage.Table.rollupVersions) (key_id, seq, value, submissions, estimates)
+                SELECT u.key_id, e.seq,
+                       u.value - (sum(e.value) OVER whole - sum(e.value) OVER (whole ORDER BY e.seq)),
+                       u.submissions - (sum(e.submissions) OVER whole - sum(e.submissions) OVER (whole ORDER BY e.seq)),
+                       u.estimates - (sum(e.estimates) OVER whole - sum(e.estimates) OVER (whole ORDER BY e.seq))
                 FROM effective e JOIN upserted u USING (indicator, country, reporter, period_start, period_end, cell)
+                WINDOW whole AS (PARTITION BY u.key_id)
                 RETURNING 1
             ), moved AS (
                 UPDATE \(Storage.Table.aggregationPartitions) p SET applied_seq = t.to_seq, applied_by = \(instance), applied_at = now()

@@ -36,6 +36,19 @@ struct BenchCommand: AsyncParsableCommand {
     )
     var catchUp: String = "1,2,4"
 
+    @Option(
+        name: .customLong("read-sizes"),
+        help:
+            "Stored-value counts to time reads at, comma-separated (the data is grown with COPY between them); empty to skip."
+    )
+    var readSizes: String = "1000000,10000000"
+
+    @Option(name: .customLong("read-samples"), help: "Timed requests per read shape.")
+    var readSamples: Int = 200
+
+    @Flag(name: .customLong("skip-intake"), help: "Skip the intake throughput, lag and catch-up runs.")
+    var skipIntake = false
+
     func run() async throws {
         guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
             throw ValidationError("counts must be positive, and --values at most 10000")
@@ -45,6 +58,12 @@ struct BenchCommand: AsyncParsableCommand {
                 throw ValidationError("--catch-up takes instance counts from 1 to 16, comma-separated, not '\(text)'")
             }
             return count
+        }
+        let sizes = try readSizes.split(separator: ",").map { text -> Int in
+            guard let size = Int(text.trimmingCharacters(in: .whitespaces)), size > 0 else {
+                throw ValidationError("--read-sizes takes positive value counts, comma-separated, not '\(text)'")
+            }
+            return size
         }
         let cataloguePath = findShippedFile("catalogue.json") ?? "Deploy/config/catalogue.json"
         let catalogue = try Catalogue.load(path: cataloguePath)
@@ -58,8 +77,18 @@ struct BenchCommand: AsyncParsableCommand {
         let database = "rootcauses_bench_\(Int(Date().timeIntervalSince1970))"
         let running = try await LocalStack.start(options: options, ports: (0, 0, 0), database: database, log: progress)
         do {
-            try await measure(running: running, cells: Array(cells.prefix(values)))
-            for count in instanceCounts { try await measureCatchUp(stack: running.stack, instances: count) }
+            if !skipIntake {
+                try await measure(running: running, cells: Array(cells.prefix(values)))
+                for count in instanceCounts { try await measureCatchUp(stack: running.stack, instances: count) }
+            }
+            if !sizes.isEmpty {
+                // Reads are timed with one aggregation instance, as a small deployment runs.
+                for process in running.stack.aggregations.dropFirst() where process.isRunning { await process.stop() }
+                if running.stack.aggregations.first?.isRunning == false {
+                    try await running.stack.startAggregation(index: 0)
+                }
+                try await ReadBench(stack: running.stack, catalogue: catalogue, samples: readSamples).run(sizes: sizes)
+            }
         } catch {
             await running.stop(log: progress)
             throw error
@@ -177,6 +206,7 @@ struct BenchCommand: AsyncParsableCommand {
             ])
             lags.append((ContinuousClock.now - ackTime).seconds * 1000)
         }
+        printServiceMemory(stack, when: "under the intake load")
         load.cancel()
         _ = try? await load.value
         await prober.close()
@@ -250,7 +280,7 @@ struct BenchCommand: AsyncParsableCommand {
             connection in
             try connection.transaction { connection in
                 try connection.execute(
-                    "TRUNCATE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupChanges.rawValue)"
+                    "TRUNCATE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupVersions.rawValue)"
                 )
                 try connection.query(
                     "UPDATE \(Storage.Table.aggregationPartitions) SET applied_seq = 0" as PostgresQuery

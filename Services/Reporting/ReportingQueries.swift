@@ -3,8 +3,8 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesStorage
 
-/// Reporting's SQL, all in one place. Totals and fact sheets read only the rollups (and the log
-/// of their changes, for a past `as_of_seq`), never the raw values; `history` reads the stored
+/// Reporting's SQL, all in one place. Totals and fact sheets read only the rollups (and their
+/// earlier states, for a past `as_of_seq`), never the raw values; `history` reads the stored
 /// versions of one submission.
 struct ReportingQueries: Sendable {
     let pool: PostgresPool
@@ -91,6 +91,10 @@ struct ReportingQueries: Sendable {
             ? ""
             : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
         let byCell = !filters.dimensions.isEmpty || groupBy.contains { if case .dimension = $0 { true } else { false } }
+        // Rows of all periods together serve `sum` indicators when the read takes every period.
+        let allPeriods =
+            !groupBy.contains(.period) && filters.from == nil && filters.to == nil
+            && (filters.startedBy.map { $0 >= Day.today() } ?? true)
         // Each dimension's value in a cell ('age=15-19;sex=female'), or NULL when it has none. The
         // patterns (made of the catalogue's names, escaped) and the filter values are bound; only
         // dimension indexes are spliced in.
@@ -101,7 +105,10 @@ struct ReportingQueries: Sendable {
         var dimensionColumns = ""
         var dimensionFilter = ""
         for index in catalogue.dimensions.indices {
-            dimensionColumns += ", substring(p.cell FROM d.patterns[\(index + 1)]) AS dimension_\(index)"
+            dimensionColumns +=
+                byCell
+                ? ", substring(p.cell FROM d.patterns[\(index + 1)]) AS dimension_\(index)"
+                : ", NULL::text AS dimension_\(index)"
             if filters.dimensions[index] != nil {
                 dimensionFilter += " AND ('\(index)=' || dimension_\(index)) = ANY(d.wanted)"
             }
@@ -109,15 +116,29 @@ struct ReportingQueries: Sendable {
         let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
         let allCells = Storage.allCells
+        let seriesStart = Storage.allPeriods.start
+        let asOf = filters.asOfSeq
         // A filter that is NULL matches everything; each is bound where it is used.
         let query: PostgresQuery = """
             WITH dimensions AS (
                 SELECT \(patterns)::text[] AS patterns, \(wanted)::text[] AS wanted
-            ), keys AS (
-                SELECT r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+            ), matching AS (
+                SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                        r.value, r.submissions, r.estimates
                 FROM \(Storage.Table.rollups) r
-                WHERE (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
+                WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
+                  AND NOT (r.indicator = ANY(\(latestCodes)::text[]))
+                  AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
+                  AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
+                  AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
+                  AND ((r.cell = \(allCells)) = NOT \(byCell)::boolean)
+                UNION ALL
+                SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+                       r.value, r.submissions, r.estimates
+                FROM \(Storage.Table.rollups) r
+                WHERE r.period_start <> \(seriesStart)::date
+                  AND (NOT \(allPeriods)::boolean OR r.indicator = ANY(\(latestCodes)::text[]))
+                  AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
                   AND (\(from)::date IS NULL OR r.period_start >= \(from)::date)
@@ -125,19 +146,22 @@ struct ReportingQueries: Sendable {
                   AND (\(startedBy)::date IS NULL OR r.period_start <= \(startedBy)::date)
                   -- All cells together always (they decide a latest series' period); the cells themselves when asked for.
                   AND (r.cell = \(allCells) OR \(byCell)::boolean)
-            ), undone AS (
-                -- What was applied after the as-of seq, taken back out (see docs/ROLLUPS.md).
-                SELECT c.key_id, sum(c.value) AS value, sum(c.submissions) AS submissions, sum(c.estimates) AS estimates
-                FROM \(Storage.Table.rollupChanges) c
-                WHERE c.seq > \(filters.asOfSeq)::bigint AND c.key_id IN (SELECT key_id FROM keys)
-                GROUP BY c.key_id
+            ), keys AS (
+                -- A row of a partition applied beyond the as-of seq is read as it was then (docs/ROLLUPS.md).
+                SELECT m.*, a.applied_seq > \(asOf)::bigint AS ahead
+                FROM matching m JOIN \(Storage.Table.aggregationPartitions) a USING (partition)
             ), present AS (
-                SELECT k.indicator, k.country, k.reporter, k.period_start, k.period_end, k.cell,
-                       k.value - coalesce(u.value, 0) AS value,
-                       k.submissions - coalesce(u.submissions, 0) AS submissions,
-                       k.estimates - coalesce(u.estimates, 0) AS estimates
-                FROM keys k LEFT JOIN undone u USING (key_id)
-                WHERE k.submissions - coalesce(u.submissions, 0) > 0
+                SELECT indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
+                FROM keys WHERE NOT ahead AND submissions > 0
+                UNION ALL
+                SELECT k.indicator, k.country, k.reporter, k.period_start, k.period_end, k.cell, v.value, v.submissions, v.estimates
+                FROM keys k
+                CROSS JOIN LATERAL (
+                    SELECT value, submissions, estimates FROM \(Storage.Table.rollupVersions) v
+                    WHERE v.key_id = k.key_id AND v.seq <= \(asOf)::bigint
+                    ORDER BY v.seq DESC LIMIT 1
+                ) v
+                WHERE k.ahead AND v.submissions > 0
             ), recent AS (
                 SELECT indicator, country, reporter, period_start, period_end
                 FROM (

@@ -253,6 +253,14 @@ extension Integration {
                 ).setting("replaces", to: "cells")
                 last = try #require(try await intake.expectOK(submitRequest(fix))["seq"]?.int64Value)
                 #expect(try await rows([("group_by", ["sex"])], keys: ["sex"]) == ["female": "19", "": "100"])
+                // Rows of all periods together and the periods' own rows agree (a period filter reads the latter).
+                for extra: [(String, JSON)] in [[], [("group_by", ["sex", "age", "country"])], [("sex", "female")]] {
+                    let keys = ["sex", "age", "country"]
+                    let allPeriods = try await rows(extra, keys: keys)
+                    let byPeriods = try await rows(extra + [("period_from", "2000")], keys: keys)
+                    #expect(allPeriods == byPeriods)
+                    #expect(!allPeriods.isEmpty)
+                }
                 // Unknown dimension values and keys are errors, not empty answers.
                 let bad = try await reporting.request([
                     "op": "totals", "sex": ["female", "other"], "group_by": ["sex", "colour"],

@@ -200,13 +200,13 @@ extension Integration.FailureTests {
                 applicationName: "tests",
                 logger: .init(label: "tests")
             )
-            try await pool.withConnection { try $0.execute("DROP TABLE rollup_changes") }
+            try await pool.withConnection { try $0.execute("DROP TABLE rollup_versions") }
             await pool.shutdown()
             let reporting = try await stack.reportingClient()
             let answer = try await reporting.request(["op": "totals", "id": "broken"])
             #expect(answer.errorCode == "internal")
             #expect(answer["id"] == "broken")
-            #expect(answer["error"]?["message"]?.stringValue?.contains("rollup_changes") == false)
+            #expect(answer["error"]?["message"]?.stringValue?.contains("rollup_versions") == false)
             #expect(try await reporting.request(["op": "ping"])["ok"] == true)
             await reporting.close()
         }

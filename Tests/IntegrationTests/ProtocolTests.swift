@@ -18,18 +18,21 @@ extension Integration {
                     ),
                 ]
                 for (name, client, ops) in clients {
-                    let hello = try await client.request(["op": "hello", "id": "h1", "protocol": 1])
+                    let hello = try await client.request(["op": "hello", "id": "h1", "protocol": 2])
                     #expect(hello["id"] == "h1")
                     #expect(hello["ok"] == true)
                     #expect(hello["service"] == .string(name))
-                    #expect(hello["protocol"] == 1)
+                    #expect(hello["protocol"] == 2)
                     #expect(hello["version"]?.stringValue?.isEmpty == false)
                     #expect(hello["ops"] == .array(ops.map(JSON.string)))
                     let ping = try await client.request(["op": "ping", "id": 7])
                     #expect(ping.serialized == #"{"id":7,"ok":true,"pong":true}"#)
-                    let future = try await client.request(["op": "hello", "id": 2, "protocol": 2])
-                    #expect(future.errorCode == "unsupported_protocol")
-                    #expect(future["error"]?["details"]?[0]?["supported"] == [1])
+                    // Version 1 ended with 0.3.0 (docs/PROTOCOL.md §3); no future version is spoken yet.
+                    for unsupported in [1, 3] {
+                        let other = try await client.request(["op": "hello", "id": 2, "protocol": .int(unsupported)])
+                        #expect(other.errorCode == "unsupported_protocol")
+                        #expect(other["error"]?["details"]?[0]?["supported"] == [2])
+                    }
                     let mistyped = try await client.request(["op": "hello", "id": 3, "protocol": "1"])
                     #expect(mistyped.errorCode == "invalid_request")
                     await client.close()
