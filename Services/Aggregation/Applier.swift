@@ -270,12 +270,55 @@ struct Applier: Sendable {
                        sum(value) AS value, sum(submissions)::integer AS submissions, sum(estimates)::integer AS estimates
                 FROM (SELECT * FROM sum_cells UNION ALL SELECT * FROM sum_all_cells) period_changes
                 GROUP BY seq, partition, indicator, country, reporter, cell
+            ), latest_changes AS (
+                SELECT c.* FROM latest_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
+                UNION ALL
+                SELECT c.* FROM latest_all_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
+            ), latest_touched AS (
+                SELECT DISTINCT indicator, country, reporter FROM latest_changes
+            ), latest_period_rows AS (
+                -- Every period row of each touched latest series as it stands after this pass.
+                SELECT partition, indicator, country, reporter, period_start, period_end, cell,
+                       sum(value) AS value, sum(submissions) AS submissions, sum(estimates) AS estimates
+                FROM (
+                    SELECT r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+                           r.value, r.submissions, r.estimates
+                    FROM \(Storage.Table.rollups) r JOIN latest_touched USING (indicator, country, reporter)
+                    WHERE r.period_start <> \(allPeriods.start)::date
+                    UNION ALL
+                    SELECT partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
+                    FROM latest_changes
+                ) rows
+                GROUP BY partition, indicator, country, reporter, period_start, period_end, cell
+            ), latest_newest AS (
+                SELECT DISTINCT ON (indicator, country, reporter) indicator, country, reporter, period_start, period_end
+                FROM latest_period_rows WHERE cell = \(allCells) AND submissions > 0
+                ORDER BY indicator, country, reporter, period_end DESC, period_start DESC
+            ), latest_series_after AS (
+                SELECT p.partition, p.indicator, p.country, p.reporter, p.cell, p.value, p.submissions, p.estimates
+                FROM latest_period_rows p JOIN latest_newest USING (indicator, country, reporter, period_start, period_end)
+                WHERE p.submissions > 0
+            ), latest_series_before AS (
+                SELECT r.partition, r.indicator, r.country, r.reporter, r.cell, r.value, r.submissions, r.estimates
+                FROM \(Storage.Table.rollups) r JOIN latest_touched USING (indicator, country, reporter)
+                WHERE r.period_start = \(allPeriods.start)::date
+            ), latest_series AS (
+                -- A latest series' row of all periods holds its newest period's rows. It keeps no
+                -- versions (a read as of a past seq reads the periods), so the pass's last seq will do.
+                SELECT t.to_seq AS seq, t.partition, indicator, country, reporter, \(allPeriods.start)::date AS period_start,
+                       \(allPeriods.end)::date AS period_end, cell,
+                       coalesce(a.value, 0) - coalesce(b.value, 0) AS value,
+                       (coalesce(a.submissions, 0) - coalesce(b.submissions, 0))::integer AS submissions,
+                       (coalesce(a.estimates, 0) - coalesce(b.estimates, 0))::integer AS estimates
+                FROM latest_series_after a
+                FULL JOIN latest_series_before b USING (indicator, country, reporter, cell)
+                JOIN target t ON t.partition = coalesce(a.partition, b.partition)
             ), changes AS (
                 SELECT * FROM sum_cells
                 UNION ALL SELECT * FROM sum_all_cells
                 UNION ALL SELECT * FROM sum_series
-                UNION ALL SELECT c.* FROM latest_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
-                UNION ALL SELECT c.* FROM latest_all_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
+                UNION ALL SELECT * FROM latest_changes
+                UNION ALL SELECT * FROM latest_series
             ), effective AS (
                 SELECT * FROM changes WHERE value <> 0 OR submissions <> 0 OR estimates <> 0
             ), upserted AS (
@@ -289,13 +332,15 @@ struct Applier: Sendable {
                 RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                           r.value, r.submissions, r.estimates
             ), logged AS (
-                -- Each row's state after each seq that changed it: its new state less the changes after that seq.
+                -- Each period row's state after each seq that changed it: its new state less the changes after that seq.
                 INSERT INTO \(Storage.Table.rollupVersions) (key_id, seq, value, submissions, estimates)
                 SELECT u.key_id, e.seq,
                        u.value - (sum(e.value) OVER whole - sum(e.value) OVER (whole ORDER BY e.seq)),
                        u.submissions - (sum(e.submissions) OVER whole - sum(e.submissions) OVER (whole ORDER BY e.seq)),
                        u.estimates - (sum(e.estimates) OVER whole - sum(e.estimates) OVER (whole ORDER BY e.seq))
                 FROM effective e JOIN upserted u USING (indicator, country, reporter, period_start, period_end, cell)
+                -- Rows of all periods keep no versions: reads as of a past seq read the periods.
+                WHERE e.period_start <> \(allPeriods.start)::date
                 WINDOW whole AS (PARTITION BY u.key_id)
                 RETURNING 1
             ), moved AS (

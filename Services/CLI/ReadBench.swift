@@ -271,7 +271,9 @@ struct BenchData: Sendable {
             var cells = [""]
             for name in indicator.dimensions.sorted() {
                 let values = catalogue.dimensions.first { $0.name == name }?.values ?? []
-                cells = cells.flatMap { prefix in values.map { prefix.isEmpty ? "\(name)=\($0)" : "\(prefix);\(name)=\($0)" } }
+                cells = cells.flatMap { prefix in
+                    values.map { prefix.isEmpty ? "\(name)=\($0)" : "\(prefix);\(name)=\($0)" }
+                }
             }
             let reporter = index % reporters.count
             for country in indicator.countries {

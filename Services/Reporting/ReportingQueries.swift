@@ -91,7 +91,7 @@ struct ReportingQueries: Sendable {
             ? ""
             : "GROUP BY " + groupColumns.joined(separator: ", ") + " ORDER BY " + groupColumns.joined(separator: ", ")
         let byCell = !filters.dimensions.isEmpty || groupBy.contains { if case .dimension = $0 { true } else { false } }
-        // Rows of all periods together serve `sum` indicators when the read takes every period.
+        // Rows of all periods together serve reads that take every period (docs/ROLLUPS.md).
         let allPeriods =
             !groupBy.contains(.period) && filters.from == nil && filters.to == nil
             && (filters.startedBy.map { $0 >= Day.today() } ?? true)
@@ -122,12 +122,17 @@ struct ReportingQueries: Sendable {
         let query: PostgresQuery = """
             WITH dimensions AS (
                 SELECT \(patterns)::text[] AS patterns, \(wanted)::text[] AS wanted
+            ), ahead AS (
+                -- Partitions applied beyond the as-of seq: their rows are read as they were then.
+                SELECT coalesce(array_agg(partition), '{}') AS partitions
+                FROM \(Storage.Table.aggregationPartitions) WHERE applied_seq > \(asOf)::bigint
             ), matching AS (
+                -- Rows of all periods keep no past states: only partitions at the as-of seq read them.
                 SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                        r.value, r.submissions, r.estimates
-                FROM \(Storage.Table.rollups) r
+                FROM \(Storage.Table.rollups) r, ahead
                 WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
-                  AND NOT (r.indicator = ANY(\(latestCodes)::text[]))
+                  AND NOT (r.partition = ANY(ahead.partitions))
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
@@ -135,9 +140,9 @@ struct ReportingQueries: Sendable {
                 UNION ALL
                 SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                        r.value, r.submissions, r.estimates
-                FROM \(Storage.Table.rollups) r
+                FROM \(Storage.Table.rollups) r, ahead
                 WHERE r.period_start <> \(seriesStart)::date
-                  AND (NOT \(allPeriods)::boolean OR r.indicator = ANY(\(latestCodes)::text[]))
+                  AND (NOT \(allPeriods)::boolean OR r.partition = ANY(ahead.partitions))
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
@@ -147,9 +152,7 @@ struct ReportingQueries: Sendable {
                   -- All cells together always (they decide a latest series' period); the cells themselves when asked for.
                   AND (r.cell = \(allCells) OR \(byCell)::boolean)
             ), keys AS (
-                -- A row of a partition applied beyond the as-of seq is read as it was then (docs/ROLLUPS.md).
-                SELECT m.*, a.applied_seq > \(asOf)::bigint AS ahead
-                FROM matching m JOIN \(Storage.Table.aggregationPartitions) a USING (partition)
+                SELECT m.*, m.partition = ANY(ahead.partitions) AS ahead FROM matching m, ahead
             ), present AS (
                 SELECT indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
                 FROM keys WHERE NOT ahead AND submissions > 0
@@ -167,7 +170,8 @@ struct ReportingQueries: Sendable {
                 FROM (
                     SELECT indicator, country, reporter, period_start, period_end,
                            rank() OVER (PARTITION BY indicator, country, reporter ORDER BY period_end DESC, period_start DESC) AS recency
-                    FROM present WHERE cell = \(allCells) AND indicator = ANY(\(latestCodes)::text[])
+                    FROM present
+                    WHERE cell = \(allCells) AND indicator = ANY(\(latestCodes)::text[]) AND period_start <> \(seriesStart)::date
                 ) ranked
                 WHERE recency = 1
             ), counted AS (
@@ -178,7 +182,9 @@ struct ReportingQueries: Sendable {
                             \(catalogue.indicators.map(\.unit))::text[]) AS cat (indicator, pillar, unit)
                   ON cat.indicator = p.indicator
                 WHERE (p.cell = \(allCells)) = NOT \(byCell)::boolean
-                  AND (\(groupBy.contains(.period))::boolean OR NOT (p.indicator = ANY(\(latestCodes)::text[]))
+                  -- A latest series counts its newest period only: rows of all periods hold just that.
+                  AND (p.period_start = \(seriesStart)::date OR \(groupBy.contains(.period))::boolean
+                       OR NOT (p.indicator = ANY(\(latestCodes)::text[]))
                        OR (p.indicator, p.country, p.reporter, p.period_start, p.period_end) IN (SELECT * FROM recent))
             )
             SELECT \(unescaped: select)

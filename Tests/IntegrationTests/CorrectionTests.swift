@@ -179,6 +179,10 @@ extension Integration {
                     ])["seq"]?.int64Value
                 )
                 #expect(try await Self.total(reporting, indicator, minSeq: last)?["value"] == 5)
+                // The row of all periods (current reads) and the periods' own rows (filtered reads) agree.
+                let viaPeriods = try await Self.total(reporting, indicator, extra: [("period_from", "2000")])
+                #expect(viaPeriods?["value"] == 5)
+                #expect(viaPeriods?["submissions"] == 1)
                 // Every step stays readable.
                 #expect(try await Self.total(reporting, indicator, asOf: first)?["value"] == 10)
                 #expect(try await Self.total(reporting, indicator, asOf: second)?["value"] == 12)
