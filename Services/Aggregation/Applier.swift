@@ -175,14 +175,17 @@ struct Applier: Sendable {
                 SELECT array_agg(partition) AS partitions, min(from_seq) AS lo, max(to_seq) AS hi FROM target
             ), versions AS (
                 -- A submission brings its own values; a correction takes away those of what it supersedes.
-                SELECT s.seq, s.id AS source, 1 AS sign
+                -- `corrects`: the seq both adds and takes away, so its changes are summed per key.
+                SELECT s.seq, s.id AS source, 1 AS sign, s.replaces IS NOT NULL AS corrects
                 FROM \(Storage.Table.submissions) s, span WHERE s.seq > span.lo AND s.seq <= span.hi AND s.kind = 'submission'
                 UNION ALL
-                SELECT s.seq, s.replaces AS source, -1 AS sign
+                SELECT s.seq, s.replaces AS source, -1 AS sign, true AS corrects
                 FROM \(Storage.Table.submissions) s, span WHERE s.seq > span.lo AND s.seq <= span.hi AND s.replaces IS NOT NULL
-            ), events AS (
-                SELECT ver.seq, ver.sign, v.partition, v.indicator, v.country, src.reporter, src.period_start, src.period_end,
-                       v.cell, v.value, v.estimate, v.indicator = ANY(\(latest)::text[]) AS latest
+            ), version_values AS MATERIALIZED (
+                -- Materialized: joined to the partitions' ranges later, the planner ran this once per
+                -- partition (64 times the index look-ups).
+                SELECT ver.seq, ver.sign, ver.corrects, v.partition, v.indicator, v.country, src.reporter, src.period_start,
+                       src.period_end, v.cell, v.value, v.estimate
                 FROM versions ver
                 JOIN \(Storage.Table.submissions) src ON src.id = ver.source
                 -- Per version, its values by index. A plain join let the planner hash the whole
@@ -195,12 +198,20 @@ struct Applier: Sendable {
                     WHERE v.submission = ver.source AND v.partition = ANY ((SELECT partitions FROM span)::integer[])
                     OFFSET 0
                 ) v
-                JOIN target t ON t.partition = v.partition AND ver.seq > t.from_seq AND ver.seq <= t.to_seq
+            ), events AS (
+                SELECT vv.*, vv.indicator = ANY(\(latest)::text[]) AS latest
+                FROM version_values vv
+                JOIN target t ON t.partition = vv.partition AND vv.seq > t.from_seq AND vv.seq <= t.to_seq
             ), sum_cells AS (
+                -- A submission gives a cell once: only a correction's seq can touch a key twice.
+                SELECT seq, partition, indicator, country, reporter, period_start, period_end, cell,
+                       value, 1 AS submissions, estimate::integer AS estimates
+                FROM events WHERE NOT latest AND NOT corrects
+                UNION ALL
                 SELECT seq, partition, indicator, country, reporter, period_start, period_end, cell,
                        sum(sign * value) AS value, sum(sign)::integer AS submissions,
                        sum(CASE WHEN estimate THEN sign ELSE 0 END)::integer AS estimates
-                FROM events WHERE NOT latest
+                FROM events WHERE NOT latest AND corrects
                 GROUP BY seq, partition, indicator, country, reporter, period_start, period_end, cell
             ), sum_all_cells AS (
                 -- Each submission counts once for all its cells together.
@@ -264,12 +275,13 @@ struct Applier: Sendable {
                 FROM latest_all_states
                 WINDOW w AS (PARTITION BY partition, indicator, country, reporter, period_start, period_end ORDER BY seq)
             ), sum_series AS (
-                -- The same changes for all periods of the series together (a submission has one period).
-                SELECT seq, partition, indicator, country, reporter, \(allPeriods.start)::date AS period_start,
+                -- The same changes for all periods of the series together (a submission has one
+                -- period). These rows keep no versions, so one change per row and pass will do.
+                SELECT max(seq) AS seq, partition, indicator, country, reporter, \(allPeriods.start)::date AS period_start,
                        \(allPeriods.end)::date AS period_end, cell,
                        sum(value) AS value, sum(submissions)::integer AS submissions, sum(estimates)::integer AS estimates
                 FROM (SELECT * FROM sum_cells UNION ALL SELECT * FROM sum_all_cells) period_changes
-                GROUP BY seq, partition, indicator, country, reporter, cell
+                GROUP BY partition, indicator, country, reporter, cell
             ), latest_changes AS (
                 SELECT c.* FROM latest_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
                 UNION ALL
