@@ -15,25 +15,53 @@ import Glibc
 extension Integration {
     @Suite struct FailureTests {
         /// Many small submissions over a few indicators, with the totals they must add up to.
-        static func workload(count: Int, prefix: String) -> (requests: [JSON], totals: [String: Int]) {
+        static func workload(
+            count: Int,
+            prefix: String,
+            corrections: Bool = false
+        ) -> (requests: [JSON], totals: [String: Int]) {
             let indicators = [
                 "firms_supported", "smuggling_arrests", "police_trained", "humanitarian_usd", "youth_gang_resistance",
             ]
             var totals: [String: Int] = [:]
             var requests: [JSON] = []
+            // Per submission: its reporter and values, to correct it later.
+            var sent: [(reporter: String, period: String, values: [(String, String, Int)])] = []
+            func body(_ id: String, _ reporter: String, _ period: String, _ values: [(String, String, Int)]) -> JSON {
+                submission(id, reporter: reporter, period: period, values: values.map { value($0.0, $0.1, .int($0.2)) })
+            }
             for i in 0..<count {
-                var values: [JSON] = []
+                var values: [(String, String, Int)] = []
                 for (k, indicator) in indicators.enumerated() where (i + k) % 2 == 0 || k == 0 {
-                    let amount = (i * 37 + k * 11) % 900 + 1
-                    totals[indicator, default: 0] += amount
-                    values.append(value(indicator, ["SV", "GT", "HN"][(i + k) % 3], .int(amount)))
+                    values.append((indicator, ["SV", "GT", "HN"][(i + k) % 3], (i * 37 + k * 11) % 900 + 1))
                 }
                 let reporter = ["USAID", "STATE", "DHS"][i % 3]
-                requests.append(
-                    submitRequest(
-                        submission("\(prefix)-\(i)", reporter: reporter, period: "FY2022Q\(i % 4 + 1)", values: values)
+                let period = "FY2022Q\(i % 4 + 1)"
+                for (indicator, _, amount) in values { totals[indicator, default: 0] += amount }
+                sent.append((reporter, period, values))
+                requests.append(submitRequest(body("\(prefix)-\(i)", reporter, period, values)))
+                guard corrections, i >= 10 else { continue }
+                if i % 10 == 5 {
+                    // Replace an earlier submission: its values leave, the new ones (one more each) enter.
+                    let target = sent[i - 5]
+                    let fixed = target.values.map { ($0.0, $0.1, $0.2 + 1) }
+                    for (indicator, _, amount) in target.values { totals[indicator, default: 0] -= amount }
+                    for (indicator, _, amount) in fixed { totals[indicator, default: 0] += amount }
+                    requests.append(
+                        submitRequest(
+                            body("\(prefix)-\(i - 5)-fix", target.reporter, target.period, fixed)
+                                .setting("replaces", to: .string("\(prefix)-\(i - 5)"))
+                        )
                     )
-                )
+                } else if i % 10 == 8 {
+                    // Retract an earlier one (never one replaced above: those end in 0).
+                    let target = sent[i - 7]
+                    for (indicator, _, amount) in target.values { totals[indicator, default: 0] -= amount }
+                    requests.append([
+                        "op": "retract", "reporter": .string(target.reporter),
+                        "submission_id": .string("\(prefix)-\(i - 7)"), "reason": "reported in error",
+                    ])
+                }
             }
             return (requests, totals)
         }
