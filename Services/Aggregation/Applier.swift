@@ -334,13 +334,13 @@ struct Applier: Sendable {
             ), effective AS (
                 SELECT * FROM changes WHERE value <> 0 OR submissions <> 0 OR estimates <> 0
             ), upserted AS (
-                INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates)
-                SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates)
+                INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates, changed_seq)
+                SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates), max(seq)
                 FROM effective
                 GROUP BY partition, indicator, country, reporter, period_start, period_end, cell
                 ON CONFLICT (indicator, country, reporter, period_start, period_end, cell) DO UPDATE
                 SET value = r.value + EXCLUDED.value, submissions = r.submissions + EXCLUDED.submissions,
-                    estimates = r.estimates + EXCLUDED.estimates
+                    estimates = r.estimates + EXCLUDED.estimates, changed_seq = greatest(r.changed_seq, EXCLUDED.changed_seq)
                 RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                           r.value, r.submissions, r.estimates
             ), logged AS (

@@ -177,13 +177,21 @@ struct TotalsCommand: AsyncParsableCommand {
     @Option(help: "Only these pillars (repeatable).") var pillar: [String] = []
     @Option(help: "First period, inclusive (2023, 2023Q1, 2023-01, FY2023, FY2023Q1).") var from: String?
     @Option(help: "Last period, inclusive.") var to: String?
-    @Option(name: .customLong("group-by"), help: "Comma-separated: indicator,country,reporter,pillar,period.")
+    @Option(
+        name: .customLong("cell"),
+        help: "Only cells with this dimension value, as dimension=value, e.g. sex=female (repeatable)."
+    )
+    var cells: [String] = []
+    @Option(
+        name: .customLong("group-by"),
+        help: "Comma-separated: indicator,country,reporter,pillar,period, or a dimension of the catalogue (sex, age)."
+    )
     var groupBy: String?
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
         Int64?
+    @Option(name: .customLong("as-of-seq"), help: "The totals as they stood at this seq (reproduces an earlier answer).")
+    var asOfSeq: Int64?
     @Flag(help: "Print the raw JSON answer.") var json = false
-
-    static let groupByKeys: Set<String> = ["indicator", "country", "reporter", "pillar", "period"]
 
     func validate() throws {
         var first: Period?
@@ -197,11 +205,9 @@ struct TotalsCommand: AsyncParsableCommand {
                 throw ValidationError("--from \(from!) starts after --to \(to) ends")
             }
         }
-        for key in groupBy?.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) ?? []
-        where !Self.groupByKeys.contains(key) {
-            throw ValidationError(
-                "--group-by: '\(key)' is not one of \(Self.groupByKeys.sorted().joined(separator: ", "))"
-            )
+        // Group keys and dimensions are the catalogue's: reporting checks them and names what it accepts.
+        for cell in cells where cell.split(separator: "=", maxSplits: 1).count != 2 {
+            throw ValidationError("--cell \(cell) is not dimension=value, e.g. sex=female")
         }
     }
 
@@ -222,7 +228,18 @@ struct TotalsCommand: AsyncParsableCommand {
         if let to { request = request.setting("period_to", to: .string(to)) }
         let keys = groupBy?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []
         list("group_by", keys)
+        var byDimension: [(String, [String])] = []
+        for cell in cells {
+            let parts = cell.split(separator: "=", maxSplits: 1).map(String.init)
+            if let index = byDimension.firstIndex(where: { $0.0 == parts[0] }) {
+                byDimension[index].1.append(parts[1])
+            } else {
+                byDimension.append((parts[0], [parts[1]]))
+            }
+        }
+        for (dimension, values) in byDimension { list(dimension, values) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if json {
             print(answer.prettyPrinted)
@@ -243,7 +260,7 @@ struct TotalsCommand: AsyncParsableCommand {
         }
         printTable(table)
         print(
-            "(applied through seq \(answer["applied_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))"
+            "(as of seq \(answer["as_of_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))"
         )
     }
 }
@@ -289,6 +306,71 @@ struct FactSheetCommand: AsyncParsableCommand {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
             print(answer["text"]?.stringValue ?? "")
+        }
+    }
+}
+
+struct RetractCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retract",
+        abstract: "Withdraw a submission, with the reason (every version stays stored).",
+        discussion:
+            "To correct a submission instead, submit the corrected one with \"replaces\": \"<its submission_id>\" in the submission object."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(help: "The reporter code.") var reporter: String
+    @Option(name: .customLong("submission-id"), help: "The submission to withdraw.") var submissionID: String
+    @Option(help: "Why it is withdrawn.") var reason: String
+
+    func run() async throws {
+        let answer = try await call(
+            "intake",
+            at: addresses.intakeAddress,
+            [
+                "op": "retract", "reporter": .string(reporter), "submission_id": .string(submissionID),
+                "reason": .string(reason),
+            ]
+        )
+        let status = answer["status"]?.stringValue ?? "?"
+        print(
+            "\(status): \(submissionID) (seq \(answer["retracted_seq"]?.serialized ?? "?")) withdrawn as of seq \(answer["seq"]?.serialized ?? "?")"
+        )
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Show every version of a submission: replacements, retraction, values."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(help: "The reporter code.") var reporter: String
+    @Option(name: .customLong("submission-id"), help: "Any version of the submission.") var submissionID: String
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    func run() async throws {
+        let answer = try await call(
+            "reporting",
+            at: addresses.reportingAddress,
+            ["op": "history", "reporter": .string(reporter), "submission_id": .string(submissionID)]
+        )
+        if json {
+            print(answer.prettyPrinted)
+            return
+        }
+        for version in answer["versions"]?.arrayValue ?? [] {
+            var line =
+                "seq \(version["seq"]?.serialized ?? "?")  \(version["submission_id"]?.stringValue ?? "")  \(version["status"]?.stringValue ?? "")  received \(version["received_at"]?.stringValue ?? "")"
+            if let reason = version["reason"]?.stringValue { line += "  reason: \(reason)" }
+            print(line)
+            for value in version["values"]?.arrayValue ?? [] {
+                let cell = (value["disaggregation"]?.objectValue ?? []).map { "\($0.0)=\($0.1.stringValue ?? "")" }
+                print(
+                    "    \(value["indicator"]?.stringValue ?? "") \(value["country"]?.stringValue ?? "") \(cell.joined(separator: ";")) \(value["value"]?.serialized ?? "")\(value["estimate"] == true ? " (estimate)" : "")"
+                )
+            }
         }
     }
 }

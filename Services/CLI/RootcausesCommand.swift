@@ -24,8 +24,9 @@ struct RootcausesCommand: AsyncParsableCommand {
         discussion:
             "'demo' and 'up' run the whole stack locally (a private PostgreSQL unless DATABASE_URL is set). The other commands talk to running services over the line protocol.",
         subcommands: [
-            DemoCommand.self, UpCommand.self, SubmitCommand.self, TotalsCommand.self,
-            FactSheetCommand.self, IndicatorsCommand.self, StatusCommand.self, BenchCommand.self,
+            DemoCommand.self, UpCommand.self, SubmitCommand.self, RetractCommand.self, TotalsCommand.self,
+            FactSheetCommand.self, HistoryCommand.self, IndicatorsCommand.self, StatusCommand.self,
+            BenchCommand.self,
         ]
     )
 }

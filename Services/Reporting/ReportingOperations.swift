@@ -219,8 +219,10 @@ public struct ReportingOperations: Sendable {
             groupBy: [.indicator, .country, .reporter],
             catalogue: catalogue
         )
+        // Each placeholder names one indicator: look at its rows only.
+        let byIndicator = Dictionary(grouping: series) { ($0.keys["indicator"] ?? nil) ?? "" }
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
-            total(of: placeholder, in: series)
+            total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
         }
         var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned))]
         if request.json {

@@ -123,26 +123,32 @@ struct ReportingQueries: Sendable {
             WITH dimensions AS (
                 SELECT \(patterns)::text[] AS patterns, \(wanted)::text[] AS wanted
             ), ahead AS (
-                -- Partitions applied beyond the as-of seq: their rows are read as they were then.
+                -- Partitions applied beyond the as-of seq: their rows changed since are read as they were then.
                 SELECT coalesce(array_agg(partition), '{}') AS partitions
                 FROM \(Storage.Table.aggregationPartitions) WHERE applied_seq > \(asOf)::bigint
-            ), matching AS (
-                -- Rows of all periods keep no past states: only partitions at the as-of seq read them.
-                SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
-                       r.value, r.submissions, r.estimates
+            ), stale AS (
+                -- Series whose rows of all periods changed after the as-of seq (they keep no past
+                -- states): their period rows are read instead.
+                SELECT DISTINCT r.indicator, r.country, r.reporter
                 FROM \(Storage.Table.rollups) r, ahead
                 WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
-                  AND NOT (r.partition = ANY(ahead.partitions))
+                  AND r.partition = ANY(ahead.partitions) AND r.changed_seq > \(asOf)::bigint
+            ), matching AS (
+                SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
+                       r.value, r.submissions, r.estimates, r.changed_seq
+                FROM \(Storage.Table.rollups) r
+                WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
+                  AND (r.indicator, r.country, r.reporter) NOT IN (SELECT * FROM stale)
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
                   AND ((r.cell = \(allCells)) = NOT \(byCell)::boolean)
                 UNION ALL
                 SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
-                       r.value, r.submissions, r.estimates
-                FROM \(Storage.Table.rollups) r, ahead
+                       r.value, r.submissions, r.estimates, r.changed_seq
+                FROM \(Storage.Table.rollups) r
                 WHERE r.period_start <> \(seriesStart)::date
-                  AND (NOT \(allPeriods)::boolean OR r.partition = ANY(ahead.partitions))
+                  AND (NOT \(allPeriods)::boolean OR (r.indicator, r.country, r.reporter) IN (SELECT * FROM stale))
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
@@ -152,7 +158,9 @@ struct ReportingQueries: Sendable {
                   -- All cells together always (they decide a latest series' period); the cells themselves when asked for.
                   AND (r.cell = \(allCells) OR \(byCell)::boolean)
             ), keys AS (
-                SELECT m.*, m.partition = ANY(ahead.partitions) AS ahead FROM matching m, ahead
+                -- Changed after the as-of seq in a partition applied beyond it: read as it was then.
+                SELECT m.*, m.partition = ANY(ahead.partitions) AND m.changed_seq > \(asOf)::bigint AS ahead
+                FROM matching m, ahead
             ), present AS (
                 SELECT indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
                 FROM keys WHERE NOT ahead AND submissions > 0

@@ -69,6 +69,32 @@ extension Integration {
                 ])
                 #expect(totals.status == 0)
                 #expect(totals.output.split(separator: "\n").contains { $0.hasPrefix("GT") && $0.contains("10") })
+
+                // Corrections: retract, then read the history and the totals before and after.
+                let retracted = try await runCLI([
+                    "retract", "--reporter", "USAID", "--submission-id", "cli-1", "--reason", "typo",
+                    "--intake", stack.intakeAddress,
+                ])
+                #expect(retracted.status == 0)
+                #expect(retracted.output.contains("retracted: cli-1 (seq 1) withdrawn as of seq 3"), "\(retracted.output)")
+                let history = try await runCLI([
+                    "history", "--reporter", "USAID", "--submission-id", "cli-1", "--reporting", stack.reportingAddress,
+                ])
+                #expect(history.status == 0)
+                #expect(history.output.contains("seq 1  cli-1  retracted"), "\(history.output)")
+                #expect(history.output.contains("reason: typo"))
+                #expect(history.output.contains("firms_supported GT  10"))
+                func countries(_ extra: [String]) async throws -> [String] {
+                    let answer = try await runCLI(
+                        ["totals", "--group-by", "country", "--min-seq", "3", "--reporting", stack.reportingAddress]
+                            + extra
+                    )
+                    #expect(answer.status == 0)
+                    return answer.output.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first }
+                        .map(String.init).filter { $0.count == 2 }
+                }
+                #expect(try await countries([]) == ["SV"])
+                #expect(try await countries(["--as-of-seq", "2"]) == ["GT", "SV"])
             }
         }
 
@@ -90,7 +116,7 @@ extension Integration {
             (["totals", "--from", "FY20X3"], "--from FY20X3 is not a period"),
             (["totals", "--to", "2023Q5"], "--to 2023Q5 is not a period"),
             (["totals", "--from", "2024", "--to", "FY2023"], "--from 2024 starts after --to FY2023 ends"),
-            (["totals", "--group-by", "country,colour"], "'colour' is not one of"),
+            (["totals", "--cell", "sex"], "--cell sex is not dimension=value"),
         ])
         func argumentsAreCheckedBeforeConnecting(arguments: [String], message: String) async throws {
             let result = try await runCLI(arguments + ["--reporting", "127.0.0.1:1"])
