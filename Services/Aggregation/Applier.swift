@@ -334,8 +334,9 @@ struct Applier: Sendable {
             ), effective AS (
                 SELECT * FROM changes WHERE value <> 0 OR submissions <> 0 OR estimates <> 0
             ), upserted AS (
-                INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates, changed_seq)
-                SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates), max(seq)
+                INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates, changed_seq, created_seq)
+                SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates),
+                       max(seq), min(seq)
                 FROM effective
                 GROUP BY partition, indicator, country, reporter, period_start, period_end, cell
                 ON CONFLICT (indicator, country, reporter, period_start, period_end, cell) DO UPDATE

@@ -189,7 +189,10 @@ struct TotalsCommand: AsyncParsableCommand {
     var groupBy: String?
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
         Int64?
-    @Option(name: .customLong("as-of-seq"), help: "The totals as they stood at this seq (reproduces an earlier answer).")
+    @Option(
+        name: .customLong("as-of-seq"),
+        help: "The totals as they stood at this seq (reproduces an earlier answer)."
+    )
     var asOfSeq: Int64?
     @Flag(help: "Print the raw JSON answer.") var json = false
 

@@ -19,7 +19,7 @@ public struct ReportingOperations: Sendable {
     public init(catalogue: Catalogue, template: FactSheetTemplate, pool: PostgresPool) {
         self.catalogue = catalogue
         self.template = template
-        self.queries = ReportingQueries(pool: pool)
+        self.queries = ReportingQueries(pool: pool, catalogue: catalogue)
     }
 
     public var registry: OperationRegistry {
@@ -188,39 +188,44 @@ public struct ReportingOperations: Sendable {
             let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
             indicatorFilter = indicatorFilter.map { codes in codes.filter(inPillars.contains) } ?? inPillars
         }
-        let applied = try await waitForApplied(request.read)
-        // Pin the answer to what was applied when the read started: reproducible with as_of_seq.
-        let asOfSeq = request.read.asOfSeq ?? applied
         let filters = ReportingQueries.Filters(
             indicators: indicatorFilter,
             countries: request.countries,
             reporters: request.reporters,
             from: request.from?.start,
             to: request.to?.end,
-            dimensions: request.dimensions,
-            asOfSeq: asOfSeq
+            dimensions: request.dimensions
         )
-        let rows = try await queries.totals(filters: filters, groupBy: request.groupBy, catalogue: catalogue)
+        let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
+            var pinned = filters
+            pinned.asOfSeq = asOfSeq
+            return try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
+        }
         return [
             ("applied_seq", .int(applied)),
-            ("as_of_seq", .int(asOfSeq)),
-            ("rows", .array(rows.map { totalsRow($0, groupBy: request.groupBy) })),
+            ("as_of_seq", .int(totals.asOfSeq ?? applied)),
+            ("rows", .array(totals.rows.map { totalsRow($0, groupBy: request.groupBy) })),
         ]
     }
 
     func factSheet(_ request: FactSheetRequest, context: RequestContext) async throws -> AnswerFields {
-        let applied = try await waitForApplied(request.read)
         let date = request.date ?? Day.today()
         // Pinned to what was applied when the read started; asking again with the same
         // date and as_of_seq gives the same fact sheet, whatever arrived since.
-        let pinned = request.read.asOfSeq ?? applied
-        let series = try await queries.totals(
-            filters: ReportingQueries.Filters(startedBy: date, asOfSeq: pinned),
-            groupBy: [.indicator, .country, .reporter],
-            catalogue: catalogue
-        )
+        let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
+            try await queries.totals(
+                filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
+                groupBy: [.indicator, .country, .reporter],
+                catalogue: catalogue
+            )
+        }
+        // Exact numbers for the sums; a value PostgreSQL spelled in a way Decimal cannot read is an error.
+        let series = try totals.rows.map { row in
+            (row: row, exact: try Decimal.decode(postgresText: row.value))
+        }
+        let pinned = totals.asOfSeq ?? applied
         // Each placeholder names one indicator: look at its rows only.
-        let byIndicator = Dictionary(grouping: series) { ($0.keys["indicator"] ?? nil) ?? "" }
+        let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
             total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
         }
@@ -301,6 +306,25 @@ public struct ReportingOperations: Sendable {
         return .object(members)
     }
 
+    /// Runs `read` pinned to a seq: the read's `as_of_seq`, or the applied watermark when it
+    /// starts. A read that waits for nothing takes the watermark in the same statement (one
+    /// round trip); if that answer is empty it does not say which seq it was, so the read runs
+    /// again pinned to a watermark read first. Returns the applied watermark and the answer.
+    private func pinnedRead(
+        _ consistency: ReadConsistency,
+        _ read: (Int64?) async throws -> ReportingQueries.Totals
+    ) async throws -> (applied: Int64, totals: ReportingQueries.Totals) {
+        if consistency.waitFor == nil {
+            let totals = try await read(nil)
+            if let pinned = totals.asOfSeq { return (pinned, totals) }
+        }
+        let applied = try await waitForApplied(consistency)
+        let asOfSeq = consistency.asOfSeq ?? applied
+        var totals = try await read(asOfSeq)
+        totals.asOfSeq = asOfSeq
+        return (applied, totals)
+    }
+
     /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
     private func waitForApplied(_ read: ReadConsistency) async throws -> Int64 {
         var applied = try await queries.appliedSeq()
@@ -357,16 +381,19 @@ public struct ReportingOperations: Sendable {
         return .object(members)
     }
 
-    private func total(of placeholder: FactSheetPlaceholder, in series: [ReportingQueries.TotalRow]) -> NumberTotal {
+    private func total(
+        of placeholder: FactSheetPlaceholder,
+        in series: [(row: ReportingQueries.TotalRow, exact: Decimal)]
+    ) -> NumberTotal {
         var exact = Decimal(0)
         var estimate = false
         var submissions = 0
-        for entry in series {
+        for (entry, value) in series {
             guard let indicator = entry.keys["indicator"] ?? nil, let country = entry.keys["country"] ?? nil,
                 let reporter = entry.keys["reporter"] ?? nil, indicator == placeholder.indicator,
                 placeholder.countries?.contains(country) ?? true, placeholder.reporters?.contains(reporter) ?? true
             else { continue }
-            exact += entry.exact
+            exact += value
             estimate = estimate || entry.estimate
             submissions += entry.submissions
         }

@@ -8,6 +8,29 @@ import RootcausesStorage
 /// versions of one submission.
 struct ReportingQueries: Sendable {
     let pool: PostgresPool
+    /// The catalogue's lists every totals statement binds, as PostgreSQL array text, made once.
+    let catalogueArrays: CatalogueArrays
+
+    struct CatalogueArrays: Sendable {
+        var codes: String
+        var pillars: String
+        var units: String
+        /// Indicators aggregated as `latest`.
+        var latest: String
+
+        init(_ catalogue: Catalogue) {
+            func text(_ values: [String]) -> String { values.postgresText ?? "{}" }
+            codes = text(catalogue.indicators.map(\.code))
+            pillars = text(catalogue.indicators.map(\.pillar))
+            units = text(catalogue.indicators.map(\.unit))
+            latest = text(catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code))
+        }
+    }
+
+    init(pool: PostgresPool, catalogue: Catalogue) {
+        self.pool = pool
+        self.catalogueArrays = CatalogueArrays(catalogue)
+    }
 
     /// A key the totals can be grouped by. Each maps to fixed column names, never to input text.
     enum GroupKey: Hashable, Sendable {
@@ -50,16 +73,23 @@ struct ReportingQueries: Sendable {
         var startedBy: Day?
         /// Per dimension index, the values a cell must have.
         var dimensions: [Int: [String]] = [:]
-        /// The answer as it stood once every submission up to this seq was applied, and no later one.
-        var asOfSeq: Int64
+        /// The answer as it stood once every submission up to this seq was applied, and no later
+        /// one; `nil`: the applied watermark, read in the same statement (one round trip).
+        var asOfSeq: Int64?
+    }
+
+    /// Totals rows and the seq they are pinned to (`nil` when there were no rows and the
+    /// statement chose the seq: only a non-empty answer says which it was).
+    struct Totals: Sendable {
+        var rows: [TotalRow]
+        var asOfSeq: Int64?
     }
 
     struct TotalRow: Sendable {
         /// Group key columns; a dimension a value's cell does not have is `nil`.
         var keys: [String: String?]
-        /// The exact total, as PostgreSQL spells it, and as a number.
+        /// The exact total, as PostgreSQL spells it.
         var value: String
-        var exact: Decimal
         var submissions: Int
         var estimate: Bool
     }
@@ -78,7 +108,7 @@ struct ReportingQueries: Sendable {
     /// Without a dimension in `groupBy` or the filters, the rows that hold all cells of a key
     /// together are read (each submission counted once); with one, the cells themselves, and a
     /// value whose cell lacks the dimension (the whole, or other dimensions) has `nil` for it.
-    func totals(filters: Filters, groupBy: [GroupKey], catalogue: Catalogue) async throws -> [TotalRow] {
+    func totals(filters: Filters, groupBy: [GroupKey], catalogue: Catalogue) async throws -> Totals {
         // Never add up different units: without an indicator key, the unit is a key too.
         let groupColumns = groupBy.flatMap(\.columns) + (groupBy.contains(.indicator) ? [] : ["unit"])
         let select =
@@ -113,31 +143,34 @@ struct ReportingQueries: Sendable {
                 dimensionFilter += " AND ('\(index)=' || dimension_\(index)) = ANY(d.wanted)"
             }
         }
-        let latestCodes = catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
+        let latestCodes = catalogueArrays.latest
         let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
         let allCells = Storage.allCells
         let seriesStart = Storage.allPeriods.start
-        let asOf = filters.asOfSeq
+        let pinned = filters.asOfSeq
         // A filter that is NULL matches everything; each is bound where it is used.
         let query: PostgresQuery = """
-            WITH dimensions AS (
+            WITH pin AS MATERIALIZED (
+                SELECT coalesce(\(pinned)::bigint, min(applied_seq)) AS seq FROM \(Storage.Table.aggregationPartitions)
+            ), dimensions AS (
                 SELECT \(patterns)::text[] AS patterns, \(wanted)::text[] AS wanted
             ), ahead AS (
                 -- Partitions applied beyond the as-of seq: their rows changed since are read as they were then.
                 SELECT coalesce(array_agg(partition), '{}') AS partitions
-                FROM \(Storage.Table.aggregationPartitions) WHERE applied_seq > \(asOf)::bigint
+                FROM \(Storage.Table.aggregationPartitions) WHERE applied_seq > (SELECT seq FROM pin)
             ), stale AS (
                 -- Series whose rows of all periods changed after the as-of seq (they keep no past
                 -- states): their period rows are read instead.
                 SELECT DISTINCT r.indicator, r.country, r.reporter
                 FROM \(Storage.Table.rollups) r, ahead
                 WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
-                  AND r.partition = ANY(ahead.partitions) AND r.changed_seq > \(asOf)::bigint
+                  AND r.partition = ANY(ahead.partitions) AND r.changed_seq > (SELECT seq FROM pin)
             ), matching AS (
                 SELECT r.key_id, r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                        r.value, r.submissions, r.estimates, r.changed_seq
                 FROM \(Storage.Table.rollups) r
                 WHERE r.period_start = \(seriesStart)::date AND \(allPeriods)::boolean
+                  AND r.created_seq <= (SELECT seq FROM pin)
                   AND (r.indicator, r.country, r.reporter) NOT IN (SELECT * FROM stale)
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
@@ -148,7 +181,10 @@ struct ReportingQueries: Sendable {
                        r.value, r.submissions, r.estimates, r.changed_seq
                 FROM \(Storage.Table.rollups) r
                 WHERE r.period_start <> \(seriesStart)::date
-                  AND (NOT \(allPeriods)::boolean OR (r.indicator, r.country, r.reporter) IN (SELECT * FROM stale))
+                  AND r.created_seq <= (SELECT seq FROM pin)
+                  -- The EXISTS is decided once, before any row: nothing stale, no scan.
+                  AND (NOT \(allPeriods)::boolean
+                       OR (EXISTS (SELECT 1 FROM stale) AND (r.indicator, r.country, r.reporter) IN (SELECT * FROM stale)))
                   AND (\(filters.indicators)::text[] IS NULL OR r.indicator = ANY(\(filters.indicators)::text[]))
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(filters.reporters)::text[] IS NULL OR r.reporter = ANY(\(filters.reporters)::text[]))
@@ -159,7 +195,7 @@ struct ReportingQueries: Sendable {
                   AND (r.cell = \(allCells) OR \(byCell)::boolean)
             ), keys AS (
                 -- Changed after the as-of seq in a partition applied beyond it: read as it was then.
-                SELECT m.*, m.partition = ANY(ahead.partitions) AND m.changed_seq > \(asOf)::bigint AS ahead
+                SELECT m.*, m.partition = ANY(ahead.partitions) AND m.changed_seq > (SELECT seq FROM pin) AS ahead
                 FROM matching m, ahead
             ), present AS (
                 SELECT indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
@@ -169,7 +205,7 @@ struct ReportingQueries: Sendable {
                 FROM keys k
                 CROSS JOIN LATERAL (
                     SELECT value, submissions, estimates FROM \(Storage.Table.rollupVersions) v
-                    WHERE v.key_id = k.key_id AND v.seq <= \(asOf)::bigint
+                    WHERE v.key_id = k.key_id AND v.seq <= (SELECT seq FROM pin)
                     ORDER BY v.seq DESC LIMIT 1
                 ) v
                 WHERE k.ahead AND v.submissions > 0
@@ -186,8 +222,8 @@ struct ReportingQueries: Sendable {
                 SELECT p.*, cat.pillar, cat.unit\(unescaped: dimensionColumns)
                 FROM present p
                 CROSS JOIN dimensions d
-                JOIN unnest(\(catalogue.indicators.map(\.code))::text[], \(catalogue.indicators.map(\.pillar))::text[],
-                            \(catalogue.indicators.map(\.unit))::text[]) AS cat (indicator, pillar, unit)
+                JOIN unnest(\(catalogueArrays.codes)::text[], \(catalogueArrays.pillars)::text[],
+                            \(catalogueArrays.units)::text[]) AS cat (indicator, pillar, unit)
                   ON cat.indicator = p.indicator
                 WHERE (p.cell = \(allCells)) = NOT \(byCell)::boolean
                   -- A latest series counts its newest period only: rows of all periods hold just that.
@@ -195,25 +231,27 @@ struct ReportingQueries: Sendable {
                        OR NOT (p.indicator = ANY(\(latestCodes)::text[]))
                        OR (p.indicator, p.country, p.reporter, p.period_start, p.period_end) IN (SELECT * FROM recent))
             )
-            SELECT \(unescaped: select)
-            FROM counted, dimensions d
+            SELECT \(unescaped: select), min(pin.seq) AS pinned_seq
+            FROM counted, dimensions d, pin
             WHERE true\(unescaped: dimensionFilter)
             \(unescaped: groupClause)
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
-        return try rows.compactMap { row in
+        var asOfSeq = filters.asOfSeq
+        let totals = try rows.compactMap { row -> TotalRow? in
             // An aggregate over no rows gives one row of NULLs: that is "no data", not a zero.
             guard let value = try row.decode(column: "value", as: String?.self) else { return nil }
             var keys: [String: String?] = [:]
             for column in groupColumns { keys[column] = try row.decode(column: column, as: String?.self) }
+            asOfSeq = try row.decode(column: "pinned_seq", as: Int64?.self) ?? asOfSeq
             return TotalRow(
                 keys: keys,
                 value: value,
-                exact: try row.decode(column: "value", as: Decimal.self),
                 submissions: try row.decode(column: "submissions", as: Int.self),
                 estimate: try row.decode(column: "estimate", as: Bool?.self) ?? false
             )
         }
+        return Totals(rows: totals, asOfSeq: asOfSeq)
     }
 
     /// One stored version of a submission, for `history`.

@@ -54,7 +54,11 @@ public enum NumberPhrasing {
             while precision * 10 <= exact { precision *= 10 }
             while precision > exact, precision > finest { precision /= 10 }
         }
-        let rounded = roundHalfUp(exact / precision) * precision
+        // Precision is a power of ten: rounding to it is rounding at its decimal place, exactly
+        // and without Decimal's long division (most of a fact sheet's time went there).
+        var toRound = exact
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &toRound, -exponent(of: precision), .plain)
         var qualifier: String?
         if !bare {
             if estimate {
@@ -76,12 +80,14 @@ public enum NumberPhrasing {
         return result
     }
 
-    /// log10 of a power of ten.
+    /// log10 of a power of ten (`0.01` is -2, `1000` is 3).
     static func exponent(of powerOfTen: Decimal) -> Int {
-        var e = 0
-        var v = powerOfTen
-        while v >= 10 {
-            v /= 10
+        // significand × 10^exponent, where the significand is a power of ten itself (1000 may be
+        // stored as 1000 × 10^0 or 1 × 10^3): count its zeros without dividing.
+        var digits = powerOfTen.significand.description
+        var e = powerOfTen.exponent
+        while digits.count > 1, digits.hasSuffix("0") {
+            digits.removeLast()
             e += 1
         }
         return e
@@ -112,8 +118,8 @@ public enum NumberPhrasing {
 
     /// `value / 10^power` with at most `decimals` decimals, trailing zeros trimmed.
     static func scaled(_ value: Decimal, by power: Int, decimals: Int) -> String {
-        var scaled = value
-        for _ in 0..<power { scaled /= 10 }
+        // Dividing by 10^power moves the exponent: exact, and no long division.
+        var scaled = Decimal(sign: value.sign, exponent: value.exponent - power, significand: value.significand)
         var result = Decimal()
         NSDecimalRound(&result, &scaled, decimals, .plain)
         return grouped(result)

@@ -227,6 +227,8 @@ public enum Schema {
                     -- The last seq that changed the row: a read as of any seq from it on can take the
                     -- row as it is, without looking for its past state.
                     changed_seq   bigint NOT NULL,
+                    -- The first seq that gave the row a value: reads as of an earlier seq skip it.
+                    created_seq   bigint NOT NULL,
                     UNIQUE (indicator, country, reporter, period_start, period_end, cell)
                 ) WITH (fillfactor = 40, autovacuum_vacuum_scale_factor = 0.05);
                 CREATE INDEX rollups_series ON rollups (indicator, country, reporter) WHERE period_start = '-infinity';

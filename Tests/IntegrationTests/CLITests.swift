@@ -76,7 +76,10 @@ extension Integration {
                     "--intake", stack.intakeAddress,
                 ])
                 #expect(retracted.status == 0)
-                #expect(retracted.output.contains("retracted: cli-1 (seq 1) withdrawn as of seq 3"), "\(retracted.output)")
+                #expect(
+                    retracted.output.contains("retracted: cli-1 (seq 1) withdrawn as of seq 3"),
+                    "\(retracted.output)"
+                )
                 let history = try await runCLI([
                     "history", "--reporter", "USAID", "--submission-id", "cli-1", "--reporting", stack.reportingAddress,
                 ])
@@ -90,8 +93,10 @@ extension Integration {
                             + extra
                     )
                     #expect(answer.status == 0)
-                    return answer.output.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first }
-                        .map(String.init).filter { $0.count == 2 }
+                    return answer.output.split(separator: "\n").dropFirst().compactMap {
+                        $0.split(separator: " ").first
+                    }
+                    .map(String.init).filter { $0.count == 2 }
                 }
                 #expect(try await countries([]) == ["SV"])
                 #expect(try await countries(["--as-of-seq", "2"]) == ["GT", "SV"])
