@@ -287,7 +287,7 @@ struct Applier: Sendable {
                 UNION ALL
                 SELECT c.* FROM latest_all_cells c JOIN target t ON t.partition = c.partition AND c.seq > t.from_seq
             ), latest_touched AS (
-                SELECT DISTINCT indicator, country, reporter FROM latest_changes
+                SELECT DISTINCT partition, indicator, country, reporter FROM latest_changes
             ), latest_period_rows AS (
                 -- Every period row of each touched latest series as it stands after this pass.
                 SELECT partition, indicator, country, reporter, period_start, period_end, cell,
@@ -295,7 +295,7 @@ struct Applier: Sendable {
                 FROM (
                     SELECT r.partition, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                            r.value, r.submissions, r.estimates
-                    FROM \(Storage.Table.rollups) r JOIN latest_touched USING (indicator, country, reporter)
+                    FROM \(Storage.Table.rollups) r JOIN latest_touched USING (partition, indicator, country, reporter)
                     WHERE r.period_start <> \(allPeriods.start)::date
                     UNION ALL
                     SELECT partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates
@@ -312,7 +312,7 @@ struct Applier: Sendable {
                 WHERE p.submissions > 0
             ), latest_series_before AS (
                 SELECT r.partition, r.indicator, r.country, r.reporter, r.cell, r.value, r.submissions, r.estimates
-                FROM \(Storage.Table.rollups) r JOIN latest_touched USING (indicator, country, reporter)
+                FROM \(Storage.Table.rollups) r JOIN latest_touched USING (partition, indicator, country, reporter)
                 WHERE r.period_start = \(allPeriods.start)::date
             ), latest_series AS (
                 -- A latest series' row of all periods holds its newest period's rows. It keeps no
@@ -331,8 +331,18 @@ struct Applier: Sendable {
                 UNION ALL SELECT * FROM sum_series
                 UNION ALL SELECT * FROM latest_changes
                 UNION ALL SELECT * FROM latest_series
+                UNION ALL
+                -- Every touched latest series marks its row of all periods as changed, even when
+                -- its changes cancel out (or it was created and withdrawn in this very pass).
+                SELECT t.to_seq, t.partition, lt.indicator, lt.country, lt.reporter, \(allPeriods.start)::date,
+                       \(allPeriods.end)::date, \(allCells)::text, 0::numeric, 0, 0
+                FROM latest_touched lt JOIN target t ON t.partition = lt.partition
             ), effective AS (
-                SELECT * FROM changes WHERE value <> 0 OR submissions <> 0 OR estimates <> 0
+                -- Rows of all periods are written even for a zero change: their changed_seq must move
+                -- whenever one of their periods changed, or a read as of a seq inside this pass would
+                -- take them as they are (docs/ROLLUPS.md).
+                SELECT * FROM changes
+                WHERE value <> 0 OR submissions <> 0 OR estimates <> 0 OR period_start = \(allPeriods.start)::date
             ), upserted AS (
                 INSERT INTO \(Storage.Table.rollups) AS r (partition, indicator, country, reporter, period_start, period_end, cell, value, submissions, estimates, changed_seq, created_seq)
                 SELECT partition, indicator, country, reporter, period_start, period_end, cell, sum(value), sum(submissions), sum(estimates),

@@ -56,6 +56,12 @@ final class SubmissionStore: Sendable {
         case valid
     }
 
+    /// A correction was neither stored nor refused: its target committed after this write's
+    /// transaction looked for it. Written again once; a second time, it is an internal error.
+    struct TargetNotVisible: Error, CustomStringConvertible {
+        var description: String { "the submission this write corrects was not committed yet when it was written" }
+    }
+
     /// At most this many transactions are being written at once (one commits while the next fills).
     static let maximumWriters = 2
     /// Limits of one transaction.
@@ -68,6 +74,8 @@ final class SubmissionStore: Sendable {
     private struct Pending {
         let write: Write
         let continuation: CheckedContinuation<Outcome, any Error>
+        /// Written again once already (its correction target was not visible the first time).
+        var retried = false
     }
 
     private struct State {
@@ -135,7 +143,17 @@ final class SubmissionStore: Sendable {
                 try Self.insert(batch.map(\.write), on: connection)
             }
             precondition(outcomes.count == batch.count, "one outcome per submission")
-            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(with: outcome) }
+            for (pending, outcome) in zip(batch, outcomes) {
+                // A correction sent right after its target, on another connection, can be written
+                // while the target's transaction is still open: once that commits, write it again.
+                if case .failure(let error) = outcome, error is TargetNotVisible, !pending.retried {
+                    var again = pending
+                    again.retried = true
+                    await write([again])
+                } else {
+                    pending.continuation.resume(with: outcome)
+                }
+            }
         } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
             // One submission made the transaction fail: store each alone, so only it fails.
             for pending in batch { await write([pending]) }
@@ -275,7 +293,9 @@ final class SubmissionStore: Sendable {
                     return try stored(write, seq: seq, on: connection)
                 }
                 guard let earlier = try resolve(write, on: connection) else {
-                    throw PostgresError(code: .unexpectedResult, message: "a write was neither stored nor refused")
+                    // Neither stored nor refused: the target of this correction committed after
+                    // this transaction looked for it (see `write`).
+                    throw TargetNotVisible()
                 }
                 return earlier
             }

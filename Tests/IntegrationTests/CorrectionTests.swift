@@ -198,6 +198,59 @@ extension Integration {
             }
         }
 
+        /// A submission and its correction applied in one aggregation pass: the rows of all
+        /// periods net to nothing, yet a read as of the seq between them must see the submission.
+        @Test func aSubmissionAndItsRetractionInOnePassStayExactInBetween() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                func send(_ request: JSON) async throws -> Int64 {
+                    try #require(try await intake.expectOK(request)["seq"]?.int64Value)
+                }
+                func retract(_ id: String) -> JSON {
+                    ["op": "retract", "reporter": "USAID", "submission_id": .string(id), "reason": "withdrawn"]
+                }
+                // Already applied: 10 firms for 2022Q1, and a latest snapshot of 7 for 2022Q2.
+                _ = try await send(
+                    submitRequest(submission("base", period: "2022Q1", values: [value("firms_supported", "HN", 10)]))
+                )
+                let base = try await send(
+                    submitRequest(
+                        submission("snap", period: "2022Q2", values: [value("cta_companies_committed", "HN", 7)])
+                    )
+                )
+                _ = try await Self.total(reporting, "firms_supported", minSeq: base)
+                // With aggregation stopped, each is followed by its own retraction: one pass applies all.
+                await stack.aggregations[0].stop()
+                let more = try await send(
+                    submitRequest(submission("more", period: "2022Q2", values: [value("firms_supported", "HN", 3)]))
+                )
+                _ = try await send(retract("more"))
+                let fresh = try await send(
+                    submitRequest(submission("fresh", period: "2022Q2", values: [value("police_trained", "GT", 4)]))
+                )
+                _ = try await send(retract("fresh"))
+                let newer = try await send(
+                    submitRequest(
+                        submission("newer", period: "2022Q3", values: [value("cta_companies_committed", "HN", 9)])
+                    )
+                )
+                let last = try await send(retract("newer"))
+                try await stack.startAggregation(index: 0)
+
+                let between = try #require(try await Self.total(reporting, "firms_supported", minSeq: last, asOf: more))
+                #expect(between["value"] == 13)
+                #expect(between["submissions"] == 2)
+                #expect(try await Self.total(reporting, "firms_supported", asOf: last)?["value"] == 10)
+                #expect(try await Self.total(reporting, "police_trained", asOf: fresh)?["value"] == 4)
+                #expect(try await Self.total(reporting, "police_trained", asOf: last) == nil)
+                #expect(try await Self.total(reporting, "cta_companies_committed", asOf: newer)?["value"] == 9)
+                #expect(try await Self.total(reporting, "cta_companies_committed", asOf: last)?["value"] == 7)
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
         @Test func disaggregatedTotalsAddUpToTheWhole() async throws {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
