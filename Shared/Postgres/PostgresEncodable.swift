@@ -20,21 +20,28 @@ extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// The server infers the array's type from the statement: write a cast (`$1::text[]`) where
     /// it cannot.
     public var postgresText: String? {
-        var text = "{"
+        // Built as UTF-8 bytes: a multi-byte character never contains the bytes of `"` or `\`,
+        // so escaping byte by byte is exact, and much cheaper than appending scalars to a String
+        // (intake spent a sixth of its time here, binding a submission's values).
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(2 + count * 8)
         for (i, element) in enumerated() {
-            if i > 0 { text += "," }
-            if let value = element.postgresText {
-                text += "\""
-                for ch in value.unicodeScalars {
-                    if ch == "\"" || ch == "\\" { text += "\\" }
-                    text.unicodeScalars.append(ch)
-                }
-                text += "\""
-            } else {
-                text += "NULL"
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            guard let value = element.postgresText else {
+                bytes.append(contentsOf: "NULL".utf8)
+                continue
             }
+            bytes.append(quote)
+            for byte in value.utf8 {
+                if byte == quote || byte == backslash { bytes.append(backslash) }
+                bytes.append(byte)
+            }
+            bytes.append(quote)
         }
-        return text + "}"
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
