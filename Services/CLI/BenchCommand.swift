@@ -272,10 +272,6 @@ struct BenchCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let query: PostgresQuery = """
-            SELECT count(*) AS n FROM \(Storage.Table.submissionValues) v
-            JOIN \(Storage.Table.submissions) s ON s.id = v.submission WHERE s.seq IS NOT NULL
-            """
         let backlog = try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: logger) {
             connection in
             try connection.transaction { connection in
@@ -286,7 +282,7 @@ struct BenchCommand: AsyncParsableCommand {
                     "UPDATE \(Storage.Table.aggregationPartitions) SET applied_seq = 0" as PostgresQuery
                 )
             }
-            return try connection.query(query).first?.decode(column: "n", as: Int.self) ?? 0
+            return try storedValueCount(on: connection)
         }
         let started = ContinuousClock.now
         for index in 0..<instances {

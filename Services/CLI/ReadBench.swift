@@ -136,11 +136,7 @@ struct ReadBench {
 
     private func storedValues() async throws -> Int {
         try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: logger) { connection in
-            let query: PostgresQuery = """
-                SELECT count(*) AS n FROM \(Storage.Table.submissionValues) v
-                JOIN \(Storage.Table.submissions) s ON s.id = v.submission WHERE s.seq IS NOT NULL
-                """
-            return try connection.query(query).first?.decode(column: "n", as: Int.self) ?? 0
+            try storedValueCount(on: connection)
         }
     }
 
@@ -328,4 +324,13 @@ func printServiceMemory(_ stack: ServiceStack, when: String) {
         parts.append("\(process.name) \(field("VmRSS")) (peak \(field("VmHWM")))")
     }
     print("memory \(when): " + parts.joined(separator: ", "))
+}
+
+/// Values of committed submissions (those with a seq): what aggregation has to apply.
+func storedValueCount(on connection: PostgresConnection) throws -> Int {
+    let query: PostgresQuery = """
+        SELECT count(*) AS n FROM \(Storage.Table.submissionValues) v
+        JOIN \(Storage.Table.submissions) s ON s.id = v.submission WHERE s.seq IS NOT NULL
+        """
+    return try connection.query(query).first?.decode(column: "n", as: Int.self) ?? 0
 }

@@ -114,8 +114,7 @@ public struct ReportingOperations: Sendable {
                 }
             }
             var groupBy: [ReportingQueries.GroupKey] = []
-            let keyNames =
-                (["indicator", "country", "reporter", "pillar", "period"] + catalogue.dimensions.map(\.name))
+            let keyNames = ReportingQueries.GroupKey.names(in: catalogue)
             if let list = reader.array("group_by") {
                 for (i, element) in list.enumerated() {
                     if let name = element.stringValue,

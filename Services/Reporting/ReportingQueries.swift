@@ -38,16 +38,21 @@ struct ReportingQueries: Sendable {
         /// A disaggregation dimension of the catalogue, by its index there.
         case dimension(Int)
 
+        /// The keys that are not dimensions, by their names in a request.
+        static let fixed: [(name: String, key: GroupKey)] = [
+            ("indicator", .indicator), ("country", .country), ("reporter", .reporter), ("pillar", .pillar),
+            ("period", .period),
+        ]
+
+        /// Every name a request may group by: the fixed keys, then the catalogue's dimensions.
+        static func names(in catalogue: Catalogue) -> [String] {
+            fixed.map(\.name) + catalogue.dimensions.map(\.name)
+        }
+
         /// The key named `name` in a request: a fixed key or one of the catalogue's dimensions.
         static func named(_ name: String, catalogue: Catalogue) -> GroupKey? {
-            switch name {
-            case "indicator": return .indicator
-            case "country": return .country
-            case "reporter": return .reporter
-            case "pillar": return .pillar
-            case "period": return .period
-            default: return catalogue.dimensions.firstIndex { $0.name == name }.map(GroupKey.dimension)
-            }
+            fixed.first { $0.name == name }?.key
+                ?? catalogue.dimensions.firstIndex { $0.name == name }.map(GroupKey.dimension)
         }
 
         var columns: [String] {
