@@ -194,9 +194,15 @@ struct TotalsCommand: AsyncParsableCommand {
         help: "The totals as they stood at this seq (reproduces an earlier answer)."
     )
     var asOfSeq: Int64?
+    @Option(
+        name: .customLong("as-of"),
+        help: "The totals as known at this RFC 3339 time, e.g. 2023-04-10T12:00:00-05:00."
+    )
+    var asOf: String?
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func validate() throws {
+        try validateAsOf(asOf, asOfSeq: asOfSeq)
         var first: Period?
         if let from {
             guard let period = Period.parse(from) else { throw ValidationError(periodProblem("--from", from)) }
@@ -243,6 +249,7 @@ struct TotalsCommand: AsyncParsableCommand {
         for (dimension, values) in byDimension { list(dimension, values) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
+        if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if json {
             print(answer.prettyPrinted)
@@ -295,15 +302,28 @@ struct FactSheetCommand: AsyncParsableCommand {
     @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
         Int64?
+    @Option(
+        name: .customLong("as-of-seq"),
+        help: "The fact sheet as it stood at this seq (reproduces an earlier one, with the same --date)."
+    )
+    var asOfSeq: Int64?
+    @Option(
+        name: .customLong("as-of"),
+        help: "The fact sheet as known at this RFC 3339 time, e.g. 2023-04-10T12:00:00-05:00."
+    )
+    var asOf: String?
 
     func validate() throws {
         try validateFactSheetOptions(date: date, format: format)
+        try validateAsOf(asOf, asOfSeq: asOfSeq)
     }
 
     func run() async throws {
         var request: JSON = ["op": "factsheet", "format": .string(format)]
         if let date { request = request.setting("date", to: .string(date)) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
+        if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
@@ -426,5 +446,16 @@ func validateFactSheetOptions(date: String?, format: String) throws {
     }
     guard format == "markdown" || format == "json" else {
         throw ValidationError("--format \(format) is not markdown or json")
+    }
+}
+
+/// `--as-of` must be RFC 3339 (reporting would refuse anything else) and not given with `--as-of-seq`.
+private func validateAsOf(_ asOf: String?, asOfSeq: Int64?) throws {
+    guard let asOf else { return }
+    guard asOfSeq == nil else { throw ValidationError("give --as-of or --as-of-seq, not both") }
+    guard Timestamp(rfc3339: asOf) != nil else {
+        throw ValidationError(
+            "--as-of \(asOf) is not an RFC 3339 time: write e.g. 2023-04-10T17:00:00Z or 2023-04-10T12:00:00-05:00"
+        )
     }
 }

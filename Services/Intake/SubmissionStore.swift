@@ -297,15 +297,21 @@ final class SubmissionStore: Sendable {
     }
 
     /// Numbers the batch's stored submissions consecutively, in the order they were written,
-    /// under the counter's row lock: the last step before COMMIT, so seqs commit in order.
+    /// under the counter's row lock: the last step before COMMIT, so seqs commit in order. Each
+    /// also gets the time it was numbered, which reads "as of" a time go by.
     private static func numberingStatement(_ ids: [Int64]) -> PostgresQuery {
         """
         WITH mine AS (
             SELECT id, ordinal FROM unnest(\(ids)::bigint[]) WITH ORDINALITY AS m (id, ordinal)
         ), next AS (
-            UPDATE \(Storage.Table.seqCounter) SET last_seq = last_seq + \(ids.count)::bigint RETURNING last_seq
+            UPDATE \(Storage.Table.seqCounter)
+            SET last_seq = last_seq + \(ids.count)::bigint,
+                -- greatest() skips NULL: the first submission ever takes the clock's time.
+                last_sequenced_at = greatest(clock_timestamp(), last_sequenced_at)
+            RETURNING last_seq, last_sequenced_at
         )
-        UPDATE \(Storage.Table.submissions) s SET seq = next.last_seq - \(ids.count)::bigint + mine.ordinal
+        UPDATE \(Storage.Table.submissions) s
+        SET seq = next.last_seq - \(ids.count)::bigint + mine.ordinal, sequenced_at = next.last_sequenced_at
         FROM mine, next
         WHERE s.id = mine.id AND s.seq IS NULL
         RETURNING s.id, s.seq

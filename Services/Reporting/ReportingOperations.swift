@@ -40,11 +40,13 @@ public struct ReportingOperations: Sendable {
 
     // MARK: - Requests
 
-    /// What every read takes: wait for `min_seq` (at most `timeout_ms`), or read `as_of_seq`.
+    /// What every read takes: wait for `min_seq` (at most `timeout_ms`), or read as of a seq
+    /// (`as_of_seq`) or of a time (`as_of`: what was known then, the newest seq numbered by then).
     struct ReadConsistency: Sendable {
         var minSeq: Int64?
         var timeoutMilliseconds: Int64
         var asOfSeq: Int64?
+        var asOf: Timestamp?
 
         init(from reader: FieldReader) {
             minSeq = reader.integer("min_seq", in: 0...Int64.max)
@@ -52,6 +54,14 @@ public struct ReportingOperations: Sendable {
                 reader.integer("timeout_ms", in: 0...ReportingOperations.maximumTimeoutMilliseconds)
                 ?? ReportingOperations.defaultTimeoutMilliseconds
             asOfSeq = reader.integer("as_of_seq", in: 0...Int64.max)
+            asOf = reader.parsed(
+                "as_of",
+                expected: "an RFC 3339 time such as 2023-02-06T15:00:00Z or 2023-02-06T10:00:00-05:00",
+                Timestamp.init(rfc3339:)
+            )
+            if asOf != nil, asOfSeq != nil {
+                reader.report("as_of", code: "invalid", "give as_of or as_of_seq, not both")
+            }
         }
 
         /// Answering as of a seq needs everything up to it applied.
@@ -310,9 +320,10 @@ public struct ReportingOperations: Sendable {
     /// round trip); if that answer is empty it does not say which seq it was, so the read runs
     /// again pinned to a watermark read first. Returns the applied watermark and the answer.
     private func pinnedRead(
-        _ consistency: ReadConsistency,
+        _ request: ReadConsistency,
         _ read: (Int64?) async throws -> ReportingQueries.Totals
     ) async throws -> (applied: Int64, totals: ReportingQueries.Totals) {
+        let consistency = try await resolvingTime(request)
         if consistency.waitFor == nil {
             let totals = try await read(nil)
             if let pinned = totals.asOfSeq { return (pinned, totals) }
@@ -324,8 +335,32 @@ public struct ReportingOperations: Sendable {
         return (applied, totals)
     }
 
+    /// The read with its `as_of` time turned into the `as_of_seq` it stands for: the newest seq
+    /// numbered at or before it. A time still to come is refused: its answer could yet change.
+    private func resolvingTime(_ read: ReadConsistency) async throws -> ReadConsistency {
+        guard let asOf = read.asOf else { return read }
+        let known = try await queries.newestSeq(numberedBy: asOf)
+        guard !known.isFuture else {
+            throw ProtocolError.validationFailed(
+                [
+                    Problem(
+                        path: "as_of",
+                        code: "future",
+                        message: "as_of \(asOf) is later than the server's clock; what is known then is not known yet"
+                    )
+                ],
+                lead: "as_of is in the future"
+            )
+        }
+        var resolved = read
+        resolved.asOf = nil
+        resolved.asOfSeq = known.seq
+        return resolved
+    }
+
     /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
-    private func waitForApplied(_ read: ReadConsistency) async throws -> Int64 {
+    private func waitForApplied(_ request: ReadConsistency) async throws -> Int64 {
+        let read = try await resolvingTime(request)
         var applied = try await queries.appliedSeq()
         guard let minSeq = read.waitFor, applied < minSeq else { return applied }
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(read.timeoutMilliseconds))

@@ -107,6 +107,26 @@ struct ReportingQueries: Sendable {
         }
     }
 
+    /// The newest seq numbered at or before `time` (0 when none was), and whether `time` is
+    /// later than the server's clock.
+    func newestSeq(numberedBy time: Timestamp) async throws -> (seq: Int64, isFuture: Bool) {
+        try await pool.withConnection(idempotent: true) { connection in
+            // Seqs and their times rise together: the last index entry at or before `time` has the newest seq.
+            let query: PostgresQuery = """
+                SELECT coalesce((
+                           SELECT seq FROM \(Storage.Table.submissions)
+                           WHERE seq IS NOT NULL AND sequenced_at <= \(time.rfc3339)::timestamptz
+                           ORDER BY sequenced_at DESC, seq DESC LIMIT 1
+                       ), 0) AS seq,
+                       \(time.rfc3339)::timestamptz > now() AS future
+                """
+            guard let row = try connection.query(query).first else {
+                throw PostgresError(code: .unexpectedResult, message: "no row for the seq of a time")
+            }
+            return (try row.decode(column: "seq", as: Int64.self), try row.decode(column: "future", as: Bool.self))
+        }
+    }
+
     /// Totals grouped by `groupBy`, as of `filters.asOfSeq`. Indicators aggregated as `latest`
     /// count only each series' latest period (among those that match), unless grouped by period.
     ///

@@ -4,7 +4,7 @@ import Logging
 import RootcausesTransport
 
 /// The version every service reports in `hello`.
-public let rootcausesVersion = "0.3.0"
+public let rootcausesVersion = "0.4.0"
 
 /// Options every service takes. Each has an environment fallback, so containers are
 /// configured with variables and people with flags.

@@ -248,11 +248,23 @@ public enum Schema {
         ),
         Migration(
             version: 4,
-            name: "intake numbers its submissions by id",
+            name: "submissions numbered by id, and when each was numbered",
             sql: """
                 -- Intake now numbers the rows its inserts returned. Through this index it went over
                 -- one dead entry per submission numbered since the last vacuum.
                 DROP INDEX submissions_unsequenced;
+
+                -- When each submission got its seq (just before its COMMIT): reads "as of" a time
+                -- take the newest seq numbered by then. Never decreasing with seq: the counter
+                -- keeps the last one, and a clock that steps back does not move it back.
+                ALTER TABLE seq_counter ADD COLUMN last_sequenced_at timestamptz;
+                ALTER TABLE submissions ADD COLUMN sequenced_at timestamptz;
+                -- Earlier submissions: their receipt is the best time known.
+                UPDATE submissions s SET sequenced_at = known.at
+                FROM (SELECT id, max(received_at) OVER (ORDER BY seq) AS at FROM submissions WHERE seq IS NOT NULL) known
+                WHERE s.id = known.id;
+                UPDATE seq_counter SET last_sequenced_at = (SELECT max(sequenced_at) FROM submissions);
+                CREATE INDEX submissions_sequenced_at ON submissions (sequenced_at, seq) WHERE seq IS NOT NULL;
                 """
         ),
     ]

@@ -100,6 +100,14 @@ extension Integration {
                 }
                 #expect(try await countries([]) == ["SV"])
                 #expect(try await countries(["--as-of-seq", "2"]) == ["GT", "SV"])
+                // Long before anything was sent, nothing was known.
+                #expect(try await countries(["--as-of", "2023-04-10T12:00:00-05:00"]) == [])
+                let oldSheet = try await runCLI([
+                    "factsheet", "--format", "json", "--as-of", "2023-04-10T17:00:00Z",
+                    "--reporting", stack.reportingAddress,
+                ])
+                #expect(oldSheet.status == 0)
+                #expect(oldSheet.output.contains("\"as_of_seq\": 0,"), "\(oldSheet.output.prefix(300))")
             }
         }
 
@@ -122,6 +130,12 @@ extension Integration {
             (["totals", "--to", "2023Q5"], "--to 2023Q5 is not a period"),
             (["totals", "--from", "2024", "--to", "FY2023"], "--from 2024 starts after --to FY2023 ends"),
             (["totals", "--cell", "sex"], "--cell sex is not dimension=value"),
+            (["totals", "--as-of", "yesterday"], "--as-of yesterday is not an RFC 3339 time"),
+            (["factsheet", "--as-of", "2023-04-10"], "--as-of 2023-04-10 is not an RFC 3339 time"),
+            (
+                ["totals", "--as-of", "2023-04-10T00:00:00Z", "--as-of-seq", "3"],
+                "give --as-of or --as-of-seq, not both"
+            ),
         ])
         func argumentsAreCheckedBeforeConnecting(arguments: [String], message: String) async throws {
             let result = try await runCLI(arguments + ["--reporting", "127.0.0.1:1"])

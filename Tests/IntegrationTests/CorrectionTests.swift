@@ -137,6 +137,79 @@ extension Integration {
             }
         }
 
+        /// `as_of` a time reads what was known then: the newest seq numbered by then.
+        @Test func readsAsOfATimeGiveWhatWasKnownThen() async throws {
+            func rfc3339(_ date: Date, offsetHours: Int = 0) -> String {
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                formatter.timeZone = TimeZone(secondsFromGMT: offsetHours * 3600)!
+                return formatter.string(from: date)
+            }
+            // Each moment is taken a little after an ack: millisecond text must not fall before it.
+            func momentAfterAck() async throws -> Date {
+                try await Task.sleep(for: .milliseconds(20))
+                let moment = Date()
+                try await Task.sleep(for: .milliseconds(20))
+                return moment
+            }
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                func totals(asOf time: String) async throws -> JSON {
+                    try await reporting.expectOK(["op": "totals", "indicator": "jobs_created", "as_of": .string(time)])
+                }
+                let beforeAnything = try await momentAfterAck()
+                _ = try await intake.expectOK(
+                    submitRequest(submission("jobs-1", values: [value("jobs_created", "HN", 100)]))
+                )
+                let afterOriginal = try await momentAfterAck()
+                let fix = submission("jobs-1-fix", values: [value("jobs_created", "HN", 80)])
+                    .setting("replaces", to: "jobs-1")
+                _ = try await intake.expectOK(submitRequest(fix))
+                let afterFix = try await momentAfterAck()
+                _ = try await intake.expectOK([
+                    "op": "retract", "reporter": "USAID", "submission_id": "jobs-1-fix", "reason": "counted twice",
+                ])
+
+                let empty = try await totals(asOf: rfc3339(beforeAnything))
+                #expect(empty["as_of_seq"] == 0)
+                #expect(empty["rows"] == [])
+                let original = try await totals(asOf: rfc3339(afterOriginal))
+                #expect(original["as_of_seq"] == 1)
+                #expect(original["rows"]?[0]?["value"] == 100)
+                // The same moment written with another offset is the same moment.
+                #expect(try await totals(asOf: rfc3339(afterOriginal, offsetHours: -5)) == original)
+                let fixed = try await totals(asOf: rfc3339(afterFix))
+                #expect(fixed["as_of_seq"] == 2)
+                #expect(fixed["rows"]?[0]?["value"] == 80)
+                let now = try await totals(asOf: rfc3339(Date()))
+                #expect(now["as_of_seq"] == 3)
+                #expect(now["rows"] == [])
+                // The fact sheet reads the same way.
+                let sheet = try await reporting.expectOK(["op": "factsheet", "as_of": .string(rfc3339(afterFix))])
+                #expect(sheet["as_of_seq"] == 2)
+
+                // A time still to come, both ways of pinning at once, and what is not RFC 3339 are refused.
+                let future = try await reporting.request([
+                    "op": "totals", "as_of": .string(rfc3339(Date().addingTimeInterval(3600))),
+                ])
+                #expect(future.errorCode == "validation_failed")
+                #expect(future.detailCodes == ["future"])
+                let both = try await reporting.request([
+                    "op": "totals", "as_of": .string(rfc3339(afterFix)), "as_of_seq": 1,
+                ])
+                #expect(both.errorCode == "invalid_request")
+                #expect(both.detailPaths == ["as_of"])
+                for text in ["now", "2023-02-06", "2023-02-06T15:04:05"] {
+                    let malformed = try await reporting.request(["op": "totals", "as_of": .string(text)])
+                    #expect(malformed.errorCode == "invalid_request", "\(text)")
+                    #expect(malformed.detailPaths == ["as_of"], "\(text)")
+                }
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
         @Test func theNewestSubmissionOfALatestPeriodWinsAndCorrectionsFallBack() async throws {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
