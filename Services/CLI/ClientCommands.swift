@@ -312,10 +312,17 @@ struct FactSheetCommand: AsyncParsableCommand {
         help: "The fact sheet as known at this RFC 3339 time, e.g. 2023-04-10T12:00:00-05:00."
     )
     var asOf: String?
+    @Option(name: .customLong("published-id"), help: "A published fact sheet, exactly as it was published.")
+    var publishedID: String?
 
     func validate() throws {
         try validateFactSheetOptions(date: date, format: format)
         try validateAsOf(asOf, asOfSeq: asOfSeq)
+        if publishedID != nil, date != nil || asOf != nil || asOfSeq != nil {
+            throw ValidationError(
+                "a published fact sheet is fixed: --published-id takes no --date, --as-of or --as-of-seq"
+            )
+        }
     }
 
     func run() async throws {
@@ -324,6 +331,7 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
+        if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
         let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)

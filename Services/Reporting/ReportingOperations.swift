@@ -5,7 +5,8 @@ import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
 
-/// Reporting's ops, each declared once in `registry`: `indicators`, `totals`, `factsheet` and `history`.
+/// Reporting's ops, each declared once in `registry`: `indicators`, `totals`, `factsheet`,
+/// `history`, and the publications: `publish`, `published` and `diff`.
 /// Every read may first wait until a `min_seq` is aggregated, and every totals and fact sheet
 /// answer is pinned to an `as_of_seq` that reproduces it.
 public struct ReportingOperations: Sendable {
@@ -34,6 +35,9 @@ public struct ReportingOperations: Sendable {
                 ),
                 Operation("factsheet", FactSheetRequest.self, handler: factSheet),
                 Operation("history", HistoryRequest.self, handler: history),
+                Operation("publish", PublishRequest.self, handler: publish),
+                Operation("published", PublishedRequest.self, handler: published),
+                Operation("diff", DiffRequest.self, handler: diff),
             ]
         )
     }
@@ -162,12 +166,74 @@ public struct ReportingOperations: Sendable {
         var read: ReadConsistency
         var date: Day?
         var json: Bool
+        /// A published fact sheet to answer as it was published.
+        var publishedID: String?
 
         static func decode(from reader: FieldReader) -> FactSheetRequest? {
             let read = ReadConsistency(from: reader)
             let format = reader.oneOf("format", ["markdown", "json"])
             let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
-            return FactSheetRequest(read: read, date: date, json: format == "json")
+            let publishedID = reader.string("published_id")
+            if publishedID != nil {
+                // A published fact sheet is fixed: nothing may re-pin or re-date it.
+                for key in ["date", "as_of_seq", "as_of"] where reader.value(key) != nil {
+                    reader.report(key, code: "invalid", "a published fact sheet is fixed: leave out '\(key)'")
+                }
+            }
+            return FactSheetRequest(read: read, date: date, json: format == "json", publishedID: publishedID)
+        }
+    }
+
+    /// `{"op":"publish","publication_id":"…","date":"2023-02-06"}`, pinned like every read.
+    struct PublishRequest: OperationInput {
+        static let maximumIDBytes = 200
+        var read: ReadConsistency
+        var publicationID: String
+        var date: Day?
+
+        static func decode(from reader: FieldReader) -> PublishRequest? {
+            let read = ReadConsistency(from: reader)
+            let id = reader.string("publication_id", required: true)
+            if let id,
+                id.isEmpty || id.utf8.count > maximumIDBytes
+                    || id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            {
+                reader.report(
+                    "publication_id",
+                    code: "invalid",
+                    "'publication_id' must be 1 to \(maximumIDBytes) bytes of UTF-8 without control characters"
+                )
+            }
+            let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
+            guard let id else { return nil }
+            return PublishRequest(read: read, publicationID: id, date: date)
+        }
+    }
+
+    /// `{"op":"published"}`: every publication.
+    struct PublishedRequest: OperationInput {
+        static func decode(from reader: FieldReader) -> PublishedRequest? { PublishedRequest() }
+    }
+
+    /// `{"op":"diff","from":"…","to":"…"}`: two publications, or one and now (`to` left out,
+    /// pinned like every read).
+    struct DiffRequest: OperationInput {
+        static let maximumChanges = 100
+        var read: ReadConsistency
+        var from: String
+        var to: String?
+
+        static func decode(from reader: FieldReader) -> DiffRequest? {
+            let read = ReadConsistency(from: reader)
+            let from = reader.string("from", required: true)
+            let to = reader.string("to")
+            if to != nil {
+                for key in ["as_of_seq", "as_of"] where reader.value(key) != nil {
+                    reader.report(key, code: "invalid", "'\(key)' pins now; with 'to' both sides are published")
+                }
+            }
+            guard let from else { return nil }
+            return DiffRequest(read: read, from: from, to: to)
         }
     }
 
@@ -218,10 +284,25 @@ public struct ReportingOperations: Sendable {
     }
 
     func factSheet(_ request: FactSheetRequest, context: RequestContext) async throws -> AnswerFields {
-        let date = request.date ?? Day.today()
-        // Pinned to what was applied when the read started; asking again with the same
-        // date and as_of_seq gives the same fact sheet, whatever arrived since.
-        let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
+        if let id = request.publishedID { return try await publishedFactSheet(id: id, json: request.json) }
+        let (applied, pinned, sheet) = try await renderFactSheet(date: request.date ?? Day.today(), read: request.read)
+        var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned))]
+        if request.json {
+            fields.append(("format", "json"))
+            fields += sheet.json.objectValue ?? []
+        } else {
+            fields += [("format", "markdown"), ("text", .string(sheet.markdown))]
+        }
+        return fields
+    }
+
+    /// Fills the template for `date` from totals pinned like every read. Asking again with the
+    /// same date and the answer's as_of_seq gives the same fact sheet, whatever arrived since.
+    private func renderFactSheet(
+        date: Day,
+        read: ReadConsistency
+    ) async throws -> (applied: Int64, asOfSeq: Int64, sheet: FactSheet) {
+        let (applied, totals) = try await pinnedRead(read) { asOfSeq in
             try await queries.totals(
                 filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
                 groupBy: [.indicator, .country, .reporter],
@@ -232,20 +313,209 @@ public struct ReportingOperations: Sendable {
         let series = try totals.rows.map { row in
             (row: row, exact: try Decimal.decode(postgresText: row.value))
         }
-        let pinned = totals.asOfSeq ?? applied
         // Each placeholder names one indicator: look at its rows only.
         let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
             total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
         }
-        var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned))]
-        if request.json {
+        return (applied, totals.asOfSeq ?? applied, sheet)
+    }
+
+    /// A published fact sheet exactly as it was published.
+    private func publishedFactSheet(id: String, json: Bool) async throws -> AnswerFields {
+        guard let stored = try await queries.publishedDocument(id: id) else {
+            throw unknownPublication(id, path: "published_id")
+        }
+        let applied = try await queries.appliedSeq()
+        var fields: AnswerFields = [("applied_seq", .int(applied))] + publicationFields(stored.publication)
+        if json {
+            // The document has its own date.
+            fields.removeAll { $0.0 == "date" }
+            guard let document = try? JSONParser.parse(stored.json), let members = document.objectValue else {
+                throw PostgresError(
+                    code: .unexpectedResult,
+                    message: "publication \(id) holds JSON that does not parse"
+                )
+            }
             fields.append(("format", "json"))
-            fields += sheet.json.objectValue ?? []
+            fields += members
         } else {
-            fields += [("format", "markdown"), ("text", .string(sheet.markdown))]
+            fields += [("format", "markdown"), ("text", .string(stored.markdown))]
         }
         return fields
+    }
+
+    func publish(_ request: PublishRequest, context: RequestContext) async throws -> AnswerFields {
+        let date = request.date ?? Day.today()
+        let (applied, pinned, sheet) = try await renderFactSheet(date: date, read: request.read)
+        let outcome = try await queries.publish(
+            id: request.publicationID,
+            date: date,
+            asOfSeq: pinned,
+            templateSource: template.source,
+            markdown: sheet.markdown,
+            json: sheet.json.serialized
+        )
+        let stored = outcome.publication
+        if !outcome.inserted {
+            // A retry is the same request again: what it left open (the date, the seq) may differ.
+            let pinnedAgain = request.read.asOfSeq == nil && request.read.asOf == nil
+            let same =
+                outcome.sameTemplate && (request.date == nil || stored.date == date.description)
+                && (pinnedAgain || stored.asOfSeq == pinned)
+            guard same else {
+                throw ProtocolError(
+                    .conflict,
+                    "publication_id '\(stored.id)' is taken by the fact sheet of \(stored.date) as of seq \(stored.asOfSeq)"
+                        + (outcome.sameTemplate ? "" : " from another template")
+                        + "; publish under a new id; nothing was changed",
+                    details: [
+                        .object([("publication_id", .string(stored.id))] + Array(publicationFields(stored).dropFirst()))
+                    ]
+                )
+            }
+        }
+        return [("status", outcome.inserted ? "published" : "duplicate"), ("applied_seq", .int(applied))]
+            + publicationFields(stored)
+    }
+
+    func published(_ request: PublishedRequest, context: RequestContext) async throws -> AnswerFields {
+        let publications = try await queries.publications()
+        return [("publications", .array(publications.map { .object(publicationFields($0)) }))]
+    }
+
+    func diff(_ request: DiffRequest, context: RequestContext) async throws -> AnswerFields {
+        guard let old = try await queries.publishedDocument(id: request.from) else {
+            throw unknownPublication(request.from, path: "from")
+        }
+        guard let date = Day(iso: old.publication.date, years: 1...9999) else {
+            throw PostgresError(code: .unexpectedResult, message: "publication \(request.from) has no valid date")
+        }
+        let oldNumbers = try Self.numbers(inStored: old.json, id: request.from)
+        let newNumbers: [(key: String, number: JSON)]
+        let newSeq: Int64
+        let toFields: AnswerFields
+        if let to = request.to {
+            guard let new = try await queries.publishedDocument(id: to) else {
+                throw unknownPublication(to, path: "to")
+            }
+            newNumbers = try Self.numbers(inStored: new.json, id: to)
+            newSeq = new.publication.asOfSeq
+            toFields = publicationFields(new.publication)
+        } else {
+            // Now: the same date filled from the data as it is, pinned like every read.
+            let (applied, pinned, sheet) = try await renderFactSheet(date: date, read: request.read)
+            newNumbers = Self.numbers(in: sheet.json)
+            newSeq = pinned
+            toFields = [("as_of_seq", .int(pinned)), ("applied_seq", .int(applied))]
+        }
+        let newByKey = Dictionary(newNumbers.map { ($0.key, $0.number) }) { first, _ in first }
+        let oldKeys = Set(oldNumbers.map(\.key))
+        // The older document's numbers in its order, then those only the newer one has.
+        let entries =
+            oldNumbers.map { (key: $0.key, before: Optional($0.number), after: newByKey[$0.key]) }
+            + newNumbers.filter { !oldKeys.contains($0.key) }.map {
+                (key: $0.key, before: nil, after: Optional($0.number))
+            }
+        var moved: [JSON] = []
+        var unchanged = 0
+        for entry in entries {
+            if let before = entry.before, let after = entry.after, Self.phrase(before) == Self.phrase(after) {
+                unchanged += 1
+                continue
+            }
+            guard let sample = entry.after ?? entry.before, let indicator = sample["indicator"]?.stringValue else {
+                continue
+            }
+            let countries = sample["countries"]?.arrayValue?.compactMap(\.stringValue)
+            let reporters = sample["reporters"]?.arrayValue?.compactMap(\.stringValue)
+            let (count, first) = try await queries.changes(
+                after: min(old.publication.asOfSeq, newSeq),
+                through: max(old.publication.asOfSeq, newSeq),
+                indicator: indicator,
+                countries: countries,
+                reporters: reporters,
+                date: date,
+                limit: DiffRequest.maximumChanges
+            )
+            var fields: [(String, JSON)] = [("indicator", .string(indicator))]
+            if let countries { fields.append(("countries", .array(countries.map(JSON.string)))) }
+            if let reporters { fields.append(("reporters", .array(reporters.map(JSON.string)))) }
+            fields += [
+                ("from", entry.before.map(Self.phrase) ?? .null),
+                ("to", entry.after.map(Self.phrase) ?? .null),
+                ("change_count", .int(count)),
+                ("changes", .array(first.map(Self.changeJSON))),
+            ]
+            moved.append(.object(fields))
+        }
+        return [
+            ("from", .object(publicationFields(old.publication))),
+            ("to", .object(toFields)),
+            ("numbers", .array(moved)),
+            ("unchanged", .int(unchanged)),
+        ]
+    }
+
+    // MARK: - Publications
+
+    private func unknownPublication(_ id: String, path: String) -> ProtocolError {
+        ProtocolError.validationFailed(
+            [Problem(path: path, code: "unknown_publication", message: "there is no publication '\(id)'")],
+            lead: "no such publication"
+        )
+    }
+
+    private func publicationFields(_ publication: ReportingQueries.Publication) -> AnswerFields {
+        [
+            ("publication_id", .string(publication.id)),
+            ("date", .string(publication.date)),
+            ("as_of_seq", .int(publication.asOfSeq)),
+            ("template_digest", .string(publication.templateDigest)),
+            ("published_at", .string(publication.publishedAt)),
+        ]
+    }
+
+    /// The numbers of a fact sheet's JSON in order, each once, by what decides its total: the
+    /// indicator and the countries and reporters it is limited to (phrasing aside).
+    static func numbers(in sheet: JSON) -> [(key: String, number: JSON)] {
+        var seen = Set<String>()
+        var result: [(key: String, number: JSON)] = []
+        for highlight in sheet["highlights"]?.arrayValue ?? [] {
+            for number in highlight["numbers"]?.arrayValue ?? [] {
+                let key = [number["indicator"], number["countries"], number["reporters"]]
+                    .map { $0?.serialized ?? "" }.joined(separator: " ")
+                if seen.insert(key).inserted { result.append((key, number)) }
+            }
+        }
+        return result
+    }
+
+    private static func numbers(inStored text: String, id: String) throws -> [(key: String, number: JSON)] {
+        guard let sheet = try? JSONParser.parse(text) else {
+            throw PostgresError(code: .unexpectedResult, message: "publication \(id) holds JSON that does not parse")
+        }
+        return numbers(in: sheet)
+    }
+
+    /// How a number read: its exact total, its words, and whether it is an estimate.
+    private static func phrase(_ number: JSON) -> JSON {
+        .object([
+            ("exact", number["exact"] ?? .null), ("text", number["text"] ?? .null),
+            ("estimate", number["estimate"] ?? .null),
+        ])
+    }
+
+    private static func changeJSON(_ change: ReportingQueries.Change) -> JSON {
+        var members: [(String, JSON)] = [
+            ("seq", .int(change.seq)), ("reporter", .string(change.reporter)),
+            ("submission_id", .string(change.submissionID)), ("kind", .string(change.kind)),
+        ]
+        if let target = change.targetSeq {
+            members.append((change.kind == "retraction" ? "retracted_seq" : "replaced_seq", .int(target)))
+        }
+        if let reason = change.reason { members.append(("reason", .string(reason))) }
+        return .object(members)
     }
 
     func history(_ request: HistoryRequest, context: RequestContext) async throws -> AnswerFields {

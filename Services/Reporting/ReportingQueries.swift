@@ -373,3 +373,168 @@ struct ReportingQueries: Sendable {
         }
     }
 }
+
+// MARK: - Publications
+
+extension ReportingQueries {
+    /// A published fact sheet's record: what reproduces it, without the document.
+    struct Publication: Sendable, Equatable, PostgresRowDecodable {
+        var id: String
+        var date: String
+        var asOfSeq: Int64
+        var templateDigest: String
+        var publishedAt: String
+
+        init(postgresRow row: PostgresRow) throws {
+            id = try row.decode(column: "publication_id")
+            date = try row.decode(column: "fact_sheet_date")
+            asOfSeq = try row.decode(column: "as_of_seq")
+            templateDigest = try row.decode(column: "template_digest")
+            publishedAt = try row.decode(column: "published_at")
+        }
+    }
+
+    /// What `publish` found: the publication stored under the id (new, or there before), and
+    /// for one there before, whether it came from the same template text.
+    struct PublishOutcome: Sendable {
+        var publication: Publication
+        var inserted: Bool
+        var sameTemplate: Bool
+    }
+
+    /// The columns of a publication record, times in UTC as `history` writes them.
+    private static let publicationColumns = """
+        publication_id, fact_sheet_date::text AS fact_sheet_date, as_of_seq, template_digest,
+        to_char(published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS published_at
+        """
+
+    /// Stores a published fact sheet under `id`, unless the id is taken: then the one stored.
+    func publish(
+        id: String,
+        date: Day,
+        asOfSeq: Int64,
+        templateSource: String,
+        markdown: String,
+        json: String
+    ) async throws -> PublishOutcome {
+        let columns = Self.publicationColumns
+        let query: PostgresQuery = """
+            WITH new AS (
+                INSERT INTO \(Storage.Table.publications)
+                    (publication_id, fact_sheet_date, as_of_seq, template_digest, markdown, sheet_json)
+                VALUES (\(id), \(date.description)::date, \(asOfSeq)::bigint,
+                        encode(sha256(convert_to(\(templateSource)::text, 'UTF8')), 'hex'),
+                        \(markdown), \(json))
+                ON CONFLICT (publication_id) DO NOTHING
+                RETURNING \(unescaped: columns), true AS inserted, true AS same_template
+            )
+            SELECT * FROM new
+            UNION ALL
+            SELECT \(unescaped: columns), false, template_digest = encode(sha256(convert_to(\(templateSource)::text, 'UTF8')), 'hex')
+            FROM \(Storage.Table.publications)
+            WHERE publication_id = \(id) AND NOT EXISTS (SELECT 1 FROM new)
+            """
+        return try await pool.withConnection(idempotent: true) { connection in
+            // Twice at most: an insert of the same id that commits while this statement runs is
+            // neither inserted here nor visible to it; the next statement sees it.
+            for _ in 0..<2 {
+                if let row = try connection.query(query).first {
+                    return PublishOutcome(
+                        publication: try row.decode(Publication.self),
+                        inserted: try row.decode(column: "inserted", as: Bool.self),
+                        sameTemplate: try row.decode(column: "same_template", as: Bool.self)
+                    )
+                }
+            }
+            throw PostgresError(code: .unexpectedResult, message: "a publication was neither stored nor found")
+        }
+    }
+
+    /// Every publication, oldest first.
+    func publications() async throws -> [Publication] {
+        try await pool.withConnection(idempotent: true) { connection in
+            let query: PostgresQuery = """
+                SELECT \(unescaped: Self.publicationColumns) FROM \(Storage.Table.publications)
+                ORDER BY published_at, publication_id
+                """
+            return try connection.query(query).decode(Publication.self)
+        }
+    }
+
+    /// A published document exactly as stored, or `nil` when there is none with this id.
+    func publishedDocument(id: String) async throws -> (publication: Publication, markdown: String, json: String)? {
+        try await pool.withConnection(idempotent: true) { connection in
+            let query: PostgresQuery = """
+                SELECT \(unescaped: Self.publicationColumns), markdown, sheet_json
+                FROM \(Storage.Table.publications) WHERE publication_id = \(id)
+                """
+            guard let row = try connection.query(query).first else { return nil }
+            return (
+                try row.decode(Publication.self),
+                try row.decode(column: "markdown", as: String.self),
+                try row.decode(column: "sheet_json", as: String.self)
+            )
+        }
+    }
+
+    /// A version stored between two seqs that touched a fact sheet number.
+    struct Change: Sendable, PostgresRowDecodable {
+        var seq: Int64
+        var reporter: String
+        var submissionID: String
+        /// `submission`, `replacement` or `retraction`.
+        var kind: String
+        /// The seq of the version a replacement or retraction superseded.
+        var targetSeq: Int64?
+        var reason: String?
+
+        init(postgresRow row: PostgresRow) throws {
+            seq = try row.decode(column: "seq")
+            reporter = try row.decode(column: "reporter")
+            submissionID = try row.decode(column: "submission_id")
+            kind = try row.decode(column: "kind")
+            targetSeq = try row.decode(column: "target_seq")
+            reason = try row.decode(column: "reason")
+        }
+    }
+
+    /// The versions with a seq in (`after`, `through`] that touch a fact sheet number dated
+    /// `date`: a submission with a value for `indicator` (in `countries`, from `reporters`; `nil`
+    /// for all) in a period started by then, or a correction of one. The first `limit` by seq,
+    /// and how many there are.
+    func changes(
+        after: Int64,
+        through: Int64,
+        indicator: String,
+        countries: [String]?,
+        reporters: [String]?,
+        date: Day,
+        limit: Int
+    ) async throws -> (count: Int, first: [Change]) {
+        let query: PostgresQuery = """
+            WITH touched AS (
+                SELECT s.seq, s.reporter, s.submission_id,
+                       CASE WHEN s.kind = 'retraction' THEN 'retraction'
+                            WHEN s.replaces IS NOT NULL THEN 'replacement' ELSE 'submission' END AS kind,
+                       t.seq AS target_seq, s.reason
+                FROM \(Storage.Table.submissions) s
+                LEFT JOIN \(Storage.Table.submissions) t ON t.id = s.replaces
+                WHERE s.seq > \(after)::bigint AND s.seq <= \(through)::bigint
+                  AND (\(reporters)::text[] IS NULL OR s.reporter = ANY(\(reporters)::text[]))
+                  AND (s.period_start <= \(date.description)::date OR t.period_start <= \(date.description)::date)
+                  AND (EXISTS (SELECT 1 FROM \(Storage.Table.submissionValues) v
+                               WHERE v.submission = s.id AND v.indicator = \(indicator)
+                                 AND (\(countries)::text[] IS NULL OR v.country = ANY(\(countries)::text[])))
+                       OR EXISTS (SELECT 1 FROM \(Storage.Table.submissionValues) v
+                                  WHERE v.submission = s.replaces AND v.indicator = \(indicator)
+                                    AND (\(countries)::text[] IS NULL OR v.country = ANY(\(countries)::text[]))))
+            )
+            SELECT *, count(*) OVER () AS total FROM touched ORDER BY seq LIMIT \(limit)::bigint
+            """
+        return try await pool.withConnection(idempotent: true) { connection in
+            let rows = try connection.query(query)
+            let total = try rows.first?.decode(column: "total", as: Int.self) ?? 0
+            return (total, try rows.decode(Change.self))
+        }
+    }
+}

@@ -34,6 +34,8 @@ public struct FactSheetTemplate: Sendable {
         public let body: [TemplateSegment]
     }
 
+    /// The template's text as read: publications record its digest.
+    public let source: String
     public let title: String
     /// Paragraphs before the highlights, in order (date line, lead, "Highlights to date include:").
     public let preamble: [[TemplateSegment]]
@@ -213,7 +215,13 @@ public struct FactSheetTemplate: Sendable {
         guard problems.isEmpty, let title else {
             throw FactSheetTemplateError(message: problems.joined(separator: "; "))
         }
-        return FactSheetTemplate(title: title, preamble: preamble, highlights: highlights, closing: closing)
+        return FactSheetTemplate(
+            source: text,
+            title: title,
+            preamble: preamble,
+            highlights: highlights,
+            closing: closing
+        )
     }
 
     /// Fills the template. `total` gives the exact total behind each placeholder.

@@ -17,6 +17,7 @@ public enum Storage {
         case rollupVersions = "rollup_versions"
         case schemaMigrations = "schema_migrations"
         case aggregationInstances = "aggregation_instances"
+        case publications
     }
 
     /// The number of partitions aggregation splits the work into: enough that eight instances
@@ -265,6 +266,24 @@ public enum Schema {
                 WHERE s.id = known.id;
                 UPDATE seq_counter SET last_sequenced_at = (SELECT max(sequenced_at) FROM submissions);
                 CREATE INDEX submissions_sequenced_at ON submissions (sequenced_at, seq) WHERE seq IS NOT NULL;
+                """
+        ),
+        Migration(
+            version: 5,
+            name: "published fact sheets",
+            sql: """
+                -- A fact sheet as published: the document itself, byte for byte, and what reproduces
+                -- it (its date, the seq it was pinned to, the digest of the template it was filled from).
+                CREATE TABLE publications (
+                    publication_id   text PRIMARY KEY CHECK (octet_length(publication_id) BETWEEN 1 AND 200),
+                    fact_sheet_date  date NOT NULL,
+                    as_of_seq        bigint NOT NULL CHECK (as_of_seq >= 0),
+                    template_digest  text NOT NULL,
+                    markdown         text NOT NULL,
+                    -- The JSON form of the same document, as reporting serialized it.
+                    sheet_json       text NOT NULL,
+                    published_at     timestamptz NOT NULL DEFAULT now()
+                );
                 """
         ),
     ]

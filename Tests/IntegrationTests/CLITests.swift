@@ -108,6 +108,30 @@ extension Integration {
                 ])
                 #expect(oldSheet.status == 0)
                 #expect(oldSheet.output.contains("\"as_of_seq\": 0,"), "\(oldSheet.output.prefix(300))")
+
+                // Publish as of seq 2 (before the retraction), list, read back, and diff against now.
+                let reporting = ["--reporting", stack.reportingAddress]
+                let published = try await runCLI(
+                    ["publish", "--id", "cli-pub", "--date", "2023-02-06", "--as-of-seq", "2"] + reporting
+                )
+                #expect(published.status == 0)
+                #expect(
+                    published.output.contains("published: cli-pub, the fact sheet of 2023-02-06 as of seq 2"),
+                    "\(published.output)"
+                )
+                let list = try await runCLI(["published"] + reporting)
+                #expect(list.output.contains("cli-pub"), "\(list.output)")
+                let sheetThen = try await runCLI(["factsheet", "--date", "2023-02-06", "--as-of-seq", "2"] + reporting)
+                let sheetStored = try await runCLI(["factsheet", "--published-id", "cli-pub"] + reporting)
+                #expect(sheetStored.status == 0)
+                #expect(sheetStored.output == sheetThen.output)
+                let diff = try await runCLI(["diff", "--from", "cli-pub", "--min-seq", "3"] + reporting)
+                #expect(diff.status == 0)
+                #expect(diff.output.contains("cli-pub (seq 2) → now (seq 3)"), "\(diff.output)")
+                #expect(
+                    diff.output.contains("retraction  USAID cli-1  withdraws seq 1  reason: typo"),
+                    "\(diff.output)"
+                )
             }
         }
 
@@ -132,6 +156,8 @@ extension Integration {
             (["totals", "--cell", "sex"], "--cell sex is not dimension=value"),
             (["totals", "--as-of", "yesterday"], "--as-of yesterday is not an RFC 3339 time"),
             (["factsheet", "--as-of", "2023-04-10"], "--as-of 2023-04-10 is not an RFC 3339 time"),
+            (["factsheet", "--published-id", "x", "--date", "2023-02-06"], "a published fact sheet is fixed"),
+            (["publish", "--id", "x", "--date", "2023-02-31"], "--date 2023-02-31 is not a day"),
             (
                 ["totals", "--as-of", "2023-04-10T00:00:00Z", "--as-of-seq", "3"],
                 "give --as-of or --as-of-seq, not both"

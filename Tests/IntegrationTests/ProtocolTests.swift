@@ -14,7 +14,10 @@ extension Integration {
                     ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
                     (
                         "reporting", try await stack.reportingClient(),
-                        ["hello", "ping", "indicators", "totals", "factsheet", "history"]
+                        [
+                            "hello", "ping", "indicators", "totals", "factsheet", "history", "publish", "published",
+                            "diff",
+                        ]
                     ),
                 ]
                 for (name, client, ops) in clients {

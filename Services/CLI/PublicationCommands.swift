@@ -1,0 +1,105 @@
+import ArgumentParser
+import RootcausesJSON
+import RootcausesModel
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish the fact sheet: store it as it reads now, to answer it unchanged forever."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(name: .customLong("id"), help: "The publication's id (sending it again is safe).") var publicationID: String
+    @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
+        Int64?
+    @Option(name: .customLong("as-of-seq"), help: "Publish the fact sheet as it stood at this seq.") var asOfSeq: Int64?
+
+    func validate() throws {
+        try validateFactSheetOptions(date: date, format: "markdown")
+    }
+
+    func run() async throws {
+        var request: JSON = ["op": "publish", "publication_id": .string(publicationID)]
+        if let date { request = request.setting("date", to: .string(date)) }
+        if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
+        let answer = try await call("reporting", at: addresses.reportingAddress, request)
+        print(
+            "\(answer["status"]?.stringValue ?? "?"): \(publicationID), the fact sheet of \(answer["date"]?.stringValue ?? "?") as of seq \(answer["as_of_seq"]?.serialized ?? "?") (template \(answer["template_digest"]?.stringValue?.prefix(12) ?? "?"))"
+        )
+    }
+}
+
+struct PublishedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "published",
+        abstract: "List the published fact sheets."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    func run() async throws {
+        let answer = try await call("reporting", at: addresses.reportingAddress, ["op": "published"])
+        if json {
+            print(answer.prettyPrinted)
+            return
+        }
+        var table = [["publication", "date", "as of seq", "published at", "template"]]
+        for publication in answer["publications"]?.arrayValue ?? [] {
+            table.append([
+                publication["publication_id"]?.stringValue ?? "", publication["date"]?.stringValue ?? "",
+                publication["as_of_seq"]?.serialized ?? "", publication["published_at"]?.stringValue ?? "",
+                String(publication["template_digest"]?.stringValue?.prefix(12) ?? ""),
+            ])
+        }
+        printTable(table)
+    }
+}
+
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Show every fact sheet number that moved between a publication and now (or another one), and why."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(help: "The earlier publication's id.") var from: String
+    @Option(help: "The later publication's id (default: the data now).") var to: String?
+    @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
+        Int64?
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    func run() async throws {
+        var request: JSON = ["op": "diff", "from": .string(from)]
+        if let to { request = request.setting("to", to: .string(to)) }
+        if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
+        let answer = try await call("reporting", at: addresses.reportingAddress, request)
+        if json {
+            print(answer.prettyPrinted)
+            return
+        }
+        let target = to ?? "now"
+        print(
+            "\(from) (seq \(answer["from"]?["as_of_seq"]?.serialized ?? "?")) → \(target) (seq \(answer["to"]?["as_of_seq"]?.serialized ?? "?")): \(answer["numbers"]?.arrayValue?.count ?? 0) moved, \(answer["unchanged"]?.serialized ?? "?") unchanged"
+        )
+        for number in answer["numbers"]?.arrayValue ?? [] {
+            let old = number["from"]?["text"]?.stringValue ?? "(absent)"
+            let new = number["to"]?["text"]?.stringValue ?? "(absent)"
+            print("\(number["indicator"]?.stringValue ?? "?"): \(old) → \(new)")
+            for change in number["changes"]?.arrayValue ?? [] {
+                var line =
+                    "    seq \(change["seq"]?.serialized ?? "?")  \(change["kind"]?.stringValue ?? "")  \(change["reporter"]?.stringValue ?? "") \(change["submission_id"]?.stringValue ?? "")"
+                if let replaced = change["replaced_seq"] { line += "  replaces seq \(replaced.serialized)" }
+                if let retracted = change["retracted_seq"] { line += "  withdraws seq \(retracted.serialized)" }
+                if let reason = change["reason"]?.stringValue { line += "  reason: \(reason)" }
+                print(line)
+            }
+            let shown = number["changes"]?.arrayValue?.count ?? 0
+            if let count = number["change_count"]?.int64Value, count > shown {
+                print("    … and \(count - Int64(shown)) more")
+            }
+        }
+    }
+}
