@@ -43,6 +43,7 @@ struct ReadBench {
                 )
             )
             try await measure(appliedSeq: applied)
+            try await measureExplain()
             try await plainSQL()
             printServiceMemory(stack, when: "after the reads at \(stored) values")
         }
@@ -96,6 +97,69 @@ struct ReadBench {
                 )
             }
         }
+    }
+
+    /// Pages of 100 of `explain`: the first page of a row, pages deep into it (following the
+    /// cursors, as a user clicking through), a `latest` indicator's number and a fact sheet number.
+    private func measureExplain() async throws {
+        let reporting = try await stack.reportingClient()
+        defer { Task { await reporting.close() } }
+        let summed = catalogue.indicators.first { $0.code == "jobs_created" } ?? catalogue.indicators[0]
+        let snapshot = catalogue.indicators.first { $0.timeAggregation == .latest } ?? summed
+        let country = summed.countries.last ?? "HN"
+        let row: JSON = [
+            "op": "explain", "indicator": .string(summed.code), "group_by": ["country"],
+            "row": ["country": .string(country)], "limit": 100,
+        ]
+        let shapes: [(String, JSON)] = [
+            ("explain, first page of \(summed.code) in \(country)", row),
+            (
+                "explain, \(snapshot.code) (latest)",
+                ["op": "explain", "indicator": .string(snapshot.code), "limit": 100]
+            ),
+            (
+                "explain, the fact sheet number of \(summed.code)",
+                [
+                    "op": "explain", "indicator": .string(summed.code), "date": .string(Day.today().description),
+                    "limit": 100,
+                ]
+            ),
+        ]
+        func report(_ name: String, _ times: [Double], _ size: Int) {
+            let sorted = times.sorted()
+            print(
+                String(
+                    format: "  %@: p50 %.2f ms, p99 %.2f ms (%d requests; answer %d bytes)",
+                    name,
+                    percentile(sorted, 0.5),
+                    percentile(sorted, 0.99),
+                    sorted.count,
+                    size
+                )
+            )
+        }
+        for (name, request) in shapes {
+            var size = 0
+            for _ in 0..<2 { size = try await reporting.expectOK(request).serialized.utf8.count }
+            var times: [Double] = []
+            for _ in 0..<samples {
+                let started = ContinuousClock.now
+                _ = try await reporting.expectOK(request)
+                times.append((ContinuousClock.now - started).seconds * 1000)
+            }
+            report(name, times, size)
+        }
+        // Clicking through: each next page, timed, for as many pages as samples (or the row has).
+        var times: [Double] = []
+        var size = 0
+        var page = try await reporting.expectOK(row)
+        while times.count < samples, let cursor = page["next_cursor"]?.stringValue {
+            let started = ContinuousClock.now
+            page = try await reporting.expectOK(row.setting("cursor", to: .string(cursor)))
+            times.append((ContinuousClock.now - started).seconds * 1000)
+            size = page.serialized.utf8.count
+        }
+        report("explain, next pages of \(summed.code) in \(country)", times, size)
     }
 
     /// The same sums straight over the raw values, for comparison (no corrections, no latest rule).

@@ -6,7 +6,7 @@ import RootcausesPostgres
 import RootcausesProtocol
 
 /// Reporting's ops, each declared once in `registry`: `indicators`, `totals`, `factsheet`,
-/// `history`, and the publications: `publish`, `published` and `diff`.
+/// `history`, `explain`, and the publications: `publish`, `published` and `diff`.
 /// Every read may first wait until a `min_seq` is aggregated, and every totals and fact sheet
 /// answer is pinned to an `as_of_seq` that reproduces it.
 public struct ReportingOperations: Sendable {
@@ -38,6 +38,11 @@ public struct ReportingOperations: Sendable {
                 Operation("publish", PublishRequest.self, handler: publish),
                 Operation("published", PublishedRequest.self, handler: published),
                 Operation("diff", DiffRequest.self, handler: diff),
+                Operation(
+                    "explain",
+                    decode: { [catalogue] in ExplainRequest.decode(from: $0, catalogue: catalogue) },
+                    handler: explain
+                ),
             ]
         )
     }
@@ -607,7 +612,7 @@ public struct ReportingOperations: Sendable {
 
     /// The read with its `as_of` time turned into the `as_of_seq` it stands for: the newest seq
     /// numbered at or before it. A time still to come is refused: its answer could yet change.
-    private func resolvingTime(_ read: ReadConsistency) async throws -> ReadConsistency {
+    func resolvingTime(_ read: ReadConsistency) async throws -> ReadConsistency {
         guard let asOf = read.asOf else { return read }
         let known = try await queries.newestSeq(numberedBy: asOf)
         guard !known.isFuture else {
@@ -629,7 +634,7 @@ public struct ReportingOperations: Sendable {
     }
 
     /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
-    private func waitForApplied(_ request: ReadConsistency) async throws -> Int64 {
+    func waitForApplied(_ request: ReadConsistency) async throws -> Int64 {
         let read = try await resolvingTime(request)
         var applied = try await queries.appliedSeq()
         guard let minSeq = read.waitFor, applied < minSeq else { return applied }

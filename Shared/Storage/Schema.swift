@@ -286,6 +286,19 @@ public enum Schema {
                 );
                 """
         ),
+        Migration(
+            version: 6,
+            name: "values found by indicator and country",
+            sql: """
+                -- The same uniqueness with the indicator and country first: `explain` pages through
+                -- the values behind a number in this order, and finds a cell's value in a given
+                -- submission with one probe. New values land at the end of their indicator and
+                -- country, so inserts still touch few pages.
+                ALTER TABLE submission_values
+                    DROP CONSTRAINT submission_values_submission_indicator_country_cell_key,
+                    ADD CONSTRAINT submission_values_by_series UNIQUE (indicator, country, submission, cell);
+                """
+        ),
     ]
 
     /// The newest schema version this build knows.
