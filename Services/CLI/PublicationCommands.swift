@@ -103,3 +103,73 @@ struct DiffCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct ExplainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "List every stored value behind a total or a fact sheet number, and why each counts or not."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(help: "Only these indicators (repeatable).") var indicator: [String] = []
+    @Option(help: "Only these countries (repeatable).") var country: [String] = []
+    @Option(help: "Only these reporters (repeatable).") var reporter: [String] = []
+    @Option(help: "First period, inclusive.") var from: String?
+    @Option(help: "Last period, inclusive.") var to: String?
+    @Option(help: "A fact sheet's date, YYYY-MM-DD: explain its number (periods started by then).") var date: String?
+    @Option(name: .customLong("as-of-seq"), help: "Explain the number as it stood at this seq.") var asOfSeq: Int64?
+    @Option(help: "Values per page (1 to 1000).") var limit: Int = 100
+    @Flag(name: .customLong("all"), help: "Follow the pages to the end.") var allPages = false
+    @Flag(help: "Print the raw JSON answers.") var json = false
+
+    func validate() throws {
+        try validateFactSheetOptions(date: date, format: "markdown")
+        guard (1...1000).contains(limit) else { throw ValidationError("--limit takes 1 to 1000, not \(limit)") }
+    }
+
+    func run() async throws {
+        var request: JSON = ["op": "explain", "limit": .int(Int64(limit))]
+        func list(_ key: String, _ values: [String]) {
+            if !values.isEmpty { request = request.setting(key, to: .array(values.map(JSON.string))) }
+        }
+        list("indicator", indicator)
+        list("country", country)
+        list("reporter", reporter)
+        if let from { request = request.setting("period_from", to: .string(from)) }
+        if let to { request = request.setting("period_to", to: .string(to)) }
+        if let date { request = request.setting("date", to: .string(date)) }
+        if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
+        var answer = try await call("reporting", at: addresses.reportingAddress, request)
+        if !json {
+            print("value \(answer["value"]?.serialized ?? "?") as of seq \(answer["as_of_seq"]?.serialized ?? "?")")
+        }
+        while true {
+            if json {
+                print(answer.prettyPrinted)
+            } else {
+                for entry in answer["entries"]?.arrayValue ?? [] {
+                    let cell = (entry["disaggregation"]?.objectValue ?? []).map { "\($0.0)=\($0.1.stringValue ?? "")" }
+                    var line =
+                        "\(entry["counted"] == true ? "counted " : "excluded") seq \(entry["seq"]?.serialized ?? "?")  \(entry["reporter"]?.stringValue ?? "") \(entry["submission_id"]?.stringValue ?? "")  \(entry["period"]?.stringValue ?? "")  \(entry["indicator"]?.stringValue ?? "") \(entry["country"]?.stringValue ?? "") \(cell.joined(separator: ";"))  \(entry["value"]?.serialized ?? "")"
+                    if let excluded = entry["excluded"] {
+                        line += "  (\(excluded["because"]?.stringValue ?? "")"
+                        if let seq = excluded["by_seq"] { line += " by seq \(seq.serialized)" }
+                        if let period = excluded["latest_period"]?.stringValue { line += "; latest \(period)" }
+                        if let reason = excluded["reason"]?.stringValue { line += ": \(reason)" }
+                        line += ")"
+                    }
+                    print(line)
+                }
+            }
+            guard allPages, let cursor = answer["next_cursor"]?.stringValue else { break }
+            answer = try await call(
+                "reporting",
+                at: addresses.reportingAddress,
+                request.setting("cursor", to: .string(cursor))
+            )
+        }
+        if !json, let cursor = answer["next_cursor"]?.stringValue, !allPages {
+            print("more: --all, or the next page with cursor \(cursor)")
+        }
+    }
+}

@@ -25,7 +25,8 @@ struct RootcausesCommand: AsyncParsableCommand {
             "'demo' and 'up' run the whole stack locally (a private PostgreSQL unless DATABASE_URL is set). The other commands talk to running services over the line protocol.",
         subcommands: [
             DemoCommand.self, UpCommand.self, SubmitCommand.self, RetractCommand.self, TotalsCommand.self,
-            FactSheetCommand.self, PublishCommand.self, PublishedCommand.self, DiffCommand.self, HistoryCommand.self,
+            FactSheetCommand.self, PublishCommand.self, PublishedCommand.self, DiffCommand.self, ExplainCommand.self,
+            HistoryCommand.self,
             IndicatorsCommand.self, StatusCommand.self, BenchCommand.self,
         ]
     )

@@ -248,6 +248,10 @@ struct DemoCommand: AsyncParsableCommand {
             progress("shutting down")
             await running.stop(log: progress)
             if summary.failed > 0 { throw ExitCode(1) }
+            // The data stays in the data folder: every number can be traced from there.
+            progress(
+                "to see every submission behind a number: 'rootcauses up', then 'rootcauses explain --indicator jobs_created --date \(date) --all' (any indicator code of 'rootcauses indicators')"
+            )
         } catch {
             await running.stop(log: progress)
             throw error

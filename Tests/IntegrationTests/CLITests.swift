@@ -132,6 +132,13 @@ extension Integration {
                     diff.output.contains("retraction  USAID cli-1  withdraws seq 1  reason: typo"),
                     "\(diff.output)"
                 )
+                let explained = try await runCLI(
+                    ["explain", "--indicator", "firms_supported", "--limit", "1", "--all"] + reporting
+                )
+                #expect(explained.status == 0)
+                #expect(explained.output.contains("value 5 as of seq 3"), "\(explained.output)")
+                #expect(explained.output.contains("excluded seq 1  USAID cli-1"), "\(explained.output)")
+                #expect(explained.output.contains("(retracted by seq 3: typo)"), "\(explained.output)")
             }
         }
 

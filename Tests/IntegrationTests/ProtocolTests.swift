@@ -16,7 +16,7 @@ extension Integration {
                         "reporting", try await stack.reportingClient(),
                         [
                             "hello", "ping", "indicators", "totals", "factsheet", "history", "publish", "published",
-                            "diff",
+                            "diff", "explain",
                         ]
                     ),
                 ]
