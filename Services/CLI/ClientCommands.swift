@@ -199,6 +199,8 @@ struct TotalsCommand: AsyncParsableCommand {
         help: "The totals as known at this RFC 3339 time, e.g. 2023-04-10T12:00:00-05:00."
     )
     var asOf: String?
+    @Flag(help: "Add each row's target and the share achieved (rows of one fiscal year, indicator and reporter).")
+    var targets = false
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func validate() throws {
@@ -250,6 +252,7 @@ struct TotalsCommand: AsyncParsableCommand {
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
+        if targets { request = request.setting("targets", to: true) }
         let answer = try await call("reporting", at: addresses.reportingAddress, request)
         if json {
             print(answer.prettyPrinted)
@@ -258,7 +261,7 @@ struct TotalsCommand: AsyncParsableCommand {
         let rows = answer["rows"]?.arrayValue ?? []
         let columns =
             keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator"] : [$0] }
-            + ["unit", "value", "submissions", "estimate"]
+            + ["unit", "value", "submissions", "estimate"] + (targets ? ["target", "achieved"] : [])
         var table = [columns]
         for row in rows {
             table.append(

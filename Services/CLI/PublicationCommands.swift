@@ -173,3 +173,38 @@ struct ExplainCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct TargetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "target",
+        abstract: "Set an agency's annual target for an indicator in a country (again to correct it)."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(help: "The reporter code.") var reporter: String
+    @Option(help: "The indicator code.") var indicator: String
+    @Option(help: "The country code.") var country: String
+    @Option(name: .customLong("fiscal-year"), help: "The fiscal year, e.g. FY2023.") var fiscalYear: String
+    @Option(help: "The target, in the indicator's unit.") var value: String
+
+    func validate() throws {
+        guard NumberLiteral(value) != nil else {
+            throw ValidationError("--value \(value) is not a number")
+        }
+    }
+
+    func run() async throws {
+        let answer = try await call(
+            "intake",
+            at: addresses.intakeAddress,
+            [
+                "op": "target", "reporter": .string(reporter), "indicator": .string(indicator),
+                "country": .string(country), "fiscal_year": .string(fiscalYear), "value": .number(value),
+            ]
+        )
+        var line =
+            "\(answer["status"]?.stringValue ?? "?"): \(reporter) \(indicator) \(country) \(answer["fiscal_year"]?.stringValue ?? fiscalYear) = \(answer["value"]?.serialized ?? value)"
+        if let replaced = answer["replaced_value"] { line += " (was \(replaced.serialized))" }
+        print(line)
+    }
+}

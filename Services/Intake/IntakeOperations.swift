@@ -6,16 +6,18 @@ import RootcausesProtocol
 
 /// Intake's ops, each declared once in `registry`: `submit` validates a submission, stores it
 /// in one transaction, acknowledges it after the commit and nudges aggregation; `retract`
-/// withdraws one the same way.
+/// withdraws one the same way; `target` sets an agency's annual target.
 public struct IntakeOperations: Sendable {
     let validator: SubmissionValidator
     let store: SubmissionStore
+    let targets: TargetStore
     let nudge: @Sendable (Int64) -> Void
 
     /// `nudge` is told the seq of each accepted submission (after its commit).
     public init(catalogue: Catalogue, pool: PostgresPool, nudge: @escaping @Sendable (Int64) -> Void) {
         self.validator = SubmissionValidator(catalogue: catalogue)
         self.store = SubmissionStore(pool: pool)
+        self.targets = TargetStore(pool: pool)
         self.nudge = nudge
     }
 
@@ -25,6 +27,7 @@ public struct IntakeOperations: Sendable {
             [
                 Operation("submit", SubmitRequest.self, handler: submit),
                 Operation("retract", RetractRequest.self, handler: retract),
+                Operation("target", TargetRequest.self, handler: target),
             ]
         )
     }
@@ -68,6 +71,47 @@ public struct IntakeOperations: Sendable {
             return RetractRequest(
                 retraction: SubmissionStore.Retraction(reporter: reporter, submissionID: submissionID, reason: reason)
             )
+        }
+    }
+
+    /// `{"op":"target","reporter":"USAID","indicator":"jobs_created","country":"HN","fiscal_year":"FY2023","value":25000}`.
+    struct TargetRequest: OperationInput {
+        var draft: Target.Draft
+
+        static func decode(from reader: FieldReader) -> TargetRequest? {
+            Target.Draft.decode(from: reader).map(TargetRequest.init)
+        }
+    }
+
+    func target(_ request: TargetRequest, context: RequestContext) async throws -> AnswerFields {
+        let target: Target
+        switch validator.validate(request.draft) {
+        case .success(let valid): target = valid
+        case .failure(let rejection):
+            throw ProtocolError.validationFailed(
+                rejection.problems,
+                lead: "the target was rejected; nothing was stored"
+            )
+        }
+        let key: AnswerFields = [
+            ("reporter", .string(target.reporter)), ("indicator", .string(target.indicator)),
+            ("country", .string(target.country)), ("fiscal_year", .string("FY\(target.fiscalYear)")),
+            ("value", .number(target.value)),
+        ]
+        switch try await targets.store(target) {
+        case .accepted(let id, let replacedValue):
+            context.logger.info(
+                "target set",
+                metadata: [
+                    "reporter": "\(target.reporter)", "indicator": "\(target.indicator)",
+                    "country": "\(target.country)",
+                    "fiscal_year": "\(target.fiscalYear)", "target_id": "\(id)",
+                ]
+            )
+            return [("status", "accepted"), ("target_id", .int(id))] + key
+                + (replacedValue.map { [("replaced_value", .number(canonicalNumber($0)))] } ?? [])
+        case .duplicate(let id):
+            return [("status", "duplicate"), ("target_id", .int(id))] + key
         }
     }
 

@@ -101,6 +101,8 @@ public struct ReportingOperations: Sendable {
         /// Per dimension index, the values a cell must have.
         var dimensions: [Int: [String]]
         var groupBy: [ReportingQueries.GroupKey]
+        /// Add each row's target and the share achieved, where the row has one.
+        var targets = false
 
         /// Reads the request; names must exist in `catalogue` (a typo must not read as "no data").
         static func decode(from reader: FieldReader, catalogue: Catalogue) -> TotalsRequest? {
@@ -161,7 +163,8 @@ public struct ReportingOperations: Sendable {
                 from: from,
                 to: to,
                 dimensions: dimensions,
-                groupBy: groupBy
+                groupBy: groupBy,
+                targets: reader.bool("targets") ?? false
             )
         }
     }
@@ -281,10 +284,23 @@ public struct ReportingOperations: Sendable {
             pinned.asOfSeq = asOfSeq
             return try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
         }
+        let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
         return [
             ("applied_seq", .int(applied)),
             ("as_of_seq", .int(totals.asOfSeq ?? applied)),
-            ("rows", .array(totals.rows.map { totalsRow($0, groupBy: request.groupBy) })),
+            (
+                "rows",
+                .array(
+                    totals.rows.map { row in
+                        var json = totalsRow(row, groupBy: request.groupBy)
+                        if let target = targets?.target(of: row) {
+                            json = json.setting("target", to: .number("\(target.target)"))
+                            json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
+                        }
+                        return json
+                    }
+                )
+            ),
         ]
     }
 
@@ -708,13 +724,4 @@ public struct ReportingOperations: Sendable {
         }
         return NumberTotal(exact: exact, estimate: estimate, submissionCount: submissions)
     }
-}
-
-/// PostgreSQL's numeric text without insignificant trailing zeros (`12.50` becomes `12.5`).
-func canonicalNumber(_ text: String) -> String {
-    guard text.contains(".") else { return text }
-    var trimmed = Substring(text)
-    while trimmed.hasSuffix("0") { trimmed.removeLast() }
-    if trimmed.hasSuffix(".") { trimmed.removeLast() }
-    return String(trimmed)
 }

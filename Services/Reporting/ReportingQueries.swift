@@ -774,3 +774,27 @@ extension ReportingQueries {
         }
     }
 }
+
+// MARK: - Targets
+
+extension ReportingQueries {
+    /// The current targets of a fiscal year (few: one per agency, indicator and country).
+    func targets(
+        fiscalYear: Int
+    ) async throws -> [(reporter: String, indicator: String, country: String, value: String)] {
+        try await pool.withConnection(idempotent: true) { connection in
+            let query: PostgresQuery = """
+                SELECT reporter, indicator, country, value::text AS value FROM \(Storage.Table.targets)
+                WHERE fiscal_year = \(fiscalYear)::integer AND current
+                """
+            return try connection.query(query).map { row in
+                (
+                    try row.decode(column: "reporter", as: String.self),
+                    try row.decode(column: "indicator", as: String.self),
+                    try row.decode(column: "country", as: String.self),
+                    try row.decode(column: "value", as: String.self)
+                )
+            }
+        }
+    }
+}

@@ -61,3 +61,12 @@ public struct NumberLiteral: Sendable, Equatable {
         self.magnitude = significant == 0 ? nil : significant - 1 - scale
     }
 }
+
+/// PostgreSQL's numeric text without insignificant trailing zeros (`12.50` becomes `12.5`).
+public func canonicalNumber(_ text: String) -> String {
+    guard text.contains(".") else { return text }
+    var trimmed = Substring(text)
+    while trimmed.hasSuffix("0") { trimmed.removeLast() }
+    if trimmed.hasSuffix(".") { trimmed.removeLast() }
+    return String(trimmed)
+}

@@ -374,7 +374,10 @@ public struct SubmissionValidator: Sendable {
 
     /// The value in canonical decimal text, or `nil` with its problems. Exactness is judged on
     /// the literal, magnitude before conversion, so nothing is lost to rounding.
-    private func canonicalValue(
+    /// The value in canonical form (PostgreSQL `numeric` text), or `nil` with the problems: not
+    /// negative, within range, whole for counts and at most cents for money. Targets follow the
+    /// same rules as values.
+    func canonicalValue(
         _ raw: SubmissionDraft.Value,
         indicator: Indicator?,
         at: String,

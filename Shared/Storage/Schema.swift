@@ -18,6 +18,7 @@ public enum Storage {
         case schemaMigrations = "schema_migrations"
         case aggregationInstances = "aggregation_instances"
         case publications
+        case targets
     }
 
     /// The number of partitions aggregation splits the work into: enough that eight instances
@@ -297,6 +298,28 @@ public enum Schema {
                 ALTER TABLE submission_values
                     DROP CONSTRAINT submission_values_submission_indicator_country_cell_key,
                     ADD CONSTRAINT submission_values_by_series UNIQUE (indicator, country, submission, cell);
+                """
+        ),
+        Migration(
+            version: 7,
+            name: "targets",
+            sql: """
+                -- An agency's annual target per indicator and country. Setting another value keeps
+                -- the old one as the version it replaces: the whole trail stays.
+                CREATE TABLE targets (
+                    id           bigserial PRIMARY KEY,
+                    reporter     text NOT NULL,
+                    indicator    text NOT NULL,
+                    country      text NOT NULL,
+                    fiscal_year  integer NOT NULL CHECK (fiscal_year BETWEEN 1900 AND 9999),
+                    value        numeric NOT NULL CHECK (value >= 0),
+                    set_at       timestamptz NOT NULL DEFAULT now(),
+                    replaces     bigint UNIQUE REFERENCES targets (id),
+                    current      boolean NOT NULL
+                );
+                -- One current target per key: of two corrections sent at once, one wins.
+                CREATE UNIQUE INDEX targets_current ON targets (reporter, indicator, country, fiscal_year) WHERE current;
+                CREATE INDEX targets_by_year ON targets (fiscal_year) WHERE current;
                 """
         ),
     ]

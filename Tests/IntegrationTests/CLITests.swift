@@ -139,6 +139,19 @@ extension Integration {
                 #expect(explained.output.contains("value 5 as of seq 3"), "\(explained.output)")
                 #expect(explained.output.contains("excluded seq 1  USAID cli-1"), "\(explained.output)")
                 #expect(explained.output.contains("(retracted by seq 3: typo)"), "\(explained.output)")
+                let target = try await runCLI([
+                    "target", "--reporter", "USAID", "--indicator", "firms_supported", "--country", "SV",
+                    "--fiscal-year", "FY2022", "--value", "20", "--intake", stack.intakeAddress,
+                ])
+                #expect(target.output.contains("accepted: USAID firms_supported SV FY2022 = 20"), "\(target.output)")
+                let measured = try await runCLI(
+                    [
+                        "totals", "--indicator", "firms_supported", "--reporter", "USAID", "--country", "SV", "--from",
+                        "FY2022", "--to", "FY2022", "--targets",
+                    ] + reporting
+                )
+                #expect(measured.output.contains("target"), "\(measured.output)")
+                #expect(measured.output.contains("0.25"), "\(measured.output)")
             }
         }
 

@@ -10,7 +10,7 @@ extension Integration {
         @Test func everyServiceAnswersHelloAndPing() async throws {
             try await withServiceStack { stack in
                 let clients = [
-                    ("intake", try await stack.intakeClient(), ["hello", "ping", "submit", "retract"]),
+                    ("intake", try await stack.intakeClient(), ["hello", "ping", "submit", "retract", "target"]),
                     ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
                     (
                         "reporting", try await stack.reportingClient(),
@@ -60,7 +60,9 @@ extension Integration {
                 let unknown = try await client.request(["op": "launch", "id": "u"])
                 #expect(unknown.errorCode == "unknown_op")
                 #expect(unknown["id"] == "u")
-                #expect(unknown["error"]?["details"]?[0]?["supported"] == ["hello", "ping", "submit", "retract"])
+                #expect(
+                    unknown["error"]?["details"]?[0]?["supported"] == ["hello", "ping", "submit", "retract", "target"]
+                )
 
                 let noOp = try await client.request(["id": 3])
                 #expect(noOp.errorCode == "invalid_request")
