@@ -730,6 +730,28 @@ extension ReportingQueries {
                     ORDER BY r.period_end DESC, r.period_start DESC
                     LIMIT 1
                 ) r
+            ), newest AS (
+                -- Per snapshot series, period and cell on the page, the newest current submission
+                -- as of the seq: a latest series counts only that one. Read once for the page from
+                -- the values of its (indicator, country) pairs (few for a snapshot: one per
+                -- reporter and period), not once per value.
+                SELECT DISTINCT ON (wv.indicator, wv.country, w.reporter, w.period_start, w.period_end, wv.cell)
+                       wv.indicator, wv.country, w.reporter, w.period_start, w.period_end, wv.cell,
+                       w.seq, w.submission_id
+                FROM (SELECT DISTINCT indicator, country FROM candidates
+                      WHERE indicator = ANY(\(catalogueArrays.latest)::text[])) k
+                JOIN \(Storage.Table.submissionValues) wv ON wv.indicator = k.indicator AND wv.country = k.country
+                CROSS JOIN LATERAL (
+                    SELECT w.seq, w.submission_id, w.reporter, w.period_start, w.period_end
+                    FROM \(Storage.Table.submissions) w
+                    WHERE w.id = wv.submission AND w.kind = 'submission' AND w.seq <= \(asOfSeq)::bigint
+                      AND NOT EXISTS (
+                          SELECT 1 FROM \(Storage.Table.submissions) n
+                          WHERE n.replaces = w.id AND n.seq <= \(asOfSeq)::bigint
+                      )
+                    OFFSET 0
+                ) w
+                ORDER BY wv.indicator, wv.country, w.reporter, w.period_start, w.period_end, wv.cell, w.seq DESC
             )
             SELECT c.indicator, c.country, c.submission, c.cell, c.value, c.estimate, c.seq, c.reporter,
                    c.submission_id, c.period, c.period_start::text AS period_start, c.period_end::text AS period_end,
@@ -743,29 +765,10 @@ extension ReportingQueries {
                 SELECT n.seq, n.kind, n.submission_id, n.reason FROM \(Storage.Table.submissions) n
                 WHERE n.replaces = c.submission AND n.seq <= \(asOfSeq)::bigint
             ) sup ON true
-            LEFT JOIN LATERAL (
-                -- The newest current submission of the same reporter for the same period with a
-                -- value in the same cell: a latest series counts only that one.
-                -- Found from the values of the indicator and country (few for a snapshot: one per
-                -- reporter and period), not the reporter's submissions of the period (maybe many).
-                SELECT w.seq, w.submission_id
-                FROM \(Storage.Table.submissionValues) wv
-                CROSS JOIN LATERAL (
-                    SELECT w.seq, w.submission_id FROM \(Storage.Table.submissions) w
-                    WHERE w.id = wv.submission
-                      AND w.reporter = c.reporter AND w.kind = 'submission'
-                      AND w.period_start = c.period_start AND w.period_end = c.period_end
-                      AND w.seq > c.seq AND w.seq <= \(asOfSeq)::bigint
-                      AND NOT EXISTS (
-                          SELECT 1 FROM \(Storage.Table.submissions) n
-                          WHERE n.replaces = w.id AND n.seq <= \(asOfSeq)::bigint
-                      )
-                    OFFSET 0
-                ) w
-                WHERE c.indicator = ANY(\(catalogueArrays.latest)::text[])
-                  AND wv.indicator = c.indicator AND wv.country = c.country AND wv.cell = c.cell
-                ORDER BY w.seq DESC LIMIT 1
-            ) newer ON true
+            LEFT JOIN newest newer
+              ON newer.indicator = c.indicator AND newer.country = c.country AND newer.reporter = c.reporter
+             AND newer.period_start = c.period_start AND newer.period_end = c.period_end AND newer.cell = c.cell
+             AND newer.seq > c.seq
             LEFT JOIN recent rc ON rc.indicator = c.indicator AND rc.country = c.country AND rc.reporter = c.reporter
             ORDER BY c.indicator, c.country, c.submission, c.cell
             """
