@@ -253,7 +253,11 @@ final class SubmissionStore: Sendable {
             for rows in inserted.dropFirst() {
                 if let id = try rows.first?.decode(column: "id", as: Int64?.self) { storedIDs.append(id) }
             }
-            numbered = try connection.pipeline([numberingStatement(storedIDs), "COMMIT"])
+            // Nothing stored (every write was sent before): no seq to draw, no counter to lock.
+            numbered =
+                storedIDs.isEmpty
+                ? [PostgresRows(columns: [], rows: [], affectedRows: 0)] + (try connection.pipeline(["COMMIT"]))
+                : try connection.pipeline([numberingStatement(storedIDs), "COMMIT"])
         } catch {
             // The transaction is aborted (or the connection gone): leave the connection clean.
             if connection.isHealthy { try? connection.execute("ROLLBACK") }

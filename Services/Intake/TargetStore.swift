@@ -37,7 +37,7 @@ struct TargetStore: Sendable {
             """
         // Two corrections of one key at once: the second's insert meets the first's new row
         // (unique violation). Run again, it sees that row and replaces it, or finds it the same.
-        for attempt in 0..<2 {
+        for attempt in 0..<3 {
             do {
                 return try await pool.withConnection(idempotent: true) { connection in
                     guard let row = try connection.query(query).first else {
@@ -54,7 +54,7 @@ struct TargetStore: Sendable {
                     }
                     return .duplicate(id: same)
                 }
-            } catch let error as PostgresError where error.sqlState == "23505" && attempt == 0 {
+            } catch let error as PostgresError where error.sqlState == "23505" && attempt < 2 {
                 continue
             }
         }

@@ -28,6 +28,13 @@ extension ReportingOperations {
             if let cursor, let asOfSeq = totals?.read.asOfSeq, asOfSeq != cursor.asOfSeq {
                 reader.report("as_of_seq", code: "invalid", "the cursor continues as of seq \(cursor.asOfSeq)")
             }
+            if let cursor, totals?.read.asOf != nil {
+                reader.report(
+                    "as_of",
+                    code: "invalid",
+                    "the cursor continues as of seq \(cursor.asOfSeq): leave out 'as_of'"
+                )
+            }
             var row: [ReportingQueries.GroupKey: String?] = [:]
             var rowPeriod: (start: Day, end: Day)?
             let rowReader = reader.object("row", required: !(totals?.groupBy.isEmpty ?? true))
@@ -187,13 +194,7 @@ extension ReportingOperations {
             ("submission_id", .string(entry.submissionID)), ("period", .string(entry.period)),
             ("indicator", .string(entry.indicator)), ("country", .string(entry.country)),
         ]
-        if !entry.cell.isEmpty {
-            let pairs = entry.cell.split(separator: ";").map { pair -> (String, JSON) in
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                return (String(parts[0]), .string(parts.count > 1 ? String(parts[1]) : ""))
-            }
-            members.append(("disaggregation", .object(pairs)))
-        }
+        if let cell = Self.disaggregation(ofCell: entry.cell) { members.append(("disaggregation", cell)) }
         members.append(("value", .number(canonicalNumber(entry.value))))
         if entry.estimate { members.append(("estimate", true)) }
         var excluded: [(String, JSON)]?
@@ -239,7 +240,8 @@ extension ReportingOperations {
         guard let data = Data(base64Encoded: text), let key = try? JSONParser.parse(Array(data)),
             let parts = key.arrayValue, parts.count == 5,
             let asOfSeq = parts[0].int64Value, asOfSeq >= 0, let indicator = parts[1].stringValue,
-            let country = parts[2].stringValue, let submission = parts[3].int64Value, let cell = parts[4].stringValue
+            let country = parts[2].stringValue, let submission = parts[3].int64Value, let cell = parts[4].stringValue,
+            ![indicator, country, cell].contains(where: { $0.unicodeScalars.contains("\u{0}") })
         else { return nil }
         return (
             asOfSeq,

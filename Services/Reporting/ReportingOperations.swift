@@ -182,6 +182,7 @@ public struct ReportingOperations: Sendable {
             let format = reader.oneOf("format", ["markdown", "json"])
             let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
             let publishedID = reader.string("published_id")
+            ReportingOperations.checkIdentifier(publishedID, "published_id", in: reader)
             if publishedID != nil {
                 // A published fact sheet is fixed: nothing may re-pin or re-date it.
                 for key in ["date", "as_of_seq", "as_of"] where reader.value(key) != nil {
@@ -202,19 +203,25 @@ public struct ReportingOperations: Sendable {
         static func decode(from reader: FieldReader) -> PublishRequest? {
             let read = ReadConsistency(from: reader)
             let id = reader.string("publication_id", required: true)
-            if let id,
-                id.isEmpty || id.utf8.count > maximumIDBytes
-                    || id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            {
-                reader.report(
-                    "publication_id",
-                    code: "invalid",
-                    "'publication_id' must be 1 to \(maximumIDBytes) bytes of UTF-8 without control characters"
-                )
-            }
+            ReportingOperations.checkIdentifier(id, "publication_id", in: reader)
             let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
             guard let id else { return nil }
             return PublishRequest(read: read, publicationID: id, date: date)
+        }
+    }
+
+    /// A publication id names one that may exist: 1 to 200 bytes of UTF-8 without control
+    /// characters (a NUL could not even be sent to the database).
+    static func checkIdentifier(_ id: String?, _ key: String, in reader: FieldReader) {
+        guard let id else { return }
+        if id.isEmpty || id.utf8.count > PublishRequest.maximumIDBytes
+            || id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
+            reader.report(
+                key,
+                code: "invalid",
+                "'\(key)' must be 1 to \(PublishRequest.maximumIDBytes) bytes of UTF-8 without control characters"
+            )
         }
     }
 
@@ -235,6 +242,8 @@ public struct ReportingOperations: Sendable {
             let read = ReadConsistency(from: reader)
             let from = reader.string("from", required: true)
             let to = reader.string("to")
+            ReportingOperations.checkIdentifier(from, "from", in: reader)
+            ReportingOperations.checkIdentifier(to, "to", in: reader)
             if to != nil {
                 for key in ["as_of_seq", "as_of"] where reader.value(key) != nil {
                     reader.report(key, code: "invalid", "'\(key)' pins now; with 'to' both sides are published")
@@ -416,6 +425,8 @@ public struct ReportingOperations: Sendable {
         let newNumbers: [(key: String, number: JSON)]
         let newSeq: Int64
         let toFields: AnswerFields
+        // Changes count up to the later date of the two: a number can move because more periods started.
+        var changesDate = date
         if let to = request.to {
             guard let new = try await queries.publishedDocument(id: to) else {
                 throw unknownPublication(to, path: "to")
@@ -423,6 +434,7 @@ public struct ReportingOperations: Sendable {
             newNumbers = try Self.numbers(inStored: new.json, id: to)
             newSeq = new.publication.asOfSeq
             toFields = publicationFields(new.publication)
+            if let newDate = Day(iso: new.publication.date, years: 1...9999), newDate > date { changesDate = newDate }
         } else {
             // Now: the same date filled from the data as it is, pinned like every read.
             let (applied, pinned, sheet) = try await renderFactSheet(date: date, read: request.read)
@@ -456,7 +468,7 @@ public struct ReportingOperations: Sendable {
                 indicator: indicator,
                 countries: countries,
                 reporters: reporters,
-                date: date,
+                date: changesDate,
                 limit: DiffRequest.maximumChanges
             )
             var fields: [(String, JSON)] = [("indicator", .string(indicator))]
@@ -476,6 +488,18 @@ public struct ReportingOperations: Sendable {
             ("numbers", .array(moved)),
             ("unchanged", .int(unchanged)),
         ]
+    }
+
+    /// A stored cell (`age=15-19;sex=female`) as the `disaggregation` object a client sent, or
+    /// `nil` for the whole.
+    static func disaggregation(ofCell cell: String) -> JSON? {
+        guard !cell.isEmpty else { return nil }
+        return .object(
+            cell.split(separator: ";").map { pair in
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                return (String(parts[0]), .string(parts.count > 1 ? String(parts[1]) : ""))
+            }
+        )
     }
 
     // MARK: - Publications
@@ -589,13 +613,7 @@ public struct ReportingOperations: Sendable {
                         var entry: [(String, JSON)] = [
                             ("indicator", .string(value.indicator)), ("country", .string(value.country)),
                         ]
-                        if !value.cell.isEmpty {
-                            let pairs = value.cell.split(separator: ";").map { pair -> (String, JSON) in
-                                let parts = pair.split(separator: "=", maxSplits: 1)
-                                return (String(parts[0]), .string(parts.count > 1 ? String(parts[1]) : ""))
-                            }
-                            entry.append(("disaggregation", .object(pairs)))
-                        }
+                        if let cell = Self.disaggregation(ofCell: value.cell) { entry.append(("disaggregation", cell)) }
                         entry.append(("value", .number(canonicalNumber(value.value))))
                         if value.estimate { entry.append(("estimate", true)) }
                         return .object(entry)

@@ -53,7 +53,11 @@ extension ReportingOperations {
             guard let code = one("indicator", indicators), let indicator = catalogue.indicator(code),
                 let reporter = one("reporter", request.reporters)
             else { return nil }
-            let countries = (row.keys["country"] ?? nil).map { [$0] } ?? request.countries ?? indicator.countries
+            // A filtered country the indicator does not apply to holds no values and takes no target.
+            let countries =
+                (row.keys["country"] ?? nil).map { [$0] }
+                ?? request.countries.map { $0.filter(indicator.countries.contains) } ?? indicator.countries
+            guard !countries.isEmpty else { return nil }
             var sum = Decimal(0)
             for country in countries {
                 guard let target = targets[Self.key(reporter, code, country)] else { return nil }

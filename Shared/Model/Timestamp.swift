@@ -10,7 +10,8 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
     public let day: Day
 
     /// Parses `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)`; `t`, `z` and a space for `T` are
-    /// accepted as RFC 3339 allows. Years as `Day.supportedYears`; a fraction of 1 to 9 digits.
+    /// accepted as RFC 3339 allows. Years as `Day.supportedYears`; a fraction of 1 to 9 digits;
+    /// offsets up to ±15:59.
     public init?(rfc3339 text: String) {
         let bytes = Array(text.utf8)
         // Date (10), separator (1), time (8): 19 bytes before the optional fraction and the offset.
@@ -33,7 +34,8 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
         case UInt8(ascii: "Z"), UInt8(ascii: "z"):
             guard index + 1 == bytes.count else { return nil }
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
-            guard index + 6 == bytes.count, Timestamp.twoDigits(bytes, at: index + 1, max: 23),
+            // PostgreSQL takes offsets up to 15 hours (real ones reach 14).
+            guard index + 6 == bytes.count, Timestamp.twoDigits(bytes, at: index + 1, max: 15),
                 bytes[index + 3] == UInt8(ascii: ":"), Timestamp.twoDigits(bytes, at: index + 4, max: 59)
             else { return nil }
         default:

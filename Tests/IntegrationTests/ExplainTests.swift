@@ -180,6 +180,12 @@ extension Integration {
                 #expect(badCursor.detailPaths == ["cursor"])
                 let badLimit = try await reporting.request(["op": "explain", "limit": 0])
                 #expect(badLimit.detailPaths == ["limit"])
+                let paged = try await reporting.expectOK(["op": "explain", "indicator": "firms_supported", "limit": 1])
+                let cursor = try #require(paged["next_cursor"])
+                let repinned = try await reporting.request([
+                    "op": "explain", "indicator": "firms_supported", "cursor": cursor, "as_of": "2023-01-01T00:00:00Z",
+                ])
+                #expect(repinned.detailPaths == ["as_of"])
                 await intake.close()
                 await reporting.close()
             }

@@ -124,6 +124,9 @@ extension Integration {
                 #expect(repinned.detailPaths == ["as_of_seq"])
                 let badID = try await reporting.request(["op": "publish", "publication_id": ""])
                 #expect(badID.detailPaths == ["publication_id"])
+                let nul = try await reporting.request(["op": "factsheet", "published_id": "2023\u{0}02"])
+                #expect(nul.errorCode == "invalid_request")
+                #expect(nul.detailPaths == ["published_id"])
                 await intake.close()
                 await reporting.close()
             }

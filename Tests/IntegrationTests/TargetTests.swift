@@ -68,6 +68,9 @@ extension Integration {
                 let two = try await reporting.expectOK(fiscal2023.setting("country", to: ["GT", "HN"]))
                 #expect(two["rows"]?[0]?["target"] == 2500)
                 #expect(two["rows"]?[0]?["achieved"] == .number("0.44"))
+                // A country the indicator does not apply to holds nothing and asks no target.
+                let withNicaragua = try await reporting.expectOK(fiscal2023.setting("country", to: ["HN", "NI"]))
+                #expect(withNicaragua["rows"]?[0]?["target"] == 2000)
                 let all = try await reporting.expectOK(fiscal2023)
                 #expect(all["rows"]?[0]?["target"] == nil)
                 // Not one fiscal year, or grouped by period: no target.
