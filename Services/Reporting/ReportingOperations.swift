@@ -345,10 +345,59 @@ public struct ReportingOperations: Sendable {
         }
         // Each placeholder names one indicator: look at its rows only.
         let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
+        let pinned = totals.asOfSeq ?? applied
+        let shares = try await sharesAchieved(date: date, asOfSeq: pinned)
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
-            total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
+            shares[placeholder.source] ?? total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
         }
-        return (applied, totals.asOfSeq ?? applied, sheet)
+        return (applied, pinned, sheet)
+    }
+
+    /// For each share-achieved placeholder: the reporter's result in the fiscal year (periods
+    /// within it, started by the date, as of the pinned seq) and its target, the sum over the
+    /// placeholder's countries when it set one for each.
+    private func sharesAchieved(date: Day, asOfSeq: Int64) async throws -> [String: NumberTotal] {
+        var shares: [String: NumberTotal] = [:]
+        var targetsByYear: [Int: [(reporter: String, indicator: String, country: String, value: String)]] = [:]
+        for placeholder in template.placeholders {
+            guard let year = placeholder.achievedFiscalYear, let indicator = catalogue.indicator(placeholder.indicator),
+                let reporter = placeholder.reporters?.first
+            else { continue }
+            let countries = placeholder.countries ?? indicator.countries
+            let result = try await queries.totals(
+                filters: ReportingQueries.Filters(
+                    indicators: [indicator.code],
+                    countries: countries,
+                    reporters: [reporter],
+                    from: Day(year: year - 1, month: 10, day: 1),
+                    to: Day(year: year, month: 9, day: 30),
+                    startedBy: date,
+                    asOfSeq: asOfSeq
+                ),
+                groupBy: [],
+                catalogue: catalogue
+            )
+            let row = result.rows.first
+            if targetsByYear[year] == nil { targetsByYear[year] = try await queries.targets(fiscalYear: year) }
+            var target: Decimal? = 0
+            for country in countries {
+                let set = targetsByYear[year]?.first {
+                    $0.reporter == reporter && $0.indicator == indicator.code && $0.country == country
+                }
+                guard let set, let value = try? Decimal.decode(postgresText: set.value) else {
+                    target = nil
+                    break
+                }
+                target? += value
+            }
+            shares[placeholder.source] = NumberTotal(
+                exact: try row.map { try Decimal.decode(postgresText: $0.value) } ?? 0,
+                estimate: row?.estimate ?? false,
+                submissionCount: row?.submissions ?? 0,
+                target: target
+            )
+        }
+        return shares
     }
 
     /// A published fact sheet exactly as it was published.

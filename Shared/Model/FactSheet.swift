@@ -14,6 +14,8 @@ public struct FactSheetPlaceholder: Sendable, Hashable {
     public let words: QualifierWords
     /// Print the rounded figure without a qualifier.
     public let bare: Bool
+    /// Print instead the share of the reporter's target for this fiscal year achieved in it.
+    public let achievedFiscalYear: Int?
 
     public static func == (a: Self, b: Self) -> Bool { a.source == b.source }
     public func hash(into hasher: inout Hasher) { hasher.combine(source) }
@@ -142,6 +144,7 @@ public struct FactSheetTemplate: Sendable {
             var precision: Decimal?
             var qualifierWords = QualifierWords()
             var bare = false
+            var achievedFiscalYear: Int?
             for option in words.dropFirst() {
                 let pair = option.split(separator: "=", maxSplits: 1).map(String.init)
                 guard pair.count == 2 else {
@@ -170,8 +173,20 @@ public struct FactSheetTemplate: Sendable {
                 case "below": qualifierWords.below = value
                 case "estimate": qualifierWords.estimate = value
                 case "bare": bare = pair[1] == "true"
+                case "achieved":
+                    if pair[1].utf8.count == 6, pair[1].hasPrefix("FY"), let period = Period.parse(pair[1]) {
+                        achievedFiscalYear = period.end.year
+                    } else {
+                        problems.append("\(context): {{\(inner)}}: achieved takes a fiscal year such as FY2023")
+                    }
                 default: problems.append("\(context): {{\(inner)}}: unknown option '\(pair[0])'")
                 }
+            }
+            // A target is one agency's: a share achieved names the agency.
+            if achievedFiscalYear != nil, reporters?.count != 1 {
+                problems.append(
+                    "\(context): {{\(inner)}}: achieved needs reporter= with one reporter (targets are an agency's)"
+                )
             }
             return .number(
                 FactSheetPlaceholder(
@@ -181,7 +196,8 @@ public struct FactSheetTemplate: Sendable {
                     reporters: reporters,
                     precision: precision,
                     words: qualifierWords,
-                    bare: bare
+                    bare: bare,
+                    achievedFiscalYear: achievedFiscalYear
                 )
             )
         }
@@ -231,6 +247,17 @@ public struct FactSheetTemplate: Sendable {
             if let known = cache[placeholder.source] { return known }
             let indicator = catalogue.indicator(placeholder.indicator)!
             let sum = total(placeholder)
+            if placeholder.achievedFiscalYear != nil {
+                let result = FactSheet.Number(
+                    placeholder: placeholder,
+                    phrased: NumberPhrasing.share(of: sum.exact, target: sum.target),
+                    estimate: sum.estimate,
+                    submissionCount: sum.submissionCount,
+                    target: sum.target
+                )
+                cache[placeholder.source] = result
+                return result
+            }
             let phrased = NumberPhrasing.phrase(
                 exact: sum.exact,
                 precision: placeholder.precision ?? indicator.precision,
@@ -243,7 +270,8 @@ public struct FactSheetTemplate: Sendable {
                 placeholder: placeholder,
                 phrased: phrased,
                 estimate: sum.estimate,
-                submissionCount: sum.submissionCount
+                submissionCount: sum.submissionCount,
+                target: nil
             )
             cache[placeholder.source] = result
             return result
@@ -285,11 +313,15 @@ public struct NumberTotal: Sendable {
     /// How many submissions are behind it, each counted once per country (and reporter) it
     /// gives a value for. The list itself is history-sized: it is not part of the fact sheet.
     public var submissionCount: Int
+    /// For a share-achieved placeholder: the reporter's target for the fiscal year, `nil` when
+    /// it set none for every country of the placeholder.
+    public var target: Decimal?
 
-    public init(exact: Decimal, estimate: Bool, submissionCount: Int) {
+    public init(exact: Decimal, estimate: Bool, submissionCount: Int, target: Decimal? = nil) {
         self.exact = exact
         self.estimate = estimate
         self.submissionCount = submissionCount
+        self.target = target
     }
 }
 
@@ -300,6 +332,8 @@ public struct FactSheet: Sendable {
         public let phrased: PhrasedNumber
         public let estimate: Bool
         public let submissionCount: Int
+        /// A share-achieved number's target (its `exact` is then the fiscal year's result).
+        public let target: Decimal?
     }
 
     public struct Highlight: Sendable {
@@ -354,6 +388,10 @@ public struct FactSheet: Sendable {
                                     members.append(("reporters", .array(reporters.map(JSON.string))))
                                 }
                                 members.append(("submission_count", .int(n.submissionCount)))
+                                if let year = n.placeholder.achievedFiscalYear {
+                                    members.append(("fiscal_year", .string("FY\(year)")))
+                                    members.append(("target", n.target.map { .number("\($0)") } ?? .null))
+                                }
                                 return .object(members)
                             }
                         ),

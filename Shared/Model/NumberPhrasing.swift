@@ -140,3 +140,17 @@ public enum NumberPhrasing {
         return result
     }
 }
+
+extension NumberPhrasing {
+    /// A share of a target achieved, in whole percent rounded half-up (`73%`, `128%`); without a
+    /// target (none set, or zero) the words say so rather than invent a figure.
+    public static func share(of achieved: Decimal, target: Decimal?) -> PhrasedNumber {
+        guard let target, target > 0 else {
+            return PhrasedNumber(exact: achieved, rounded: achieved, qualifier: nil, figure: "no target set")
+        }
+        var percent = achieved * 100 / target
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &percent, 0, .plain)
+        return PhrasedNumber(exact: achieved, rounded: rounded, qualifier: nil, figure: "\(rounded)%")
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import RootcausesJSON
 import RootcausesTesting
 import RootcausesTransport
@@ -86,6 +87,52 @@ extension Integration {
                 let after = try await reporting.expectOK(fiscal2023.setting("country", to: "HN"))
                 #expect(after["rows"]?[0]?["target"] == 4000)
                 #expect(after["rows"]?[0]?["achieved"] == .number("0.25"))
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
+        /// A fact sheet placeholder prints the share of an agency's target achieved.
+        @Test func aFactSheetPrintsTheShareAchieved() async throws {
+            // Not in the tests' shared folder: a stack stopping elsewhere may clear it.
+            let template = FileManager.default.temporaryDirectory
+                .appendingPathComponent("rootcauses-targets-template-\(UUID().uuidString).md").path
+            defer { try? FileManager.default.removeItem(atPath: template) }
+            try """
+            # FACT SHEET: Targets
+
+            **{{date}}**
+
+            - **Jobs:** USAID reached {{jobs_created reporter=USAID country=HN achieved=FY2023}} of its FY2023 target for Honduras ({{jobs_created reporter=USAID country=HN}} jobs in all).
+            """.write(toFile: template, atomically: true, encoding: .utf8)
+            try await withServiceStack(environment: ["ROOTCAUSES_FACTSHEET_TEMPLATE": template]) { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                _ = try await intake.expectOK(Self.target("HN", 4_000))
+                for (id, period, amount) in [
+                    ("s-1", "FY2023Q1", 1_000), ("s-2", "FY2023Q2", 2_000), ("s-3", "FY2022Q4", 500),
+                ] {
+                    let body = submission(
+                        id,
+                        period: period,
+                        values: [value("jobs_created", "HN", .int(Int64(amount)))]
+                    )
+                    _ = try await intake.expectOK(submitRequest(body))
+                }
+                // Dated in March 2023: FY2023's first two quarters have started, FY2022's last counts in all.
+                let sheet = try await reporting.expectOK(["op": "factsheet", "date": "2023-03-15", "min_seq": 3])
+                let text = try #require(sheet["text"]?.stringValue)
+                #expect(
+                    text.contains("USAID reached 75% of its FY2023 target for Honduras (nearly 4,000 jobs in all)."),
+                    "\(text)"
+                )
+                let json = try await reporting.expectOK([
+                    "op": "factsheet", "date": "2023-03-15", "min_seq": 3, "format": "json",
+                ])
+                let share = try #require(json["highlights"]?[0]?["numbers"]?[0])
+                #expect(share["exact"] == 3000)
+                #expect(share["target"] == 4000)
+                #expect(share["text"] == "75%")
                 await intake.close()
                 await reporting.close()
             }

@@ -159,6 +159,45 @@ struct FactSheetTests {
         #expect(template.placeholders.map(\.source) == ["jobs_created", "jobs_created country=HN"])
     }
 
+    @Test func aShareAchievedIsAPercentOfTheReportersTarget() throws {
+        let template = try FactSheetTemplate.parse(
+            """
+            # FACT SHEET: Targets
+
+            - **A:** USAID reached {{jobs_created reporter=USAID country=HN achieved=FY2023}} of its target,
+              {{firms_supported reporter=USAID achieved=FY2023}} of another.
+            """,
+            catalogue: catalogue
+        )
+        let sheet = template.render(date: Day(year: 2023, month: 6, day: 1), catalogue: catalogue) { placeholder in
+            placeholder.indicator == "jobs_created"
+                ? NumberTotal(exact: 7342, estimate: false, submissionCount: 3, target: 10000)
+                : NumberTotal(exact: 5, estimate: false, submissionCount: 1, target: nil)
+        }
+        #expect(sheet.highlights[0].text == "USAID reached 73% of its target, no target set of another.")
+        let number = try #require(sheet.json["highlights"]?[0]?["numbers"]?[0])
+        #expect(number["fiscal_year"] == "FY2023")
+        #expect(number["target"] == 10000)
+        #expect(number["exact"] == 7342)
+        #expect(NumberPhrasing.share(of: 12_850, target: 10_000).text == "129%")
+        #expect(NumberPhrasing.share(of: 5, target: 0).text == "no target set")
+
+        for (placeholder, problem) in [
+            ("{{jobs_created achieved=FY2023}}", "achieved needs reporter= with one reporter"),
+            ("{{jobs_created reporter=USAID,STATE achieved=FY2023}}", "achieved needs reporter= with one reporter"),
+            ("{{jobs_created reporter=USAID achieved=2023}}", "achieved takes a fiscal year such as FY2023"),
+        ] {
+            #expect(throws: FactSheetTemplateError.self) {
+                try FactSheetTemplate.parse("# FACT SHEET: T\n\n- **A:** \(placeholder).", catalogue: catalogue)
+            }
+            do {
+                _ = try FactSheetTemplate.parse("# FACT SHEET: T\n\n- **A:** \(placeholder).", catalogue: catalogue)
+            } catch let error as FactSheetTemplateError {
+                #expect(error.message.contains(problem), "\(error.message)")
+            }
+        }
+    }
+
     @Test func optionsChangeThePhrase() throws {
         let template = try FactSheetTemplate.parse(
             """
