@@ -153,8 +153,19 @@ extension ReportingOperations {
             dimensions: request.totals.dimensions,
             asOfSeq: asOfSeq
         )
+        // The number and its page are independent reads pinned to the same seq: run them at
+        // once, on two connections.
+        let selection = request.selection(in: catalogue)
+        async let pageEntries = queries.explain(
+            selection,
+            asOfSeq: asOfSeq,
+            after: request.cursor?.after,
+            limit: request.limit + 1,
+            catalogue: catalogue
+        )
         let rows = try await queries.totals(filters: filters, groupBy: request.totals.groupBy, catalogue: catalogue)
             .rows.filter(request.matches)
+        let entries = try await pageEntries
         guard rows.count <= 1 else {
             throw ProtocolError.invalidRequest([
                 Problem(
@@ -165,13 +176,6 @@ extension ReportingOperations {
             ])
         }
 
-        let entries = try await queries.explain(
-            request.selection(in: catalogue),
-            asOfSeq: asOfSeq,
-            after: request.cursor?.after,
-            limit: request.limit + 1,
-            catalogue: catalogue
-        )
         let page = entries.prefix(request.limit)
         let next =
             entries.count > request.limit
