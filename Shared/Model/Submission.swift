@@ -201,15 +201,7 @@ public struct SubmissionValidator: Sendable {
                 )
             )
         }
-        if !catalogue.hasReporter(draft.reporter) {
-            problems.append(
-                Problem(
-                    path: "reporter",
-                    code: "unknown_reporter",
-                    message: "'\(draft.reporter)' is not a reporter in the catalogue"
-                )
-            )
-        }
+        problems += reporterProblems(draft.reporter)
         if let period = Period.parse(draft.periodText) {
             if period.start > today {
                 problems.append(
@@ -307,6 +299,53 @@ public struct SubmissionValidator: Sendable {
         return values
     }
 
+    /// The reporter is one of the catalogue's.
+    func reporterProblems(_ reporter: String) -> [Problem] {
+        guard !catalogue.hasReporter(reporter) else { return [] }
+        return [
+            Problem(
+                path: "reporter",
+                code: "unknown_reporter",
+                message: "'\(reporter)' is not a reporter in the catalogue"
+            )
+        ]
+    }
+
+    /// The indicator and country exist in the catalogue and the indicator applies to the
+    /// country; paths are `<prefix>indicator` and `<prefix>country`.
+    func referenceProblems(indicator code: String, country: String, at prefix: String) -> [Problem] {
+        var problems: [Problem] = []
+        let indicator = catalogue.indicator(code)
+        if indicator == nil {
+            problems.append(
+                Problem(
+                    path: "\(prefix)indicator",
+                    code: "unknown_indicator",
+                    message: "'\(code)' is not an indicator in the catalogue"
+                )
+            )
+        }
+        if !catalogue.hasCountry(country) {
+            problems.append(
+                Problem(
+                    path: "\(prefix)country",
+                    code: "unknown_country",
+                    message: "'\(country)' is not a country in the catalogue"
+                )
+            )
+        } else if let indicator, !indicator.countries.contains(country) {
+            problems.append(
+                Problem(
+                    path: "\(prefix)country",
+                    code: "country_not_applicable",
+                    message:
+                        "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(country)"
+                )
+            )
+        }
+        return problems
+    }
+
     /// The indicator, country and disaggregation exist in the catalogue and fit together.
     private func checkReference(
         _ raw: SubmissionDraft.Value,
@@ -314,33 +353,7 @@ public struct SubmissionValidator: Sendable {
         at: String,
         problems: inout [Problem]
     ) {
-        if indicator == nil {
-            problems.append(
-                Problem(
-                    path: "\(at).indicator",
-                    code: "unknown_indicator",
-                    message: "'\(raw.indicator)' is not an indicator in the catalogue"
-                )
-            )
-        }
-        if !catalogue.hasCountry(raw.country) {
-            problems.append(
-                Problem(
-                    path: "\(at).country",
-                    code: "unknown_country",
-                    message: "'\(raw.country)' is not a country in the catalogue"
-                )
-            )
-        } else if let indicator, !indicator.countries.contains(raw.country) {
-            problems.append(
-                Problem(
-                    path: "\(at).country",
-                    code: "country_not_applicable",
-                    message:
-                        "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(raw.country)"
-                )
-            )
-        }
+        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at).")
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true

@@ -54,36 +54,10 @@ extension SubmissionValidator {
     /// The target, or every catalogue rule it breaks: a known reporter and indicator, a country
     /// the indicator applies to, and a value as a submission's would be.
     public func validate(_ draft: Target.Draft) -> Result<Target, Rejection> {
-        var problems: [Problem] = []
-        if !catalogue.hasReporter(draft.reporter) {
-            problems.append(
-                Problem(
-                    path: "reporter",
-                    code: "unknown_reporter",
-                    message: "'\(draft.reporter)' is not a reporter in the catalogue"
-                )
-            )
-        }
+        var problems =
+            reporterProblems(draft.reporter)
+            + referenceProblems(indicator: draft.indicator, country: draft.country, at: "")
         let indicator = catalogue.indicator(draft.indicator)
-        if indicator == nil {
-            problems.append(
-                Problem(
-                    path: "indicator",
-                    code: "unknown_indicator",
-                    message: "'\(draft.indicator)' is not an indicator in the catalogue"
-                )
-            )
-        }
-        if let indicator, !indicator.countries.contains(draft.country) {
-            problems.append(
-                Problem(
-                    path: "country",
-                    code: "country_not_applicable",
-                    message:
-                        "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(draft.country)"
-                )
-            )
-        }
         var valueProblems: [Problem] = []
         let value = canonicalValue(
             SubmissionDraft.Value(
