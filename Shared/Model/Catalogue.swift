@@ -9,6 +9,15 @@ public enum TimeAggregation: String, Sendable {
     case latest
 }
 
+/// Whether two reporters' figures for the same indicator, country and period may count the same
+/// things (the same firm supported, the same youth reached by two agencies' programs).
+public enum Overlap: String, Sendable {
+    /// Disjoint by nature: a sum across reporters is exact.
+    case none
+    /// May overlap: a sum across reporters is an upper bound until an analyst deduplicates it.
+    case possible
+}
+
 /// A thing counted: what reporters send values for.
 public struct Indicator: Sendable, Equatable {
     public let code: String
@@ -18,6 +27,8 @@ public struct Indicator: Sendable, Equatable {
     public let pillar: String
     public let countries: [String]
     public let timeAggregation: TimeAggregation
+    /// Whether reporters' figures may overlap.
+    public let overlap: Overlap
     /// The disaggregation dimensions a value may carry.
     public let dimensions: [String]
     /// The display rounding unit (a power of ten, at least 1).
@@ -129,6 +140,13 @@ public struct Catalogue: Sendable {
             if aggregation == nil {
                 problems.append("\(here) has time_aggregation '\(aggregationText)' (sum or latest)")
             }
+            let overlapText = entry["overlap"]?.stringValue ?? "none"
+            let overlap = Overlap(rawValue: overlapText)
+            if overlap == nil { problems.append("\(here) has overlap '\(overlapText)' (none or possible)") }
+            // A snapshot counts each reporter's latest period: there is no common period to deduplicate.
+            if overlap == .possible, aggregation == .latest {
+                problems.append("\(here): overlap 'possible' needs time_aggregation 'sum'")
+            }
             let dims = entry["dimensions"]?.arrayValue?.compactMap(\.stringValue) ?? []
             for dim in dims where !dimensionSet.contains(dim) {
                 problems.append("\(here) names unknown dimension '\(dim)'")
@@ -152,6 +170,7 @@ public struct Catalogue: Sendable {
                     pillar: pillar,
                     countries: applies,
                     timeAggregation: aggregation ?? .sum,
+                    overlap: overlap ?? .none,
                     dimensions: dims,
                     precision: precision,
                     maximumValue: maximum,
@@ -207,6 +226,7 @@ public struct Catalogue: Sendable {
                         ("countries", .array(indicator.countries.map(JSON.string))),
                         ("dimensions", .array(indicator.dimensions.map(JSON.string))),
                         ("time_aggregation", .string(indicator.timeAggregation.rawValue)),
+                        ("overlap", .string(indicator.overlap.rawValue)),
                         ("precision", .number("\(indicator.precision)")),
                     ]
                     if let description = indicator.description { members.append(("description", .string(description))) }

@@ -81,6 +81,24 @@ struct CatalogueTests {
         #expect(a.precision == 100)
         #expect(a.maximumValue == 5000)
         #expect(a.timeAggregation == .sum)
+        #expect(a.overlap == .none)
+    }
+
+    /// The shipped catalogue says, for every indicator, whether agencies' figures may overlap, and why.
+    @Test func everyShippedIndicatorDeclaresItsOverlapAndSaysWhy() throws {
+        for indicator in Fixtures.catalogue.indicators {
+            let description = indicator.description ?? ""
+            switch indicator.overlap {
+            case .possible:
+                #expect(description.contains("Overlap possible: "), "\(indicator.code)")
+                #expect(indicator.timeAggregation == .sum, "\(indicator.code)")
+            case .none:
+                #expect(description.contains("No overlap: "), "\(indicator.code)")
+            }
+        }
+        #expect(Fixtures.catalogue.indicator("jobs_created")?.overlap == .possible)
+        #expect(Fixtures.catalogue.indicator("treasury_sanctions")?.overlap == Overlap.none)
+        #expect(Fixtures.catalogue.json["indicators"]?[0]?["overlap"] == "possible")
     }
 
     @Test func brokenCatalogueNamesEveryProblem() throws {
@@ -112,6 +130,11 @@ struct CatalogueTests {
         (#""code": "ok", "precision": 0.1"#, "precision must be"),
         (#""code": "ok", "precision": 0"#, "precision must be"),
         (#""code": "ok", "max_value": -1"#, "max_value must be a positive number"),
+        (#""code": "ok", "overlap": "some""#, "overlap 'some' (none or possible)"),
+        (
+            #""code": "ok", "time_aggregation": "latest", "overlap": "possible""#,
+            "overlap 'possible' needs time_aggregation 'sum'"
+        ),
     ])
     func otherIndicatorProblems(_ fields: String, _ expected: String) throws {
         let text =
