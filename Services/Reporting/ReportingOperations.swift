@@ -294,14 +294,26 @@ public struct ReportingOperations: Sendable {
             return try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
         }
         let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
+        let pinned = totals.asOfSeq ?? applied
+        let overlaps = try await OverlapBounds(
+            request,
+            filters: filters,
+            asOfSeq: pinned,
+            catalogue: catalogue,
+            queries: queries
+        )
         return [
             ("applied_seq", .int(applied)),
-            ("as_of_seq", .int(totals.asOfSeq ?? applied)),
+            ("as_of_seq", .int(pinned)),
             (
                 "rows",
                 .array(
                     totals.rows.map { row in
                         var json = totalsRow(row, groupBy: request.groupBy)
+                        if let lower = overlaps?.lowerBound(of: row) {
+                            json = json.setting("lower", to: .number("\(lower)"))
+                            json = json.setting("upper", to: .number(canonicalNumber(row.value)))
+                        }
                         if let target = targets?.target(of: row) {
                             json = json.setting("target", to: .number("\(target.target)"))
                             json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
