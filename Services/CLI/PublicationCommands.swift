@@ -208,3 +208,44 @@ struct TargetCommand: AsyncParsableCommand {
         print(line)
     }
 }
+
+struct DeduplicateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deduplicate",
+        abstract: "Resolve reporters' overlapping figures for an indicator, country and period."
+    )
+
+    @OptionGroup var addresses: ServiceAddresses
+    @Option(name: .customLong("id"), help: "The adjustment's id (sending it again is safe).") var adjustmentID: String
+    @Option(help: "The indicator code (one whose reporters may overlap).") var indicator: String
+    @Option(help: "The country code.") var country: String
+    @Option(help: "The period, as submissions give it (FY2023Q1, 2023-01, ...).") var period: String
+    @Option(help: "sum (no overlap), max (complete overlap) or custom (with --value).") var method: String
+    @Option(help: "The deduplicated figure, for custom.") var value: String?
+    @Option(help: "Why.") var reason: String?
+    @Option(help: "The adjustment_id of the adjustment this one corrects.") var replaces: String?
+
+    func validate() throws {
+        guard Deduplication.Method(rawValue: method) != nil else {
+            throw ValidationError("--method \(method) is not sum, max or custom")
+        }
+        if let value, NumberLiteral(value) == nil { throw ValidationError("--value \(value) is not a number") }
+    }
+
+    func run() async throws {
+        var request: JSON = [
+            "op": "deduplicate", "adjustment_id": .string(adjustmentID), "indicator": .string(indicator),
+            "country": .string(country), "period": .string(period), "method": .string(method),
+        ]
+        if let value { request = request.setting("value", to: .number(value)) }
+        if let reason { request = request.setting("reason", to: .string(reason)) }
+        if let replaces { request = request.setting("replaces", to: .string(replaces)) }
+        let answer = try await call("intake", at: addresses.intakeAddress, request)
+        var line = "\(answer["status"]?.stringValue ?? "?"): \(adjustmentID) (seq \(answer["seq"]?.serialized ?? "?"))"
+        if let resolved = answer["value"] {
+            line +=
+                ": \(indicator) \(country) \(period) = \(resolved.serialized), between \(answer["lower"]?.serialized ?? "?") and \(answer["upper"]?.serialized ?? "?")"
+        }
+        print(line)
+    }
+}

@@ -6,11 +6,13 @@ import RootcausesProtocol
 
 /// Intake's ops, each declared once in `registry`: `submit` validates a submission, stores it
 /// in one transaction, acknowledges it after the commit and nudges aggregation; `retract`
-/// withdraws one the same way; `target` sets an agency's annual target.
+/// withdraws one the same way; `target` sets an agency's annual target; `deduplicate` resolves
+/// reporters' overlapping figures.
 public struct IntakeOperations: Sendable {
     let validator: SubmissionValidator
     let store: SubmissionStore
     let targets: TargetStore
+    let deduplications: DeduplicationStore
     let nudge: @Sendable (Int64) -> Void
 
     /// `nudge` is told the seq of each accepted submission (after its commit).
@@ -18,6 +20,7 @@ public struct IntakeOperations: Sendable {
         self.validator = SubmissionValidator(catalogue: catalogue)
         self.store = SubmissionStore(pool: pool)
         self.targets = TargetStore(pool: pool)
+        self.deduplications = DeduplicationStore(pool: pool)
         self.nudge = nudge
     }
 
@@ -28,6 +31,7 @@ public struct IntakeOperations: Sendable {
                 Operation("submit", SubmitRequest.self, handler: submit),
                 Operation("retract", RetractRequest.self, handler: retract),
                 Operation("target", TargetRequest.self, handler: target),
+                Operation("deduplicate", DeduplicateRequest.self, handler: deduplicate),
             ]
         )
     }
@@ -112,6 +116,94 @@ public struct IntakeOperations: Sendable {
                 + (replacedValue.map { [("replaced_value", .number(canonicalNumber($0)))] } ?? [])
         case .duplicate(let id):
             return [("status", "duplicate"), ("target_id", .int(id))] + key
+        }
+    }
+
+    /// `{"op":"deduplicate","adjustment_id":"…","indicator":…,"country":…,"period":…,"method":"max"}`.
+    struct DeduplicateRequest: OperationInput {
+        var draft: Deduplication.Draft
+
+        static func decode(from reader: FieldReader) -> DeduplicateRequest? {
+            Deduplication.Draft.decode(from: reader).map(DeduplicateRequest.init)
+        }
+    }
+
+    func deduplicate(_ request: DeduplicateRequest, context: RequestContext) async throws -> AnswerFields {
+        let adjustment: Deduplication
+        switch validator.validate(request.draft) {
+        case .success(let valid): adjustment = valid
+        case .failure(let rejection):
+            throw ProtocolError.validationFailed(
+                rejection.problems,
+                lead: "the adjustment was rejected; nothing was stored"
+            )
+        }
+        let base: AnswerFields = [("adjustment_id", .string(adjustment.adjustmentID))]
+        switch try await deduplications.store(adjustment) {
+        case .accepted(let seq, let resolved, let lower, let upper, let replacedSeq):
+            context.logger.info(
+                "deduplication stored",
+                metadata: [
+                    "adjustment_id": "\(adjustment.adjustmentID)", "indicator": "\(adjustment.indicator)",
+                    "country": "\(adjustment.country)", "period": "\(adjustment.periodText)", "seq": "\(seq)",
+                ]
+            )
+            // The seq has no submission behind it: aggregation moves its watermarks past it.
+            nudge(seq)
+            return [("status", "accepted")] + base + [
+                ("seq", .int(seq)), ("value", .number(canonicalNumber(resolved))),
+                ("lower", .number(canonicalNumber(lower))), ("upper", .number(canonicalNumber(upper))),
+            ] + (replacedSeq.map { [("replaced_seq", .int($0))] } ?? [])
+        case .duplicate(let seq):
+            return [("status", "duplicate")] + base + [("seq", .int(seq))]
+        case .conflict(let seq):
+            throw ProtocolError(
+                .conflict,
+                "adjustment_id '\(adjustment.adjustmentID)' was used for another adjustment (seq \(seq)); nothing was changed",
+                details: [["adjustment_id": .string(adjustment.adjustmentID), "seq": .int(seq)]]
+            )
+        case .pointResolved(let current, let seq):
+            throw ProtocolError(
+                .conflict,
+                "\(adjustment.indicator) in \(adjustment.country) for \(adjustment.periodText) is resolved by '\(current)' (seq \(seq)); send a correction with replaces '\(current)'; nothing was changed",
+                details: [["head_adjustment_id": .string(current), "head_seq": .int(seq)]]
+            )
+        case .unknownReplaces:
+            throw ProtocolError.validationFailed(
+                [
+                    Problem(
+                        path: "replaces",
+                        code: "unknown_adjustment",
+                        message:
+                            "no adjustment '\(adjustment.replaces ?? "")' resolves this indicator, country and period"
+                    )
+                ],
+                lead: "nothing was changed"
+            )
+        case .nothingToDeduplicate(let reporters):
+            throw ProtocolError.validationFailed(
+                [
+                    Problem(
+                        path: "period",
+                        code: "no_overlap",
+                        message:
+                            "\(reporters) reporter\(reporters == 1 ? "" : "s") gave figures for \(adjustment.indicator) in \(adjustment.country) for \(adjustment.periodText): nothing overlaps"
+                    )
+                ],
+                lead: "the adjustment was rejected; nothing was stored"
+            )
+        case .outsideBounds(let lower, let upper):
+            throw ProtocolError.validationFailed(
+                [
+                    Problem(
+                        path: "value",
+                        code: "outside_bounds",
+                        message:
+                            "a deduplicated figure lies between the largest reporter's (\(canonicalNumber(lower))) and the sum (\(canonicalNumber(upper)))"
+                    )
+                ],
+                lead: "the adjustment was rejected; nothing was stored"
+            )
         }
     }
 

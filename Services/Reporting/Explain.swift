@@ -181,15 +181,48 @@ extension ReportingOperations {
             entries.count > request.limit
             ? page.last.map { Self.encodeCursor(asOfSeq: asOfSeq, after: $0.cursor) } : nil
         var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(asOfSeq))]
+        // Deduplications in force behind the row: the counted values plus their amounts make the value.
+        let overlaps = try await OverlapBounds(
+            request.totals,
+            filters: filters,
+            asOfSeq: asOfSeq,
+            catalogue: catalogue,
+            queries: queries
+        )
+        var adjustments: [JSON] = []
         if let row = rows.first {
-            fields.append(("value", .number(canonicalNumber(row.value))))
+            let bounds = overlaps?.bounds(of: row)
+            fields.append(("value", .number(bounds.map { "\($0.value)" } ?? canonicalNumber(row.value))))
+            if let lower = bounds?.lower {
+                fields.append(("lower", .number("\(lower)")))
+                fields.append(("upper", .number("\(bounds?.value ?? 0)")))
+            }
             fields.append(("submissions", .int(row.submissions)))
+            adjustments = (overlaps?.adjustments(in: row) ?? []).compactMap(Self.adjustmentJSON)
         } else {
             fields.append(("value", .null))
         }
+        fields.append(("adjustments", .array(adjustments)))
         fields.append(("entries", .array(page.map(entryJSON))))
         fields.append(("next_cursor", next.map(JSON.string) ?? .null))
         return fields
+    }
+
+    /// An adjustment behind an explained number: `amount` is what it takes off the reporters' sum.
+    private static func adjustmentJSON(_ point: OverlapBounds.Point) -> JSON? {
+        guard let adjustment = point.adjustment else { return nil }
+        var members: [(String, JSON)] = [
+            ("adjustment_id", .string(adjustment.adjustmentID)), ("seq", .int(adjustment.seq)),
+            ("indicator", .string(adjustment.indicator)), ("country", .string(adjustment.country)),
+            ("period", .string(adjustment.period)), ("method", .string(adjustment.method)),
+        ]
+        if let value = adjustment.value { members.append(("custom_value", .number(canonicalNumber(value)))) }
+        members += [
+            ("reporters_sum", .number("\(point.sum)")), ("largest_reporter", .number("\(point.largest)")),
+            ("amount", .number("\(point.resolved - point.sum)")),
+        ]
+        if let reason = adjustment.reason { members.append(("reason", .string(reason))) }
+        return .object(members)
     }
 
     private func entryJSON(_ entry: ReportingQueries.ExplainEntry) -> JSON {

@@ -19,11 +19,29 @@ extension ReportingOperations {
             var sum: Decimal = 0
             var largest: Decimal = 0
             var reporters = 0
+            /// The deduplication in force as of the read's seq, if any.
+            var adjustment: ReportingQueries.Adjustment?
+
+            /// The point's figure: deduplicated where resolved (a custom figure held between the
+            /// bounds the data gives now), the sum where not.
+            var resolved: Decimal {
+                guard let adjustment else { return sum }
+                switch adjustment.method {
+                case "max": return largest
+                case "custom":
+                    let custom = (try? Decimal.decode(postgresText: adjustment.value ?? "")) ?? sum
+                    return Swift.min(Swift.max(custom, largest), sum)
+                default: return sum
+                }
+            }
+
+            /// Two or more reporters and no adjustment: the figure is an upper bound.
+            var isOpen: Bool { adjustment == nil && reporters > 1 }
         }
 
         let groupBy: [ReportingQueries.GroupKey]
-        /// Only points where the figures may overlap: two or more reporters.
-        let openPoints: [Point]
+        /// Points that are open or adjusted: the ones that move a row's value or bounds.
+        let points: [Point]
 
         /// `nil` when no row of the request can have bounds.
         init?(
@@ -65,20 +83,38 @@ extension ReportingOperations {
                 point.reporters += 1
                 points[key] = point
             }
+            for adjustment in try await queries.adjustments(indicators: overlapping.map(\.code), asOfSeq: asOfSeq) {
+                let key =
+                    "\(adjustment.indicator)\u{1F}\(adjustment.country)\u{1F}\(adjustment.periodStart)\u{1F}\(adjustment.periodEnd)"
+                points[key]?.adjustment = adjustment
+            }
             groupBy = request.groupBy
-            openPoints = points.values.filter { $0.reporters > 1 }
+            self.points = points.values.filter { $0.isOpen || $0.adjustment != nil }
         }
 
-        /// The row's lower bound, or `nil` when every figure behind it is exact.
-        func lowerBound(of row: ReportingQueries.TotalRow) -> Decimal? {
-            guard let value = try? Decimal.decode(postgresText: row.value) else { return nil }
+        /// The row's value deduplicated where resolved, and its lower bound where any figure
+        /// behind it is still open (`nil`: the value is exact).
+        func bounds(of row: ReportingQueries.TotalRow) -> (value: Decimal, lower: Decimal?)? {
+            guard let sum = try? Decimal.decode(postgresText: row.value) else { return nil }
+            var value = sum
             var overlap = Decimal(0)
             var open = false
-            for point in openPoints where contains(row, point) {
-                overlap += point.sum - point.largest
-                open = true
+            var touched = false
+            for point in points where contains(row, point) {
+                touched = true
+                value -= point.sum - point.resolved
+                if point.isOpen {
+                    overlap += point.sum - point.largest
+                    open = true
+                }
             }
-            return open ? value - overlap : nil
+            guard touched else { return nil }
+            return (value, open ? value - overlap : nil)
+        }
+
+        /// The adjustments in force behind the row, each with the point's figures.
+        func adjustments(in row: ReportingQueries.TotalRow) -> [Point] {
+            points.filter { $0.adjustment != nil && contains(row, $0) }
         }
 
         /// Whether the point is part of the row: it matches each of the row's keys.

@@ -310,9 +310,12 @@ public struct ReportingOperations: Sendable {
                 .array(
                     totals.rows.map { row in
                         var json = totalsRow(row, groupBy: request.groupBy)
-                        if let lower = overlaps?.lowerBound(of: row) {
-                            json = json.setting("lower", to: .number("\(lower)"))
-                            json = json.setting("upper", to: .number(canonicalNumber(row.value)))
+                        if let bounds = overlaps?.bounds(of: row) {
+                            json = json.setting("value", to: .number("\(bounds.value)"))
+                            if let lower = bounds.lower {
+                                json = json.setting("lower", to: .number("\(lower)"))
+                                json = json.setting("upper", to: .number("\(bounds.value)"))
+                            }
                         }
                         if let target = targets?.target(of: row) {
                             json = json.setting("target", to: .number("\(target.target)"))

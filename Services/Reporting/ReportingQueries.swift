@@ -116,11 +116,16 @@ struct ReportingQueries: Sendable {
             try connection.query("SELECT 1 FROM \(Storage.Table.seqCounter) FOR SHARE" as PostgresQuery)
             // Seqs and their times rise together: the last index entry at or before `time` has the newest seq.
             let query: PostgresQuery = """
-                SELECT coalesce((
+                SELECT coalesce(greatest((
                            SELECT seq FROM \(Storage.Table.submissions)
                            WHERE seq IS NOT NULL AND sequenced_at <= \(time.rfc3339)::timestamptz
                            ORDER BY sequenced_at DESC, seq DESC LIMIT 1
-                       ), 0) AS seq,
+                       ), (
+                           -- Deduplications take seqs of the same counter.
+                           SELECT seq FROM \(Storage.Table.deduplications)
+                           WHERE made_at <= \(time.rfc3339)::timestamptz
+                           ORDER BY made_at DESC, seq DESC LIMIT 1
+                       )), 0) AS seq,
                        \(time.rfc3339)::timestamptz > now() AS future
                 """
             guard let row = try connection.query(query).first else {
@@ -801,6 +806,53 @@ extension ReportingQueries {
                     try row.decode(column: "value", as: String.self)
                 )
             }
+        }
+    }
+}
+
+// MARK: - Deduplications
+
+extension ReportingQueries {
+    /// A deduplication adjustment in force as of a seq.
+    struct Adjustment: Sendable, PostgresRowDecodable {
+        var adjustmentID: String
+        var seq: Int64
+        var indicator: String
+        var country: String
+        var period: String
+        var periodStart: String
+        var periodEnd: String
+        var method: String
+        var value: String?
+        var reason: String?
+
+        init(postgresRow row: PostgresRow) throws {
+            adjustmentID = try row.decode(column: "adjustment_id")
+            seq = try row.decode(column: "seq")
+            indicator = try row.decode(column: "indicator")
+            country = try row.decode(column: "country")
+            period = try row.decode(column: "period")
+            periodStart = try row.decode(column: "period_start")
+            periodEnd = try row.decode(column: "period_end")
+            method = try row.decode(column: "method")
+            value = try row.decode(column: "value")
+            reason = try row.decode(column: "reason")
+        }
+    }
+
+    /// The adjustments of `indicators` in force as of `asOfSeq`: made by then and not replaced by then.
+    func adjustments(indicators: [String], asOfSeq: Int64) async throws -> [Adjustment] {
+        try await pool.withConnection(idempotent: true) { connection in
+            let query: PostgresQuery = """
+                SELECT d.adjustment_id, d.seq, d.indicator, d.country, d.period, d.period_start::text AS period_start,
+                       d.period_end::text AS period_end, d.method, d.value::text AS value, d.reason
+                FROM \(Storage.Table.deduplications) d
+                WHERE d.indicator = ANY(\(indicators)::text[]) AND d.seq <= \(asOfSeq)::bigint
+                  AND NOT EXISTS (
+                      SELECT 1 FROM \(Storage.Table.deduplications) r WHERE r.replaces = d.id AND r.seq <= \(asOfSeq)::bigint
+                  )
+                """
+            return try connection.query(query).decode(Adjustment.self)
         }
     }
 }

@@ -19,6 +19,7 @@ public enum Storage {
         case aggregationInstances = "aggregation_instances"
         case publications
         case targets
+        case deduplications
     }
 
     /// The number of partitions aggregation splits the work into: enough that eight instances
@@ -320,6 +321,36 @@ public enum Schema {
                 -- One current target per key: of two corrections sent at once, one wins.
                 CREATE UNIQUE INDEX targets_current ON targets (reporter, indicator, country, fiscal_year) WHERE current;
                 CREATE INDEX targets_by_year ON targets (fiscal_year) WHERE current;
+                """
+        ),
+        Migration(
+            version: 8,
+            name: "deduplication adjustments",
+            sql: """
+                -- An analyst's resolution of reporters' overlapping figures for one indicator,
+                -- country and period. Each takes a seq from the submissions' counter (a seq with no
+                -- submission behind it), so reads as of a seq apply exactly the adjustments made by
+                -- then; a correction names the one it replaces, and every version stays stored.
+                CREATE TABLE deduplications (
+                    id             bigserial PRIMARY KEY,
+                    adjustment_id  text NOT NULL UNIQUE CHECK (octet_length(adjustment_id) BETWEEN 1 AND 200),
+                    indicator      text NOT NULL,
+                    country        text NOT NULL,
+                    period         text NOT NULL,
+                    period_start   date NOT NULL,
+                    period_end     date NOT NULL,
+                    method         text NOT NULL CHECK (method IN ('sum', 'max', 'custom')),
+                    value          numeric CHECK ((method = 'custom') = (value IS NOT NULL) AND (value IS NULL OR value >= 0)),
+                    reason         text,
+                    replaces       bigint UNIQUE REFERENCES deduplications (id),
+                    seq            bigint NOT NULL UNIQUE,
+                    made_at        timestamptz NOT NULL,
+                    current        boolean NOT NULL
+                );
+                CREATE UNIQUE INDEX deduplications_current
+                    ON deduplications (indicator, country, period_start, period_end) WHERE current;
+                CREATE INDEX deduplications_by_indicator ON deduplications (indicator, seq);
+                CREATE INDEX deduplications_made_at ON deduplications (made_at, seq);
                 """
         ),
     ]

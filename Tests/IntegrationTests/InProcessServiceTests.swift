@@ -84,7 +84,7 @@ extension Integration {
                 #expect(rejected["error"]?["code"] == "validation_failed")
                 #expect(rejected["error"]?["details"]?[0]?["path"] == "values[0].country")
                 let hello = try await services.ask(services.intake, ["op": "hello"])
-                #expect(hello["ops"] == ["hello", "ping", "submit", "retract", "target"])
+                #expect(hello["ops"] == ["hello", "ping", "submit", "retract", "target", "deduplicate"])
                 // Only the accepted submission nudged aggregation.
                 #expect(services.nudged.withLockedValue { $0 } == [1])
             }

@@ -59,6 +59,74 @@ extension Integration {
                     "op": "totals", "indicator": "firms_supported", "as_of_seq": 1,
                 ])
                 #expect(before["rows"]?[0]?["lower"] == nil)
+
+                // Resolving HN's point: a custom figure outside [100, 160] is refused; `max` says
+                // the figures overlap completely.
+                func adjustment(_ id: String, _ method: String, value amount: Int64? = nil) -> JSON {
+                    var request: JSON = [
+                        "op": "deduplicate", "adjustment_id": .string(id), "indicator": "firms_supported",
+                        "country": "HN", "period": "FY2023Q1", "method": .string(method),
+                        "reason": "joint programme, checked against both lists",
+                    ]
+                    if let amount { request = request.setting("value", to: .int(amount)) }
+                    return request
+                }
+                let outside = try await intake.request(adjustment("d-1", "custom", value: 200))
+                #expect(outside.errorCode == "validation_failed")
+                #expect(outside.detailCodes == ["outside_bounds"])
+                let resolved = try await intake.expectOK(adjustment("d-1", "max"))
+                #expect(resolved["status"] == "accepted")
+                #expect(resolved["seq"] == 6)
+                #expect(resolved["value"] == 100)
+                #expect(resolved["lower"] == 100)
+                #expect(resolved["upper"] == 160)
+                #expect(try await intake.expectOK(adjustment("d-1", "max"))["status"] == "duplicate")
+                #expect(try await intake.request(adjustment("d-1", "sum")).errorCode == "conflict")
+                let unreplaced = try await intake.request(adjustment("d-2", "sum"))
+                #expect(unreplaced.errorCode == "conflict")
+                #expect(unreplaced["error"]?["details"]?[0]?["head_adjustment_id"] == "d-1")
+                // The seq of an adjustment has no submission behind it: reads still reach it.
+                let afterMax = try await reporting.expectOK([
+                    "op": "totals", "indicator": "firms_supported", "min_seq": 6,
+                ])
+                #expect(afterMax["as_of_seq"]?.int64Value.map { $0 >= 6 } == true)
+                #expect(afterMax["rows"]?[0]?["value"] == 110)
+                #expect(afterMax["rows"]?[0]?["lower"] == nil)
+
+                // A correction of the adjustment, and the numbers as of each step.
+                let corrected = try await intake.expectOK(
+                    adjustment("d-2", "custom", value: 130).setting("replaces", to: "d-1")
+                )
+                #expect(corrected["replaced_seq"] == 6)
+                #expect(corrected["seq"] == 7)
+                for (seq, expected): (Int64, Int64) in [(5, 170), (6, 110), (7, 140)] {
+                    let answer = try await reporting.expectOK([
+                        "op": "totals", "indicator": "firms_supported", "as_of_seq": .int(seq),
+                    ])
+                    #expect(answer["rows"]?[0]?["value"] == .int(expected), "as of \(seq)")
+                }
+                // explain: the counted values and the adjustments' amounts make the number.
+                let explained = try await reporting.expectOK(["op": "explain", "indicator": "firms_supported"])
+                #expect(explained["value"] == 140)
+                let counted = (explained["entries"]?.arrayValue ?? []).filter { $0["counted"] == true }
+                    .reduce(Int64(0)) { $0 + ($1["value"]?.int64Value ?? 0) }
+                let amounts = (explained["adjustments"]?.arrayValue ?? [])
+                    .reduce(Int64(0)) { $0 + ($1["amount"]?.int64Value ?? 0) }
+                #expect(counted + amounts == 140)
+                #expect(explained["adjustments"]?[0]?["adjustment_id"] == "d-2")
+
+                // Nothing to deduplicate: an indicator that cannot overlap, a point with one reporter.
+                let disjoint = try await intake.request(
+                    adjustment("d-3", "sum").setting("indicator", to: "treasury_sanctions").setting("country", to: "GT")
+                )
+                #expect(disjoint.detailCodes == ["no_overlap"])
+                #expect(disjoint.detailPaths == ["indicator"])
+                let alone = try await intake.request(adjustment("d-4", "sum").setting("country", to: "GT"))
+                #expect(alone.detailCodes == ["no_overlap"])
+                #expect(alone.detailPaths == ["period"])
+                let noValue = try await intake.request(adjustment("d-5", "custom"))
+                #expect(noValue.errorCode == "invalid_request")
+                #expect(noValue.detailPaths == ["value"])
                 await intake.close()
                 await reporting.close()
             }

@@ -10,7 +10,10 @@ extension Integration {
         @Test func everyServiceAnswersHelloAndPing() async throws {
             try await withServiceStack { stack in
                 let clients = [
-                    ("intake", try await stack.intakeClient(), ["hello", "ping", "submit", "retract", "target"]),
+                    (
+                        "intake", try await stack.intakeClient(),
+                        ["hello", "ping", "submit", "retract", "target", "deduplicate"]
+                    ),
                     ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
                     (
                         "reporting", try await stack.reportingClient(),
@@ -61,7 +64,9 @@ extension Integration {
                 #expect(unknown.errorCode == "unknown_op")
                 #expect(unknown["id"] == "u")
                 #expect(
-                    unknown["error"]?["details"]?[0]?["supported"] == ["hello", "ping", "submit", "retract", "target"]
+                    unknown["error"]?["details"]?[0]?["supported"] == [
+                        "hello", "ping", "submit", "retract", "target", "deduplicate",
+                    ]
                 )
 
                 let noOp = try await client.request(["id": 3])
