@@ -232,12 +232,17 @@ struct DemoCommand: AsyncParsableCommand {
                 }
             }
             progress(summary.description)
+            // The analysts' resolutions of overlapping figures that come with the sample.
+            var lastSeq = summary.lastSeq
+            if let adjustments = deduplicationsPath(besides: samplePath) {
+                lastSeq = max(lastSeq, try await loadDeduplications(adjustments, to: running.stack.intakeAddress))
+            }
             let answer = try await call(
                 "reporting",
                 at: running.stack.reportingAddress,
                 [
                     "op": "factsheet", "format": .string(format), "date": .string(date),
-                    "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000,
+                    "min_seq": .int(lastSeq), "timeout_ms": 30_000,
                 ]
             )
             if format == "json" {
@@ -256,6 +261,29 @@ struct DemoCommand: AsyncParsableCommand {
             await running.stop(log: progress)
             throw error
         }
+    }
+
+    /// `deduplications.ndjson` in the sample's folder, if there is one.
+    private func deduplicationsPath(besides sample: String) -> String? {
+        let path = URL(fileURLWithPath: sample).deletingLastPathComponent().path + "/deduplications.ndjson"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// Sends each line of `path` as a `deduplicate` request; returns the newest seq.
+    private func loadDeduplications(_ path: String, to address: String) async throws -> Int64 {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var newest: Int64 = 0
+        var counts = (accepted: 0, duplicate: 0)
+        for (index, line) in text.split(separator: "\n").enumerated() where !line.allSatisfy(\.isWhitespace) {
+            guard case .object(let members) = try JSONParser.parse(String(line)) else {
+                throw CLIError("\(path):\(index + 1): not a JSON object")
+            }
+            let answer = try await call("intake", at: address, .object([("op", "deduplicate")] + members))
+            newest = max(newest, answer["seq"]?.int64Value ?? 0)
+            if answer["status"] == "duplicate" { counts.duplicate += 1 } else { counts.accepted += 1 }
+        }
+        progress("deduplications: \(counts.accepted) accepted, \(counts.duplicate) duplicate")
+        return newest
     }
 
     private func findSample() -> String? {

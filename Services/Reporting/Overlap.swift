@@ -55,6 +55,24 @@ extension ReportingOperations {
             guard !request.groupBy.contains(.reporter), !splitByCell, request.dimensions.isEmpty,
                 request.reporters == nil
             else { return nil }
+            try await self.init(
+                groupBy: request.groupBy,
+                filters: filters,
+                asOfSeq: asOfSeq,
+                catalogue: catalogue,
+                queries: queries
+            )
+        }
+
+        /// Bounds for rows grouped by `groupBy` (never by reporter or cell) of all reporters'
+        /// whole figures; `nil` when no indicator of the filters may overlap.
+        init?(
+            groupBy: [ReportingQueries.GroupKey],
+            filters: ReportingQueries.Filters,
+            asOfSeq: Int64,
+            catalogue: Catalogue,
+            queries: ReportingQueries
+        ) async throws {
             let overlapping = catalogue.indicators.filter {
                 $0.overlap == .possible && (filters.indicators?.contains($0.code) ?? true)
             }
@@ -88,7 +106,7 @@ extension ReportingOperations {
                     "\(adjustment.indicator)\u{1F}\(adjustment.country)\u{1F}\(adjustment.periodStart)\u{1F}\(adjustment.periodEnd)"
                 points[key]?.adjustment = adjustment
             }
-            groupBy = request.groupBy
+            self.groupBy = groupBy
             self.points = points.values.filter { $0.isOpen || $0.adjustment != nil }
         }
 
@@ -110,6 +128,20 @@ extension ReportingOperations {
             }
             guard touched else { return nil }
             return (value, open ? value - overlap : nil)
+        }
+
+        /// For a fact sheet number (one indicator, some countries, all reporters): what the
+        /// deduplications take off its sum, and its lower bound below the deduplicated figure
+        /// where points are still open (`nil`: it is exact).
+        func adjustment(indicator: String, countries: [String]?) -> (taken: Decimal, openOverlap: Decimal?) {
+            var taken = Decimal(0)
+            var overlap: Decimal?
+            for point in points where point.indicator.code == indicator && (countries?.contains(point.country) ?? true)
+            {
+                taken += point.sum - point.resolved
+                if point.isOpen { overlap = (overlap ?? 0) + point.sum - point.largest }
+            }
+            return (taken, overlap)
         }
 
         /// The adjustments in force behind the row, each with the point's figures.

@@ -362,8 +362,26 @@ public struct ReportingOperations: Sendable {
         let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
         let pinned = totals.asOfSeq ?? applied
         let shares = try await sharesAchieved(date: date, asOfSeq: pinned)
+        // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
+        let overlaps = try await OverlapBounds(
+            groupBy: [.indicator, .country],
+            filters: ReportingQueries.Filters(startedBy: date, asOfSeq: pinned),
+            asOfSeq: pinned,
+            catalogue: catalogue,
+            queries: queries
+        )
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
-            shares[placeholder.source] ?? total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
+            if let share = shares[placeholder.source] { return share }
+            var number = total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
+            if placeholder.reporters == nil, let overlaps {
+                let (taken, openOverlap) = overlaps.adjustment(
+                    indicator: placeholder.indicator,
+                    countries: placeholder.countries
+                )
+                number.exact -= taken
+                number.lower = openOverlap.map { number.exact - $0 }
+            }
+            return number
         }
         return (applied, pinned, sheet)
     }

@@ -172,6 +172,8 @@ public struct FactSheetTemplate: Sendable {
                 case "above": qualifierWords.above = value
                 case "below": qualifierWords.below = value
                 case "estimate": qualifierWords.estimate = value
+                case "upper": qualifierWords.upper = value
+                case "upper_estimate": qualifierWords.upperEstimate = value
                 case "bare": bare = pair[1] == "true"
                 case "achieved":
                     if pair[1].utf8.count == 6, pair[1].hasPrefix("FY"), let period = Period.parse(pair[1]) {
@@ -253,7 +255,8 @@ public struct FactSheetTemplate: Sendable {
                     phrased: NumberPhrasing.share(of: sum.exact, target: sum.target),
                     estimate: sum.estimate,
                     submissionCount: sum.submissionCount,
-                    target: sum.target
+                    target: sum.target,
+                    lower: nil
                 )
                 cache[placeholder.source] = result
                 return result
@@ -264,14 +267,16 @@ public struct FactSheetTemplate: Sendable {
                 isMoney: indicator.isMoney,
                 estimate: sum.estimate,
                 words: placeholder.words,
-                bare: placeholder.bare
+                bare: placeholder.bare,
+                upperBound: sum.lower != nil
             )
             let result = FactSheet.Number(
                 placeholder: placeholder,
                 phrased: phrased,
                 estimate: sum.estimate,
                 submissionCount: sum.submissionCount,
-                target: nil
+                target: nil,
+                lower: sum.lower
             )
             cache[placeholder.source] = result
             return result
@@ -316,12 +321,22 @@ public struct NumberTotal: Sendable {
     /// For a share-achieved placeholder: the reporter's target for the fiscal year, `nil` when
     /// it set none for every country of the placeholder.
     public var target: Decimal?
+    /// Where reporters' figures may overlap and are not all deduplicated: what the largest
+    /// reporters alone prove (`exact` is then an upper bound). `nil`: `exact` is exact.
+    public var lower: Decimal?
 
-    public init(exact: Decimal, estimate: Bool, submissionCount: Int, target: Decimal? = nil) {
+    public init(
+        exact: Decimal,
+        estimate: Bool,
+        submissionCount: Int,
+        target: Decimal? = nil,
+        lower: Decimal? = nil
+    ) {
         self.exact = exact
         self.estimate = estimate
         self.submissionCount = submissionCount
         self.target = target
+        self.lower = lower
     }
 }
 
@@ -334,6 +349,8 @@ public struct FactSheet: Sendable {
         public let submissionCount: Int
         /// A share-achieved number's target (its `exact` is then the fiscal year's result).
         public let target: Decimal?
+        /// The lower bound of a total that may count things twice (`exact` is its upper bound).
+        public let lower: Decimal?
     }
 
     public struct Highlight: Sendable {
@@ -388,6 +405,10 @@ public struct FactSheet: Sendable {
                                     members.append(("reporters", .array(reporters.map(JSON.string))))
                                 }
                                 members.append(("submission_count", .int(n.submissionCount)))
+                                if let lower = n.lower {
+                                    members.append(("lower", .number("\(lower)")))
+                                    members.append(("upper", .number("\(n.phrased.exact)")))
+                                }
                                 if let year = n.placeholder.achievedFiscalYear {
                                     members.append(("fiscal_year", .string("FY\(year)")))
                                     members.append(("target", n.target.map { .number("\($0)") } ?? .null))

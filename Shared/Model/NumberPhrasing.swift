@@ -8,11 +8,24 @@ public struct QualifierWords: Sendable, Equatable {
     public var below: String = "nearly"
     /// When the total rests on estimated values ("an estimated", "approximately").
     public var estimate: String = "an estimated"
+    /// When the total is an upper bound: reporters' figures may overlap and nobody has
+    /// deduplicated them ("as many as").
+    public var upper: String = "as many as"
+    /// An upper bound resting on estimated values ("up to an estimated").
+    public var upperEstimate: String = "up to an estimated"
 
-    public init(above: String = "more than", below: String = "nearly", estimate: String = "an estimated") {
+    public init(
+        above: String = "more than",
+        below: String = "nearly",
+        estimate: String = "an estimated",
+        upper: String = "as many as",
+        upperEstimate: String = "up to an estimated"
+    ) {
         self.above = above
         self.below = below
         self.estimate = estimate
+        self.upper = upper
+        self.upperEstimate = upperEstimate
     }
 }
 
@@ -44,7 +57,8 @@ public enum NumberPhrasing {
         isMoney: Bool,
         estimate: Bool,
         words: QualifierWords = QualifierWords(),
-        bare: Bool = false
+        bare: Bool = false,
+        upperBound: Bool = false
     ) -> PhrasedNumber {
         // Money can be stated to the cent; counts are whole.
         let finest: Decimal = isMoney ? Decimal(string: "0.01")! : 1
@@ -58,9 +72,13 @@ public enum NumberPhrasing {
         // and without Decimal's long division (most of a fact sheet's time went there).
         var toRound = exact
         var rounded = Decimal()
-        NSDecimalRound(&rounded, &toRound, -exponent(of: precision), .plain)
+        // An upper bound rounds up: "as many as R" stays true.
+        NSDecimalRound(&rounded, &toRound, -exponent(of: precision), upperBound ? .up : .plain)
         var qualifier: String?
-        if !bare {
+        if upperBound {
+            // Never bare: a sum that may count things twice is not stated as a fact.
+            qualifier = estimate ? words.upperEstimate : words.upper
+        } else if !bare {
             if estimate {
                 qualifier = words.estimate
             } else if exact > rounded {

@@ -43,9 +43,30 @@ extension Integration {
                 let intake = try await stack.intakeClient()
                 let answers = try await intake.pipeline(try sampleSubmissions().map { submitRequest($0) })
                 #expect(answers.allSatisfy { $0["status"] == "accepted" })
-                let last = try #require(answers.last?["seq"]?.int64Value)
-
+                let submitted = try #require(answers.last?["seq"]?.int64Value)
                 let reporting = try await stack.reportingClient()
+
+                // DFC and USAID both report financing, USDA and USAID leveraged funds: until an
+                // analyst says how much they overlap, the sums are stated as upper bounds.
+                let open = try await reporting.expectOK([
+                    "op": "factsheet", "format": "json", "date": "2023-02-06", "min_seq": .int(submitted),
+                ])
+                let openFinancing = try #require(open["highlights"]?[0]?["numbers"]?[2])
+                #expect(openFinancing["text"] == "as many as $179 million")
+                #expect(openFinancing["upper"] == 179_000_000)
+                #expect(openFinancing["lower"]?.int64Value.map { $0 < 179_000_000 } == true)
+                let openAgriculture = try #require(
+                    open["highlights"]?.arrayValue?.first { $0["heading"] == "Assisting Agricultural Workers" }?[
+                        "numbers"
+                    ]?[0]
+                )
+                #expect(openAgriculture["text"] == "up to an estimated $190 million")  // rounded up: a bound
+
+                // The sample's adjustments find no overlap (method sum): the seed's figures stand.
+                let adjusted = try await intake.pipeline(try sampleDeduplications())
+                #expect(adjusted.allSatisfy { $0["status"] == "accepted" }, "\(adjusted.map(\.serialized))")
+                let last = try #require(adjusted.last?["seq"]?.int64Value)
+
                 let markdown = try await reporting.expectOK([
                     "op": "factsheet", "date": "2023-02-06", "min_seq": .int(last),
                 ])

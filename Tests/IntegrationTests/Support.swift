@@ -18,6 +18,15 @@ func sampleSubmissions() throws -> [JSON] {
     return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
 }
 
+/// The sample's deduplication adjustments as `deduplicate` requests.
+func sampleDeduplications() throws -> [JSON] {
+    let text = try String(contentsOfFile: packageRoot + "/Deploy/sample/deduplications.ndjson", encoding: .utf8)
+    return try text.split(separator: "\n").map { line in
+        guard case .object(let members) = try JSONParser.parse(String(line)) else { return .null }
+        return .object([("op", "deduplicate")] + members)
+    }
+}
+
 /// A submission object.
 func submission(
     _ id: String,

@@ -54,6 +54,46 @@ struct NumberPhrasingTests {
 
     // MARK: Qualifier edges
 
+    /// An unresolved overlap is phrased on its upper bound, rounded up so the words stay true.
+    @Test func upperBoundsRoundUpAndAreAlwaysQualified() {
+        func bound(_ exact: String, _ precision: String, estimate: Bool = false, bare: Bool = false) -> String {
+            NumberPhrasing.phrase(
+                exact: d(exact),
+                precision: d(precision),
+                isMoney: false,
+                estimate: estimate,
+                bare: bare,
+                upperBound: true
+            ).text
+        }
+        #expect(bound("91662", "1000") == "as many as 92,000")
+        #expect(bound("91000", "1000") == "as many as 91,000")
+        #expect(bound("91001", "1000") == "as many as 92,000")
+        #expect(bound("91662", "1000", estimate: true) == "up to an estimated 92,000")
+        #expect(bound("91662", "1000", bare: true) == "as many as 92,000")
+        let money = NumberPhrasing.phrase(
+            exact: d("189389000"),
+            precision: d("1000000"),
+            isMoney: true,
+            estimate: true,
+            upperBound: true
+        )
+        #expect(money.text == "up to an estimated $190 million")
+        var words = QualifierWords()
+        words.upper = "at most"
+        #expect(
+            NumberPhrasing.phrase(
+                exact: 7,
+                precision: 1,
+                isMoney: false,
+                estimate: false,
+                words: words,
+                upperBound: true
+            )
+            .text == "at most 7"
+        )
+    }
+
     @Test func exactEqualsRoundedHasNoQualifier() {
         let p = count("8000", "1000")
         #expect(p.qualifier == nil)
