@@ -89,8 +89,12 @@ struct DiffCommand: AsyncParsableCommand {
             let new = number["to"]?["text"]?.stringValue ?? "(absent)"
             print("\(number["indicator"]?.stringValue ?? "?"): \(old) → \(new)")
             for change in number["changes"]?.arrayValue ?? [] {
-                var line =
-                    "    seq \(change["seq"]?.serialized ?? "?")  \(change["kind"]?.stringValue ?? "")  \(change["reporter"]?.stringValue ?? "") \(change["submission_id"]?.stringValue ?? "")"
+                let who =
+                    change["adjustment_id"].flatMap(\.stringValue).map {
+                        "\($0) (\(change["method"]?.stringValue ?? ""))"
+                    }
+                    ?? "\(change["reporter"]?.stringValue ?? "") \(change["submission_id"]?.stringValue ?? "")"
+                var line = "    seq \(change["seq"]?.serialized ?? "?")  \(change["kind"]?.stringValue ?? "")  \(who)"
                 if let replaced = change["replaced_seq"] { line += "  replaces seq \(replaced.serialized)" }
                 if let retracted = change["retracted_seq"] { line += "  withdraws seq \(retracted.serialized)" }
                 if let reason = change["reason"]?.stringValue { line += "  reason: \(reason)" }

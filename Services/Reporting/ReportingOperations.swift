@@ -634,10 +634,12 @@ public struct ReportingOperations: Sendable {
     }
 
     private static func changeJSON(_ change: ReportingQueries.Change) -> JSON {
-        var members: [(String, JSON)] = [
-            ("seq", .int(change.seq)), ("reporter", .string(change.reporter)),
-            ("submission_id", .string(change.submissionID)), ("kind", .string(change.kind)),
-        ]
+        var members: [(String, JSON)] = [("seq", .int(change.seq))]
+        if let reporter = change.reporter { members.append(("reporter", .string(reporter))) }
+        if let id = change.submissionID { members.append(("submission_id", .string(id))) }
+        if let id = change.adjustmentID { members.append(("adjustment_id", .string(id))) }
+        members.append(("kind", .string(change.kind)))
+        if let method = change.method { members.append(("method", .string(method))) }
         if let target = change.targetSeq {
             members.append((change.kind == "retraction" ? "retracted_seq" : "replaced_seq", .int(target)))
         }

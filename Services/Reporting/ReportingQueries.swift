@@ -488,13 +488,17 @@ extension ReportingQueries {
     /// A version stored between two seqs that touched a fact sheet number.
     struct Change: Sendable, PostgresRowDecodable {
         var seq: Int64
-        var reporter: String
-        var submissionID: String
-        /// `submission`, `replacement` or `retraction`.
+        /// A submission's reporter and id (`nil` for a deduplication).
+        var reporter: String?
+        var submissionID: String?
+        /// `submission`, `replacement`, `retraction` or `deduplication`.
         var kind: String
-        /// The seq of the version a replacement or retraction superseded.
+        /// The seq of the version (or adjustment) a correction superseded.
         var targetSeq: Int64?
         var reason: String?
+        /// A deduplication's id and method.
+        var adjustmentID: String?
+        var method: String?
 
         init(postgresRow row: PostgresRow) throws {
             seq = try row.decode(column: "seq")
@@ -503,6 +507,8 @@ extension ReportingQueries {
             kind = try row.decode(column: "kind")
             targetSeq = try row.decode(column: "target_seq")
             reason = try row.decode(column: "reason")
+            adjustmentID = try row.decode(column: "adjustment_id")
+            method = try row.decode(column: "method")
         }
     }
 
@@ -524,7 +530,7 @@ extension ReportingQueries {
                 SELECT s.seq, s.reporter, s.submission_id,
                        CASE WHEN s.kind = 'retraction' THEN 'retraction'
                             WHEN s.replaces IS NOT NULL THEN 'replacement' ELSE 'submission' END AS kind,
-                       t.seq AS target_seq, s.reason
+                       t.seq AS target_seq, s.reason, NULL::text AS adjustment_id, NULL::text AS method
                 FROM \(Storage.Table.submissions) s
                 LEFT JOIN \(Storage.Table.submissions) t ON t.id = s.replaces
                 WHERE s.seq > \(after)::bigint AND s.seq <= \(through)::bigint
@@ -536,6 +542,14 @@ extension ReportingQueries {
                        OR EXISTS (SELECT 1 FROM \(Storage.Table.submissionValues) v
                                   WHERE v.submission = s.replaces AND v.indicator = \(indicator)
                                     AND (\(countries)::text[] IS NULL OR v.country = ANY(\(countries)::text[]))))
+                UNION ALL
+                -- Deduplications of the indicator (they resolve all reporters' figures).
+                SELECT d.seq, NULL, NULL, 'deduplication', r.seq, d.reason, d.adjustment_id, d.method
+                FROM \(Storage.Table.deduplications) d
+                LEFT JOIN \(Storage.Table.deduplications) r ON r.id = d.replaces
+                WHERE d.seq > \(after)::bigint AND d.seq <= \(through)::bigint AND \(reporters)::text[] IS NULL
+                  AND d.indicator = \(indicator) AND d.period_start <= \(date.description)::date
+                  AND (\(countries)::text[] IS NULL OR d.country = ANY(\(countries)::text[]))
             )
             SELECT *, count(*) OVER () AS total FROM touched ORDER BY seq LIMIT \(limit)::bigint
             """

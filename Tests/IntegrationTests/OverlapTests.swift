@@ -71,6 +71,10 @@ extension Integration {
                     if let amount { request = request.setting("value", to: .int(amount)) }
                     return request
                 }
+                let published = try await reporting.expectOK([
+                    "op": "publish", "publication_id": "before-dedup", "date": "2023-02-06", "as_of_seq": 5,
+                ])
+                #expect(published["status"] == "published")
                 let outside = try await intake.request(adjustment("d-1", "custom", value: 200))
                 #expect(outside.errorCode == "validation_failed")
                 #expect(outside.detailCodes == ["outside_bounds"])
@@ -114,6 +118,17 @@ extension Integration {
                     .reduce(Int64(0)) { $0 + ($1["amount"]?.int64Value ?? 0) }
                 #expect(counted + amounts == 140)
                 #expect(explained["adjustments"]?[0]?["adjustment_id"] == "d-2")
+                // diff names the adjustments that moved the published figure.
+                let diff = try await reporting.expectOK(["op": "diff", "from": "before-dedup", "min_seq": 7])
+                let firmsMoved = try #require(
+                    diff["numbers"]?.arrayValue?.first { $0["indicator"] == "firms_supported" }
+                )
+                #expect(firmsMoved["from"]?["text"] == "as many as 200")
+                #expect(firmsMoved["to"]?["exact"] == 140)
+                let kinds = firmsMoved["changes"]?.arrayValue?.map { $0["kind"] } ?? []
+                #expect(kinds == ["deduplication", "deduplication"])
+                #expect(firmsMoved["changes"]?[1]?["adjustment_id"] == "d-2")
+                #expect(firmsMoved["changes"]?[1]?["replaced_seq"] == 6)
 
                 // Nothing to deduplicate: an indicator that cannot overlap, a point with one reporter.
                 let disjoint = try await intake.request(
