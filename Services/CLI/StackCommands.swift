@@ -232,10 +232,11 @@ struct DemoCommand: AsyncParsableCommand {
                 }
             }
             progress(summary.description)
-            // The analysts' resolutions of overlapping figures that come with the sample.
+            // What happened after the submissions: corrections, a retraction, targets, and the
+            // analysts' resolutions of overlapping figures.
             var lastSeq = summary.lastSeq
-            if let adjustments = deduplicationsPath(besides: samplePath) {
-                lastSeq = max(lastSeq, try await loadDeduplications(adjustments, to: running.stack.intakeAddress))
+            if let history = historyPath(besides: samplePath) {
+                lastSeq = max(lastSeq, try await loadHistory(history, to: running.stack.intakeAddress))
             }
             let answer = try await call(
                 "reporting",
@@ -263,26 +264,30 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    /// `deduplications.ndjson` in the sample's folder, if there is one.
-    private func deduplicationsPath(besides sample: String) -> String? {
-        let path = URL(fileURLWithPath: sample).deletingLastPathComponent().path + "/deduplications.ndjson"
+    /// `history.ndjson` in the sample's folder, if there is one.
+    private func historyPath(besides sample: String) -> String? {
+        let path = URL(fileURLWithPath: sample).deletingLastPathComponent().path + "/history.ndjson"
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
-    /// Sends each line of `path` as a `deduplicate` request; returns the newest seq.
-    private func loadDeduplications(_ path: String, to address: String) async throws -> Int64 {
+    /// Sends each line of `path` (an intake request) in order; returns the newest seq. Sent
+    /// again, every request answers duplicate: nothing changes.
+    private func loadHistory(_ path: String, to address: String) async throws -> Int64 {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var newest: Int64 = 0
-        var counts = (accepted: 0, duplicate: 0)
+        var statuses: [String: Int] = [:]
         for (index, line) in text.split(separator: "\n").enumerated() where !line.allSatisfy(\.isWhitespace) {
-            guard case .object(let members) = try JSONParser.parse(String(line)) else {
-                throw CLIError("\(path):\(index + 1): not a JSON object")
+            let request = try JSONParser.parse(String(line))
+            guard request["op"]?.stringValue != nil else {
+                throw CLIError("\(path):\(index + 1): not an intake request")
             }
-            let answer = try await call("intake", at: address, .object([("op", "deduplicate")] + members))
+            let answer = try await call("intake", at: address, request)
             newest = max(newest, answer["seq"]?.int64Value ?? 0)
-            if answer["status"] == "duplicate" { counts.duplicate += 1 } else { counts.accepted += 1 }
+            statuses[answer["status"]?.stringValue ?? "?", default: 0] += 1
         }
-        progress("deduplications: \(counts.accepted) accepted, \(counts.duplicate) duplicate")
+        progress(
+            "history: " + statuses.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        )
         return newest
     }
 

@@ -62,10 +62,18 @@ extension Integration {
                 )
                 #expect(openAgriculture["text"] == "up to an estimated $190 million")  // rounded up: a bound
 
-                // The sample's adjustments find no overlap (method sum): the seed's figures stand.
-                let adjusted = try await intake.pipeline(try sampleDeduplications())
-                #expect(adjusted.allSatisfy { $0["status"] == "accepted" }, "\(adjusted.map(\.serialized))")
-                let last = try #require(adjusted.last?["seq"]?.int64Value)
+                // The sample's history: a mistaken submission retracted, two corrections of how a
+                // submission was described, targets, and adjustments that find no overlap (method
+                // sum): the seed's figures stand.
+                let history = try await intake.pipeline(try sampleHistory())
+                #expect(
+                    history.map { $0["status"]?.stringValue ?? "" }
+                        == ["accepted", "retracted", "accepted", "accepted"] + Array(repeating: "accepted", count: 16),
+                    "\(history.map(\.serialized))"
+                )
+                #expect(history[2]["replaced_seq"] != nil)
+                let seqs = history.compactMap { $0["seq"]?.int64Value }
+                let last = try #require(seqs.max())
 
                 let markdown = try await reporting.expectOK([
                     "op": "factsheet", "date": "2023-02-06", "min_seq": .int(last),

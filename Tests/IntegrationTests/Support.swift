@@ -18,13 +18,11 @@ func sampleSubmissions() throws -> [JSON] {
     return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
 }
 
-/// The sample's deduplication adjustments as `deduplicate` requests.
-func sampleDeduplications() throws -> [JSON] {
-    let text = try String(contentsOfFile: packageRoot + "/Deploy/sample/deduplications.ndjson", encoding: .utf8)
-    return try text.split(separator: "\n").map { line in
-        guard case .object(let members) = try JSONParser.parse(String(line)) else { return .null }
-        return .object([("op", "deduplicate")] + members)
-    }
+/// The sample's history after its submissions: intake requests (corrections, a retraction,
+/// targets, deduplications), in order.
+func sampleHistory() throws -> [JSON] {
+    let text = try String(contentsOfFile: packageRoot + "/Deploy/sample/history.ndjson", encoding: .utf8)
+    return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
 }
 
 /// A submission object.
