@@ -236,6 +236,12 @@ struct DemoCommand: AsyncParsableCommand {
             // analysts' resolutions of overlapping figures.
             var lastSeq = summary.lastSeq
             if let history = historyPath(besides: samplePath) {
+                // Deduplications are checked against the aggregated figures: let them catch up first.
+                _ = try await call(
+                    "reporting",
+                    at: running.stack.reportingAddress,
+                    ["op": "indicators", "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000]
+                )
                 lastSeq = max(lastSeq, try await loadHistory(history, to: running.stack.intakeAddress))
             }
             let answer = try await call(

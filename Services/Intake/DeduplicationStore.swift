@@ -44,6 +44,7 @@ struct DeduplicationStore: Sendable {
                            AND d.period_start = \(period.0)::date AND d.period_end = \(period.1)::date
                            AND d.method = \(adjustment.method.rawValue)
                            AND d.value IS NOT DISTINCT FROM \(adjustment.value)::numeric
+                           AND d.reason IS NOT DISTINCT FROM \(adjustment.reason)::text
                            AND r.adjustment_id IS NOT DISTINCT FROM \(adjustment.replaces)::text AS same
                     FROM \(Storage.Table.deduplications) d
                     LEFT JOIN \(Storage.Table.deduplications) r ON r.id = d.replaces
@@ -80,22 +81,20 @@ struct DeduplicationStore: Sendable {
                         seq: try current.decode(column: "seq", as: Int64.self)
                     )
                 }
-                // Each reporter's figure for the point: its current versions' values, all cells.
+                // Each reporter's figure for the point as aggregated (its rollup row of all cells):
+                // an index probe, so the counter stays locked only briefly.
                 let figures = try connection.query(
                     """
-                    SELECT s.reporter, sum(v.value)::text AS figure
-                    FROM \(Storage.Table.submissions) s
-                    JOIN \(Storage.Table.submissionValues) v ON v.submission = s.id
-                    WHERE s.kind = 'submission' AND s.seq IS NOT NULL
-                      AND s.period_start = \(period.0)::date AND s.period_end = \(period.1)::date
-                      AND v.indicator = \(adjustment.indicator) AND v.country = \(adjustment.country)
-                      AND NOT EXISTS (
-                          SELECT 1 FROM \(Storage.Table.submissions) n WHERE n.replaces = s.id AND n.seq IS NOT NULL
-                      )
-                    GROUP BY s.reporter
+                    SELECT value::text AS figure FROM \(Storage.Table.rollups)
+                    WHERE indicator = \(adjustment.indicator) AND country = \(adjustment.country)
+                      AND period_start = \(period.0)::date AND period_end = \(period.1)::date
+                      AND cell = \(Storage.allCells) AND submissions > 0
                     """ as PostgresQuery
                 ).map { try Decimal.decode(postgresText: try $0.decode(column: "figure", as: String.self)) }
-                guard figures.count >= 2 else { return .nothingToDeduplicate(reporters: figures.count) }
+                // A correction may still be made where fewer reporters remain (reads hold it to the bounds).
+                guard figures.count >= 2 || (adjustment.replaces != nil && !figures.isEmpty) else {
+                    return .nothingToDeduplicate(reporters: figures.count)
+                }
                 let lower = figures.max() ?? 0
                 let upper = figures.reduce(0, +)
                 let resolved: Decimal

@@ -77,29 +77,25 @@ extension ReportingOperations {
                 $0.overlap == .possible && (filters.indicators?.contains($0.code) ?? true)
             }
             guard !overlapping.isEmpty else { return nil }
-            var pointFilters = filters
-            pointFilters.indicators = overlapping.map(\.code)
-            pointFilters.asOfSeq = asOfSeq
-            // Per point and reporter, from the same rollups and the same as-of rules as the totals.
-            let rows = try await queries.totals(
-                filters: pointFilters,
-                groupBy: [.indicator, .country, .reporter, .period],
-                catalogue: catalogue
-            ).rows
+            // Only points where two or more reporters meet: one aggregate over the rollups' period
+            // rows (the per-reporter totals machinery made a plain total four times slower).
             var points: [String: Point] = [:]
-            for row in rows {
-                guard let code = row.keys["indicator"] ?? nil, let indicator = catalogue.indicator(code),
-                    let country = row.keys["country"] ?? nil, let start = row.keys["period_start"] ?? nil,
-                    let end = row.keys["period_end"] ?? nil
-                else { continue }
-                let value = try Decimal.decode(postgresText: row.value)
-                let key = "\(code)\u{1F}\(country)\u{1F}\(start)\u{1F}\(end)"
-                var point =
-                    points[key] ?? Point(indicator: indicator, country: country, periodStart: start, periodEnd: end)
-                point.sum += value
-                point.largest = max(point.largest, value)
-                point.reporters += 1
-                points[key] = point
+            for row in try await queries.overlapPoints(
+                indicators: overlapping.map(\.code),
+                filters: filters,
+                asOfSeq: asOfSeq
+            ) {
+                guard let indicator = catalogue.indicator(row.indicator) else { continue }
+                let key = "\(row.indicator)\u{1F}\(row.country)\u{1F}\(row.periodStart)\u{1F}\(row.periodEnd)"
+                points[key] = Point(
+                    indicator: indicator,
+                    country: row.country,
+                    periodStart: row.periodStart,
+                    periodEnd: row.periodEnd,
+                    sum: try Decimal.decode(postgresText: row.sum),
+                    largest: try Decimal.decode(postgresText: row.largest),
+                    reporters: row.reporters
+                )
             }
             for adjustment in try await queries.adjustments(indicators: overlapping.map(\.code), asOfSeq: asOfSeq) {
                 let key =

@@ -870,3 +870,64 @@ extension ReportingQueries {
         }
     }
 }
+
+// MARK: - Overlap
+
+extension ReportingQueries {
+    /// A point (indicator, country, period) where two or more reporters gave figures.
+    struct OverlapPoint: Sendable, PostgresRowDecodable {
+        var indicator: String
+        var country: String
+        var periodStart: String
+        var periodEnd: String
+        var sum: String
+        var largest: String
+        var reporters: Int
+
+        init(postgresRow row: PostgresRow) throws {
+            indicator = try row.decode(column: "indicator")
+            country = try row.decode(column: "country")
+            periodStart = try row.decode(column: "period_start")
+            periodEnd = try row.decode(column: "period_end")
+            sum = try row.decode(column: "sum")
+            largest = try row.decode(column: "largest")
+            reporters = try row.decode(column: "reporters")
+        }
+    }
+
+    /// The points of `indicators` within the filters' countries and periods where two or more
+    /// reporters had figures as of `asOfSeq` (which must be applied): their sum and largest.
+    /// Read from the rollups' rows of all cells per period, a row changed since the seq as it
+    /// was then, as totals read them.
+    func overlapPoints(indicators: [String], filters: Filters, asOfSeq: Int64) async throws -> [OverlapPoint] {
+        let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
+        let query: PostgresQuery = """
+            WITH figures AS (
+                SELECT r.indicator, r.country, r.period_start, r.period_end,
+                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN past.value ELSE r.value END AS value,
+                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN coalesce(past.submissions, 0)
+                            ELSE r.submissions END AS submissions
+                FROM \(Storage.Table.rollups) r
+                LEFT JOIN LATERAL (
+                    SELECT v.value, v.submissions FROM \(Storage.Table.rollupVersions) v
+                    WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint
+                    ORDER BY v.seq DESC LIMIT 1
+                ) past ON r.changed_seq > \(asOfSeq)::bigint
+                WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = \(Storage.allCells)
+                  AND r.period_start <> \(Storage.allPeriods.start)::date AND r.created_seq <= \(asOfSeq)::bigint
+                  AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
+                  AND (\(from)::date IS NULL OR r.period_start >= \(from)::date)
+                  AND (\(to)::date IS NULL OR r.period_end <= \(to)::date)
+                  AND (\(startedBy)::date IS NULL OR r.period_start <= \(startedBy)::date)
+            )
+            SELECT indicator, country, period_start::text AS period_start, period_end::text AS period_end,
+                   sum(value)::text AS sum, max(value)::text AS largest, count(*)::integer AS reporters
+            FROM figures WHERE submissions > 0
+            GROUP BY indicator, country, period_start, period_end
+            HAVING count(*) > 1
+            """
+        return try await pool.withConnection(idempotent: true) { connection in
+            try connection.query(query).decode(OverlapPoint.self)
+        }
+    }
+}

@@ -140,7 +140,7 @@ public struct Catalogue: Sendable {
             if aggregation == nil {
                 problems.append("\(here) has time_aggregation '\(aggregationText)' (sum or latest)")
             }
-            let overlapText = entry["overlap"]?.stringValue ?? "none"
+            let overlapText = entry["overlap"].map { $0.stringValue ?? $0.serialized } ?? "none"
             let overlap = Overlap(rawValue: overlapText)
             if overlap == nil { problems.append("\(here) has overlap '\(overlapText)' (none or possible)") }
             // A snapshot counts each reporter's latest period: there is no common period to deduplicate.
