@@ -913,8 +913,9 @@ extension ReportingQueries {
                     WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint
                     ORDER BY v.seq DESC LIMIT 1
                 ) past ON r.changed_seq > \(asOfSeq)::bigint
-                WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = \(Storage.allCells)
-                  AND r.period_start <> \(Storage.allPeriods.start)::date AND r.created_seq <= \(asOfSeq)::bigint
+                -- Constants, not parameters: they match the partial index rollups_period_points.
+                WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = '*'
+                  AND r.period_start <> '-infinity' AND r.created_seq <= \(asOfSeq)::bigint
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(from)::date IS NULL OR r.period_start >= \(from)::date)
                   AND (\(to)::date IS NULL OR r.period_end <= \(to)::date)

@@ -353,6 +353,17 @@ public enum Schema {
                 CREATE INDEX deduplications_made_at ON deduplications (made_at, seq);
                 """
         ),
+        Migration(
+            version: 9,
+            name: "rollup rows of all cells per period, by point",
+            sql: """
+                -- Where reporters meet (overlap bounds) is read from the rows of all cells per period
+                -- of each indicator: without this index the read went through every cell's rows too
+                -- (5 ms of a plain total at 1 M values). Its columns never change, so updates stay HOT.
+                CREATE INDEX rollups_period_points ON rollups (indicator, country, period_start, period_end)
+                    WHERE cell = '*' AND period_start <> '-infinity';
+                """
+        ),
     ]
 
     /// The newest schema version this build knows.
