@@ -903,16 +903,18 @@ extension ReportingQueries {
         let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
         let query: PostgresQuery = """
             WITH figures AS (
+                -- A row changed since the seq is read as it was then; the others as they are. (The
+                -- look-ups sit in the CASE: a lateral join ran one per row, changed or not.)
                 SELECT r.indicator, r.country, r.period_start, r.period_end,
-                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN past.value ELSE r.value END AS value,
-                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN coalesce(past.submissions, 0)
-                            ELSE r.submissions END AS submissions
+                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN (
+                           SELECT v.value FROM \(Storage.Table.rollupVersions) v
+                           WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint ORDER BY v.seq DESC LIMIT 1
+                       ) ELSE r.value END AS value,
+                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN coalesce((
+                           SELECT v.submissions FROM \(Storage.Table.rollupVersions) v
+                           WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint ORDER BY v.seq DESC LIMIT 1
+                       ), 0) ELSE r.submissions END AS submissions
                 FROM \(Storage.Table.rollups) r
-                LEFT JOIN LATERAL (
-                    SELECT v.value, v.submissions FROM \(Storage.Table.rollupVersions) v
-                    WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint
-                    ORDER BY v.seq DESC LIMIT 1
-                ) past ON r.changed_seq > \(asOfSeq)::bigint
                 -- Constants, not parameters: they match the partial index rollups_period_points.
                 WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = '*'
                   AND r.period_start <> '-infinity' AND r.created_seq <= \(asOfSeq)::bigint
