@@ -138,21 +138,9 @@ extension ReportingOperations {
         let asOfSeq = read.asOfSeq ?? applied
 
         // The number itself, from the same totals a client read it from.
-        var indicatorFilter = request.totals.indicators
-        if let pillars = request.totals.pillars {
-            let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
-            indicatorFilter = indicatorFilter.map { codes in codes.filter(inPillars.contains) } ?? inPillars
-        }
-        let filters = ReportingQueries.Filters(
-            indicators: indicatorFilter,
-            countries: request.totals.countries,
-            reporters: request.totals.reporters,
-            from: request.totals.from?.start,
-            to: request.totals.to?.end,
-            startedBy: request.date,
-            dimensions: request.totals.dimensions,
-            asOfSeq: asOfSeq
-        )
+        var filters = request.totals.filters(in: catalogue)
+        filters.startedBy = request.date
+        filters.asOfSeq = asOfSeq
         // The number and its page are independent reads pinned to the same seq: run them at
         // once, on two connections.
         let selection = request.selection(in: catalogue)

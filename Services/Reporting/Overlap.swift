@@ -86,7 +86,7 @@ extension ReportingOperations {
                 asOfSeq: asOfSeq
             ) {
                 guard let indicator = catalogue.indicator(row.indicator) else { continue }
-                let key = "\(row.indicator)\u{1F}\(row.country)\u{1F}\(row.periodStart)\u{1F}\(row.periodEnd)"
+                let key = Self.pointKey(row.indicator, row.country, row.periodStart, row.periodEnd)
                 points[key] = Point(
                     indicator: indicator,
                     country: row.country,
@@ -98,12 +98,21 @@ extension ReportingOperations {
                 )
             }
             for adjustment in try await queries.adjustments(indicators: overlapping.map(\.code), asOfSeq: asOfSeq) {
-                let key =
-                    "\(adjustment.indicator)\u{1F}\(adjustment.country)\u{1F}\(adjustment.periodStart)\u{1F}\(adjustment.periodEnd)"
+                let key = Self.pointKey(
+                    adjustment.indicator,
+                    adjustment.country,
+                    adjustment.periodStart,
+                    adjustment.periodEnd
+                )
                 points[key]?.adjustment = adjustment
             }
             self.groupBy = groupBy
             self.points = points.values.filter { $0.isOpen || $0.adjustment != nil }
+        }
+
+        /// A point's identity: indicator, country and period dates.
+        private static func pointKey(_ indicator: String, _ country: String, _ start: String, _ end: String) -> String {
+            "\(indicator)\u{1F}\(country)\u{1F}\(start)\u{1F}\(end)"
         }
 
         /// The row's value deduplicated where resolved, and its lower bound where any figure

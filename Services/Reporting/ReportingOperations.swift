@@ -104,6 +104,25 @@ public struct ReportingOperations: Sendable {
         /// Add each row's target and the share achieved, where the row has one.
         var targets = false
 
+        /// The indicators asked for, narrowed to the pillars asked for; `nil` for all.
+        func indicators(in catalogue: Catalogue) -> [String]? {
+            guard let pillars else { return indicators }
+            let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
+            return indicators.map { codes in codes.filter(inPillars.contains) } ?? inPillars
+        }
+
+        /// The query filters this request asks for (pillars as their indicators).
+        func filters(in catalogue: Catalogue) -> ReportingQueries.Filters {
+            ReportingQueries.Filters(
+                indicators: indicators(in: catalogue),
+                countries: countries,
+                reporters: reporters,
+                from: from?.start,
+                to: to?.end,
+                dimensions: dimensions
+            )
+        }
+
         /// Reads the request; names must exist in `catalogue` (a typo must not read as "no data").
         static func decode(from reader: FieldReader, catalogue: Catalogue) -> TotalsRequest? {
             let read = ReadConsistency(from: reader)
@@ -275,19 +294,7 @@ public struct ReportingOperations: Sendable {
     }
 
     func totals(_ request: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
-        var indicatorFilter = request.indicators
-        if let pillars = request.pillars {
-            let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
-            indicatorFilter = indicatorFilter.map { codes in codes.filter(inPillars.contains) } ?? inPillars
-        }
-        let filters = ReportingQueries.Filters(
-            indicators: indicatorFilter,
-            countries: request.countries,
-            reporters: request.reporters,
-            from: request.from?.start,
-            to: request.to?.end,
-            dimensions: request.dimensions
-        )
+        let filters = request.filters(in: catalogue)
         let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
             var pinned = filters
             pinned.asOfSeq = asOfSeq

@@ -45,12 +45,8 @@ extension ReportingOperations {
                 guard let filter, filter.count == 1 else { return nil }
                 return filter[0]
             }
-            var indicators = request.indicators
-            if let pillars = request.pillars {
-                let inPillars = catalogue.indicators.filter { pillars.contains($0.pillar) }.map(\.code)
-                indicators = (indicators ?? inPillars).filter(inPillars.contains)
-            }
-            guard let code = one("indicator", indicators), let indicator = catalogue.indicator(code),
+            guard let code = one("indicator", request.indicators(in: catalogue)),
+                let indicator = catalogue.indicator(code),
                 let reporter = one("reporter", request.reporters)
             else { return nil }
             // A filtered country the indicator does not apply to holds no values and takes no target.
