@@ -141,9 +141,17 @@ extension ReportingOperations {
         var filters = request.totals.filters(in: catalogue)
         filters.startedBy = request.date
         filters.asOfSeq = asOfSeq
-        // The number and its page are independent reads pinned to the same seq: run them at
-        // once, on two connections.
+        // The number, its bounds and its page are independent reads pinned to the same seq: run
+        // them at once, each on a connection of its own.
         let selection = request.selection(in: catalogue)
+        // Deduplications in force behind the row: the counted values plus their amounts make the value.
+        async let overlapBounds = OverlapBounds(
+            request.totals,
+            filters: filters,
+            asOfSeq: asOfSeq,
+            catalogue: catalogue,
+            queries: queries
+        )
         async let pageEntries = queries.explain(
             selection,
             asOfSeq: asOfSeq,
@@ -169,14 +177,7 @@ extension ReportingOperations {
             entries.count > request.limit
             ? page.last.map { Self.encodeCursor(asOfSeq: asOfSeq, after: $0.cursor) } : nil
         var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(asOfSeq))]
-        // Deduplications in force behind the row: the counted values plus their amounts make the value.
-        let overlaps = try await OverlapBounds(
-            request.totals,
-            filters: filters,
-            asOfSeq: asOfSeq,
-            catalogue: catalogue,
-            queries: queries
-        )
+        let overlaps = try await overlapBounds
         var adjustments: [JSON] = []
         if let row = rows.first {
             let bounds = overlaps?.bounds(of: row)

@@ -40,14 +40,17 @@ extension ReportingOperations {
         }
 
         let groupBy: [ReportingQueries.GroupKey]
+        /// The seq the bounds are as of.
+        let asOfSeq: Int64
         /// Points that are open or adjusted: the ones that move a row's value or bounds.
         let points: [Point]
 
-        /// `nil` when no row of the request can have bounds.
+        /// `nil` when no row of the request can have bounds. `asOfSeq` `nil` reads at the current
+        /// watermark, pinned as `totals` pins it (compare ``asOfSeq`` with the totals' seq).
         init?(
             _ request: TotalsRequest,
             filters: ReportingQueries.Filters,
-            asOfSeq: Int64,
+            asOfSeq: Int64?,
             catalogue: Catalogue,
             queries: ReportingQueries
         ) async throws {
@@ -69,7 +72,7 @@ extension ReportingOperations {
         init?(
             groupBy: [ReportingQueries.GroupKey],
             filters: ReportingQueries.Filters,
-            asOfSeq: Int64,
+            asOfSeq: Int64?,
             catalogue: Catalogue,
             queries: ReportingQueries
         ) async throws {
@@ -80,11 +83,12 @@ extension ReportingOperations {
             // Only points where two or more reporters meet: one aggregate over the rollups' period
             // rows (the per-reporter totals machinery made a plain total four times slower).
             var points: [String: Point] = [:]
-            for row in try await queries.overlapPoints(
+            let (pinned, found) = try await queries.overlapPoints(
                 indicators: overlapping.map(\.code),
                 filters: filters,
                 asOfSeq: asOfSeq
-            ) {
+            )
+            for row in found {
                 guard let indicator = catalogue.indicator(row.indicator) else { continue }
                 let key = Self.pointKey(row.indicator, row.country, row.periodStart, row.periodEnd)
                 points[key] = Point(
@@ -97,7 +101,7 @@ extension ReportingOperations {
                     reporters: row.reporters
                 )
             }
-            for adjustment in try await queries.adjustments(indicators: overlapping.map(\.code), asOfSeq: asOfSeq) {
+            for adjustment in try await queries.adjustments(indicators: overlapping.map(\.code), asOfSeq: pinned) {
                 let key = Self.pointKey(
                     adjustment.indicator,
                     adjustment.country,
@@ -107,6 +111,7 @@ extension ReportingOperations {
                 points[key]?.adjustment = adjustment
             }
             self.groupBy = groupBy
+            self.asOfSeq = pinned
             self.points = points.values.filter { $0.isOpen || $0.adjustment != nil }
         }
 

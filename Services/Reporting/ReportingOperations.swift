@@ -295,20 +295,34 @@ public struct ReportingOperations: Sendable {
 
     func totals(_ request: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
         let filters = request.filters(in: catalogue)
+        var overlaps: OverlapBounds?
         let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
             var pinned = filters
             pinned.asOfSeq = asOfSeq
-            return try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
+            // The bounds are read beside the totals, on a connection of their own, pinned the same way.
+            async let bounds = OverlapBounds(
+                request,
+                filters: filters,
+                asOfSeq: asOfSeq,
+                catalogue: catalogue,
+                queries: queries
+            )
+            let totals = try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
+            overlaps = try await bounds
+            return totals
         }
         let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
         let pinned = totals.asOfSeq ?? applied
-        let overlaps = try await OverlapBounds(
-            request,
-            filters: filters,
-            asOfSeq: pinned,
-            catalogue: catalogue,
-            queries: queries
-        )
+        if let read = overlaps, read.asOfSeq != pinned {
+            // Aggregation moved between the two pins: read the bounds again at the totals' seq.
+            overlaps = try await OverlapBounds(
+                request,
+                filters: filters,
+                asOfSeq: pinned,
+                catalogue: catalogue,
+                queries: queries
+            )
+        }
         return [
             ("applied_seq", .int(applied)),
             ("as_of_seq", .int(pinned)),
@@ -354,12 +368,27 @@ public struct ReportingOperations: Sendable {
         date: Day,
         read: ReadConsistency
     ) async throws -> (applied: Int64, asOfSeq: Int64, sheet: FactSheet) {
+        // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
+        // Read beside the totals, on a connection of their own, pinned the same way.
+        func overlapBounds(asOfSeq: Int64?) async throws -> OverlapBounds? {
+            try await OverlapBounds(
+                groupBy: [.indicator, .country],
+                filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
+                asOfSeq: asOfSeq,
+                catalogue: catalogue,
+                queries: queries
+            )
+        }
+        var overlaps: OverlapBounds?
         let (applied, totals) = try await pinnedRead(read) { asOfSeq in
-            try await queries.totals(
+            async let bounds = overlapBounds(asOfSeq: asOfSeq)
+            let totals = try await queries.totals(
                 filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
                 groupBy: [.indicator, .country, .reporter],
                 catalogue: catalogue
             )
+            overlaps = try await bounds
+            return totals
         }
         // Exact numbers for the sums; a value PostgreSQL spelled in a way Decimal cannot read is an error.
         let series = try totals.rows.map { row in
@@ -368,15 +397,9 @@ public struct ReportingOperations: Sendable {
         // Each placeholder names one indicator: look at its rows only.
         let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
         let pinned = totals.asOfSeq ?? applied
+        // Aggregation moved between the two pins: read the bounds again at the totals' seq.
+        if let read = overlaps, read.asOfSeq != pinned { overlaps = try await overlapBounds(asOfSeq: pinned) }
         let shares = try await sharesAchieved(date: date, asOfSeq: pinned)
-        // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
-        let overlaps = try await OverlapBounds(
-            groupBy: [.indicator, .country],
-            filters: ReportingQueries.Filters(startedBy: date, asOfSeq: pinned),
-            asOfSeq: pinned,
-            catalogue: catalogue,
-            queries: queries
-        )
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
             if let share = shares[placeholder.source] { return share }
             var number = total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])

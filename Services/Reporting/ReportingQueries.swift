@@ -875,7 +875,7 @@ extension ReportingQueries {
 
 extension ReportingQueries {
     /// A point (indicator, country, period) where two or more reporters gave figures.
-    struct OverlapPoint: Sendable, PostgresRowDecodable {
+    struct OverlapPoint: Sendable {
         var indicator: String
         var country: String
         var periodStart: String
@@ -883,54 +883,88 @@ extension ReportingQueries {
         var sum: String
         var largest: String
         var reporters: Int
+    }
+
+    /// One row of the points query: the seq it read as of, and a point unless there is none.
+    private struct PinnedOverlapPoint: PostgresRowDecodable {
+        var asOfSeq: Int64
+        var point: OverlapPoint?
 
         init(postgresRow row: PostgresRow) throws {
-            indicator = try row.decode(column: "indicator")
-            country = try row.decode(column: "country")
-            periodStart = try row.decode(column: "period_start")
-            periodEnd = try row.decode(column: "period_end")
-            sum = try row.decode(column: "sum")
-            largest = try row.decode(column: "largest")
-            reporters = try row.decode(column: "reporters")
+            asOfSeq = try row.decode(column: "as_of_seq")
+            guard let indicator: String = try row.decode(column: "indicator") else { return }
+            point = OverlapPoint(
+                indicator: indicator,
+                country: try row.decode(column: "country"),
+                periodStart: try row.decode(column: "period_start"),
+                periodEnd: try row.decode(column: "period_end"),
+                sum: try row.decode(column: "sum"),
+                largest: try row.decode(column: "largest"),
+                reporters: try row.decode(column: "reporters")
+            )
         }
     }
 
     /// The points of `indicators` within the filters' countries and periods where two or more
-    /// reporters had figures as of `asOfSeq` (which must be applied): their sum and largest.
+    /// reporters had figures as of `asOfSeq` (which must be applied; `nil`: the current
+    /// watermark, pinned as `totals` pins it): their sum and largest, and the seq they are as of.
     /// Read from the rollups' rows of all cells per period, a row changed since the seq as it
     /// was then, as totals read them.
-    func overlapPoints(indicators: [String], filters: Filters, asOfSeq: Int64) async throws -> [OverlapPoint] {
+    func overlapPoints(
+        indicators: [String],
+        filters: Filters,
+        asOfSeq: Int64?
+    ) async throws -> (asOfSeq: Int64, points: [OverlapPoint]) {
         let (from, to, startedBy) = (filters.from?.description, filters.to?.description, filters.startedBy?.description)
         let query: PostgresQuery = """
-            WITH figures AS (
+            WITH pin AS MATERIALIZED (
+                SELECT coalesce(\(asOfSeq)::bigint, min(applied_seq)) AS seq FROM \(Storage.Table.aggregationPartitions)
+            ), shared_series AS (
+                -- Only a series two or more reporters have ever given figures for can hold a point
+                -- where they meet: its rows of all periods (one per reporter, created no later than
+                -- any of its period rows) find those few, so the period rows of series with one
+                -- reporter, most of them, are never read.
+                SELECT s.indicator, s.country FROM \(Storage.Table.rollups) s
+                WHERE s.indicator = ANY(\(indicators)::text[]) AND s.period_start = '-infinity' AND s.cell = '*'
+                  AND s.created_seq <= (SELECT seq FROM pin)
+                  AND (\(filters.countries)::text[] IS NULL OR s.country = ANY(\(filters.countries)::text[]))
+                GROUP BY s.indicator, s.country HAVING count(*) > 1
+            ), figures AS (
                 -- A row changed since the seq is read as it was then; the others as they are. (The
                 -- look-ups sit in the CASE: a lateral join ran one per row, changed or not.)
                 SELECT r.indicator, r.country, r.period_start, r.period_end,
-                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN (
+                       CASE WHEN r.changed_seq > (SELECT seq FROM pin) THEN (
                            SELECT v.value FROM \(Storage.Table.rollupVersions) v
-                           WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint ORDER BY v.seq DESC LIMIT 1
+                           WHERE v.key_id = r.key_id AND v.seq <= (SELECT seq FROM pin) ORDER BY v.seq DESC LIMIT 1
                        ) ELSE r.value END AS value,
-                       CASE WHEN r.changed_seq > \(asOfSeq)::bigint THEN coalesce((
+                       CASE WHEN r.changed_seq > (SELECT seq FROM pin) THEN coalesce((
                            SELECT v.submissions FROM \(Storage.Table.rollupVersions) v
-                           WHERE v.key_id = r.key_id AND v.seq <= \(asOfSeq)::bigint ORDER BY v.seq DESC LIMIT 1
+                           WHERE v.key_id = r.key_id AND v.seq <= (SELECT seq FROM pin) ORDER BY v.seq DESC LIMIT 1
                        ), 0) ELSE r.submissions END AS submissions
-                FROM \(Storage.Table.rollups) r
+                FROM shared_series s JOIN \(Storage.Table.rollups) r ON r.indicator = s.indicator AND r.country = s.country
                 -- Constants, not parameters: they match the partial index rollups_period_points.
                 WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = '*'
-                  AND r.period_start <> '-infinity' AND r.created_seq <= \(asOfSeq)::bigint
+                  AND r.period_start <> '-infinity' AND r.created_seq <= (SELECT seq FROM pin)
                   AND (\(filters.countries)::text[] IS NULL OR r.country = ANY(\(filters.countries)::text[]))
                   AND (\(from)::date IS NULL OR r.period_start >= \(from)::date)
                   AND (\(to)::date IS NULL OR r.period_end <= \(to)::date)
                   AND (\(startedBy)::date IS NULL OR r.period_start <= \(startedBy)::date)
+            ), points AS (
+                SELECT indicator, country, period_start::text AS period_start, period_end::text AS period_end,
+                       sum(value)::text AS sum, max(value)::text AS largest, count(*)::integer AS reporters
+                FROM figures WHERE submissions > 0
+                GROUP BY indicator, country, period_start, period_end
+                HAVING count(*) > 1
             )
-            SELECT indicator, country, period_start::text AS period_start, period_end::text AS period_end,
-                   sum(value)::text AS sum, max(value)::text AS largest, count(*)::integer AS reporters
-            FROM figures WHERE submissions > 0
-            GROUP BY indicator, country, period_start, period_end
-            HAVING count(*) > 1
+            -- One row with the seq and no point when there is none.
+            SELECT pin.seq AS as_of_seq, points.* FROM pin LEFT JOIN points ON true
             """
-        return try await pool.withConnection(idempotent: true) { connection in
-            try connection.query(query).decode(OverlapPoint.self)
+        let rows = try await pool.withConnection(idempotent: true) { connection in
+            try connection.query(query).decode(PinnedOverlapPoint.self)
         }
+        guard let pinned = rows.first?.asOfSeq else {
+            throw PostgresError(code: .unexpectedResult, message: "the overlap points query answered no row")
+        }
+        return (pinned, rows.compactMap(\.point))
     }
 }
