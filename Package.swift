@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+        // SHA-256 of API key secrets.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // libpq, the PostgreSQL C client, as a system library.
@@ -60,6 +62,7 @@ let package = Package(
             dependencies: [
                 "RootcausesPostgres",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Shared/Storage"
         ),
@@ -95,6 +98,7 @@ let package = Package(
                 "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -106,7 +110,7 @@ let package = Package(
             name: "IntakeService",
             dependencies: [
                 "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesTransport",
-                "RootcausesPostgres",
+                "RootcausesPostgres", "RootcausesStorage",
                 "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -166,7 +170,7 @@ let package = Package(
         .target(
             name: "RootcausesLocalStack",
             dependencies: [
-                "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport",
+                "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesStorage",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -39,8 +39,8 @@ public struct AggregationOperations: Sendable {
         OperationRegistry(
             service: "aggregation",
             [
-                Operation("status", NoInput.self, handler: status),
-                Operation("nudge", NudgeRequest.self, handler: nudge),
+                Operation("status", NoInput.self, access: .admin, handler: status),
+                Operation("nudge", NudgeRequest.self, access: .admin, handler: nudge),
             ]
         )
     }

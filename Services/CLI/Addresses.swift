@@ -15,7 +15,32 @@ struct ServiceAddresses: ParsableArguments {
     @Option(help: "Aggregation address. Env: ROOTCAUSES_AGGREGATION. Default: 127.0.0.1:7402.")
     var aggregation: String?
 
+    @Option(
+        name: .customLong("token-file"),
+        help: ArgumentHelp(
+            "File holding your API key's token. Env: ROOTCAUSES_TOKEN_FILE, or the token itself in ROOTCAUSES_TOKEN. Default: \(ServiceAddresses.localAdminTokenFile) when it exists (written by `rootcauses up`/`demo`).",
+            valueName: "path"
+        )
+    )
+    var tokenFile: String?
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// Where `up` and `demo` keep the admin token of their local stack (default data folder).
+    static let localAdminTokenFile = ".rootcauses/admin.token"
+
+    /// The token to authenticate with: the flag's file, then the environment, then the local
+    /// stack's admin token; `nil` when there is none (the services then answer `unauthenticated`).
+    func token() throws -> String? {
+        if let path = tokenFile ?? environment["ROOTCAUSES_TOKEN_FILE"], !path.isEmpty {
+            return try readToken(path)
+        }
+        if let token = environment["ROOTCAUSES_TOKEN"], !token.isEmpty { return token }
+        if FileManager.default.fileExists(atPath: Self.localAdminTokenFile) {
+            return try readToken(Self.localAdminTokenFile)
+        }
+        return nil
+    }
     var intakeAddress: String { intake ?? environment["ROOTCAUSES_INTAKE"] ?? "127.0.0.1:7401" }
     var reportingAddress: String { reporting ?? environment["ROOTCAUSES_REPORTING"] ?? "127.0.0.1:7403" }
     var aggregationAddress: String {
@@ -31,10 +56,24 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Connects to `service` at `address`; when nothing answers, says how to start it.
-func connect(to service: String, at address: String) async throws -> ProtocolClient {
+/// Reads a token file, refusing one that others may read: a token is a password.
+func readToken(_ path: String) throws -> String {
+    var status = stat()
+    guard stat(path, &status) == 0, let data = FileManager.default.contents(atPath: path),
+        let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty
+    else { throw CLIError("cannot read a token from \(path)") }
+    if status.st_mode & 0o077 != 0 {
+        throw CLIError("\(path) may be read by other users: make it private (chmod 600 \(path)) or make a new key")
+    }
+    return token
+}
+
+/// Connects to `service` at `address` and authenticates with `token`; when nothing answers,
+/// says how to start it.
+func connect(to service: String, at address: String, token: String?) async throws -> ProtocolClient {
+    let client: ProtocolClient
     do {
-        return try await ProtocolClient.connect(address: address)
+        client = try await ProtocolClient.connect(address: address)
     } catch {
         throw CLIError(
             """
@@ -43,12 +82,20 @@ func connect(to service: String, at address: String) async throws -> ProtocolCli
             """
         )
     }
+    guard let token else { return client }
+    do {
+        try await client.authenticate(token: token)
+    } catch {
+        await client.close()
+        throw CLIError("\(service) at \(address) refused the key: \(error)")
+    }
+    return client
 }
 
 /// Sends one request to `service` and returns a successful answer, or throws the server's
 /// error as a readable message.
-func call(_ service: String, at address: String, _ request: JSON) async throws -> JSON {
-    let client = try await connect(to: service, at: address)
+func call(_ service: String, at address: String, token: String?, _ request: JSON) async throws -> JSON {
+    let client = try await connect(to: service, at: address, token: token)
     do {
         let answer = try await client.request(request)
         await client.close()

@@ -33,7 +33,12 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         // The whole file is checked before anything is sent: a broken line is a broken file.
         let submissions = try parseSubmissions(text, source: file == "-" ? "stdin" : file)
-        let summary = try await submitLines(submissions, to: addresses.intakeAddress, dryRun: dryRun) { line in
+        let summary = try await submitLines(
+            submissions,
+            to: addresses.intakeAddress,
+            token: try addresses.token(),
+            dryRun: dryRun
+        ) { line in
             if !quiet { print(line) }
         }
         print(summary.description)
@@ -107,10 +112,11 @@ func parseSubmissions(_ text: String, source: String) throws -> [NumberedSubmiss
 func submitLines(
     _ submissions: [NumberedSubmission],
     to address: String,
+    token: String?,
     dryRun: Bool,
     report: (String) -> Void
 ) async throws -> SubmitSummary {
-    let client = try await connect(to: "intake", at: address)
+    let client = try await connect(to: "intake", at: address, token: token)
     do {
         let summary = try await submit(submissions, over: client, dryRun: dryRun, report: report)
         await client.close()
@@ -253,7 +259,7 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), request)
         if json {
             print(answer.prettyPrinted)
             return
@@ -335,7 +341,7 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
@@ -360,7 +366,7 @@ struct RetractCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "intake",
-            at: addresses.intakeAddress,
+            at: addresses.intakeAddress, token: try addresses.token(),
             [
                 "op": "retract", "reporter": .string(reporter), "submission_id": .string(submissionID),
                 "reason": .string(reason),
@@ -387,7 +393,7 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "reporting",
-            at: addresses.reportingAddress,
+            at: addresses.reportingAddress, token: try addresses.token(),
             ["op": "history", "reporter": .string(reporter), "submission_id": .string(submissionID)]
         )
         if json {
@@ -419,7 +425,7 @@ struct IndicatorsCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call("reporting", at: addresses.reportingAddress, ["op": "indicators"])
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), ["op": "indicators"])
         if json {
             print(answer.prettyPrinted)
             return
@@ -443,7 +449,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var addresses: ServiceAddresses
 
     func run() async throws {
-        let answer = try await call("aggregation", at: addresses.aggregationAddress, ["op": "status"])
+        let answer = try await call("aggregation", at: addresses.aggregationAddress, token: try addresses.token(), ["op": "status"])
         print(answer.withoutEnvelope.prettyPrinted)
     }
 }

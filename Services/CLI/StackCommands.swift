@@ -85,8 +85,16 @@ struct LocalStack {
             reportingPort: ports.2
         )
         log("starting intake, aggregation and reporting (logs in \(dataDirectory)/logs)")
+        let tokenFile = dataDirectory + "/admin.token"
         do {
-            try await stack.start()
+            let previous = try? readToken(tokenFile)
+            try await stack.start(adminToken: previous)
+            if let token = stack.adminToken, token != previous {
+                try writePrivateFile(tokenFile, contents: token + "\n")
+                log("a new admin key's token is in \(tokenFile) (readable by you only); the CLI uses it from this folder")
+            } else {
+                log("the admin key's token is in \(tokenFile)")
+            }
         } catch {
             await stack.stop()
             try? await cluster?.stop()
@@ -107,6 +115,18 @@ struct LocalStack {
         if let cluster {
             do { try await cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
         }
+    }
+}
+
+/// Writes `contents` to a new file only its owner may read (0600), replacing any file there.
+func writePrivateFile(_ path: String, contents: String) throws {
+    unlink(path)
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    defer { close(descriptor) }
+    let bytes = Array(contents.utf8)
+    guard write(descriptor, bytes, bytes.count) == bytes.count else {
+        throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
 
@@ -224,7 +244,12 @@ struct DemoCommand: AsyncParsableCommand {
         let running = try await LocalStack.start(options: stackOptions, ports: (0, 0, 0), log: progress)
         do {
             progress("submitting \(samplePath) to intake at \(running.stack.intakeAddress)")
-            let summary = try await submitLines(submissions, to: running.stack.intakeAddress, dryRun: false) { line in
+            let summary = try await submitLines(
+                submissions,
+                to: running.stack.intakeAddress,
+                token: running.stack.adminToken,
+                dryRun: false
+            ) { line in
                 if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")")
                     && !line.contains(": duplicate")
                 {
@@ -240,13 +265,18 @@ struct DemoCommand: AsyncParsableCommand {
                 _ = try await call(
                     "reporting",
                     at: running.stack.reportingAddress,
+                    token: running.stack.adminToken,
                     ["op": "indicators", "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000]
                 )
-                lastSeq = max(lastSeq, try await loadHistory(history, to: running.stack.intakeAddress))
+                lastSeq = max(
+                    lastSeq,
+                    try await loadHistory(history, to: running.stack.intakeAddress, token: running.stack.adminToken)
+                )
             }
             let answer = try await call(
                 "reporting",
                 at: running.stack.reportingAddress,
+                token: running.stack.adminToken,
                 [
                     "op": "factsheet", "format": .string(format), "date": .string(date),
                     "min_seq": .int(lastSeq), "timeout_ms": 30_000,
@@ -278,7 +308,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// Sends each line of `path` (an intake request) in order; returns the newest seq. Sent
     /// again, every request answers duplicate: nothing changes.
-    private func loadHistory(_ path: String, to address: String) async throws -> Int64 {
+    private func loadHistory(_ path: String, to address: String, token: String?) async throws -> Int64 {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var newest: Int64 = 0
         var statuses: [String: Int] = [:]
@@ -287,7 +317,7 @@ struct DemoCommand: AsyncParsableCommand {
             guard request["op"]?.stringValue != nil else {
                 throw CLIError("\(path):\(index + 1): not an intake request")
             }
-            let answer = try await call("intake", at: address, request)
+            let answer = try await call("intake", at: address, token: token, request)
             newest = max(newest, answer["seq"]?.int64Value ?? 0)
             statuses[answer["status"]?.stringValue ?? "?", default: 0] += 1
         }

@@ -10,22 +10,30 @@ import ServiceLifecycle
 /// an acknowledgement: nudges are coalesced into the newest seq and sent in the background.
 public final class AggregationNudger: Service, Sendable {
     private let addresses: [String]
+    /// The key intake nudges with (aggregation's `nudge` needs `admin`).
+    private let token: String?
     private let logger: Logger
     private let stream: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
 
-    public init(addresses: [String], logger: Logger) {
+    /// Without a `token` no nudge is sent: aggregation then finds new submissions on its poll.
+    public init(addresses: [String], token: String?, logger: Logger) {
         self.addresses = addresses
+        self.token = token
         self.logger = logger
+        if token == nil {
+            logger.warning("no key to nudge aggregation with: it finds new submissions on its poll interval only")
+        }
         (stream, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public func nudge(seq: Int64) {
+        guard token != nil else { return }
         continuation.yield(seq)
     }
 
     public func run() async throws {
-        let clients = NudgeConnections()
+        let clients = NudgeConnections(token: token)
         await withGracefulShutdownHandler {
             for await seq in stream {
                 // All instances at once, each with a deadline: one stuck instance must not
@@ -68,11 +76,14 @@ public final class AggregationNudger: Service, Sendable {
 
 /// One open connection per aggregation address, reopened after a failure.
 private actor NudgeConnections {
+    private let token: String?
     private var open: [String: ProtocolClient] = [:]
+
+    init(token: String?) { self.token = token }
 
     func client(for address: String) async throws -> ProtocolClient {
         if let client = open[address] { return client }
-        let client = try await ProtocolClient.connect(address: address)
+        let client = try await ProtocolClient.connect(address: address, token: token)
         open[address] = client
         return client
     }

@@ -27,7 +27,8 @@ struct DeduplicationStore: Sendable {
         case outsideBounds(lower: String, upper: String)
     }
 
-    func store(_ adjustment: Deduplication) async throws -> Outcome {
+    /// Stores `adjustment`, made with the key `keyID`.
+    func store(_ adjustment: Deduplication, keyID: String?) async throws -> Outcome {
         try await pool.withConnection(idempotent: false) { connection in
             try connection.transaction { connection -> Outcome in
                 let counter = try connection.query(
@@ -126,10 +127,10 @@ struct DeduplicationStore: Sendable {
                     )
                     INSERT INTO \(Storage.Table.deduplications)
                         (adjustment_id, indicator, country, period, period_start, period_end, method, value, reason,
-                         replaces, seq, made_at, current)
+                         replaces, seq, made_at, current, api_key_id)
                     SELECT \(adjustment.adjustmentID), \(adjustment.indicator), \(adjustment.country), \(adjustment.periodText),
                            \(period.0)::date, \(period.1)::date, \(adjustment.method.rawValue), \(adjustment.value)::numeric,
-                           \(adjustment.reason), \(currentID)::bigint, \(seq)::bigint, next.last_sequenced_at, true
+                           \(adjustment.reason), \(currentID)::bigint, \(seq)::bigint, next.last_sequenced_at, true, \(keyID)
                     FROM next
                     """ as PostgresQuery
                 )

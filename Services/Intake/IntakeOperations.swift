@@ -14,10 +14,14 @@ public struct IntakeOperations: Sendable {
     let targets: TargetStore
     let deduplications: DeduplicationStore
     let nudge: @Sendable (Int64) -> Void
+    let pool: PostgresPool
+    let catalogue: Catalogue
 
     /// `nudge` is told the seq of each accepted submission (after its commit).
     public init(catalogue: Catalogue, pool: PostgresPool, nudge: @escaping @Sendable (Int64) -> Void) {
         self.validator = SubmissionValidator(catalogue: catalogue)
+        self.pool = pool
+        self.catalogue = catalogue
         self.store = SubmissionStore(pool: pool)
         self.targets = TargetStore(pool: pool)
         self.deduplications = DeduplicationStore(pool: pool)
@@ -28,10 +32,18 @@ public struct IntakeOperations: Sendable {
         OperationRegistry(
             service: "intake",
             [
-                Operation("submit", SubmitRequest.self, handler: submit),
-                Operation("retract", RetractRequest.self, handler: retract),
-                Operation("target", TargetRequest.self, handler: target),
-                Operation("deduplicate", DeduplicateRequest.self, handler: deduplicate),
+                Operation("submit", SubmitRequest.self, access: .submit, handler: submit),
+                Operation("retract", RetractRequest.self, access: .submit, handler: retract),
+                Operation("target", TargetRequest.self, access: .admin, handler: target),
+                Operation("deduplicate", DeduplicateRequest.self, access: .admin, handler: deduplicate),
+                Operation(
+                    "keys_create",
+                    access: .admin,
+                    decode: { [catalogue] in CreateKeyRequest.decode(from: $0, catalogue: catalogue) },
+                    handler: createKey
+                ),
+                Operation("keys_list", NoInput.self, access: .admin, handler: listKeys),
+                Operation("keys_revoke", RevokeKeyRequest.self, access: .admin, handler: revokeKey),
             ]
         )
     }
@@ -88,6 +100,7 @@ public struct IntakeOperations: Sendable {
     }
 
     func target(_ request: TargetRequest, context: RequestContext) async throws -> AnswerFields {
+        let identity = try context.requireIdentity()
         let target: Target
         switch validator.validate(request.draft) {
         case .success(let valid): target = valid
@@ -102,7 +115,7 @@ public struct IntakeOperations: Sendable {
             ("country", .string(target.country)), ("fiscal_year", .string("FY\(target.fiscalYear)")),
             ("value", .number(target.value)),
         ]
-        switch try await targets.store(target) {
+        switch try await targets.store(target, keyID: identity.keyID) {
         case .accepted(let id, let replacedValue):
             context.logger.info(
                 "target set",
@@ -129,6 +142,7 @@ public struct IntakeOperations: Sendable {
     }
 
     func deduplicate(_ request: DeduplicateRequest, context: RequestContext) async throws -> AnswerFields {
+        let identity = try context.requireIdentity()
         let adjustment: Deduplication
         switch validator.validate(request.draft) {
         case .success(let valid): adjustment = valid
@@ -139,7 +153,7 @@ public struct IntakeOperations: Sendable {
             )
         }
         let base: AnswerFields = [("adjustment_id", .string(adjustment.adjustmentID))]
-        switch try await deduplications.store(adjustment) {
+        switch try await deduplications.store(adjustment, keyID: identity.keyID) {
         case .accepted(let seq, let resolved, let lower, let upper, let replacedSeq):
             context.logger.info(
                 "deduplication stored",
@@ -208,6 +222,10 @@ public struct IntakeOperations: Sendable {
     }
 
     func submit(_ request: SubmitRequest, context: RequestContext) async throws -> AnswerFields {
+        // Whose data this is comes first: a stranger learns nothing of another reporter's
+        // submissions, not even whether the request is valid.
+        let identity = try context.requireIdentity()
+        try identity.requireActing(for: request.submission.reporter, path: "submission.reporter")
         let submission: ValidSubmission
         switch validator.validate(request.submission, today: Day.today()) {
         case .success(let valid):
@@ -218,7 +236,7 @@ public struct IntakeOperations: Sendable {
                 lead: "the submission was rejected; nothing was stored"
             )
         }
-        let outcome = try await store.store(submission, dryRun: request.dryRun)
+        let outcome = try await store.store(submission, keyID: identity.keyID, dryRun: request.dryRun)
         let base: AnswerFields = [("submission_id", .string(submission.submissionID))]
         switch outcome {
         case .accepted(let seq, let replacedSeq):
@@ -253,7 +271,10 @@ public struct IntakeOperations: Sendable {
     }
 
     func retract(_ request: RetractRequest, context: RequestContext) async throws -> AnswerFields {
-        let retraction = request.retraction
+        let identity = try context.requireIdentity()
+        try identity.requireActing(for: request.retraction.reporter)
+        var retraction = request.retraction
+        retraction.keyID = identity.keyID
         let base: AnswerFields = [("submission_id", .string(retraction.submissionID))]
         switch try await store.retract(retraction) {
         case .retracted(let seq, let retractedSeq):

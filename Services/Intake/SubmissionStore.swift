@@ -14,11 +14,12 @@ import RootcausesStorage
 final class SubmissionStore: Sendable {
     /// What one write asks for: store a submission (maybe a correction), or retract one.
     enum Write: Sendable {
-        case submission(ValidSubmission)
+        /// A submission, and the key that sent it.
+        case submission(ValidSubmission, keyID: String?)
         case retraction(Retraction)
 
         var valueCount: Int {
-            if case .submission(let submission) = self { return submission.values.count }
+            if case .submission(let submission, _) = self { return submission.values.count }
             return 0
         }
     }
@@ -28,6 +29,8 @@ final class SubmissionStore: Sendable {
         var reporter: String
         var submissionID: String
         var reason: String
+        /// The key that sent it.
+        var keyID: String?
     }
 
     /// A version of a correction chain, as `conflict` details name the chain's head.
@@ -86,13 +89,13 @@ final class SubmissionStore: Sendable {
     init(pool: PostgresPool) { self.pool = pool }
 
     /// Stores a submission, or finds it was sent before. Returns after the commit.
-    func store(_ submission: ValidSubmission, dryRun: Bool) async throws -> Outcome {
+    func store(_ submission: ValidSubmission, keyID: String?, dryRun: Bool) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
-                try Self.resolve(.submission(submission), on: connection) ?? .valid
+                try Self.resolve(.submission(submission, keyID: keyID), on: connection) ?? .valid
             }
         }
-        return try await write(.submission(submission))
+        return try await write(.submission(submission, keyID: keyID))
     }
 
     /// Retracts a submission, or finds it was retracted before. Returns after the commit.
@@ -167,7 +170,7 @@ final class SubmissionStore: Sendable {
     /// missing or already superseded.
     private static func resolve(_ write: Write, on connection: PostgresConnection) throws -> Outcome? {
         switch write {
-        case .submission(let submission):
+        case .submission(let submission, _):
             let query: PostgresQuery = """
                 SELECT seq, value_count,
                        content_digest = encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS same_content,
@@ -234,7 +237,7 @@ final class SubmissionStore: Sendable {
         var statements: [PostgresQuery] = ["BEGIN"]
         for write in writes {
             switch write {
-            case .submission(let submission): statements.append(insertStatement(submission))
+            case .submission(let submission, let keyID): statements.append(insertStatement(submission, keyID: keyID))
             case .retraction(let retraction): statements.append(insertStatement(retraction))
             }
         }
@@ -325,7 +328,7 @@ final class SubmissionStore: Sendable {
     /// The answer for a write that was stored as `seq`: a correction names the seq it superseded.
     private static func stored(_ write: Write, seq: Int64, on connection: PostgresConnection) throws -> Outcome {
         switch write {
-        case .submission(let submission):
+        case .submission(let submission, _):
             guard let replaces = submission.replaces else { return .accepted(seq: seq, replacedSeq: nil) }
             let target = try chain(reporter: submission.reporter, submissionID: replaces, on: connection).first
             return .accepted(seq: seq, replacedSeq: target?.seq)
@@ -341,18 +344,19 @@ final class SubmissionStore: Sendable {
 
     /// Inserts a submission and its values, unless its submission_id is taken or, for a
     /// correction, the submission it replaces is missing or already superseded (decided after COMMIT).
-    private static func insertStatement(_ submission: ValidSubmission) -> PostgresQuery {
+    private static func insertStatement(_ submission: ValidSubmission, keyID: String?) -> PostgresQuery {
         let values = submission.values
         return """
             WITH target AS (
                 SELECT id FROM \(Storage.Table.submissions)
                 WHERE reporter = \(submission.reporter) AND submission_id = \(submission.replaces) AND kind = 'submission'
             ), submission AS (
-                INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, replaces)
+                INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, replaces, api_key_id)
                 SELECT \(submission.reporter), \(submission.submissionID), \(submission.periodText),
                        \(submission.period.start.description)::date, \(submission.period.end.description)::date,
                        \(submission.activity), \(values.count)::integer,
-                       encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'), (SELECT id FROM target)
+                       encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'), (SELECT id FROM target),
+                       \(keyID)
                 WHERE \(submission.replaces)::text IS NULL OR EXISTS (SELECT 1 FROM target)
                 -- Sent before (a retry), by another connection a moment ago, or a second correction
                 -- of the same submission (the chain index): decided after COMMIT.
@@ -378,9 +382,10 @@ final class SubmissionStore: Sendable {
             SELECT id, period, period_start, period_end FROM \(Storage.Table.submissions)
             WHERE reporter = \(retraction.reporter) AND submission_id = \(retraction.submissionID) AND kind = 'submission'
         ), retraction AS (
-            INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, kind, replaces, reason, period, period_start, period_end, value_count, content_digest)
+            INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, kind, replaces, reason, period, period_start, period_end, value_count, content_digest, api_key_id)
             SELECT \(retraction.reporter), \(retraction.submissionID), 'retraction', id, \(retraction.reason),
-                   period, period_start, period_end, 0, encode(sha256(convert_to(\(retraction.reason), 'UTF8')), 'hex')
+                   period, period_start, period_end, 0, encode(sha256(convert_to(\(retraction.reason), 'UTF8')), 'hex'),
+                   \(retraction.keyID)
             FROM target
             ON CONFLICT DO NOTHING
             RETURNING id

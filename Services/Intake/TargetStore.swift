@@ -14,7 +14,8 @@ struct TargetStore: Sendable {
         case duplicate(id: Int64)
     }
 
-    func store(_ target: Target) async throws -> Outcome {
+    /// Stores `target`, set with the key `keyID`.
+    func store(_ target: Target, keyID: String?) async throws -> Outcome {
         let query: PostgresQuery = """
             WITH same AS (
                 SELECT id FROM \(Storage.Table.targets)
@@ -26,9 +27,9 @@ struct TargetStore: Sendable {
                   AND fiscal_year = \(target.fiscalYear)::integer AND current AND value <> \(target.value)::numeric
                 RETURNING id, value
             ), new AS (
-                INSERT INTO \(Storage.Table.targets) (reporter, indicator, country, fiscal_year, value, replaces, current)
+                INSERT INTO \(Storage.Table.targets) (reporter, indicator, country, fiscal_year, value, replaces, current, api_key_id)
                 SELECT \(target.reporter), \(target.indicator), \(target.country), \(target.fiscalYear)::integer,
-                       \(target.value)::numeric, (SELECT id FROM old), true
+                       \(target.value)::numeric, (SELECT id FROM old), true, \(keyID)
                 WHERE NOT EXISTS (SELECT 1 FROM same)
                 RETURNING id
             )

@@ -211,6 +211,7 @@ extension ReportingOperations {
             ("amount", .number("\(point.resolved - point.sum)")),
         ]
         if let reason = adjustment.reason { members.append(("reason", .string(reason))) }
+        if let key = adjustment.keyID { members.append(("key_id", .string(key))) }
         return .object(members)
     }
 
@@ -220,6 +221,8 @@ extension ReportingOperations {
             ("submission_id", .string(entry.submissionID)), ("period", .string(entry.period)),
             ("indicator", .string(entry.indicator)), ("country", .string(entry.country)),
         ]
+        // The API key that sent it (absent for data sent before keys).
+        if let key = entry.keyID { members.append(("key_id", .string(key))) }
         if let cell = Self.disaggregation(ofCell: entry.cell) { members.append(("disaggregation", cell)) }
         members.append(("value", .number(canonicalNumber(entry.value))))
         if entry.estimate { members.append(("estimate", true)) }

@@ -27,19 +27,21 @@ public struct ReportingOperations: Sendable {
         OperationRegistry(
             service: "reporting",
             [
-                Operation("indicators", IndicatorsRequest.self, handler: indicators),
+                Operation("indicators", IndicatorsRequest.self, access: .read, handler: indicators),
                 Operation(
                     "totals",
+                    access: .read,
                     decode: { [catalogue] in TotalsRequest.decode(from: $0, catalogue: catalogue) },
                     handler: totals
                 ),
-                Operation("factsheet", FactSheetRequest.self, handler: factSheet),
-                Operation("history", HistoryRequest.self, handler: history),
-                Operation("publish", PublishRequest.self, handler: publish),
-                Operation("published", PublishedRequest.self, handler: published),
-                Operation("diff", DiffRequest.self, handler: diff),
+                Operation("factsheet", FactSheetRequest.self, access: .read, handler: factSheet),
+                Operation("history", HistoryRequest.self, access: .read, handler: history),
+                Operation("publish", PublishRequest.self, access: .admin, handler: publish),
+                Operation("published", PublishedRequest.self, access: .read, handler: published),
+                Operation("diff", DiffRequest.self, access: .read, handler: diff),
                 Operation(
                     "explain",
+                    access: .read,
                     decode: { [catalogue] in ExplainRequest.decode(from: $0, catalogue: catalogue) },
                     handler: explain
                 ),
@@ -496,7 +498,8 @@ public struct ReportingOperations: Sendable {
             asOfSeq: pinned,
             templateSource: template.source,
             markdown: sheet.markdown,
-            json: sheet.json.serialized
+            json: sheet.json.serialized,
+            keyID: context.identity?.keyID
         )
         let stored = outcome.publication
         if !outcome.inserted {
@@ -630,7 +633,7 @@ public struct ReportingOperations: Sendable {
             ("as_of_seq", .int(publication.asOfSeq)),
             ("template_digest", .string(publication.templateDigest)),
             ("published_at", .string(publication.publishedAt)),
-        ]
+        ] + (publication.keyID.map { [("key_id", .string($0))] } ?? [])
     }
 
     /// The numbers of a fact sheet's JSON in order, each once, by what decides its total: the
@@ -719,6 +722,11 @@ public struct ReportingOperations: Sendable {
             }
         }
         if let reason = version.reason { members.append(("reason", .string(reason))) }
+        // Who sent it, and who superseded it: the API keys (absent for data sent before keys).
+        if let key = version.keyID { members.append(("key_id", .string(key))) }
+        if let key = version.supersededByKeyID {
+            members.append((status == "retracted" ? "retracted_by_key_id" : "replaced_by_key_id", .string(key)))
+        }
         members.append(
             (
                 "values",

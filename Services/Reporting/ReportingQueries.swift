@@ -300,6 +300,9 @@ struct ReportingQueries: Sendable {
         var supersededByRetraction: Bool?
         var supersededAt: String?
         var reason: String?
+        /// The API keys that sent this version and the one that superseded it (`nil` before keys).
+        var keyID: String?
+        var supersededByKeyID: String?
         var values: [VersionValue] = []
 
         init(postgresRow row: PostgresRow) throws {
@@ -313,6 +316,8 @@ struct ReportingQueries: Sendable {
             supersededByRetraction = try row.decode(column: "superseded_by_retraction")
             supersededAt = try row.decode(column: "superseded_at")
             reason = try row.decode(column: "reason")
+            keyID = try row.decode(column: "key_id")
+            supersededByKeyID = try row.decode(column: "superseded_by_key_id")
         }
     }
 
@@ -356,7 +361,8 @@ struct ReportingQueries: Sendable {
             SELECT s.id, s.seq, s.submission_id, s.period, s.activity,
                    to_char(s.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS received_at,
                    n.seq AS superseded_by_seq, n.kind = 'retraction' AS superseded_by_retraction,
-                   to_char(n.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS superseded_at, n.reason
+                   to_char(n.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS superseded_at, n.reason,
+                   s.api_key_id AS key_id, n.api_key_id AS superseded_by_key_id
             FROM chain
             JOIN \(Storage.Table.submissions) s USING (id)
             LEFT JOIN \(Storage.Table.submissions) n ON n.replaces = s.id
@@ -392,8 +398,11 @@ extension ReportingQueries {
         var asOfSeq: Int64
         var templateDigest: String
         var publishedAt: String
+        /// The API key that published it (`nil` before keys).
+        var keyID: String?
 
         init(postgresRow row: PostgresRow) throws {
+            keyID = try row.decode(column: "key_id")
             id = try row.decode(column: "publication_id")
             date = try row.decode(column: "fact_sheet_date")
             asOfSeq = try row.decode(column: "as_of_seq")
@@ -413,7 +422,8 @@ extension ReportingQueries {
     /// The columns of a publication record, times in UTC as `history` writes them.
     private static let publicationColumns = """
         publication_id, fact_sheet_date::text AS fact_sheet_date, as_of_seq, template_digest,
-        to_char(published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS published_at
+        to_char(published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS published_at,
+        api_key_id AS key_id
         """
 
     /// Stores a published fact sheet under `id`, unless the id is taken: then the one stored.
@@ -423,16 +433,17 @@ extension ReportingQueries {
         asOfSeq: Int64,
         templateSource: String,
         markdown: String,
-        json: String
+        json: String,
+        keyID: String?
     ) async throws -> PublishOutcome {
         let columns = Self.publicationColumns
         let query: PostgresQuery = """
             WITH new AS (
                 INSERT INTO \(Storage.Table.publications)
-                    (publication_id, fact_sheet_date, as_of_seq, template_digest, markdown, sheet_json)
+                    (publication_id, fact_sheet_date, as_of_seq, template_digest, markdown, sheet_json, api_key_id)
                 VALUES (\(id), \(date.description)::date, \(asOfSeq)::bigint,
                         encode(sha256(convert_to(\(templateSource)::text, 'UTF8')), 'hex'),
-                        \(markdown), \(json))
+                        \(markdown), \(json), \(keyID))
                 ON CONFLICT (publication_id) DO NOTHING
                 RETURNING \(unescaped: columns), true AS inserted, true AS same_template
             )
@@ -603,6 +614,8 @@ extension ReportingQueries {
         var seq: Int64
         var reporter: String
         var submissionID: String
+        /// The API key that sent the value's submission (`nil` before keys).
+        var keyID: String?
         var period: String
         var periodStart: String
         var periodEnd: String
@@ -626,6 +639,7 @@ extension ReportingQueries {
             seq = try row.decode(column: "seq")
             reporter = try row.decode(column: "reporter")
             submissionID = try row.decode(column: "submission_id")
+            keyID = try row.decode(column: "key_id")
             period = try row.decode(column: "period")
             periodStart = try row.decode(column: "period_start")
             periodEnd = try row.decode(column: "period_end")
@@ -698,13 +712,13 @@ extension ReportingQueries {
                 CROSS JOIN LATERAL (
                 SELECT v.indicator, v.country, v.submission, v.cell, v.value::text AS value, v.estimate,
                        s.seq, s.reporter, s.submission_id, s.period,
-                       s.period_start, s.period_end
+                       s.period_start, s.period_end, s.api_key_id
                 FROM \(Storage.Table.submissionValues) v
                 CROSS JOIN dimensions d
                 -- Each value's submission looked up by id (OFFSET 0 keeps it a lookup): joined as
                 -- tables, the planner merged with a scan of every submission to fill a page of 5.
                 CROSS JOIN LATERAL (
-                    SELECT s.seq, s.reporter, s.submission_id, s.period, s.period_start, s.period_end
+                    SELECT s.seq, s.reporter, s.submission_id, s.period, s.period_start, s.period_end, s.api_key_id
                     FROM \(Storage.Table.submissions) s
                     WHERE s.id = v.submission
                       AND s.kind = 'submission' AND s.seq <= \(asOfSeq)::bigint
@@ -776,7 +790,7 @@ extension ReportingQueries {
                 ORDER BY wv.indicator, wv.country, w.reporter, w.period_start, w.period_end, wv.cell, w.seq DESC
             )
             SELECT c.indicator, c.country, c.submission, c.cell, c.value, c.estimate, c.seq, c.reporter,
-                   c.submission_id, c.period, c.period_start::text AS period_start, c.period_end::text AS period_end,
+                   c.submission_id, c.api_key_id AS key_id, c.period, c.period_start::text AS period_start, c.period_end::text AS period_end,
                    sup.seq AS superseded_seq, sup.kind = 'retraction' AS superseded_by_retraction,
                    sup.submission_id AS superseded_by, sup.reason AS superseded_reason,
                    newer.seq AS newer_seq, newer.submission_id AS newer_submission_id,
@@ -839,8 +853,11 @@ extension ReportingQueries {
         var method: String
         var value: String?
         var reason: String?
+        /// The API key that made it (`nil` before keys).
+        var keyID: String?
 
         init(postgresRow row: PostgresRow) throws {
+            keyID = try row.decode(column: "key_id")
             adjustmentID = try row.decode(column: "adjustment_id")
             seq = try row.decode(column: "seq")
             indicator = try row.decode(column: "indicator")
@@ -859,7 +876,8 @@ extension ReportingQueries {
         try await pool.withConnection(idempotent: true) { connection in
             let query: PostgresQuery = """
                 SELECT d.adjustment_id, d.seq, d.indicator, d.country, d.period, d.period_start::text AS period_start,
-                       d.period_end::text AS period_end, d.method, d.value::text AS value, d.reason
+                       d.period_end::text AS period_end, d.method, d.value::text AS value, d.reason,
+                       d.api_key_id AS key_id
                 FROM \(Storage.Table.deduplications) d
                 WHERE d.indicator = ANY(\(indicators)::text[]) AND d.seq <= \(asOfSeq)::bigint
                   AND NOT EXISTS (

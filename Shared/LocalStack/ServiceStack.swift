@@ -1,7 +1,10 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import RootcausesJSON
+import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesStorage
 import RootcausesTransport
 
 #if canImport(Glibc)
@@ -29,6 +32,8 @@ public final class ServiceStack: Sendable {
         var intake: ManagedProcess?
         var reporting: ManagedProcess?
         var aggregations: [ManagedProcess] = []
+        var adminToken: String?
+        var serviceToken: String?
     }
 
     public var intakePort: Int { state.withLockedValue { $0.intakePort } }
@@ -37,6 +42,9 @@ public final class ServiceStack: Sendable {
     public var intake: ManagedProcess? { state.withLockedValue { $0.intake } }
     public var reporting: ManagedProcess? { state.withLockedValue { $0.reporting } }
     public var aggregations: [ManagedProcess] { state.withLockedValue { $0.aggregations } }
+    /// The admin key's token (scopes `admin`, `read`) the stack's clients authenticate with;
+    /// set by `start()`.
+    public var adminToken: String? { state.withLockedValue { $0.adminToken } }
     /// Every process started so far.
     public var processes: [ManagedProcess] {
         state.withLockedValue { [$0.intake, $0.reporting].compactMap { $0 } + $0.aggregations }
@@ -91,7 +99,7 @@ public final class ServiceStack: Sendable {
     ///
     /// Fails at once, naming the port, when one of the ports is already taken: otherwise the
     /// process holding it would answer the readiness check while our service had exited.
-    public func start() async throws {
+    public func start(adminToken: String? = nil) async throws {
         let given = [
             ("intake", intakePort, portsArePicked.intake),
             ("aggregation", aggregationPorts[0], portsArePicked.aggregation),
@@ -104,6 +112,7 @@ public final class ServiceStack: Sendable {
                 )
             }
         }
+        try prepareKeys(reusing: adminToken)
         try await startAggregation(index: 0)
         let (_, reportingPort) = try await startService(
             "reporting",
@@ -115,10 +124,59 @@ public final class ServiceStack: Sendable {
             "intake",
             port: self.intakePort,
             mayPickAnotherPort: portsArePicked.intake,
-            extra: ["--aggregation", aggregationAddresses.joined(separator: ",")]
+            extra: ["--aggregation", aggregationAddresses.joined(separator: ",")],
+            environment: state.withLockedValue { $0.serviceToken }.map { ["ROOTCAUSES_AGGREGATION_TOKEN": $0] } ?? [:]
         ) { process in self.state.withLockedValue { $0.intake = process } }
         state.withLockedValue { $0.intakePort = intakePort }
     }
+
+    /// Brings the schema up to date and makes the keys the stack needs: the admin key its
+    /// clients use (`reusing` a token that is still valid, else a new one) and a key for intake's
+    /// nudges to aggregation (new at each start; the previous one is revoked).
+    private func prepareKeys(reusing token: String?) throws {
+        var logger = Logger(label: "rootcauses.stack") { _ in SwiftLogNoOpLogHandler() }
+        logger.logLevel = .warning
+        let connection = try PostgresConnection(conninfo: databaseURL, applicationName: "rootcauses-stack", logger: logger)
+        defer { connection.close() }
+        try Schema.migrate(connection, logger: logger)
+        let admin: String
+        if let token, let parsed = ApiToken(parsing: token),
+            try ApiKeys.find(id: parsed.keyID, on: connection)?.accepts(parsed) == true
+        {
+            admin = token
+        } else {
+            admin = try ApiKeys.create(
+                on: connection,
+                reporter: nil,
+                scopes: ["admin", "read"],
+                label: Self.adminKeyLabel,
+                createdBy: nil
+            ).token.description
+        }
+        let service = try connection.transaction { connection in
+            let previous = try ApiKeys.list(on: connection).filter {
+                $0.label == Self.nudgeKeyLabel && $0.revokedAt == nil
+            }
+            for key in previous { _ = try ApiKeys.revoke(id: key.id, by: nil, on: connection) }
+            let made = try ApiKeys.create(
+                on: connection,
+                reporter: nil,
+                scopes: ["admin"],
+                label: Self.nudgeKeyLabel,
+                createdBy: nil
+            )
+            return made.token.description
+        }
+        state.withLockedValue {
+            $0.adminToken = admin
+            $0.serviceToken = service
+        }
+    }
+
+    /// The label of the admin key a local stack makes for its clients.
+    public static let adminKeyLabel = "local stack: admin (CLI)"
+    /// The label of the key a local stack gives intake for its nudges.
+    public static let nudgeKeyLabel = "local stack: intake nudges aggregation"
 
     /// Starts (or restarts) aggregation instance `index` on its port.
     public func startAggregation(index: Int, extra: [String] = []) async throws {
@@ -177,17 +235,17 @@ public final class ServiceStack: Sendable {
         return nil
     }
 
-    /// A new client connection to intake.
-    public func intakeClient() async throws -> ProtocolClient {
-        try await ProtocolClient.connect(host: "127.0.0.1", port: intakePort)
+    /// A new client connection to intake, authenticated with `token` (default: the stack's admin key).
+    public func intakeClient(token: String? = nil) async throws -> ProtocolClient {
+        try await ProtocolClient.connect(address: intakeAddress, token: token ?? adminToken)
     }
-    /// A new client connection to reporting.
-    public func reportingClient() async throws -> ProtocolClient {
-        try await ProtocolClient.connect(host: "127.0.0.1", port: reportingPort)
+    /// A new client connection to reporting, authenticated with `token` (default: the stack's admin key).
+    public func reportingClient(token: String? = nil) async throws -> ProtocolClient {
+        try await ProtocolClient.connect(address: reportingAddress, token: token ?? adminToken)
     }
-    /// A new client connection to aggregation instance `index`.
+    /// A new client connection to aggregation instance `index`, authenticated with the admin key.
     public func aggregationClient(_ index: Int = 0) async throws -> ProtocolClient {
-        try await ProtocolClient.connect(host: "127.0.0.1", port: aggregationPorts[index])
+        try await ProtocolClient.connect(address: aggregationAddresses[index], token: adminToken)
     }
 
     /// Launches `name` on `port` and waits until it answers there; `record` sees each process
@@ -200,12 +258,13 @@ public final class ServiceStack: Sendable {
         port: Int,
         mayPickAnotherPort: Bool,
         extra: [String] = [],
+        environment: [String: String] = [:],
         record: (ManagedProcess) -> Void
     ) async throws -> (ManagedProcess, Int) {
         var port = port
         var attempts = 1
         while true {
-            let process = try launch(name, port: port, label: label, extra: extra)
+            let process = try launch(name, port: port, label: label, extra: extra, environment: environment)
             record(process)
             do {
                 try await waitUntilReady(process, port: port)
@@ -219,13 +278,18 @@ public final class ServiceStack: Sendable {
         }
     }
 
-    private func launch(_ name: String, port: Int, label: String? = nil, extra: [String] = []) throws -> ManagedProcess
-    {
+    private func launch(
+        _ name: String,
+        port: Int,
+        label: String? = nil,
+        extra: [String] = [],
+        environment: [String: String] = [:]
+    ) throws -> ManagedProcess {
         try ManagedProcess(
             name: label ?? name,
             executable: binDirectory + "/" + name,
             arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", databaseURL] + extra,
-            environment: extraEnvironment,
+            environment: extraEnvironment.merging(environment) { _, new in new },
             logPath: logDirectory + "/\(label ?? name).log",
             runAs: runAs
         )

@@ -1,7 +1,7 @@
 import RootcausesJSON
 
 /// The protocol version this build speaks.
-public let protocolVersion = 2
+public let protocolVersion = 3
 
 /// A parsed request line.
 public struct Request: Sendable {

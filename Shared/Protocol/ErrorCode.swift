@@ -29,6 +29,13 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let notReady = ErrorCode("not_ready")
     /// The server is at a limit (connections, or input held for unfinished lines); retry later.
     public static let overloaded = ErrorCode("overloaded")
+    /// The op needs a key: send `auth` with a valid token first (or the key was revoked, or
+    /// the token is not valid).
+    public static let unauthenticated = ErrorCode("unauthenticated")
+    /// The connection's key may not do this (its scope, or another reporter's data).
+    public static let forbidden = ErrorCode("forbidden")
+    /// Too many failed `auth` attempts from this address; retry after `retry_after_ms`.
+    public static let throttled = ErrorCode("throttled")
     /// An unexpected fault on the server.
     public static let `internal` = ErrorCode("internal")
 }

@@ -5,8 +5,19 @@ import RootcausesJSON
 public struct RequestContext: Sendable {
     /// The service's logger, with the request's `op` (and the peer) in its metadata.
     public var logger: Logger
+    /// The connection's key; `nil` only for open ops sent before `auth`.
+    public var identity: Identity?
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, identity: Identity? = nil) {
+        self.logger = logger
+        self.identity = identity
+    }
+
+    /// The connection's key, for handlers of ops that need one (the responder has checked it).
+    public func requireIdentity() throws -> Identity {
+        guard let identity else { throw ProtocolError(.unauthenticated, "this op needs a key: send auth first") }
+        return identity
+    }
 }
 
 /// The fields of a successful answer, in order, after `id` and `ok`.
@@ -27,9 +38,12 @@ public struct NoInput: OperationInput {
     public static func decode(from reader: FieldReader) -> NoInput? { NoInput() }
 }
 
-/// One op of a service, declared once: its name, how its request is decoded, and its handler.
+/// One op of a service, declared once: its name, what it needs of the key, how its request is
+/// decoded, and its handler.
 public struct Operation: Sendable {
     public let name: String
+    /// What the connection's key must allow; checked by the responder before decoding.
+    public let access: Access
     private let run: @Sendable (JSON, RequestContext) async throws -> AnswerFields
 
     /// Declares op `name`: requests are decoded as `Input`, then answered by `handler`.
@@ -38,19 +52,22 @@ public struct Operation: Sendable {
     public init<Input: OperationInput>(
         _ name: String,
         _ input: Input.Type = Input.self,
+        access: Access,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
-        self.init(name, decode: Input.decode(from:), handler: handler)
+        self.init(name, access: access, decode: Input.decode(from:), handler: handler)
     }
 
     /// Declares op `name` with its own decoding, for requests whose checks need the service's
     /// data (names that must exist in the catalogue), so that every problem is still listed at once.
     public init<Input: Sendable>(
         _ name: String,
+        access: Access,
         decode: @escaping @Sendable (FieldReader) -> Input?,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
         self.name = name
+        self.access = access
         self.run = { body, context in
             let reader = FieldReader(body)
             let decoded = decode(reader)

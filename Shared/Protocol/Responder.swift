@@ -1,19 +1,21 @@
 import Logging
 import RootcausesJSON
 
-/// Turns request lines into answers for one service: parses the envelope, answers `hello`
-/// and `ping`, finds the op in the registry, runs it, and maps every error to the envelope
-/// in one place for all services.
+/// Turns request lines into answers for one service: parses the envelope, answers `hello`,
+/// `ping` and `auth`, checks the connection's key against what the op needs, finds the op in the
+/// registry, runs it, and maps every error to the envelope in one place for all services.
 ///
 /// It knows nothing of sockets, so a service's ops can be driven in process (tests do) with
-/// exactly the answers a client would get over TCP.
+/// exactly the answers a client would get over TCP; the connection's state is a `Session`.
 public struct Responder: Sendable {
-    /// Ops every service answers.
-    public static let builtInOperations = ["hello", "ping"]
+    /// Ops every service answers, open to connections that have not authenticated (but `auth`
+    /// itself is throttled per peer).
+    public static let builtInOperations = ["hello", "ping", "auth"]
 
     public let registry: OperationRegistry
     /// The build's version, reported by `hello`.
     public let version: String
+    private let authenticator: any Authenticator
     private let mapError: @Sendable (any Error, Logger) -> ProtocolError
 
     /// `mapError` turns an error a handler threw that is not a `ProtocolError` into the answer
@@ -21,30 +23,37 @@ public struct Responder: Sendable {
     public init(
         registry: OperationRegistry,
         version: String,
+        authenticator: any Authenticator,
         mapError: @escaping @Sendable (any Error, Logger) -> ProtocolError = Responder.internalError
     ) {
         self.registry = registry
         self.version = version
+        self.authenticator = authenticator
         self.mapError = mapError
     }
 
     /// The answer to one line; `nil` for a blank line, which is ignored.
-    public func respond<Line: Collection<UInt8>>(to line: Line, logger: Logger) async -> JSON? {
+    public func respond<Line: Collection<UInt8>>(
+        to line: Line,
+        session: inout Session,
+        logger: Logger
+    ) async -> JSON? {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         let request: Request
         switch Request.parse(line: line) {
         case .success(let parsed): request = parsed
         case .failure(let rejection): return Response.failure(id: rejection.id, rejection.error)
         }
-        return await respond(to: request, logger: logger)
+        return await respond(to: request, session: &session, logger: logger)
     }
 
     /// The answer to one parsed request.
-    public func respond(to request: Request, logger: Logger) async -> JSON {
+    public func respond(to request: Request, session: inout Session, logger: Logger) async -> JSON {
         var logger = logger
         logger[metadataKey: "op"] = "\(request.op)"
+        if let key = session.identity?.keyID { logger[metadataKey: "key"] = "\(key)" }
         do {
-            return Response.success(id: request.id, try await answer(request, logger: logger))
+            return Response.success(id: request.id, try await answer(request, session: &session, logger: logger))
         } catch let error as ProtocolError {
             return Response.failure(id: request.id, error)
         } catch {
@@ -52,12 +61,14 @@ public struct Responder: Sendable {
         }
     }
 
-    private func answer(_ request: Request, logger: Logger) async throws -> AnswerFields {
+    private func answer(_ request: Request, session: inout Session, logger: Logger) async throws -> AnswerFields {
         switch request.op {
         case "hello":
             return try hello(request)
         case "ping":
             return [("pong", true)]
+        case "auth":
+            return try await authenticate(request, session: &session, logger: logger)
         default:
             guard let operation = registry[request.op] else {
                 throw ProtocolError(
@@ -66,8 +77,65 @@ public struct Responder: Sendable {
                     details: [["supported": .array(registry.names.map(JSON.string))]]
                 )
             }
-            return try await operation.respond(to: request.body, context: RequestContext(logger: logger))
+            let context = RequestContext(logger: logger, identity: session.identity)
+            guard operation.access != .open else { return try await operation.respond(to: request.body, context: context) }
+            guard let identity = session.identity else {
+                throw ProtocolError(
+                    .unauthenticated,
+                    "'\(request.op)' needs a key: send {\"op\":\"auth\",\"token\":\"…\"} first",
+                    details: [["needs": .string(operation.access.rawValue)]]
+                )
+            }
+            guard identity.allows(operation.access) else {
+                throw ProtocolError(
+                    .forbidden,
+                    "this key (\(identity.scopes.sorted().map(\.rawValue).joined(separator: ", "))) may not send '\(request.op)': it needs \(operation.access.rawValue)",
+                    details: [["needs": .string(operation.access.rawValue), "key_id": .string(identity.keyID)]]
+                )
+            }
+            if operation.access == .read {
+                // A read changes nothing: the key is checked beside it, and a revoked key's
+                // answer is thrown away.
+                async let stillValid = authenticator.isValid(identity)
+                let answer: Result<AnswerFields, any Error>
+                do { answer = .success(try await operation.respond(to: request.body, context: context)) } catch {
+                    answer = .failure(error)
+                }
+                guard try await stillValid else { throw revoked(identity, session: &session, logger: logger) }
+                return try answer.get()
+            }
+            guard try await authenticator.isValid(identity) else {
+                throw revoked(identity, session: &session, logger: logger)
+            }
+            return try await operation.respond(to: request.body, context: context)
         }
+    }
+
+    /// `{"op":"auth","token":"…"}`: the connection acts as the token's key from now on.
+    private func authenticate(_ request: Request, session: inout Session, logger: Logger) async throws -> AnswerFields {
+        let reader = FieldReader(request.body)
+        let token = reader.string("token", required: true)
+        guard reader.problems.isEmpty, let token else { throw ProtocolError.invalidRequest(reader.problems) }
+        // A failed attempt leaves the connection with no key, whatever it had before.
+        session.identity = nil
+        let identity = try await authenticator.authenticate(token: token, peer: session.peer)
+        session.identity = identity
+        logger.debug("authenticated", metadata: ["key": "\(identity.keyID)"])
+        return [
+            ("key_id", .string(identity.keyID)),
+            ("reporter", identity.reporter.map(JSON.string) ?? .null),
+            ("scopes", .array(identity.scopes.sorted().map { .string($0.rawValue) })),
+        ]
+    }
+
+    private func revoked(_ identity: Identity, session: inout Session, logger: Logger) -> ProtocolError {
+        session.identity = nil
+        logger.notice("request refused: the connection's key was revoked", metadata: ["key": "\(identity.keyID)"])
+        return ProtocolError(
+            .unauthenticated,
+            "the key \(identity.keyID) was revoked; authenticate with another key",
+            details: [["key_id": .string(identity.keyID), "code": "revoked"]]
+        )
     }
 
     private func hello(_ request: Request) throws -> AnswerFields {
@@ -92,6 +160,8 @@ public struct Responder: Sendable {
             ("protocol", .int(protocolVersion)),
             ("version", .string(version)),
             ("ops", .array(registry.names.map(JSON.string))),
+            // Every op but hello, ping and auth needs a key (protocol 3).
+            ("auth", "token"),
         ]
     }
 

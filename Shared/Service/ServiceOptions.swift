@@ -4,7 +4,7 @@ import Logging
 import RootcausesTransport
 
 /// The version every service reports in `hello`.
-public let rootcausesVersion = "0.4.0"
+public let rootcausesVersion = "0.5.0"
 
 /// Options every service takes. Each has an environment fallback, so containers are
 /// configured with variables and people with flags.
@@ -63,6 +63,21 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     public init() {}
 
     public static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// A secret (a token, a password) from a file named by the flag or by `fileVariable`, else
+    /// from `valueVariable` itself; `nil` when none is given. A file's surrounding whitespace is
+    /// dropped; a file that cannot be read, or is empty, is an error that names it.
+    public static func secret(file: String?, fileVariable: String, valueVariable: String) throws -> String? {
+        if let path = file ?? environment[fileVariable], !path.isEmpty {
+            guard let data = FileManager.default.contents(atPath: path),
+                let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+                !text.isEmpty
+            else { throw ValidationError("cannot read a secret from \(path) (missing, unreadable or empty)") }
+            return text
+        }
+        if let value = environment[valueVariable], !value.isEmpty { return value }
+        return nil
+    }
 
     /// Where to listen, from the flag, then the environment, then the service's default port.
     public func listenAddress(defaultPort: Int) throws -> (host: String, port: Int) {

@@ -57,7 +57,12 @@ public func runService(
         limits: try options.resolvedLimits()
     )
     let (operations, extra) = try await makeOperations(context)
-    let responder = Responder(registry: operations, version: rootcausesVersion, mapError: protocolError(for:logger:))
+    let responder = Responder(
+        registry: operations,
+        version: rootcausesVersion,
+        authenticator: KeyAuthenticator(pool: pool, logger: logger),
+        mapError: protocolError(for:logger:)
+    )
     let server = ProtocolServer(host: host, port: port, limits: context.limits, responder: responder, logger: logger)
     // The pool first: the group stops services in reverse order, so it closes only after the
     // server has answered the requests in flight.

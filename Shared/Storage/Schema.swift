@@ -20,6 +20,7 @@ public enum Storage {
         case publications
         case targets
         case deduplications
+        case apiKeys = "api_keys"
     }
 
     /// The number of partitions aggregation splits the work into: enough that eight instances
@@ -362,6 +363,35 @@ public enum Schema {
                 -- (5 ms of a plain total at 1 M values). Its columns never change, so updates stay HOT.
                 CREATE INDEX rollups_period_points ON rollups (indicator, country, period_start, period_end)
                     WHERE cell = '*' AND period_start <> '-infinity';
+                """
+        ),
+        Migration(
+            version: 10,
+            name: "API keys, and the key behind every write",
+            sql: """
+                -- One row per key an admin made. Only the SHA-256 of the secret is stored: the
+                -- token (key id and secret) is shown once, when the key is made. Revoked keys stay,
+                -- so the writes they made still name a key that can be looked up.
+                CREATE TABLE api_keys (
+                    id             text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{16}$'),
+                    reporter       text,
+                    scopes         text[] NOT NULL CHECK (cardinality(scopes) > 0
+                                       AND scopes <@ ARRAY['submit', 'read', 'admin']::text[]),
+                    label          text NOT NULL DEFAULT '',
+                    secret_sha256  bytea NOT NULL CHECK (octet_length(secret_sha256) = 32),
+                    created_at     timestamptz NOT NULL DEFAULT now(),
+                    -- The key that made it; NULL for keys made straight in the database (the first
+                    -- admin key of a deployment, the local stack's).
+                    created_by     text REFERENCES api_keys (id),
+                    revoked_at     timestamptz,
+                    revoked_by     text REFERENCES api_keys (id),
+                    CHECK (NOT ('submit' = ANY(scopes)) OR reporter IS NOT NULL)
+                );
+                -- The key behind each write. NULL for rows written before keys existed.
+                ALTER TABLE submissions ADD COLUMN api_key_id text REFERENCES api_keys (id);
+                ALTER TABLE deduplications ADD COLUMN api_key_id text REFERENCES api_keys (id);
+                ALTER TABLE targets ADD COLUMN api_key_id text REFERENCES api_keys (id);
+                ALTER TABLE publications ADD COLUMN api_key_id text REFERENCES api_keys (id);
                 """
         ),
     ]

@@ -17,3 +17,31 @@ extension ProtocolClient {
         return answer
     }
 }
+
+extension ProtocolClient {
+    /// Authenticates the connection with an API key's token (`auth`); throws the server's
+    /// refusal, without the token, when it is not accepted.
+    @discardableResult
+    public func authenticate(token: String) async throws -> JSON {
+        let answer = try await request(["op": "auth", "token": .string(token)])
+        guard answer["ok"] == .bool(true) else {
+            let code = answer["error"]?["code"]?.stringValue ?? "error"
+            let message = answer["error"]?["message"]?.stringValue ?? answer.serialized
+            throw ClientError("the key was refused: \(code): \(message)")
+        }
+        return answer
+    }
+
+    /// Connects to `address` and authenticates with `token` when one is given.
+    public static func connect(address: String, token: String?) async throws -> ProtocolClient {
+        let client = try await connect(address: address)
+        guard let token else { return client }
+        do {
+            try await client.authenticate(token: token)
+        } catch {
+            await client.close()
+            throw error
+        }
+        return client
+    }
+}

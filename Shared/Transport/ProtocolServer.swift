@@ -186,11 +186,13 @@ public final class ProtocolServer: Service, Sendable {
             connections.unregister(token)
             returnMemoryAfterBurst()
         }
+        // Requests of a connection are answered one after the other: its session needs no lock.
+        var session = Session(peer: Self.host(of: channel.remoteAddress))
         do {
             try await connection.executeThenClose { inbound, _ in
                 for try await frame in inbound {
                     guard connections.markBusy(token) else { break }
-                    let (answer, keepOpen) = await respond(to: frame, logger: logger)
+                    let (answer, keepOpen) = await respond(to: frame, session: &session, logger: logger)
                     if let answer {
                         // Written on the channel and awaited until it reached the socket: the
                         // outbound writer's finish-then-close would drop an answer still queued
@@ -207,7 +209,7 @@ public final class ProtocolServer: Service, Sendable {
     }
 
     /// The answer to one frame (`nil` for a blank line), and whether the connection stays open.
-    func respond(to frame: InboundFrame, logger: Logger) async -> (answer: JSON?, keepOpen: Bool) {
+    func respond(to frame: InboundFrame, session: inout Session, logger: Logger) async -> (answer: JSON?, keepOpen: Bool) {
         switch frame {
         case .lineTooLong(let limit):
             return (
@@ -233,8 +235,13 @@ public final class ProtocolServer: Service, Sendable {
                 ), false
             )
         case .line(let line):
-            return (await responder.respond(to: line.readableBytesView, logger: logger), true)
+            return (await responder.respond(to: line.readableBytesView, session: &session, logger: logger), true)
         }
+    }
+
+    /// The peer's IP address without its port: failed `auth` attempts are counted per host.
+    static func host(of address: SocketAddress?) -> String {
+        address?.ipAddress ?? address?.description ?? "unknown"
     }
 
     /// Hands freed memory back to the system once a burst of large buffers is over: glibc keeps

@@ -94,6 +94,7 @@ extension Integration {
                 try await withServiceStack(databaseURL: cluster.url(database: "postgres")) { stack in
                     let intake = try await stack.intakeClient()
                     let reporting = try await stack.reportingClient()
+                    let aggregation = try await stack.aggregationClient()
                     let before = try await intake.expectOK(
                         submitRequest(submission("pg-1", values: [value("firms_supported", "HN", 3)]))
                     )
@@ -107,8 +108,12 @@ extension Integration {
                     #expect(down["id"] == "d")
                     let read = try await reporting.request(["op": "totals"])
                     #expect(read.errorCode == "unavailable")
-                    let aggregation = try await stack.aggregationClient()
                     #expect(try await aggregation.request(["op": "status"]).errorCode == "unavailable")
+                    // Keys are checked in the database too: a new connection cannot authenticate.
+                    let newcomer = try await ProtocolClient.connect(address: stack.reportingAddress)
+                    let auth = try await newcomer.request(["op": "auth", "token": .string(stack.adminToken ?? "")])
+                    #expect(auth.errorCode == "unavailable")
+                    await newcomer.close()
                     // The services themselves stay up and answer what needs no database.
                     #expect(try await intake.request(["op": "ping"])["ok"] == true)
 

@@ -7,6 +7,7 @@ import RootcausesJSON
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesService
 import RootcausesStorage
 import RootcausesTesting
 import RootcausesTransport
@@ -25,9 +26,18 @@ extension Integration {
             let aggregation: AggregationOperations
             let reporting: Responder
             let nudged: NIOLockedValueBox<[Int64]>
+            /// An admin key's token, made in the database as `rootcauses up` makes its own.
+            let token: String
 
+            /// Asks on a new session authenticated with the admin key.
             func ask(_ responder: Responder, _ request: JSON) async throws -> JSON {
-                try #require(await responder.respond(to: Array(request.serialized.utf8), logger: logger))
+                var session = Session()
+                let auth: JSON = ["op": "auth", "token": .string(token)]
+                let authenticated = await responder.respond(to: Array(auth.serialized.utf8), session: &session, logger: logger)
+                #expect(authenticated?["ok"] == true)
+                return try #require(
+                    await responder.respond(to: Array(request.serialized.utf8), session: &session, logger: logger)
+                )
             }
         }
 
@@ -53,11 +63,16 @@ extension Integration {
                 logger: Self.logger
             )
             let reporting = ReportingOperations(catalogue: catalogue, template: template, pool: pool)
+            let token = try await pool.withConnection { connection in
+                try ApiKeys.create(on: connection, reporter: nil, scopes: ["admin"], label: "tests", createdBy: nil).token
+            }
+            let authenticator = KeyAuthenticator(pool: pool, logger: Self.logger)
             let services = Services(
-                intake: Responder(registry: intake.registry, version: "test"),
+                intake: Responder(registry: intake.registry, version: "test", authenticator: authenticator),
                 aggregation: aggregation,
-                reporting: Responder(registry: reporting.registry, version: "test"),
-                nudged: nudged
+                reporting: Responder(registry: reporting.registry, version: "test", authenticator: authenticator),
+                nudged: nudged,
+                token: token.description
             )
             do {
                 try await body(services)
@@ -84,7 +99,12 @@ extension Integration {
                 #expect(rejected["error"]?["code"] == "validation_failed")
                 #expect(rejected["error"]?["details"]?[0]?["path"] == "values[0].country")
                 let hello = try await services.ask(services.intake, ["op": "hello"])
-                #expect(hello["ops"] == ["hello", "ping", "submit", "retract", "target", "deduplicate"])
+                #expect(
+                    hello["ops"] == [
+                        "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create", "keys_list",
+                        "keys_revoke",
+                    ]
+                )
                 // Only the accepted submission nudged aggregation.
                 #expect(services.nudged.withLockedValue { $0 } == [1])
             }

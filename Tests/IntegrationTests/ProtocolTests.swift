@@ -12,32 +12,37 @@ extension Integration {
                 let clients = [
                     (
                         "intake", try await stack.intakeClient(),
-                        ["hello", "ping", "submit", "retract", "target", "deduplicate"]
+                        [
+                            "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create",
+                            "keys_list", "keys_revoke",
+                        ]
                     ),
-                    ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "status", "nudge"]),
+                    ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "auth", "status", "nudge"]),
                     (
                         "reporting", try await stack.reportingClient(),
                         [
-                            "hello", "ping", "indicators", "totals", "factsheet", "history", "publish", "published",
+                            "hello", "ping", "auth", "indicators", "totals", "factsheet", "history", "publish", "published",
                             "diff", "explain",
                         ]
                     ),
                 ]
                 for (name, client, ops) in clients {
-                    let hello = try await client.request(["op": "hello", "id": "h1", "protocol": 2])
+                    let hello = try await client.request(["op": "hello", "id": "h1", "protocol": 3])
                     #expect(hello["id"] == "h1")
                     #expect(hello["ok"] == true)
                     #expect(hello["service"] == .string(name))
-                    #expect(hello["protocol"] == 2)
+                    #expect(hello["protocol"] == 3)
+                    #expect(hello["auth"] == "token")
                     #expect(hello["version"]?.stringValue?.isEmpty == false)
                     #expect(hello["ops"] == .array(ops.map(JSON.string)))
                     let ping = try await client.request(["op": "ping", "id": 7])
                     #expect(ping.serialized == #"{"id":7,"ok":true,"pong":true}"#)
-                    // Version 1 ended with 0.3.0 (docs/PROTOCOL.md §3); no future version is spoken yet.
-                    for unsupported in [1, 3] {
+                    // Version 1 ended with 0.3.0, version 2 with 0.4.0 (docs/PROTOCOL.md §3); no
+                    // future version is spoken yet.
+                    for unsupported in [1, 2, 4] {
                         let other = try await client.request(["op": "hello", "id": 2, "protocol": .int(unsupported)])
                         #expect(other.errorCode == "unsupported_protocol")
-                        #expect(other["error"]?["details"]?[0]?["supported"] == [2])
+                        #expect(other["error"]?["details"]?[0]?["supported"] == [3])
                     }
                     let mistyped = try await client.request(["op": "hello", "id": 3, "protocol": "1"])
                     #expect(mistyped.errorCode == "invalid_request")
@@ -65,7 +70,8 @@ extension Integration {
                 #expect(unknown["id"] == "u")
                 #expect(
                     unknown["error"]?["details"]?[0]?["supported"] == [
-                        "hello", "ping", "submit", "retract", "target", "deduplicate",
+                        "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create",
+                        "keys_list", "keys_revoke",
                     ]
                 )
 

@@ -63,8 +63,8 @@ extension Integration {
                 let reporting = try await stack.reportingClient()
 
                 #expect(try await intake.expectOK(["op": "ping", "id": 1])["id"] == 1)
-                let hello = try await reporting.expectOK(["op": "hello", "id": 2, "protocol": 2])
-                #expect(hello["protocol"] == 2)
+                let hello = try await reporting.expectOK(["op": "hello", "id": 2, "protocol": 3])
+                #expect(hello["protocol"] == 3)
 
                 let submitted = try await intake.expectOK(
                     submitRequest(submission("nobody-1", values: [value("firms_supported", "GT", 12)]), id: 3)

@@ -30,14 +30,15 @@ struct ProtocolServerTests {
         registry: OperationRegistry(
             service: "test",
             [
-                Operation("echo", Echo.self) { echo, _ in [("text", .string(echo.text))] },
-                Operation("pause", Pause.self) { pause, _ in
+                Operation("echo", Echo.self, access: .open) { echo, _ in [("text", .string(echo.text))] },
+                Operation("pause", Pause.self, access: .open) { pause, _ in
                     try await Task.sleep(for: .milliseconds(pause.milliseconds))
                     return [("paused", .int(pause.milliseconds))]
                 },
             ]
         ),
-        version: "test"
+        version: "test",
+        authenticator: StaticAuthenticator([:])
     )
 
     static let logger = Logger(label: "rootcauses.tests.server") { _ in SwiftLogNoOpLogHandler() }
@@ -193,14 +194,104 @@ struct ProtocolServerTests {
     }
 
     @Test func helloListsTheRegistryAndUnknownOpsNameTheSupportedOnes() async throws {
-        let hello = await Self.responder.respond(to: Array(#"{"op":"hello","id":1}"#.utf8), logger: Self.logger)
-        #expect(hello?["ops"] == ["hello", "ping", "echo", "pause"])
-        let unknown = await Self.responder.respond(to: Array(#"{"op":"nope","id":2}"#.utf8), logger: Self.logger)
+        var session = Session()
+        func respond(_ line: String) async -> JSON? {
+            await Self.responder.respond(to: Array(line.utf8), session: &session, logger: Self.logger)
+        }
+        let hello = await respond(#"{"op":"hello","id":1}"#)
+        #expect(hello?["ops"] == ["hello", "ping", "auth", "echo", "pause"])
+        #expect(hello?["protocol"] == 3)
+        #expect(hello?["auth"] == "token")
+        let unknown = await respond(#"{"op":"nope","id":2}"#)
         #expect(unknown?["error"]?["code"] == "unknown_op")
-        let invalid = await Self.responder.respond(to: Array(#"{"op":"echo","text":7}"#.utf8), logger: Self.logger)
+        let invalid = await respond(#"{"op":"echo","text":7}"#)
         #expect(invalid?["error"]?["code"] == "invalid_request")
         #expect(invalid?["error"]?["details"]?[0]?["path"] == "text")
-        let blank = await Self.responder.respond(to: Array("  ".utf8), logger: Self.logger)
+        let blank = await respond("  ")
         #expect(blank == nil)
+    }
+
+    /// The responder's rules for keys, with keys held in memory: what each scope may send, and a
+    /// key that stops being valid refused on its connection's next request.
+    @Test func opsNeedAKeyWithTheirScopeAndARevokedKeyIsRefusedAtOnce() async throws {
+        let reader = Identity(keyID: "0000000000000001", reporter: nil, scopes: [.read])
+        let submitter = Identity(keyID: "0000000000000002", reporter: "USAID", scopes: [.submit])
+        let admin = Identity(keyID: "0000000000000003", reporter: nil, scopes: [.admin])
+        let revocable = RevocableAuthenticator(["r": reader, "s": submitter, "a": admin])
+        let responder = Responder(
+            registry: OperationRegistry(
+                service: "test",
+                [
+                    Operation("look", NoInput.self, access: .read) { _, _ in [("seen", true)] },
+                    Operation("send", Echo.self, access: .submit) { echo, context in
+                        try context.requireIdentity().requireActing(for: echo.text)
+                        return [("sent", .string(echo.text))]
+                    },
+                    Operation("manage", NoInput.self, access: .admin) { _, _ in [("managed", true)] },
+                ]
+            ),
+            version: "test",
+            authenticator: revocable
+        )
+        func code(_ line: String, _ session: inout Session) async -> String? {
+            let answer = await responder.respond(to: Array(line.utf8), session: &session, logger: Self.logger)
+            return answer?["ok"] == true ? "ok" : answer?["error"]?["code"]?.stringValue
+        }
+        var anonymous = Session()
+        #expect(await code(#"{"op":"look"}"#, &anonymous) == "unauthenticated")
+        #expect(await code(#"{"op":"ping"}"#, &anonymous) == "ok")
+        #expect(await code(#"{"op":"auth","token":"nope"}"#, &anonymous) == "unauthenticated")
+        #expect(await code(#"{"op":"auth"}"#, &anonymous) == "invalid_request")
+
+        var reading = Session()
+        #expect(await code(#"{"op":"auth","token":"r"}"#, &reading) == "ok")
+        #expect(await code(#"{"op":"look"}"#, &reading) == "ok")
+        #expect(await code(#"{"op":"send","text":"USAID"}"#, &reading) == "forbidden")
+        #expect(await code(#"{"op":"manage"}"#, &reading) == "forbidden")
+
+        var submitting = Session()
+        #expect(await code(#"{"op":"auth","token":"s"}"#, &submitting) == "ok")
+        #expect(await code(#"{"op":"send","text":"USAID"}"#, &submitting) == "ok")
+        #expect(await code(#"{"op":"send","text":"DOL"}"#, &submitting) == "forbidden")
+        #expect(await code(#"{"op":"look"}"#, &submitting) == "forbidden")
+
+        var managing = Session()
+        #expect(await code(#"{"op":"auth","token":"a"}"#, &managing) == "ok")
+        #expect(await code(#"{"op":"manage"}"#, &managing) == "ok")
+        #expect(await code(#"{"op":"look"}"#, &managing) == "ok")
+        #expect(await code(#"{"op":"send","text":"DOL"}"#, &managing) == "ok")
+
+        // Revoked: the next request of each open connection is refused, reads and writes alike,
+        // and the connection has no key any more.
+        revocable.revoke(reader.keyID)
+        revocable.revoke(submitter.keyID)
+        #expect(await code(#"{"op":"look"}"#, &reading) == "unauthenticated")
+        #expect(reading.identity == nil)
+        #expect(await code(#"{"op":"send","text":"USAID"}"#, &submitting) == "unauthenticated")
+        #expect(await code(#"{"op":"auth","token":"s"}"#, &submitting) == "unauthenticated")
+        // A failed auth leaves no key behind, whatever the connection had.
+        #expect(await code(#"{"op":"auth","token":"nope"}"#, &managing) == "unauthenticated")
+        #expect(await code(#"{"op":"manage"}"#, &managing) == "unauthenticated")
+    }
+}
+
+/// Keys in memory that can be revoked while connections hold them.
+final class RevocableAuthenticator: Authenticator {
+    private let identities: [String: Identity]
+    private let revoked = NIOLockedValueBox<Set<String>>([])
+
+    init(_ identities: [String: Identity]) { self.identities = identities }
+
+    func revoke(_ keyID: String) { revoked.withLockedValue { _ = $0.insert(keyID) } }
+
+    func authenticate(token: String, peer: String) async throws -> Identity {
+        guard let identity = identities[token], try await isValid(identity) else {
+            throw ProtocolError(.unauthenticated, "the token is not valid")
+        }
+        return identity
+    }
+
+    func isValid(_ identity: Identity) async throws -> Bool {
+        !revoked.withLockedValue { $0.contains(identity.keyID) }
     }
 }

@@ -20,11 +20,23 @@ struct IntakeCommand: AsyncParsableCommand {
     )
     var aggregation: String?
 
+    @Option(
+        name: .customLong("aggregation-token-file"),
+        help:
+            "File holding the API key (admin scope) intake nudges aggregation with. Env: ROOTCAUSES_AGGREGATION_TOKEN_FILE, or the token itself in ROOTCAUSES_AGGREGATION_TOKEN. Without one, aggregation finds new submissions on its poll interval."
+    )
+    var aggregationTokenFile: String?
+
     func run() async throws {
         let addresses = (aggregation ?? ServiceOptions.environment["ROOTCAUSES_AGGREGATION"] ?? "127.0.0.1:7402")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let token = try ServiceOptions.secret(
+            file: aggregationTokenFile,
+            fileVariable: "ROOTCAUSES_AGGREGATION_TOKEN_FILE",
+            valueVariable: "ROOTCAUSES_AGGREGATION_TOKEN"
+        )
         try await runService(name: "intake", defaultPort: 7401, options: options) { context in
-            let nudger = AggregationNudger(addresses: addresses, logger: context.logger)
+            let nudger = AggregationNudger(addresses: addresses, token: token, logger: context.logger)
             let operations = IntakeOperations(catalogue: context.catalogue, pool: context.pool, nudge: nudger.nudge)
             return (operations.registry, [nudger])
         }

@@ -1,0 +1,149 @@
+import RootcausesJSON
+import RootcausesLocalStack
+import RootcausesPostgres
+import RootcausesTesting
+import RootcausesTransport
+import Testing
+
+extension Integration {
+    /// Who may do what: keys per organisation, their scopes, revocation on open connections,
+    /// the audit trail of keys, and throttled guessing.
+    @Suite struct SecurityTests {
+        @Test func keysDecideWhoMayDoWhatAndRevocationTakesEffectAtOnce() async throws {
+            try await withServiceStack { stack in
+                // No key: only hello, ping and auth.
+                let anonymous = try await ProtocolClient.connect(address: stack.intakeAddress)
+                let refused = try await anonymous.request(
+                    submitRequest(submission("sec-1", reporter: "DOL", values: [value("firms_supported", "HN", 1)]))
+                )
+                #expect(refused.errorCode == "unauthenticated")
+                #expect(try await anonymous.request(["op": "ping"])["ok"] == true)
+                await anonymous.close()
+                for address in [stack.reportingAddress, stack.aggregationAddresses[0]] {
+                    let client = try await ProtocolClient.connect(address: address)
+                    for op in ["totals", "status", "factsheet"] {
+                        let answer = try await client.request(["op": .string(op)])
+                        #expect(["unauthenticated", "unknown_op"].contains(answer.errorCode), "\(answer.serialized)")
+                    }
+                    await client.close()
+                }
+
+                // The admin makes a submit key for USAID and a read key; the secret is shown once.
+                let admin = try await stack.intakeClient()
+                let adminKey = try #require(stack.adminToken.flatMap { $0.split(separator: "_").dropFirst().first })
+                let usaidKey = try await admin.expectOK([
+                    "op": "keys_create", "reporter": "USAID", "scopes": ["submit"], "label": "USAID uploader",
+                ])
+                let usaidToken = try #require(usaidKey["token"]?.stringValue)
+                #expect(usaidToken.hasPrefix("rck_"))
+                #expect(usaidKey["created_by"] == .string(String(adminKey)))
+                let readKey = try await admin.expectOK(["op": "keys_create", "scopes": ["read"], "label": "analyst"])
+                let readToken = try #require(readKey["token"]?.stringValue)
+                let badKey = try await admin.request(["op": "keys_create", "scopes": ["submit", "root"]])
+                #expect(badKey.errorCode == "invalid_request")
+                #expect(badKey["error"]?["details"]?.arrayValue?.count == 2, "\(badKey.serialized)")
+
+                // A USAID submit key submits as USAID only: DOL's submission_id stays DOL's.
+                let usaid = try await stack.intakeClient(token: usaidToken)
+                let asDOL = try await usaid.request(
+                    submitRequest(submission("sec-1", reporter: "DOL", values: [value("firms_supported", "HN", 3)]))
+                )
+                #expect(asDOL.errorCode == "forbidden")
+                #expect(asDOL["error"]?["details"]?[0]?["path"] == "submission.reporter")
+                let retractDOL = try await usaid.request([
+                    "op": "retract", "reporter": "DOL", "submission_id": "sec-1", "reason": "not ours",
+                ])
+                #expect(retractDOL.errorCode == "forbidden")
+                let asUSAID = try await usaid.expectOK(
+                    submitRequest(submission("sec-1", values: [value("firms_supported", "HN", 5)]))
+                )
+                #expect(asUSAID["status"] == "accepted")
+                let target = try await usaid.request([
+                    "op": "target", "reporter": "USAID", "indicator": "firms_supported", "country": "HN",
+                    "fiscal_year": "FY2022", "value": 10,
+                ])
+                #expect(target.errorCode == "forbidden")
+                // DOL's own key may still use the id USAID also used.
+                let dolKey = try await admin.expectOK(["op": "keys_create", "reporter": "DOL", "scopes": ["submit"]])
+                let dol = try await stack.intakeClient(token: try #require(dolKey["token"]?.stringValue))
+                let dolOwn = try await dol.expectOK(
+                    submitRequest(submission("sec-1", reporter: "DOL", values: [value("firms_supported", "HN", 2)]))
+                )
+                #expect(dolOwn["status"] == "accepted")
+
+                // A read key reads, and may not submit or see keys.
+                let readerIntake = try await stack.intakeClient(token: readToken)
+                let readerSubmits = try await readerIntake.request(
+                    submitRequest(submission("sec-2", values: [value("firms_supported", "HN", 1)]))
+                )
+                #expect(readerSubmits.errorCode == "forbidden")
+                #expect(try await readerIntake.request(["op": "keys_list"]).errorCode == "forbidden")
+                let reader = try await stack.reportingClient(token: readToken)
+                let totals = try await reader.expectOK([
+                    "op": "totals", "indicator": "firms_supported", "min_seq": 2, "timeout_ms": 20_000,
+                ])
+                #expect(totals["rows"]?[0]?["value"] == 7)
+                #expect(try await reader.request(["op": "publish", "publication_id": "x"]).errorCode == "forbidden")
+
+                // The audit trail names the key behind each version.
+                let history = try await reader.expectOK(["op": "history", "reporter": "USAID", "submission_id": "sec-1"])
+                #expect(history["versions"]?[0]?["key_id"] == usaidKey["key_id"])
+
+                // Keys are listed without their secrets.
+                let list = try await admin.expectOK(["op": "keys_list"])
+                #expect(list["keys"]?.arrayValue?.count == 5)  // the stack's two, and three here
+                #expect(!list.serialized.contains(usaidToken.split(separator: "_").last.map(String.init) ?? "?"))
+                #expect(!list.serialized.contains("sha256"))
+
+                // Revoked: the next request of the open connections is refused.
+                let revoked = try await admin.expectOK([
+                    "op": "keys_revoke", "key_id": usaidKey["key_id"] ?? .null,
+                ])
+                #expect(revoked["status"] == "revoked")
+                #expect(revoked["revoked_by"] == .string(String(adminKey)))
+                _ = try await admin.expectOK(["op": "keys_revoke", "key_id": readKey["key_id"] ?? .null])
+                let afterRevocation = try await usaid.request(
+                    submitRequest(submission("sec-3", values: [value("firms_supported", "HN", 1)]))
+                )
+                #expect(afterRevocation.errorCode == "unauthenticated")
+                #expect(afterRevocation["error"]?["details"]?[0]?["code"] == "revoked")
+                #expect(try await reader.request(["op": "totals"]).errorCode == "unauthenticated")
+                let again = try await admin.expectOK(["op": "keys_revoke", "key_id": usaidKey["key_id"] ?? .null])
+                #expect(again["status"] == "duplicate")
+                let unknown = try await admin.request(["op": "keys_revoke", "key_id": "0123456789abcdef"])
+                #expect(unknown.errorCode == "validation_failed")
+                // Nothing sent with the revoked key was stored.
+                let stored = try await stack.reportingClient().request([
+                    "op": "history", "reporter": "USAID", "submission_id": "sec-3",
+                ])
+                #expect(stored["error"]?["details"]?[0]?["code"] == "unknown_submission", "\(stored.serialized)")
+                for client in [admin, usaid, dol, readerIntake, reader] { await client.close() }
+            }
+        }
+
+        @Test func failedAuthenticationIsThrottledPerPeer() async throws {
+            try await withServiceStack { stack in
+                let client = try await ProtocolClient.connect(address: stack.reportingAddress)
+                for attempt in 1...5 {
+                    let answer = try await client.request([
+                        "op": "auth", "token": .string("rck_0123456789abcdef_guess\(attempt)guessguessguessguess"),
+                    ])
+                    #expect(answer.errorCode == "unauthenticated")
+                }
+                // Now even the right token must wait.
+                let throttled = try await client.request(["op": "auth", "token": .string(stack.adminToken ?? "")])
+                #expect(throttled.errorCode == "throttled")
+                #expect((throttled["error"]?["details"]?[0]?["retry_after_ms"]?.int64Value ?? 0) > 0)
+                // A malformed token is refused as clearly.
+                let other = try await stack.intakeClient()
+                let malformed = try await other.request(["op": "auth", "token": "hunter2"])
+                #expect(malformed.errorCode == "unauthenticated")
+                #expect(malformed["error"]?["message"]?.stringValue?.contains("rck_") == true)
+                // Until then, the connection has no key.
+                #expect(try await client.request(["op": "totals"]).errorCode == "unauthenticated")
+                await client.close()
+                await other.close()
+            }
+        }
+    }
+}
