@@ -157,6 +157,50 @@ extension Integration {
             }
         }
 
+        /// The admin's key commands, and a reporter's key used from a private file.
+        @Test func keysAreMadeListedUsedAndRevokedFromTheCommandLine() async throws {
+            try await withServiceStack { stack in
+                let intake = ["--intake", stack.intakeAddress]
+                let folder = "/tmp/rootcauses-tests-\(getpid())"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                let tokenFile = folder + "/usaid.token"
+                unlink(tokenFile)
+                let made = try await runCLI(
+                    token: stack.adminToken,
+                    ["keys", "create", "--reporter", "USAID", "--scope", "submit", "--label", "uploader", "--out", tokenFile]
+                        + intake
+                )
+                #expect(made.status == 0, "\(made.output)")
+                var status = stat()
+                #expect(stat(tokenFile, &status) == 0 && status.st_mode & 0o777 == 0o600)
+                let keyID = try #require(made.output.split(separator: " ").dropFirst().first.map(String.init))
+
+                let own = try scratchFile("cli-keys-own.ndjson", lines: [
+                    submission("cli-k1", values: [value("firms_supported", "HN", 2)]).serialized,
+                    submission("cli-k2", reporter: "DOL", values: [value("firms_supported", "HN", 2)]).serialized,
+                ])
+                let sent = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
+                #expect(sent.status == 1)
+                #expect(sent.output.contains("line 1 cli-k1: accepted"), "\(sent.output)")
+                #expect(sent.output.contains("line 2 cli-k2: forbidden"), "\(sent.output)")
+
+                let list = try await runCLI(token: stack.adminToken, ["keys", "list"] + intake)
+                #expect(list.output.contains(keyID) && list.output.contains("uploader"), "\(list.output)")
+                #expect(try await runCLI(["keys", "list", "--token-file", tokenFile] + intake).output.contains("forbidden"))
+
+                let revoked = try await runCLI(token: stack.adminToken, ["keys", "revoke", keyID] + intake)
+                #expect(revoked.output.hasPrefix("revoked: key \(keyID)"), "\(revoked.output)")
+                let refused = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
+                #expect(refused.status != 0)
+                #expect(refused.output.contains("refused the key"), "\(refused.output)")
+
+                // A token others may read is not used.
+                chmod(tokenFile, 0o644)
+                let open = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
+                #expect(open.output.contains("chmod 600"), "\(open.output)")
+            }
+        }
+
         @Test func unreachableServiceSaysHowToStartIt() async throws {
             let unreachable = try await runCLI(["indicators", "--reporting", "127.0.0.1:1"])
             #expect(unreachable.status != 0)
