@@ -89,11 +89,14 @@ struct LocalStack {
         do {
             let previous = try? readToken(tokenFile)
             try await stack.start(adminToken: previous)
+            let found =
+                tokenFile == URL(fileURLWithPath: ServiceAddresses.localAdminTokenFile).standardizedFileURL.path
+                ? "the CLI run from this folder uses it" : "give it to the CLI with --token-file \(tokenFile)"
             if let token = stack.adminToken, token != previous {
                 try writePrivateFile(tokenFile, contents: token + "\n")
-                log("a new admin key's token is in \(tokenFile) (readable by you only); the CLI uses it from this folder")
+                log("a new admin key's token is in \(tokenFile) (readable by you only); \(found)")
             } else {
-                log("the admin key's token is in \(tokenFile)")
+                log("the admin key's token is in \(tokenFile); \(found)")
             }
         } catch {
             await stack.stop()
