@@ -113,7 +113,8 @@ struct ReportingQueries: Sendable {
         try await pool.withConnection(idempotent: true) { connection in
             // A batch being numbered holds the counter's row until its commit, and its time may
             // already be at or before `time`: wait for it, so that asking again gives the same seq.
-            try connection.query("SELECT 1 FROM \(Storage.Table.seqCounter) FOR SHARE" as PostgresQuery)
+            // (Through a function: reporting's role may not lock the counter itself.)
+            try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
             // Seqs and their times rise together: the last index entry at or before `time` has the newest seq.
             let query: PostgresQuery = """
                 SELECT coalesce(greatest((

@@ -21,6 +21,8 @@ public enum ChildProcess {
         outputPath: String,
         truncate: Bool = true
     ) throws -> pid_t {
+        // A log kept from an earlier run keeps its mode on open: make it private too.
+        chmod(outputPath, 0o600)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -30,7 +32,8 @@ public enum ChildProcess {
             1,
             outputPath,
             O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND),
-            0o644
+            // Logs name peers and keys: their owner's only.
+            0o600
         )
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         guard let closeFrom = closeFromAction else {

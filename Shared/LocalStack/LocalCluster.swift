@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RootcausesPostgres
 import Subprocess
 import SystemPackage
 
@@ -19,6 +20,8 @@ public struct LocalCluster: Sendable {
     public let port: Int
     /// The superuser the cluster was created with.
     public let user: String
+    /// The superuser's password (generated at `initdb`, kept in `passwordFile`).
+    public let password: String
     /// The folder holding `initdb`, `pg_ctl` and `postgres`.
     public let binDirectory: String
     /// False for throwaway clusters (no fsync).
@@ -26,10 +29,23 @@ public struct LocalCluster: Sendable {
     /// False when `start` found the server already running (someone else started it).
     public var startedHere: Bool = true
 
-    /// A libpq URL for `database` on this cluster.
+    /// A libpq URL for `database` on this cluster, as its superuser (with the password).
     public func url(database: String = "postgres") -> String {
-        "postgresql://\(user)@127.0.0.1:\(port)/\(database)"
+        "postgresql://\(user):\(password)@127.0.0.1:\(port)/\(database)"
     }
+
+    /// Where the superuser's password is kept: beside the data folder (which the `postgres`
+    /// user may own), readable by us only.
+    public static func passwordFile(for dataDirectory: String) -> String { dataDirectory + ".password" }
+
+    /// The only connections the cluster accepts: TCP on loopback, every role with its password
+    /// (SCRAM); no Unix socket (`unix_socket_directories` is empty), no replication.
+    static let hostBasedAuthentication = """
+        # Written by rootcauses at every start: loopback TCP only, each role with its password.
+        # No Unix socket, no replication, no trust.
+        host    all    all    127.0.0.1/32    scram-sha-256
+
+        """
 
     /// Creates the cluster if `dataDirectory` holds none, starts it unless it already runs,
     /// and returns it. `durable: false` turns off fsync (for throwaway test clusters).
@@ -39,15 +55,34 @@ public struct LocalCluster: Sendable {
         let fileManager = FileManager.default
         let runAsPostgres = geteuid() == 0
 
+        let passwordFile = Self.passwordFile(for: dataDirectory)
+        var password = try? readSecret(passwordFile)
+        // A cluster made before passwords (it trusted every local connection): secured below.
+        var legacy = false
         if !fileManager.fileExists(atPath: dataDirectory + "/PG_VERSION") {
             try fileManager.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
             if runAsPostgres { try handToPostgresUser(dataDirectory) }
             chmod(dataDirectory, 0o700)
             logger.info("creating local PostgreSQL cluster", metadata: ["directory": "\(dataDirectory)"])
-            var arguments = ["-D", dataDirectory, "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C"]
+            let made = generateSecret()
+            try writeSecret(made, to: passwordFile)
+            password = made
+            // initdb reads the password from a file the postgres user can read, deleted at once.
+            let pwfile = "/tmp/rootcauses-initdb-\(getpid())-\(UUID().uuidString.prefix(8))"
+            try writeSecret(made, to: pwfile)
+            defer { unlink(pwfile) }
+            if runAsPostgres { try handToPostgresUser(pwfile) }
+            var arguments = [
+                "-D", dataDirectory, "-U", user, "--pwfile", pwfile, "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C",
+            ]
             if !durable { arguments.append("--no-sync") }
             try await runTool(binDirectory + "/initdb", arguments, what: "initdb")
+        } else if password == nil {
+            legacy = true
         }
+        // At every start: only what hostBasedAuthentication allows.
+        try writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: legacy)
 
         if let running = await runningPort(dataDirectory: dataDirectory, binDirectory: binDirectory) {
             logger.info("local PostgreSQL already running", metadata: ["port": "\(running)"])
@@ -55,21 +90,25 @@ public struct LocalCluster: Sendable {
                 dataDirectory: dataDirectory,
                 port: running,
                 user: user,
+                password: password ?? "",
                 binDirectory: binDirectory,
                 durable: durable
             )
             cluster.startedHere = false
+            if legacy { cluster = try await cluster.secureLegacyCluster(logger: logger) }
             return cluster
         }
 
-        let cluster = LocalCluster(
+        var cluster = LocalCluster(
             dataDirectory: dataDirectory,
             port: try freeTCPPort(),
             user: user,
+            password: password ?? "",
             binDirectory: binDirectory,
             durable: durable
         )
         try await cluster.restart()
+        if legacy { cluster = try await cluster.secureLegacyCluster(logger: logger) }
         logger.info("local PostgreSQL started", metadata: ["port": "\(cluster.port)", "directory": "\(dataDirectory)"])
         return cluster
     }
@@ -148,6 +187,37 @@ public struct LocalCluster: Sendable {
         let pid = try ChildProcess.spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], outputPath: "/dev/null")
         // Reap it whenever it ends, so it never lingers as a zombie of ours.
         Thread.detachNewThread { _ = ChildProcess.exitStatus(of: pid, wait: true) }
+    }
+
+    /// Gives a cluster made before passwords (trusting local connections) its superuser password
+    /// and then the strict `pg_hba.conf`, and reloads it.
+    func secureLegacyCluster(logger: Logger) async throws -> LocalCluster {
+        logger.notice("securing a local PostgreSQL cluster made before passwords", metadata: ["directory": "\(dataDirectory)"])
+        // The transitional pg_hba.conf (trust for the superuser on loopback) is in place: make
+        // a server already running read it, for the moment it takes to set the password.
+        try await LocalCluster.runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "reload"], what: "pg_ctl reload")
+        try await Task.sleep(for: .milliseconds(300))
+        let made = generateSecret()
+        let trusted = try PostgresConnection(
+            conninfo: "postgresql://\(user)@127.0.0.1:\(port)/postgres",
+            applicationName: "rootcauses-stack",
+            logger: logger
+        )
+        defer { trusted.close() }
+        // A hex password needs no quoting; the statement takes no parameters.
+        try trusted.execute("ALTER ROLE \(PostgresQuery.quoteIdentifier(user)) PASSWORD '\(made)'")
+        try writeSecret(made, to: Self.passwordFile(for: dataDirectory))
+        try writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: false)
+        try await LocalCluster.runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "reload"], what: "pg_ctl reload")
+        return LocalCluster(
+            dataDirectory: dataDirectory,
+            port: port,
+            user: user,
+            password: made,
+            binDirectory: binDirectory,
+            durable: durable,
+            startedHere: startedHere
+        )
     }
 
     // MARK: - Helpers
@@ -267,4 +337,44 @@ public struct LocalClusterError: Error, CustomStringConvertible, Sendable {
 
 func shellQuote(_ word: String) -> String {
     "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// 32 random bytes from the system's cryptographic source, as hex (safe in URLs and SQL literals).
+func generateSecret() -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+}
+
+/// Writes `secret` to a file only its owner may read or write (0600), replacing it.
+func writeSecret(_ secret: String, to path: String) throws {
+    unlink(path)
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+        throw LocalClusterError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    let bytes = Array((secret + "\n").utf8)
+    guard write(descriptor, bytes, bytes.count) == bytes.count else {
+        throw LocalClusterError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// A secret file's contents, without surrounding whitespace.
+func readSecret(_ path: String) throws -> String {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw LocalClusterError(message: "cannot read \(path)")
+    }
+    return text.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Writes a file of the cluster's configuration, owned by the `postgres` user when we are root
+/// (the server must read it), readable by its owner only. `legacy`: a cluster that has no
+/// password yet, which may only be reached by its superuser from loopback until it has one.
+func writeConfigurationFile(_ path: String, _ contents: String, legacy: Bool) throws {
+    let text =
+        legacy
+        ? "# Until rootcauses sets the superuser's password.\nhost    all    rootcauses    127.0.0.1/32    trust\n"
+        : contents
+    try writeSecret(text.trimmingCharacters(in: .newlines), to: path)
+    if geteuid() == 0 { try LocalCluster.handToPostgresUser(path) }
 }

@@ -34,6 +34,8 @@ public final class ServiceStack: Sendable {
         var aggregations: [ManagedProcess] = []
         var adminToken: String?
         var serviceToken: String?
+        /// Each service's own database URL (its role); empty when the roles could not be made.
+        var serviceURLs: [String: String] = [:]
     }
 
     public var intakePort: Int { state.withLockedValue { $0.intakePort } }
@@ -45,6 +47,11 @@ public final class ServiceStack: Sendable {
     /// The admin key's token (scopes `admin`, `read`) the stack's clients authenticate with;
     /// set by `start()`.
     public var adminToken: String? { state.withLockedValue { $0.adminToken } }
+    /// The database URL each service connects with (`intake`, `aggregation`, `reporting`): its
+    /// own role when `start()` could make the roles, else `databaseURL`.
+    public func serviceDatabaseURL(_ service: String) -> String {
+        state.withLockedValue { $0.serviceURLs[service] } ?? databaseURL
+    }
     /// Every process started so far.
     public var processes: [ManagedProcess] {
         state.withLockedValue { [$0.intake, $0.reporting].compactMap { $0 } + $0.aggregations }
@@ -75,7 +82,12 @@ public final class ServiceStack: Sendable {
         )
         self.extraEnvironment = environment
         self.runAs = runAs
-        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: logDirectory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+        chmod(logDirectory, 0o700)
     }
 
     /// The folder of the running executable: where SwiftPM puts the service executables too.
@@ -112,7 +124,7 @@ public final class ServiceStack: Sendable {
                 )
             }
         }
-        try prepareKeys(reusing: adminToken)
+        try prepareDatabase(reusingAdminToken: adminToken)
         try await startAggregation(index: 0)
         let (_, reportingPort) = try await startService(
             "reporting",
@@ -130,15 +142,37 @@ public final class ServiceStack: Sendable {
         state.withLockedValue { $0.intakePort = intakePort }
     }
 
-    /// Brings the schema up to date and makes the keys the stack needs: the admin key its
-    /// clients use (`reusing` a token that is still valid, else a new one) and a key for intake's
-    /// nudges to aggregation (new at each start; the previous one is revoked).
-    private func prepareKeys(reusing token: String?) throws {
+    /// Readies the database: the services' roles with least privilege (docs/SECURITY.md) when
+    /// `databaseURL` is a superuser's with a password, the schema migrated, and the keys the
+    /// stack needs: the admin key its clients use (`reusingAdminToken` when still valid, else a
+    /// new one) and a key for intake's nudges to aggregation (new at each start; the previous
+    /// one is revoked).
+    private func prepareDatabase(reusingAdminToken token: String?) throws {
         var logger = Logger(label: "rootcauses.stack") { _ in SwiftLogNoOpLogHandler() }
         logger.logLevel = .warning
         let connection = try PostgresConnection(conninfo: databaseURL, applicationName: "rootcauses-stack", logger: logger)
         defer { connection.close() }
-        try Schema.migrate(connection, logger: logger)
+        if let secret = URLComponents(string: databaseURL)?.password, !secret.isEmpty,
+            try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user" as PostgresQuery)
+                .first?.decode(column: "rolsuper", as: Bool.self) == true
+        {
+            var passwords: [DatabaseRoles.Role: String] = [:]
+            for role in DatabaseRoles.Role.allCases {
+                passwords[role] = DatabaseRoles.password(of: role, derivedFrom: secret)
+            }
+            try DatabaseRoles.provision(on: connection, passwords: passwords, logger: logger)
+            var urls: [String: String] = [:]
+            for (service, role) in [("intake", DatabaseRoles.Role.intake), ("aggregation", .aggregation), ("reporting", .reporting)] {
+                var components = URLComponents(string: databaseURL)
+                components?.user = role.rawValue
+                components?.password = passwords[role]
+                urls[service] = components?.string
+            }
+            state.withLockedValue { $0.serviceURLs = urls }
+        } else {
+            // Not a superuser's URL (an operator's database): the services use it as given.
+            try Schema.migrate(connection, logger: logger)
+        }
         let admin: String
         if let token, let parsed = ApiToken(parsing: token),
             try ApiKeys.find(id: parsed.keyID, on: connection)?.accepts(parsed) == true
@@ -285,11 +319,14 @@ public final class ServiceStack: Sendable {
         extra: [String] = [],
         environment: [String: String] = [:]
     ) throws -> ManagedProcess {
+        // The URL (with its password) goes in the environment, which only the service's user and
+        // root can read, never on the command line, which every user can.
         try ManagedProcess(
             name: label ?? name,
             executable: binDirectory + "/" + name,
-            arguments: ["--listen", "127.0.0.1:\(port)", "--database-url", databaseURL] + extra,
-            environment: extraEnvironment.merging(environment) { _, new in new },
+            arguments: ["--listen", "127.0.0.1:\(port)"] + extra,
+            environment: extraEnvironment.merging(environment) { _, new in new }
+                .merging(["DATABASE_URL": serviceDatabaseURL(name)]) { _, new in new },
             logPath: logDirectory + "/\(label ?? name).log",
             runAs: runAs
         )

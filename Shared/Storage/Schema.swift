@@ -394,6 +394,21 @@ public enum Schema {
                 ALTER TABLE publications ADD COLUMN api_key_id text REFERENCES api_keys (id);
                 """
         ),
+        Migration(
+            version: 11,
+            name: "waiting for a numbering without the right to change the counter",
+            sql: """
+                -- A read as of a time waits for a batch being numbered (it holds the counter's row
+                -- until its commit). Locking the row needs the UPDATE privilege, which reporting's
+                -- role must not have: this function, run with its owner's rights, only waits.
+                CREATE FUNCTION wait_for_numbering() RETURNS void
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+                BEGIN
+                    PERFORM 1 FROM seq_counter FOR SHARE;
+                END $$;
+                REVOKE ALL ON FUNCTION wait_for_numbering() FROM PUBLIC;
+                """
+        ),
     ]
 
     /// The newest schema version this build knows.
@@ -403,6 +418,17 @@ public enum Schema {
     public static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
         try connection.transaction { connection in
             try connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey)::bigint)" as PostgresQuery)
+            // A schema already current needs no DDL: services whose roles may not change the
+            // schema (docs/SECURITY.md) start against a database their owner has migrated.
+            let tableExists = try connection.query(
+                "SELECT to_regclass('\(unescaped: Storage.Table.schemaMigrations.rawValue)') IS NOT NULL AS present"
+                    as PostgresQuery
+            ).first?.decode(column: "present", as: Bool.self) ?? false
+            let newestApplied =
+                tableExists
+                ? try connection.query("SELECT max(version) AS newest FROM \(Storage.Table.schemaMigrations)" as PostgresQuery)
+                    .first?.decode(column: "newest", as: Int?.self) : nil
+            if newestApplied == currentVersion { return }
             try connection.execute(
                 """
                 CREATE TABLE IF NOT EXISTS \(Storage.Table.schemaMigrations.rawValue) (

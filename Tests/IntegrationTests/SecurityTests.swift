@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
@@ -143,6 +145,87 @@ extension Integration {
                 #expect(try await client.request(["op": "totals"]).errorCode == "unauthenticated")
                 await client.close()
                 await other.close()
+            }
+        }
+
+        /// Each service connects as its own role, with nothing a superuser has; the private
+        /// cluster takes no connection without a password, and no replication.
+        @Test func eachServiceHasItsOwnRoleWithoutSuperuserPowers() async throws {
+            try await withServiceStack { stack in
+                let logger = Logger(label: "rootcauses.tests.security") { _ in SwiftLogNoOpLogHandler() }
+                func refusal(_ url: String, _ sql: String) -> String? {
+                    guard let connection = try? PostgresConnection(conninfo: url, applicationName: "tests", logger: logger)
+                    else { return "no connection" }
+                    defer { connection.close() }
+                    do {
+                        try connection.execute(sql)
+                        return nil
+                    } catch let error as PostgresError {
+                        return error.sqlState ?? "\(error)"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+                for service in ["intake", "aggregation", "reporting"] {
+                    let url = stack.serviceDatabaseURL(service)
+                    #expect(url != stack.databaseURL)
+                    let connection = try PostgresConnection(conninfo: url, applicationName: "tests", logger: logger)
+                    let role = try #require(
+                        try connection.query(
+                            """
+                            SELECT current_user::text AS name, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls
+                            FROM pg_roles WHERE rolname = current_user
+                            """ as PostgresQuery
+                        ).first
+                    )
+                    connection.close()
+                    #expect(try role.decode(column: "name", as: String.self) == "rootcauses_\(service)")
+                    for power in ["rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls"] {
+                        #expect(try role.decode(column: power, as: Bool.self) == false, "\(service) \(power)")
+                    }
+                    // What an attacker with the service's credentials would try first.
+                    #expect(refusal(url, "COPY (SELECT 1) TO PROGRAM 'true'") == "42501", "\(service)")
+                    #expect(refusal(url, "CREATE TABLE taken (x int)") == "42501", "\(service)")
+                    #expect(refusal(url, "SELECT pg_read_file('PG_VERSION')") == "42501", "\(service)")
+                    // The password is in the service's environment, never on its command line.
+                    let process = try #require(
+                        service == "aggregation" ? stack.aggregations.first : service == "intake" ? stack.intake : stack.reporting
+                    )
+                    let commandLine = (try? String(contentsOfFile: "/proc/\(process.pid)/cmdline", encoding: .utf8)) ?? ""
+                    #expect(!commandLine.contains(URLComponents(string: url)?.password ?? "?"))
+                }
+                // Reporting reads; it writes nothing clients sent.
+                #expect(refusal(stack.serviceDatabaseURL("reporting"), "DELETE FROM submissions") == "42501")
+                #expect(refusal(stack.serviceDatabaseURL("aggregation"), "DELETE FROM submissions") == "42501")
+                #expect(refusal(stack.serviceDatabaseURL("intake"), "DELETE FROM rollups") == "42501")
+
+                // Without the password, nobody gets in: not the superuser, not a service's role.
+                for user in ["rootcauses", "rootcauses_reporting"] {
+                    var components = try #require(URLComponents(string: stack.databaseURL))
+                    components.user = user
+                    components.password = nil
+                    let url = try #require(components.string)
+                    #expect(
+                        (try? PostgresConnection(conninfo: url + "?connect_timeout=5", applicationName: "tests", logger: logger))
+                            == nil,
+                        "\(user) connected without a password"
+                    )
+                }
+                // Every rule of the cluster asks for a password; none allows replication.
+                let admin = try PostgresConnection(conninfo: stack.databaseURL, applicationName: "tests", logger: logger)
+                defer { admin.close() }
+                let rules = try admin.query(
+                    "SELECT auth_method, array_to_string(database, ',') AS databases FROM pg_hba_file_rules" as PostgresQuery
+                )
+                for rule in rules {
+                    #expect(try rule.decode(column: "auth_method", as: String.self) == "scram-sha-256")
+                    #expect(try rule.decode(column: "databases", as: String.self).contains("replication") == false)
+                }
+                // The services' logs are their owner's only.
+                for process in stack.processes {
+                    var status = stat()
+                    #expect(stat(process.logPath, &status) == 0 && status.st_mode & 0o077 == 0, "\(process.logPath)")
+                }
             }
         }
     }
