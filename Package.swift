@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
         // SHA-256 of API key secrets.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // TLS on every port.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // libpq, the PostgreSQL C client, as a system library.
@@ -85,6 +87,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -114,6 +117,7 @@ let package = Package(
                 "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/Intake",
@@ -122,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "intake",
             dependencies: [
-                "IntakeService", "RootcausesService",
+                "IntakeService", "RootcausesService", "RootcausesTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/Intake/Command"
@@ -172,6 +176,7 @@ let package = Package(
             dependencies: [
                 "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesStorage",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -185,12 +190,30 @@ let package = Package(
                 "RootcausesLocalStack", "RootcausesService", "RootcausesModel", "RootcausesProtocol",
                 "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON", "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Services/CLI"
+        ),
+        // Fuzzing targets (libFuzzer, built by Tests/Fuzz/run); built plainly, each replays its
+        // committed corpus.
+        .target(name: "FuzzSupport", path: "Tests/Fuzz/Support"),
+        .executableTarget(
+            name: "fuzz-json",
+            dependencies: ["FuzzSupport", "RootcausesJSON"],
+            path: "Tests/Fuzz/JSON"
+        ),
+        .executableTarget(
+            name: "fuzz-lines",
+            dependencies: [
+                "FuzzSupport", "RootcausesTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/Fuzz/Lines"
         ),
         // Ships with the product as a testing library: a throwaway database per test, the stack
         // around a test body, request helpers. Only tests depend on it.

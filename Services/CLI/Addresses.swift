@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOSSL
 import RootcausesJSON
 import RootcausesProtocol
 import RootcausesTransport
@@ -24,10 +25,45 @@ struct ServiceAddresses: ParsableArguments {
     )
     var tokenFile: String?
 
+    @Option(
+        name: .customLong("tls-ca"),
+        help: ArgumentHelp("Connect with TLS, trusting this CA (PEM). Env: ROOTCAUSES_TLS_CA.", valueName: "path")
+    )
+    var tlsCA: String?
+
+    @Option(
+        name: .customLong("tls-cert"),
+        help: ArgumentHelp(
+            "Present this client certificate (PEM) to services that require one. Env: ROOTCAUSES_TLS_CERT.",
+            valueName: "path"
+        )
+    )
+    var tlsCertificate: String?
+
+    @Option(
+        name: .customLong("tls-key"),
+        help: ArgumentHelp("The client certificate's key (PEM). Env: ROOTCAUSES_TLS_KEY.", valueName: "path")
+    )
+    var tlsKey: String?
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     /// Where `up` and `demo` keep the admin token of their local stack (default data folder).
     static let localAdminTokenFile = ".rootcauses/admin.token"
+
+    /// The TLS to connect with; `nil` (plain TCP) unless a CA is given.
+    func tls() throws -> NIOSSLContext? {
+        guard let ca = tlsCA ?? environment["ROOTCAUSES_TLS_CA"], !ca.isEmpty else { return nil }
+        do {
+            return try TLSClientSettings(
+                caPath: ca,
+                certificatePath: tlsCertificate ?? environment["ROOTCAUSES_TLS_CERT"],
+                keyPath: tlsKey ?? environment["ROOTCAUSES_TLS_KEY"]
+            ).makeContext()
+        } catch {
+            throw CLIError("cannot set up TLS with \(ca): \(error)")
+        }
+    }
 
     /// The token to authenticate with: the flag's file, then the environment, then the local
     /// stack's admin token; `nil` when there is none (the services then answer `unauthenticated`).
@@ -70,10 +106,12 @@ func readToken(_ path: String) throws -> String {
 
 /// Connects to `service` at `address` and authenticates with `token`; when nothing answers,
 /// says how to start it.
-func connect(to service: String, at address: String, token: String?) async throws -> ProtocolClient {
+func connect(to service: String, at address: String, token: String?, tls: NIOSSLContext? = nil) async throws
+    -> ProtocolClient
+{
     let client: ProtocolClient
     do {
-        client = try await ProtocolClient.connect(address: address)
+        client = try await ProtocolClient.connect(address: address, tls: tls)
     } catch {
         throw CLIError(
             """
@@ -94,8 +132,14 @@ func connect(to service: String, at address: String, token: String?) async throw
 
 /// Sends one request to `service` and returns a successful answer, or throws the server's
 /// error as a readable message.
-func call(_ service: String, at address: String, token: String?, _ request: JSON) async throws -> JSON {
-    let client = try await connect(to: service, at: address, token: token)
+func call(
+    _ service: String,
+    at address: String,
+    token: String?,
+    tls: NIOSSLContext? = nil,
+    _ request: JSON
+) async throws -> JSON {
+    let client = try await connect(to: service, at: address, token: token, tls: tls)
     do {
         let answer = try await client.request(request)
         await client.close()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOSSL
 import RootcausesJSON
 import RootcausesModel
 import RootcausesProtocol
@@ -36,7 +37,7 @@ struct SubmitCommand: AsyncParsableCommand {
         let summary = try await submitLines(
             submissions,
             to: addresses.intakeAddress,
-            token: try addresses.token(),
+            token: try addresses.token(), tls: try addresses.tls(),
             dryRun: dryRun
         ) { line in
             if !quiet { print(line) }
@@ -113,10 +114,11 @@ func submitLines(
     _ submissions: [NumberedSubmission],
     to address: String,
     token: String?,
+    tls: NIOSSLContext? = nil,
     dryRun: Bool,
     report: (String) -> Void
 ) async throws -> SubmitSummary {
-    let client = try await connect(to: "intake", at: address, token: token)
+    let client = try await connect(to: "intake", at: address, token: token, tls: tls)
     do {
         let summary = try await submit(submissions, over: client, dryRun: dryRun, report: report)
         await client.close()
@@ -259,7 +261,7 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), request)
         if json {
             print(answer.prettyPrinted)
             return
@@ -341,7 +343,7 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), request)
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
@@ -366,7 +368,7 @@ struct RetractCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "intake",
-            at: addresses.intakeAddress, token: try addresses.token(),
+            at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(),
             [
                 "op": "retract", "reporter": .string(reporter), "submission_id": .string(submissionID),
                 "reason": .string(reason),
@@ -393,7 +395,7 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "reporting",
-            at: addresses.reportingAddress, token: try addresses.token(),
+            at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(),
             ["op": "history", "reporter": .string(reporter), "submission_id": .string(submissionID)]
         )
         if json {
@@ -425,7 +427,7 @@ struct IndicatorsCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), ["op": "indicators"])
+        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "indicators"])
         if json {
             print(answer.prettyPrinted)
             return
@@ -449,7 +451,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var addresses: ServiceAddresses
 
     func run() async throws {
-        let answer = try await call("aggregation", at: addresses.aggregationAddress, token: try addresses.token(), ["op": "status"])
+        let answer = try await call("aggregation", at: addresses.aggregationAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "status"])
         print(answer.withoutEnvelope.prettyPrinted)
     }
 }

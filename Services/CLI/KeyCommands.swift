@@ -74,7 +74,7 @@ struct CreateKeyCommand: AsyncParsableCommand {
         } else {
             var request: JSON = ["op": "keys_create", "scopes": .array(scope.map(JSON.string)), "label": .string(label)]
             if let reporter { request = request.setting("reporter", to: .string(reporter)) }
-            key = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), request)
+            key = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(), request)
             token = key["token"]?.stringValue ?? ""
         }
         let id = key["key_id"]?.stringValue ?? "?"
@@ -96,7 +96,7 @@ struct ListKeysCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), ["op": "keys_list"])
+        let answer = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "keys_list"])
         if json {
             print(answer.withoutEnvelope.prettyPrinted)
             return
@@ -132,7 +132,7 @@ struct RevokeKeyCommand: AsyncParsableCommand {
         let answer = try await call(
             "intake",
             at: addresses.intakeAddress,
-            token: try addresses.token(),
+            token: try addresses.token(), tls: try addresses.tls(),
             ["op": "keys_revoke", "key_id": .string(keyID)]
         )
         let status = answer["status"]?.stringValue ?? "?"

@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOSSL
 import RootcausesJSON
 import RootcausesTransport
 import ServiceLifecycle
@@ -12,14 +13,17 @@ public final class AggregationNudger: Service, Sendable {
     private let addresses: [String]
     /// The key intake nudges with (aggregation's `nudge` needs `admin`).
     private let token: String?
+    /// TLS to aggregation, when its ports speak it.
+    private let tls: NIOSSLContext?
     private let logger: Logger
     private let stream: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
 
     /// Without a `token` no nudge is sent: aggregation then finds new submissions on its poll.
-    public init(addresses: [String], token: String?, logger: Logger) {
+    public init(addresses: [String], token: String?, tls: NIOSSLContext? = nil, logger: Logger) {
         self.addresses = addresses
         self.token = token
+        self.tls = tls
         self.logger = logger
         if token == nil {
             logger.warning("no key to nudge aggregation with: it finds new submissions on its poll interval only")
@@ -33,7 +37,7 @@ public final class AggregationNudger: Service, Sendable {
     }
 
     public func run() async throws {
-        let clients = NudgeConnections(token: token)
+        let clients = NudgeConnections(token: token, tls: tls)
         await withGracefulShutdownHandler {
             for await seq in stream {
                 // All instances at once, each with a deadline: one stuck instance must not
@@ -77,13 +81,17 @@ public final class AggregationNudger: Service, Sendable {
 /// One open connection per aggregation address, reopened after a failure.
 private actor NudgeConnections {
     private let token: String?
+    private let tls: NIOSSLContext?
     private var open: [String: ProtocolClient] = [:]
 
-    init(token: String?) { self.token = token }
+    init(token: String?, tls: NIOSSLContext?) {
+        self.token = token
+        self.tls = tls
+    }
 
     func client(for address: String) async throws -> ProtocolClient {
         if let client = open[address] { return client }
-        let client = try await ProtocolClient.connect(address: address, token: token)
+        let client = try await ProtocolClient.connect(address: address, token: token, tls: tls)
         open[address] = client
         return client
     }

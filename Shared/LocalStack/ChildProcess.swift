@@ -21,8 +21,10 @@ public enum ChildProcess {
         outputPath: String,
         truncate: Bool = true
     ) throws -> pid_t {
-        // A log kept from an earlier run keeps its mode on open: make it private too.
-        chmod(outputPath, 0o600)
+        // A log kept from an earlier run keeps its mode on open: make it private too (a regular
+        // file only: never /dev/null, which every user needs).
+        var existing = stat()
+        if lstat(outputPath, &existing) == 0, existing.st_mode & S_IFMT == S_IFREG { chmod(outputPath, 0o600) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

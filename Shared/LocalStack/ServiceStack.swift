@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOSSL
 import RootcausesJSON
 import RootcausesPostgres
 import RootcausesProtocol
@@ -19,6 +20,43 @@ public final class ServiceStack: Sendable {
     public let logDirectory: String
     /// The user the services run as, when not ours (see `ManagedProcess.init`).
     public let runAs: String?
+    /// TLS on every port, when given.
+    public let tls: TLS?
+    /// The TLS the stack's own clients (and readiness checks) use.
+    private let clientTLS: NIOSSLContext?
+
+    /// A stack whose ports speak TLS: the services' certificate and key, the CA the clients
+    /// trust, and optionally a CA whose client certificates the services require, with the
+    /// certificate and key the stack's own clients present.
+    public struct TLS: Sendable {
+        public var certificatePath: String
+        public var keyPath: String
+        public var caPath: String
+        public var clientCAPath: String?
+        public var clientCertificatePath: String?
+        public var clientKeyPath: String?
+
+        public init(
+            certificatePath: String,
+            keyPath: String,
+            caPath: String,
+            clientCAPath: String? = nil,
+            clientCertificatePath: String? = nil,
+            clientKeyPath: String? = nil
+        ) {
+            self.certificatePath = certificatePath
+            self.keyPath = keyPath
+            self.caPath = caPath
+            self.clientCAPath = clientCAPath
+            self.clientCertificatePath = clientCertificatePath
+            self.clientKeyPath = clientKeyPath
+        }
+
+        /// What a client of the stack uses: the CA, and the client certificate when required.
+        public var clientSettings: TLSClientSettings {
+            TLSClientSettings(caPath: caPath, certificatePath: clientCertificatePath, keyPath: clientKeyPath)
+        }
+    }
     private let extraEnvironment: [String: String]
     private let state: NIOLockedValueBox<State>
 
@@ -67,8 +105,11 @@ public final class ServiceStack: Sendable {
         aggregationPort: Int = 0,
         reportingPort: Int = 0,
         environment: [String: String] = [:],
-        runAs: String? = nil
+        runAs: String? = nil,
+        tls: TLS? = nil
     ) throws {
+        self.tls = tls
+        self.clientTLS = try tls?.clientSettings.makeContext()
         self.databaseURL = databaseURL
         self.binDirectory = binDirectory
         self.logDirectory = logDirectory
@@ -271,15 +312,15 @@ public final class ServiceStack: Sendable {
 
     /// A new client connection to intake, authenticated with `token` (default: the stack's admin key).
     public func intakeClient(token: String? = nil) async throws -> ProtocolClient {
-        try await ProtocolClient.connect(address: intakeAddress, token: token ?? adminToken)
+        try await ProtocolClient.connect(address: intakeAddress, token: token ?? adminToken, tls: clientTLS)
     }
     /// A new client connection to reporting, authenticated with `token` (default: the stack's admin key).
     public func reportingClient(token: String? = nil) async throws -> ProtocolClient {
-        try await ProtocolClient.connect(address: reportingAddress, token: token ?? adminToken)
+        try await ProtocolClient.connect(address: reportingAddress, token: token ?? adminToken, tls: clientTLS)
     }
     /// A new client connection to aggregation instance `index`, authenticated with the admin key.
     public func aggregationClient(_ index: Int = 0) async throws -> ProtocolClient {
-        try await ProtocolClient.connect(address: aggregationAddresses[index], token: adminToken)
+        try await ProtocolClient.connect(address: aggregationAddresses[index], token: adminToken, tls: clientTLS)
     }
 
     /// Launches `name` on `port` and waits until it answers there; `record` sees each process
@@ -319,13 +360,22 @@ public final class ServiceStack: Sendable {
         extra: [String] = [],
         environment: [String: String] = [:]
     ) throws -> ManagedProcess {
+        var tlsArguments: [String] = []
+        var tlsEnvironment: [String: String] = [:]
+        if let tls {
+            tlsArguments = ["--tls-cert", tls.certificatePath, "--tls-key", tls.keyPath]
+            if let clientCA = tls.clientCAPath { tlsArguments += ["--tls-client-ca", clientCA] }
+            // intake nudges aggregation over TLS too, presenting its own certificate.
+            tlsEnvironment["ROOTCAUSES_AGGREGATION_TLS_CA"] = tls.caPath
+        }
         // The URL (with its password) goes in the environment, which only the service's user and
         // root can read, never on the command line, which every user can.
-        try ManagedProcess(
+        return try ManagedProcess(
             name: label ?? name,
             executable: binDirectory + "/" + name,
-            arguments: ["--listen", "127.0.0.1:\(port)"] + extra,
+            arguments: ["--listen", "127.0.0.1:\(port)"] + tlsArguments + extra,
             environment: extraEnvironment.merging(environment) { _, new in new }
+                .merging(tlsEnvironment) { _, new in new }
                 .merging(["DATABASE_URL": serviceDatabaseURL(name)]) { _, new in new },
             logPath: logDirectory + "/\(label ?? name).log",
             runAs: runAs
@@ -343,7 +393,7 @@ public final class ServiceStack: Sendable {
                     "\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())"
                 )
             }
-            if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port) {
+            if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port, tls: clientTLS) {
                 let answer = try? await client.request(["op": "ping"])
                 await client.close()
                 if answer?["ok"] == .bool(true) {

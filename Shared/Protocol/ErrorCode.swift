@@ -36,6 +36,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let forbidden = ErrorCode("forbidden")
     /// Too many failed `auth` attempts from this address; retry after `retry_after_ms`.
     public static let throttled = ErrorCode("throttled")
+    /// A client spoke plain text to a port that speaks TLS; the connection is closed.
+    public static let tlsRequired = ErrorCode("tls_required")
     /// An unexpected fault on the server.
     public static let `internal` = ErrorCode("internal")
 }

@@ -60,7 +60,38 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     )
     public var logLevel: String?
 
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "Serve TLS with this certificate chain (PEM). Env: ROOTCAUSES_TLS_CERT. Needs --tls-key."
+    )
+    public var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "The certificate's private key (PEM). Env: ROOTCAUSES_TLS_KEY.")
+    public var tlsKey: String?
+
+    @Option(
+        name: .customLong("tls-client-ca"),
+        help: "Require client certificates signed by this CA (PEM). Env: ROOTCAUSES_TLS_CLIENT_CA."
+    )
+    public var tlsClientCA: String?
+
     public init() {}
+
+    /// The TLS the service serves, from flags then the environment; `nil`: plain TCP.
+    public func resolvedTLS() throws -> TLSServerSettings? {
+        let certificate = tlsCertificate ?? Self.environment["ROOTCAUSES_TLS_CERT"]
+        let key = tlsKey ?? Self.environment["ROOTCAUSES_TLS_KEY"]
+        let clientCA = tlsClientCA ?? Self.environment["ROOTCAUSES_TLS_CLIENT_CA"]
+        switch (certificate, key) {
+        case (nil, nil):
+            if clientCA != nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+            return nil
+        case (let certificate?, let key?):
+            return TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAPath: clientCA)
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+    }
 
     public static var environment: [String: String] { ProcessInfo.processInfo.environment }
 

@@ -63,7 +63,21 @@ public func runService(
         authenticator: KeyAuthenticator(pool: pool, logger: logger),
         mapError: protocolError(for:logger:)
     )
-    let server = ProtocolServer(host: host, port: port, limits: context.limits, responder: responder, logger: logger)
+    let tls = try options.resolvedTLS()
+    let server = ProtocolServer(
+        host: host,
+        port: port,
+        limits: context.limits,
+        responder: responder,
+        logger: logger,
+        tls: try tls?.makeContext()
+    )
+    if let tls {
+        logger.info(
+            "serving TLS",
+            metadata: ["certificate": "\(tls.certificatePath)", "client_ca": "\(tls.clientCAPath ?? "-")"]
+        )
+    }
     // The pool first: the group stops services in reverse order, so it closes only after the
     // server has answered the requests in flight.
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pool), .init(service: server)]

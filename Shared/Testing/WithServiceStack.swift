@@ -24,12 +24,19 @@ public func withServiceStack<T>(
     databaseURL: String? = nil,
     environment: [String: String] = [:],
     runAs: String? = nil,
+    tls: ServiceStack.TLS? = nil,
     _ body: (ServiceStack) async throws -> T
 ) async throws -> T {
     let url: String
     if let databaseURL { url = databaseURL } else { url = try await TestDatabase.create() }
     let logs = "/tmp/rootcauses-tests-\(getpid())/logs/\(UUID().uuidString.prefix(8))"
-    let stack = try ServiceStack(databaseURL: url, logDirectory: logs, environment: environment, runAs: runAs)
+    let stack = try ServiceStack(
+        databaseURL: url,
+        logDirectory: logs,
+        environment: environment,
+        runAs: runAs,
+        tls: tls
+    )
     do {
         try await stack.start()
         let result = try await body(stack)

@@ -1,3 +1,4 @@
+import NIOSSL
 import RootcausesJSON
 
 /// A `submit` request for a submission object, as intake takes it.
@@ -32,9 +33,9 @@ extension ProtocolClient {
         return answer
     }
 
-    /// Connects to `address` and authenticates with `token` when one is given.
-    public static func connect(address: String, token: String?) async throws -> ProtocolClient {
-        let client = try await connect(address: address)
+    /// Connects to `address` (over TLS with `tls`) and authenticates with `token` when one is given.
+    public static func connect(address: String, token: String?, tls: NIOSSLContext? = nil) async throws -> ProtocolClient {
+        let client = try await connect(address: address, tls: tls)
         guard let token else { return client }
         do {
             try await client.authenticate(token: token)

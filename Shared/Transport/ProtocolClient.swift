@@ -1,6 +1,7 @@
 import NIOCore
 import NIOExtras
 import NIOPosix
+import NIOSSL
 import RootcausesJSON
 
 /// Why a client call failed before an answer arrived.
@@ -29,9 +30,12 @@ public final class ProtocolClient: Sendable {
     }
 
     /// Connects to `host:port`.
+    /// Connects to `host:port`; with `tls`, over TLS (the server's certificate is verified for
+    /// `host`, a name or an IP address).
     public static func connect(
         host: String,
         port: Int,
+        tls: NIOSSLContext? = nil,
         maximumLineBytes: Int = 256 << 20,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ProtocolClient {
@@ -42,6 +46,13 @@ public final class ProtocolClient: Sendable {
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            // An IP address is checked against the certificate's IP names (SNI takes names only).
+                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
+                            )
+                        }
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
                             UnaskedAnswerCatcher(unasked: unasked),
@@ -57,10 +68,10 @@ public final class ProtocolClient: Sendable {
         }
     }
 
-    /// Connects to an address written `host:port`.
-    public static func connect(address: String) async throws -> ProtocolClient {
+    /// Connects to an address written `host:port` (over TLS with `tls`).
+    public static func connect(address: String, tls: NIOSSLContext? = nil) async throws -> ProtocolClient {
         let (host, port) = try parseAddress(address)
-        return try await connect(host: host, port: port)
+        return try await connect(host: host, port: port, tls: tls)
     }
 
     /// Sends `request` and returns the answer.

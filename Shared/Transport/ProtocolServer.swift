@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RootcausesJSON
 import RootcausesProtocol
 import ServiceLifecycle
@@ -46,6 +47,8 @@ public final class ProtocolServer: Service, Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let configureConnection: @Sendable (any Channel) throws -> Void
+    /// When set, every connection speaks TLS (a plain-text client gets `tls_required`).
+    private let tls: NIOSSLContext?
     private let connections: ConnectionRegistry
     private let budget: BufferBudget
     private let boundPort = Atomic<Int>(0)
@@ -59,8 +62,10 @@ public final class ProtocolServer: Service, Sendable {
         responder: Responder,
         logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tls: NIOSSLContext? = nil,
         configureConnection: @escaping @Sendable (any Channel) throws -> Void = ProtocolServer.disableNagle
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.limits = limits
@@ -89,6 +94,7 @@ public final class ProtocolServer: Service, Sendable {
         let limits = self.limits
         let budget = self.budget
         let configureConnection = self.configureConnection
+        let tls = self.tls
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -98,6 +104,7 @@ public final class ProtocolServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture { () -> AcceptedConnection in
                     do {
                         try configureConnection(channel)
+                        if let tls { try channel.pipeline.syncOperations.addHandler(TLSRequiredHandler(context: tls)) }
                         let pending = PendingLines(budget: budget)
                         try channel.pipeline.syncOperations.addHandlers(
                             // Reads and writes both count as activity: an answer written after

@@ -1,6 +1,7 @@
 import ArgumentParser
 import IntakeService
 import RootcausesService
+import RootcausesTransport
 
 @main
 struct IntakeCommand: AsyncParsableCommand {
@@ -35,8 +36,15 @@ struct IntakeCommand: AsyncParsableCommand {
             fileVariable: "ROOTCAUSES_AGGREGATION_TOKEN_FILE",
             valueVariable: "ROOTCAUSES_AGGREGATION_TOKEN"
         )
+        // Aggregation's ports speak TLS when a CA for them is given; intake's own certificate,
+        // if any, identifies it to instances that require client certificates.
+        let serving = try options.resolvedTLS()
+        let aggregationTLS = try ServiceOptions.environment["ROOTCAUSES_AGGREGATION_TLS_CA"].map { ca in
+            try TLSClientSettings(caPath: ca, certificatePath: serving?.certificatePath, keyPath: serving?.keyPath)
+                .makeContext()
+        }
         try await runService(name: "intake", defaultPort: 7401, options: options) { context in
-            let nudger = AggregationNudger(addresses: addresses, token: token, logger: context.logger)
+            let nudger = AggregationNudger(addresses: addresses, token: token, tls: aggregationTLS, logger: context.logger)
             let operations = IntakeOperations(catalogue: context.catalogue, pool: context.pool, nudge: nudger.nudge)
             return (operations.registry, [nudger])
         }
