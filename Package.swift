@@ -174,7 +174,8 @@ let package = Package(
         .target(
             name: "RootcausesLocalStack",
             dependencies: [
-                "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres", "RootcausesStorage",
+                "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesStorage",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -106,7 +106,12 @@ func readToken(_ path: String) throws -> String {
 
 /// Connects to `service` at `address` and authenticates with `token`; when nothing answers,
 /// says how to start it.
-func connect(to service: String, at address: String, token: String?, tls: NIOSSLContext? = nil) async throws
+func connect(
+    to service: String,
+    at address: String,
+    token: String?,
+    tls: NIOSSLContext? = nil
+) async throws
     -> ProtocolClient
 {
     let client: ProtocolClient

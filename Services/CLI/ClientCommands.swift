@@ -37,7 +37,8 @@ struct SubmitCommand: AsyncParsableCommand {
         let summary = try await submitLines(
             submissions,
             to: addresses.intakeAddress,
-            token: try addresses.token(), tls: try addresses.tls(),
+            token: try addresses.token(),
+            tls: try addresses.tls(),
             dryRun: dryRun
         ) { line in
             if !quiet { print(line) }
@@ -261,7 +262,13 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), request)
+        let answer = try await call(
+            "reporting",
+            at: addresses.reportingAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
+            request
+        )
         if json {
             print(answer.prettyPrinted)
             return
@@ -343,7 +350,13 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), request)
+        let answer = try await call(
+            "reporting",
+            at: addresses.reportingAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
+            request
+        )
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
@@ -368,7 +381,9 @@ struct RetractCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "intake",
-            at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(),
+            at: addresses.intakeAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
             [
                 "op": "retract", "reporter": .string(reporter), "submission_id": .string(submissionID),
                 "reason": .string(reason),
@@ -395,7 +410,9 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await call(
             "reporting",
-            at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(),
+            at: addresses.reportingAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
             ["op": "history", "reporter": .string(reporter), "submission_id": .string(submissionID)]
         )
         if json {
@@ -427,7 +444,13 @@ struct IndicatorsCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call("reporting", at: addresses.reportingAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "indicators"])
+        let answer = try await call(
+            "reporting",
+            at: addresses.reportingAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
+            ["op": "indicators"]
+        )
         if json {
             print(answer.prettyPrinted)
             return
@@ -451,7 +474,13 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var addresses: ServiceAddresses
 
     func run() async throws {
-        let answer = try await call("aggregation", at: addresses.aggregationAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "status"])
+        let answer = try await call(
+            "aggregation",
+            at: addresses.aggregationAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
+            ["op": "status"]
+        )
         print(answer.withoutEnvelope.prettyPrinted)
     }
 }

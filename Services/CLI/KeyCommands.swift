@@ -59,7 +59,11 @@ struct CreateKeyCommand: AsyncParsableCommand {
         if let databaseURL {
             var logger = Logger(label: "rootcauses.keys") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = .warning
-            let connection = try PostgresConnection(conninfo: databaseURL, applicationName: "rootcauses-keys", logger: logger)
+            let connection = try PostgresConnection(
+                conninfo: databaseURL,
+                applicationName: "rootcauses-keys",
+                logger: logger
+            )
             defer { connection.close() }
             try Schema.migrate(connection, logger: logger)
             let made = try ApiKeys.create(
@@ -72,9 +76,17 @@ struct CreateKeyCommand: AsyncParsableCommand {
             key = ["key_id": .string(made.key.id), "scopes": .array(made.key.scopes.map(JSON.string))]
             token = made.token.description
         } else {
-            var request: JSON = ["op": "keys_create", "scopes": .array(scope.map(JSON.string)), "label": .string(label)]
+            var request: JSON = [
+                "op": "keys_create", "scopes": .array(scope.map(JSON.string)), "label": .string(label),
+            ]
             if let reporter { request = request.setting("reporter", to: .string(reporter)) }
-            key = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(), request)
+            key = try await call(
+                "intake",
+                at: addresses.intakeAddress,
+                token: try addresses.token(),
+                tls: try addresses.tls(),
+                request
+            )
             token = key["token"]?.stringValue ?? ""
         }
         let id = key["key_id"]?.stringValue ?? "?"
@@ -96,12 +108,20 @@ struct ListKeysCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call("intake", at: addresses.intakeAddress, token: try addresses.token(), tls: try addresses.tls(), ["op": "keys_list"])
+        let answer = try await call(
+            "intake",
+            at: addresses.intakeAddress,
+            token: try addresses.token(),
+            tls: try addresses.tls(),
+            ["op": "keys_list"]
+        )
         if json {
             print(answer.withoutEnvelope.prettyPrinted)
             return
         }
-        print("key_id            scopes          reporter  created                      revoked                      label")
+        print(
+            "key_id            scopes          reporter  created                      revoked                      label"
+        )
         for key in answer["keys"]?.arrayValue ?? [] {
             func text(_ name: String) -> String { key[name]?.stringValue ?? "-" }
             let scopes = key["scopes"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "?"
@@ -132,7 +152,8 @@ struct RevokeKeyCommand: AsyncParsableCommand {
         let answer = try await call(
             "intake",
             at: addresses.intakeAddress,
-            token: try addresses.token(), tls: try addresses.tls(),
+            token: try addresses.token(),
+            tls: try addresses.tls(),
             ["op": "keys_revoke", "key_id": .string(keyID)]
         )
         let status = answer["status"]?.stringValue ?? "?"

@@ -36,7 +36,11 @@ extension IntakeOperations {
             }
             if let reporter, !catalogue.hasReporter(reporter) {
                 reader.report(
-                    Problem(path: "reporter", code: "unknown_reporter", message: "'\(reporter)' is not a reporter of the catalogue")
+                    Problem(
+                        path: "reporter",
+                        code: "unknown_reporter",
+                        message: "'\(reporter)' is not a reporter of the catalogue"
+                    )
                 )
             }
             if scopes.contains(.submit), reporter == nil {

@@ -192,10 +192,17 @@ public struct LocalCluster: Sendable {
     /// Gives a cluster made before passwords (trusting local connections) its superuser password
     /// and then the strict `pg_hba.conf`, and reloads it.
     func secureLegacyCluster(logger: Logger) async throws -> LocalCluster {
-        logger.notice("securing a local PostgreSQL cluster made before passwords", metadata: ["directory": "\(dataDirectory)"])
+        logger.notice(
+            "securing a local PostgreSQL cluster made before passwords",
+            metadata: ["directory": "\(dataDirectory)"]
+        )
         // The transitional pg_hba.conf (trust for the superuser on loopback) is in place: make
         // a server already running read it, for the moment it takes to set the password.
-        try await LocalCluster.runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "reload"], what: "pg_ctl reload")
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "reload"],
+            what: "pg_ctl reload"
+        )
         try await Task.sleep(for: .milliseconds(300))
         let made = generateSecret()
         let trusted = try PostgresConnection(
@@ -208,7 +215,11 @@ public struct LocalCluster: Sendable {
         try trusted.execute("ALTER ROLE \(PostgresQuery.quoteIdentifier(user)) PASSWORD '\(made)'")
         try writeSecret(made, to: Self.passwordFile(for: dataDirectory))
         try writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: false)
-        try await LocalCluster.runTool(binDirectory + "/pg_ctl", ["-D", dataDirectory, "reload"], what: "pg_ctl reload")
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "reload"],
+            what: "pg_ctl reload"
+        )
         return LocalCluster(
             dataDirectory: dataDirectory,
             port: port,

@@ -191,7 +191,11 @@ public final class ServiceStack: Sendable {
     private func prepareDatabase(reusingAdminToken token: String?) throws {
         var logger = Logger(label: "rootcauses.stack") { _ in SwiftLogNoOpLogHandler() }
         logger.logLevel = .warning
-        let connection = try PostgresConnection(conninfo: databaseURL, applicationName: "rootcauses-stack", logger: logger)
+        let connection = try PostgresConnection(
+            conninfo: databaseURL,
+            applicationName: "rootcauses-stack",
+            logger: logger
+        )
         defer { connection.close() }
         if let secret = URLComponents(string: databaseURL)?.password, !secret.isEmpty,
             try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user" as PostgresQuery)
@@ -203,7 +207,9 @@ public final class ServiceStack: Sendable {
             }
             try DatabaseRoles.provision(on: connection, passwords: passwords, logger: logger)
             var urls: [String: String] = [:]
-            for (service, role) in [("intake", DatabaseRoles.Role.intake), ("aggregation", .aggregation), ("reporting", .reporting)] {
+            for (service, role) in [
+                ("intake", DatabaseRoles.Role.intake), ("aggregation", .aggregation), ("reporting", .reporting),
+            ] {
                 var components = URLComponents(string: databaseURL)
                 components?.user = role.rawValue
                 components?.password = passwords[role]

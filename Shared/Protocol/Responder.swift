@@ -78,7 +78,9 @@ public struct Responder: Sendable {
                 )
             }
             let context = RequestContext(logger: logger, identity: session.identity)
-            guard operation.access != .open else { return try await operation.respond(to: request.body, context: context) }
+            guard operation.access != .open else {
+                return try await operation.respond(to: request.body, context: context)
+            }
             guard let identity = session.identity else {
                 throw ProtocolError(
                     .unauthenticated,

@@ -127,7 +127,8 @@ public enum ApiKeys {
 
     /// Every key, newest first.
     public static func list(on connection: PostgresConnection) throws -> [ApiKeyRecord] {
-        let query: PostgresQuery = "SELECT \(unescaped: columns) FROM \(Storage.Table.apiKeys) ORDER BY created_at DESC, id"
+        let query: PostgresQuery =
+            "SELECT \(unescaped: columns) FROM \(Storage.Table.apiKeys) ORDER BY created_at DESC, id"
         return try connection.query(query).decode(ApiKeyRecord.self)
     }
 

@@ -32,7 +32,8 @@ public enum DatabaseRoles {
             (.submissions, "SELECT"), (.submissionValues, "SELECT"), (.seqCounter, "SELECT"),
             (.deduplications, "SELECT"), (.apiKeys, "SELECT"), (.schemaMigrations, "SELECT"),
             (.rollups, "SELECT, INSERT, UPDATE, DELETE"), (.rollupVersions, "SELECT, INSERT, UPDATE, DELETE"),
-            (.aggregationPartitions, "SELECT, INSERT, UPDATE"), (.aggregationInstances, "SELECT, INSERT, UPDATE, DELETE"),
+            (.aggregationPartitions, "SELECT, INSERT, UPDATE"),
+            (.aggregationInstances, "SELECT, INSERT, UPDATE, DELETE"),
         ],
         .reporting: [
             (.submissions, "SELECT"), (.submissionValues, "SELECT"), (.seqCounter, "SELECT"),
@@ -58,7 +59,8 @@ public enum DatabaseRoles {
         passwords: [Role: String],
         logger: Logger
     ) throws {
-        let database = try connection.query("SELECT current_database() AS name" as PostgresQuery).first?
+        let database =
+            try connection.query("SELECT current_database() AS name" as PostgresQuery).first?
             .decode(column: "name", as: String.self) ?? "postgres"
         try connection.transaction { connection in
             // Roles are shared by the databases of a cluster: made once, in a lock's shelter.

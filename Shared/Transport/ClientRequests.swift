@@ -34,7 +34,11 @@ extension ProtocolClient {
     }
 
     /// Connects to `address` (over TLS with `tls`) and authenticates with `token` when one is given.
-    public static func connect(address: String, token: String?, tls: NIOSSLContext? = nil) async throws -> ProtocolClient {
+    public static func connect(
+        address: String,
+        token: String?,
+        tls: NIOSSLContext? = nil
+    ) async throws -> ProtocolClient {
         let client = try await connect(address: address, tls: tls)
         guard let token else { return client }
         do {

@@ -216,7 +216,11 @@ public final class ProtocolServer: Service, Sendable {
     }
 
     /// The answer to one frame (`nil` for a blank line), and whether the connection stays open.
-    func respond(to frame: InboundFrame, session: inout Session, logger: Logger) async -> (answer: JSON?, keepOpen: Bool) {
+    func respond(
+        to frame: InboundFrame,
+        session: inout Session,
+        logger: Logger
+    ) async -> (answer: JSON?, keepOpen: Bool) {
         switch frame {
         case .lineTooLong(let limit):
             return (

@@ -47,13 +47,19 @@ extension Integration {
 
                 // A file with a line that is not JSON is refused whole, before anything is sent.
                 let broken = try scratchFile("cli-broken.ndjson", lines: [good1, "{broken", good3])
-                let refused = try await runCLI(token: stack.adminToken, ["submit", broken, "--intake", stack.intakeAddress])
+                let refused = try await runCLI(
+                    token: stack.adminToken,
+                    ["submit", broken, "--intake", stack.intakeAddress]
+                )
                 #expect(refused.status != 0)
                 #expect(refused.output.contains("cli-broken.ndjson:2: not valid JSON"), "\(refused.output)")
                 #expect(refused.output.contains("nothing was sent"))
 
                 let file = try scratchFile("cli-input.ndjson", lines: [good1, negative, "", good3])
-                let first = try await runCLI(token: stack.adminToken, ["submit", file, "--intake", stack.intakeAddress])
+                let first = try await runCLI(
+                    token: stack.adminToken,
+                    ["submit", file, "--intake", stack.intakeAddress]
+                )
                 #expect(first.status == 1)
                 #expect(first.output.contains("line 1 cli-1: accepted seq 1"), "\(first.output)")
                 #expect(first.output.contains("line 2 cli-2: validation_failed"))
@@ -62,35 +68,49 @@ extension Integration {
                 #expect(first.output.contains("submissions: 2 accepted, 0 duplicate, 1 failed"))
 
                 let good = try scratchFile("cli-good.ndjson", lines: [good1, good3])
-                let again = try await runCLI(token: stack.adminToken, ["submit", good, "--intake", stack.intakeAddress])
+                let again = try await runCLI(
+                    token: stack.adminToken,
+                    ["submit", good, "--intake", stack.intakeAddress]
+                )
                 #expect(again.status == 0)
                 #expect(again.output.contains("submissions: 0 accepted, 2 duplicate, 0 failed"))
 
-                let totals = try await runCLI(token: stack.adminToken, [
-                    "totals", "--group-by", "country", "--min-seq", "2", "--reporting", stack.reportingAddress,
-                ])
+                let totals = try await runCLI(
+                    token: stack.adminToken,
+                    [
+                        "totals", "--group-by", "country", "--min-seq", "2", "--reporting", stack.reportingAddress,
+                    ]
+                )
                 #expect(totals.status == 0)
                 #expect(totals.output.split(separator: "\n").contains { $0.hasPrefix("GT") && $0.contains("10") })
 
                 // Corrections: retract, then read the history and the totals before and after.
-                let retracted = try await runCLI(token: stack.adminToken, [
-                    "retract", "--reporter", "USAID", "--submission-id", "cli-1", "--reason", "typo",
-                    "--intake", stack.intakeAddress,
-                ])
+                let retracted = try await runCLI(
+                    token: stack.adminToken,
+                    [
+                        "retract", "--reporter", "USAID", "--submission-id", "cli-1", "--reason", "typo",
+                        "--intake", stack.intakeAddress,
+                    ]
+                )
                 #expect(retracted.status == 0)
                 #expect(
                     retracted.output.contains("retracted: cli-1 (seq 1) withdrawn as of seq 3"),
                     "\(retracted.output)"
                 )
-                let history = try await runCLI(token: stack.adminToken, [
-                    "history", "--reporter", "USAID", "--submission-id", "cli-1", "--reporting", stack.reportingAddress,
-                ])
+                let history = try await runCLI(
+                    token: stack.adminToken,
+                    [
+                        "history", "--reporter", "USAID", "--submission-id", "cli-1", "--reporting",
+                        stack.reportingAddress,
+                    ]
+                )
                 #expect(history.status == 0)
                 #expect(history.output.contains("seq 1  cli-1  retracted"), "\(history.output)")
                 #expect(history.output.contains("reason: typo"))
                 #expect(history.output.contains("firms_supported GT  10"))
                 func countries(_ extra: [String]) async throws -> [String] {
-                    let answer = try await runCLI(token: stack.adminToken, 
+                    let answer = try await runCLI(
+                        token: stack.adminToken,
                         ["totals", "--group-by", "country", "--min-seq", "3", "--reporting", stack.reportingAddress]
                             + extra
                     )
@@ -104,16 +124,20 @@ extension Integration {
                 #expect(try await countries(["--as-of-seq", "2"]) == ["GT", "SV"])
                 // Long before anything was sent, nothing was known.
                 #expect(try await countries(["--as-of", "2023-04-10T12:00:00-05:00"]) == [])
-                let oldSheet = try await runCLI(token: stack.adminToken, [
-                    "factsheet", "--format", "json", "--as-of", "2023-04-10T17:00:00Z",
-                    "--reporting", stack.reportingAddress,
-                ])
+                let oldSheet = try await runCLI(
+                    token: stack.adminToken,
+                    [
+                        "factsheet", "--format", "json", "--as-of", "2023-04-10T17:00:00Z",
+                        "--reporting", stack.reportingAddress,
+                    ]
+                )
                 #expect(oldSheet.status == 0)
                 #expect(oldSheet.output.contains("\"as_of_seq\": 0,"), "\(oldSheet.output.prefix(300))")
 
                 // Publish as of seq 2 (before the retraction), list, read back, and diff against now.
                 let reporting = ["--reporting", stack.reportingAddress]
-                let published = try await runCLI(token: stack.adminToken, 
+                let published = try await runCLI(
+                    token: stack.adminToken,
                     ["publish", "--id", "cli-pub", "--date", "2023-02-06", "--as-of-seq", "2"] + reporting
                 )
                 #expect(published.status == 0)
@@ -123,30 +147,44 @@ extension Integration {
                 )
                 let list = try await runCLI(token: stack.adminToken, ["published"] + reporting)
                 #expect(list.output.contains("cli-pub"), "\(list.output)")
-                let sheetThen = try await runCLI(token: stack.adminToken, ["factsheet", "--date", "2023-02-06", "--as-of-seq", "2"] + reporting)
-                let sheetStored = try await runCLI(token: stack.adminToken, ["factsheet", "--published-id", "cli-pub"] + reporting)
+                let sheetThen = try await runCLI(
+                    token: stack.adminToken,
+                    ["factsheet", "--date", "2023-02-06", "--as-of-seq", "2"] + reporting
+                )
+                let sheetStored = try await runCLI(
+                    token: stack.adminToken,
+                    ["factsheet", "--published-id", "cli-pub"] + reporting
+                )
                 #expect(sheetStored.status == 0)
                 #expect(sheetStored.output == sheetThen.output)
-                let diff = try await runCLI(token: stack.adminToken, ["diff", "--from", "cli-pub", "--min-seq", "3"] + reporting)
+                let diff = try await runCLI(
+                    token: stack.adminToken,
+                    ["diff", "--from", "cli-pub", "--min-seq", "3"] + reporting
+                )
                 #expect(diff.status == 0)
                 #expect(diff.output.contains("cli-pub (seq 2) → now (seq 3)"), "\(diff.output)")
                 #expect(
                     diff.output.contains("retraction  USAID cli-1  withdraws seq 1  reason: typo"),
                     "\(diff.output)"
                 )
-                let explained = try await runCLI(token: stack.adminToken, 
+                let explained = try await runCLI(
+                    token: stack.adminToken,
                     ["explain", "--indicator", "firms_supported", "--limit", "1", "--all"] + reporting
                 )
                 #expect(explained.status == 0)
                 #expect(explained.output.contains("value 5 as of seq 3"), "\(explained.output)")
                 #expect(explained.output.contains("excluded seq 1  USAID cli-1"), "\(explained.output)")
                 #expect(explained.output.contains("(retracted by seq 3: typo)"), "\(explained.output)")
-                let target = try await runCLI(token: stack.adminToken, [
-                    "target", "--reporter", "USAID", "--indicator", "firms_supported", "--country", "SV",
-                    "--fiscal-year", "FY2022", "--value", "20", "--intake", stack.intakeAddress,
-                ])
+                let target = try await runCLI(
+                    token: stack.adminToken,
+                    [
+                        "target", "--reporter", "USAID", "--indicator", "firms_supported", "--country", "SV",
+                        "--fiscal-year", "FY2022", "--value", "20", "--intake", stack.intakeAddress,
+                    ]
+                )
                 #expect(target.output.contains("accepted: USAID firms_supported SV FY2022 = 20"), "\(target.output)")
-                let measured = try await runCLI(token: stack.adminToken, 
+                let measured = try await runCLI(
+                    token: stack.adminToken,
                     [
                         "totals", "--indicator", "firms_supported", "--reporter", "USAID", "--country", "SV", "--from",
                         "FY2022", "--to", "FY2022", "--targets",
@@ -167,7 +205,10 @@ extension Integration {
                 unlink(tokenFile)
                 let made = try await runCLI(
                     token: stack.adminToken,
-                    ["keys", "create", "--reporter", "USAID", "--scope", "submit", "--label", "uploader", "--out", tokenFile]
+                    [
+                        "keys", "create", "--reporter", "USAID", "--scope", "submit", "--label", "uploader", "--out",
+                        tokenFile,
+                    ]
                         + intake
                 )
                 #expect(made.status == 0, "\(made.output)")
@@ -175,10 +216,13 @@ extension Integration {
                 #expect(stat(tokenFile, &status) == 0 && status.st_mode & 0o777 == 0o600)
                 let keyID = try #require(made.output.split(separator: " ").dropFirst().first.map(String.init))
 
-                let own = try scratchFile("cli-keys-own.ndjson", lines: [
-                    submission("cli-k1", values: [value("firms_supported", "HN", 2)]).serialized,
-                    submission("cli-k2", reporter: "DOL", values: [value("firms_supported", "HN", 2)]).serialized,
-                ])
+                let own = try scratchFile(
+                    "cli-keys-own.ndjson",
+                    lines: [
+                        submission("cli-k1", values: [value("firms_supported", "HN", 2)]).serialized,
+                        submission("cli-k2", reporter: "DOL", values: [value("firms_supported", "HN", 2)]).serialized,
+                    ]
+                )
                 let sent = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
                 #expect(sent.status == 1)
                 #expect(sent.output.contains("line 1 cli-k1: accepted"), "\(sent.output)")
@@ -186,7 +230,9 @@ extension Integration {
 
                 let list = try await runCLI(token: stack.adminToken, ["keys", "list"] + intake)
                 #expect(list.output.contains(keyID) && list.output.contains("uploader"), "\(list.output)")
-                #expect(try await runCLI(["keys", "list", "--token-file", tokenFile] + intake).output.contains("forbidden"))
+                #expect(
+                    try await runCLI(["keys", "list", "--token-file", tokenFile] + intake).output.contains("forbidden")
+                )
 
                 let revoked = try await runCLI(token: stack.adminToken, ["keys", "revoke", keyID] + intake)
                 #expect(revoked.output.hasPrefix("revoked: key \(keyID)"), "\(revoked.output)")

@@ -33,7 +33,11 @@ extension Integration {
             func ask(_ responder: Responder, _ request: JSON) async throws -> JSON {
                 var session = Session()
                 let auth: JSON = ["op": "auth", "token": .string(token)]
-                let authenticated = await responder.respond(to: Array(auth.serialized.utf8), session: &session, logger: logger)
+                let authenticated = await responder.respond(
+                    to: Array(auth.serialized.utf8),
+                    session: &session,
+                    logger: logger
+                )
                 #expect(authenticated?["ok"] == true)
                 return try #require(
                     await responder.respond(to: Array(request.serialized.utf8), session: &session, logger: logger)
@@ -64,7 +68,8 @@ extension Integration {
             )
             let reporting = ReportingOperations(catalogue: catalogue, template: template, pool: pool)
             let token = try await pool.withConnection { connection in
-                try ApiKeys.create(on: connection, reporter: nil, scopes: ["admin"], label: "tests", createdBy: nil).token
+                try ApiKeys.create(on: connection, reporter: nil, scopes: ["admin"], label: "tests", createdBy: nil)
+                    .token
             }
             let authenticator = KeyAuthenticator(pool: pool, logger: Self.logger)
             let services = Services(
@@ -101,7 +106,8 @@ extension Integration {
                 let hello = try await services.ask(services.intake, ["op": "hello"])
                 #expect(
                     hello["ops"] == [
-                        "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create", "keys_list",
+                        "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create",
+                        "keys_list",
                         "keys_revoke",
                     ]
                 )

@@ -21,7 +21,8 @@ extension Integration {
                     (
                         "reporting", try await stack.reportingClient(),
                         [
-                            "hello", "ping", "auth", "indicators", "totals", "factsheet", "history", "publish", "published",
+                            "hello", "ping", "auth", "indicators", "totals", "factsheet", "history", "publish",
+                            "published",
                             "diff", "explain",
                         ]
                     ),

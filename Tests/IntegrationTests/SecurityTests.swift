@@ -88,7 +88,9 @@ extension Integration {
                 #expect(try await reader.request(["op": "publish", "publication_id": "x"]).errorCode == "forbidden")
 
                 // The audit trail names the key behind each version.
-                let history = try await reader.expectOK(["op": "history", "reporter": "USAID", "submission_id": "sec-1"])
+                let history = try await reader.expectOK([
+                    "op": "history", "reporter": "USAID", "submission_id": "sec-1",
+                ])
                 #expect(history["versions"]?[0]?["key_id"] == usaidKey["key_id"])
 
                 // Keys are listed without their secrets.
@@ -154,7 +156,12 @@ extension Integration {
             try await withServiceStack { stack in
                 let logger = Logger(label: "rootcauses.tests.security") { _ in SwiftLogNoOpLogHandler() }
                 func refusal(_ url: String, _ sql: String) -> String? {
-                    guard let connection = try? PostgresConnection(conninfo: url, applicationName: "tests", logger: logger)
+                    guard
+                        let connection = try? PostgresConnection(
+                            conninfo: url,
+                            applicationName: "tests",
+                            logger: logger
+                        )
                     else { return "no connection" }
                     defer { connection.close() }
                     do {
@@ -189,9 +196,11 @@ extension Integration {
                     #expect(refusal(url, "SELECT pg_read_file('PG_VERSION')") == "42501", "\(service)")
                     // The password is in the service's environment, never on its command line.
                     let process = try #require(
-                        service == "aggregation" ? stack.aggregations.first : service == "intake" ? stack.intake : stack.reporting
+                        service == "aggregation"
+                            ? stack.aggregations.first : service == "intake" ? stack.intake : stack.reporting
                     )
-                    let commandLine = (try? String(contentsOfFile: "/proc/\(process.pid)/cmdline", encoding: .utf8)) ?? ""
+                    let commandLine =
+                        (try? String(contentsOfFile: "/proc/\(process.pid)/cmdline", encoding: .utf8)) ?? ""
                     #expect(!commandLine.contains(URLComponents(string: url)?.password ?? "?"))
                 }
                 // Reporting reads; it writes nothing clients sent.
@@ -206,16 +215,25 @@ extension Integration {
                     components.password = nil
                     let url = try #require(components.string)
                     #expect(
-                        (try? PostgresConnection(conninfo: url + "?connect_timeout=5", applicationName: "tests", logger: logger))
+                        (try? PostgresConnection(
+                            conninfo: url + "?connect_timeout=5",
+                            applicationName: "tests",
+                            logger: logger
+                        ))
                             == nil,
                         "\(user) connected without a password"
                     )
                 }
                 // Every rule of the cluster asks for a password; none allows replication.
-                let admin = try PostgresConnection(conninfo: stack.databaseURL, applicationName: "tests", logger: logger)
+                let admin = try PostgresConnection(
+                    conninfo: stack.databaseURL,
+                    applicationName: "tests",
+                    logger: logger
+                )
                 defer { admin.close() }
                 let rules = try admin.query(
-                    "SELECT auth_method, array_to_string(database, ',') AS databases FROM pg_hba_file_rules" as PostgresQuery
+                    "SELECT auth_method, array_to_string(database, ',') AS databases FROM pg_hba_file_rules"
+                        as PostgresQuery
                 )
                 for rule in rules {
                     #expect(try rule.decode(column: "auth_method", as: String.self) == "scram-sha-256")

@@ -44,7 +44,12 @@ struct IntakeCommand: AsyncParsableCommand {
                 .makeContext()
         }
         try await runService(name: "intake", defaultPort: 7401, options: options) { context in
-            let nudger = AggregationNudger(addresses: addresses, token: token, tls: aggregationTLS, logger: context.logger)
+            let nudger = AggregationNudger(
+                addresses: addresses,
+                token: token,
+                tls: aggregationTLS,
+                logger: context.logger
+            )
             let operations = IntakeOperations(catalogue: context.catalogue, pool: context.pool, nudge: nudger.nudge)
             return (operations.registry, [nudger])
         }
