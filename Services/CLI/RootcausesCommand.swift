@@ -26,7 +26,7 @@ struct RootcausesCommand: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, UpCommand.self, SubmitCommand.self, RetractCommand.self, TotalsCommand.self,
             FactSheetCommand.self, PublishCommand.self, PublishedCommand.self, DiffCommand.self, ExplainCommand.self,
-            TargetCommand.self, DeduplicateCommand.self, KeysCommand.self,
+            TargetCommand.self, DeduplicateCommand.self, KeysCommand.self, ProvisionCommand.self,
             HistoryCommand.self,
             IndicatorsCommand.self, StatusCommand.self, BenchCommand.self,
         ]

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Logging
 import RootcausesPostgres
 
@@ -67,10 +68,13 @@ public enum DatabaseRoles {
             try connection.query("SELECT pg_advisory_xact_lock(4711)" as PostgresQuery)
             for role in Role.allCases {
                 let name = PostgresQuery.quoteIdentifier(role.rawValue)
-                // Passwords are hex (no quoting needed); utility statements take no parameters.
-                guard let password = passwords[role], password.allSatisfy(\.isHexDigit) else {
-                    throw SchemaError(message: "no usable password for \(role.rawValue)")
+                // Utility statements take no parameters: the password goes in as a literal, its
+                // quotes doubled (standard_conforming_strings, on since PostgreSQL 9.1, makes
+                // backslashes plain characters).
+                guard let given = passwords[role], !given.isEmpty, !given.unicodeScalars.contains("\u{0}") else {
+                    throw SchemaError(message: "no usable password for \(role.rawValue) (empty, or with a NUL)")
                 }
+                let password = given.replacingOccurrences(of: "'", with: "''")
                 try connection.execute(
                     """
                     DO $$ BEGIN
@@ -78,10 +82,11 @@ public enum DatabaseRoles {
                             CREATE ROLE \(name) LOGIN;
                         END IF;
                     END $$;
-                    ALTER ROLE \(name) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-                        PASSWORD '\(password)';
+                    ALTER ROLE \(name) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
                     """
                 )
+                try connection.execute("SET LOCAL standard_conforming_strings = on")
+                try connection.execute("ALTER ROLE \(name) PASSWORD '\(password)'")
             }
             let owner = PostgresQuery.quoteIdentifier(Role.owner.rawValue)
             try connection.execute(

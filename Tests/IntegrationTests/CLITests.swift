@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RootcausesLocalStack
+import RootcausesPostgres
 import RootcausesTesting
 import Subprocess
 import SystemPackage
@@ -13,12 +15,19 @@ extension Integration {
     @Suite struct CLITests {
         /// Runs the rootcauses CLI to completion; returns its exit status and its output
         /// (standard output and error together).
-        /// With `token`, the CLI authenticates with it (`ROOTCAUSES_TOKEN`).
-        func runCLI(token: String? = nil, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        /// With `token`, the CLI authenticates with it (`ROOTCAUSES_TOKEN`); `environment` adds
+        /// variables.
+        func runCLI(
+            token: String? = nil,
+            environment: [String: String] = [:],
+            _ arguments: [String]
+        ) async throws -> (status: Int32, output: String) {
+            var variables: [Environment.Key: String?] = ["ROOTCAUSES_TOKEN": token]
+            for (name, value) in environment { variables[Environment.Key(stringLiteral: name)] = value }
             let result = try await Subprocess.run(
                 .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
                 arguments: Arguments(arguments),
-                environment: .inherit.updating(["ROOTCAUSES_TOKEN": token]),
+                environment: .inherit.updating(variables),
                 output: .string(limit: 1 << 20),
                 error: .combinedWithOutput
             )
@@ -245,6 +254,59 @@ extension Integration {
                 let open = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
                 #expect(open.output.contains("chmod 600"), "\(open.output)")
             }
+        }
+
+        /// An operator's database gets the owner and the services' roles, with passwords from
+        /// the environment or generated into private files; provisioning again changes nothing.
+        @Test func provisionMakesLeastPrivilegeRolesInAnOperatorsDatabase() async throws {
+            // A cluster of its own: roles are shared by a cluster's databases, and other tests'
+            // services use theirs.
+            let cluster = try await TestDatabase.privateCluster()
+            let url = cluster.url(database: "postgres")
+            let secrets = "/tmp/rootcauses-tests-\(getpid())/provision-\(UUID().uuidString.prefix(8))"
+            let quoted = "it's a \\ password"
+            let first = try await runCLI(
+                environment: ["ROOTCAUSES_REPORTING_DB_PASSWORD": quoted],
+                ["provision", "--database-url", url, "--secrets-dir", secrets]
+            )
+            #expect(first.status == 0, "\(first.output)")
+            #expect(first.output.contains("generated \(secrets)/rootcauses_intake.password"), "\(first.output)")
+            #expect(!first.output.contains("rootcauses_reporting.password"))
+            var status = stat()
+            #expect(stat(secrets + "/rootcauses_intake.password", &status) == 0 && status.st_mode & 0o077 == 0)
+
+            let logger = Logger(label: "rootcauses.tests.provision") { _ in SwiftLogNoOpLogHandler() }
+            func connect(_ role: String, _ password: String) throws -> PostgresConnection {
+                var components = try #require(URLComponents(string: url))
+                components.user = role
+                components.password = password
+                return try PostgresConnection(
+                    conninfo: try #require(components.string),
+                    applicationName: "tests",
+                    logger: logger
+                )
+            }
+            let reporting = try connect("rootcauses_reporting", quoted)
+            let rows = try reporting.query("SELECT count(*)::integer AS n FROM submissions" as PostgresQuery)
+            #expect(try rows.first?.decode(column: "n", as: Int.self) == 0)
+            #expect(throws: PostgresError.self) { try reporting.execute("DELETE FROM submissions") }
+            reporting.close()
+            let intakePassword = try String(contentsOfFile: secrets + "/rootcauses_intake.password", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let intake = try connect("rootcauses_intake", intakePassword)
+            #expect(throws: PostgresError.self) { try intake.execute("DELETE FROM rollups") }
+            intake.close()
+
+            let again = try await runCLI(
+                environment: ["ROOTCAUSES_REPORTING_DB_PASSWORD": quoted],
+                ["provision", "--database-url", url, "--secrets-dir", secrets]
+            )
+            #expect(again.status == 0, "\(again.output)")
+            #expect(!again.output.contains("generated"), "\(again.output)")
+            let missing = try await runCLI(["provision", "--database-url", url])
+            #expect(missing.status != 0)
+            #expect(missing.output.contains("ROOTCAUSES_OWNER_DB_PASSWORD is not set"), "\(missing.output)")
+            try await cluster.stop()
         }
 
         @Test func unreachableServiceSaysHowToStartIt() async throws {

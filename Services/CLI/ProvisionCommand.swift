@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RootcausesPostgres
+import RootcausesStorage
+
+/// `rootcauses provision`: least privilege in an operator's PostgreSQL (docs/SECURITY.md).
+struct ProvisionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provision",
+        abstract:
+            "Make the owner and the services' roles in a database, migrate it as the owner, grant each service its tables.",
+        discussion: """
+            Run it with a superuser's URL (once per deployment, and again after an upgrade: it is \
+            idempotent). Each role's password comes from ROOTCAUSES_OWNER_DB_PASSWORD, \
+            ROOTCAUSES_INTAKE_DB_PASSWORD, ROOTCAUSES_AGGREGATION_DB_PASSWORD or \
+            ROOTCAUSES_REPORTING_DB_PASSWORD; one not given is generated and written to \
+            --secrets-dir (mode 0600). The services then connect as rootcauses_intake, \
+            rootcauses_aggregation and rootcauses_reporting.
+            """
+    )
+
+    @Option(name: .customLong("database-url"), help: "A superuser's URL for the database. Env: DATABASE_URL.")
+    var databaseURL: String?
+
+    @Option(
+        name: .customLong("secrets-dir"),
+        help: "Where generated passwords are written, one file per role (mode 0600)."
+    )
+    var secretsDirectory: String?
+
+    func run() async throws {
+        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+            throw ValidationError("give --database-url (a superuser's URL) or set DATABASE_URL")
+        }
+        var passwords: [DatabaseRoles.Role: String] = [:]
+        var generated: [String] = []
+        for role in DatabaseRoles.Role.allCases {
+            let variable = "ROOTCAUSES_\(role.rawValue.dropFirst("rootcauses_".count).uppercased())_DB_PASSWORD"
+            if let given = ProcessInfo.processInfo.environment[variable], !given.isEmpty {
+                passwords[role] = given
+                continue
+            }
+            guard let secretsDirectory else {
+                throw ValidationError("\(variable) is not set: set it, or give --secrets-dir to generate the password")
+            }
+            try FileManager.default.createDirectory(
+                atPath: secretsDirectory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+            let path = secretsDirectory + "/\(role.rawValue).password"
+            if let kept = try? readToken(path) {
+                passwords[role] = kept
+            } else {
+                var generator = SystemRandomNumberGenerator()
+                let password = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator))
+                }
+                .joined()
+                try writePrivateFile(path, contents: password + "\n")
+                passwords[role] = password
+                generated.append(path)
+            }
+        }
+        var logger = Logger(label: "rootcauses.provision") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .warning
+        let connection = try PostgresConnection(conninfo: url, applicationName: "rootcauses-provision", logger: logger)
+        defer { connection.close() }
+        try DatabaseRoles.provision(on: connection, passwords: passwords, logger: logger)
+        for path in generated { print("generated \(path)") }
+        for role in DatabaseRoles.Role.allCases {
+            var components = URLComponents(string: url)
+            components?.user = role.rawValue
+            components?.password = nil
+            print("\(role.rawValue): \(components?.string ?? role.rawValue) (with its password)")
+        }
+    }
+}
