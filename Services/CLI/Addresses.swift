@@ -51,6 +51,23 @@ struct ServiceAddresses: ParsableArguments {
     /// Where `up` and `demo` keep the admin token of their local stack (default data folder).
     static let localAdminTokenFile = ".rootcauses/admin.token"
 
+    /// A service the CLI talks to.
+    enum Service: String {
+        case intake, aggregation, reporting
+    }
+
+    /// Sends one request to `service` at its address, with the token and TLS resolved here, and
+    /// returns a successful answer (or throws the server's error as a readable message).
+    func send(_ service: Service, _ request: JSON) async throws -> JSON {
+        let address =
+            switch service {
+            case .intake: intakeAddress
+            case .aggregation: aggregationAddress
+            case .reporting: reportingAddress
+            }
+        return try await call(service.rawValue, at: address, token: try token(), tls: try tls(), request)
+    }
+
     /// The TLS to connect with; `nil` (plain TCP) unless a CA is given.
     func tls() throws -> NIOSSLContext? {
         guard let ca = tlsCA ?? environment["ROOTCAUSES_TLS_CA"], !ca.isEmpty else { return nil }

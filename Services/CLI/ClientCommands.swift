@@ -262,13 +262,7 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        let answer = try await addresses.send(.reporting, request)
         if json {
             print(answer.prettyPrinted)
             return
@@ -350,13 +344,7 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        let answer = try await addresses.send(.reporting, request)
         if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
@@ -379,11 +367,8 @@ struct RetractCommand: AsyncParsableCommand {
     @Option(help: "Why it is withdrawn.") var reason: String
 
     func run() async throws {
-        let answer = try await call(
-            "intake",
-            at: addresses.intakeAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
+        let answer = try await addresses.send(
+            .intake,
             [
                 "op": "retract", "reporter": .string(reporter), "submission_id": .string(submissionID),
                 "reason": .string(reason),
@@ -408,11 +393,8 @@ struct HistoryCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
+        let answer = try await addresses.send(
+            .reporting,
             ["op": "history", "reporter": .string(reporter), "submission_id": .string(submissionID)]
         )
         if json {
@@ -444,13 +426,7 @@ struct IndicatorsCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            ["op": "indicators"]
-        )
+        let answer = try await addresses.send(.reporting, ["op": "indicators"])
         if json {
             print(answer.prettyPrinted)
             return
@@ -474,13 +450,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var addresses: ServiceAddresses
 
     func run() async throws {
-        let answer = try await call(
-            "aggregation",
-            at: addresses.aggregationAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            ["op": "status"]
-        )
+        let answer = try await addresses.send(.aggregation, ["op": "status"])
         print(answer.withoutEnvelope.prettyPrinted)
     }
 }

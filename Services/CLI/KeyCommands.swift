@@ -80,13 +80,7 @@ struct CreateKeyCommand: AsyncParsableCommand {
                 "op": "keys_create", "scopes": .array(scope.map(JSON.string)), "label": .string(label),
             ]
             if let reporter { request = request.setting("reporter", to: .string(reporter)) }
-            key = try await call(
-                "intake",
-                at: addresses.intakeAddress,
-                token: try addresses.token(),
-                tls: try addresses.tls(),
-                request
-            )
+            key = try await addresses.send(.intake, request)
             token = key["token"]?.stringValue ?? ""
         }
         let id = key["key_id"]?.stringValue ?? "?"
@@ -108,13 +102,7 @@ struct ListKeysCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call(
-            "intake",
-            at: addresses.intakeAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            ["op": "keys_list"]
-        )
+        let answer = try await addresses.send(.intake, ["op": "keys_list"])
         if json {
             print(answer.withoutEnvelope.prettyPrinted)
             return
@@ -149,13 +137,7 @@ struct RevokeKeyCommand: AsyncParsableCommand {
     @Argument(help: "The key's id (the 16 hex digits after rck_).") var keyID: String
 
     func run() async throws {
-        let answer = try await call(
-            "intake",
-            at: addresses.intakeAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            ["op": "keys_revoke", "key_id": .string(keyID)]
-        )
+        let answer = try await addresses.send(.intake, ["op": "keys_revoke", "key_id": .string(keyID)])
         let status = answer["status"]?.stringValue ?? "?"
         print("\(status): key \(keyID) revoked at \(answer["revoked_at"]?.stringValue ?? "?")")
     }

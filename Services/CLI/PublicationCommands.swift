@@ -24,13 +24,7 @@ struct PublishCommand: AsyncParsableCommand {
         if let date { request = request.setting("date", to: .string(date)) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        let answer = try await addresses.send(.reporting, request)
         print(
             "\(answer["status"]?.stringValue ?? "?"): \(publicationID), the fact sheet of \(answer["date"]?.stringValue ?? "?") as of seq \(answer["as_of_seq"]?.serialized ?? "?") (template \(answer["template_digest"]?.stringValue?.prefix(12) ?? "?"))"
         )
@@ -47,13 +41,7 @@ struct PublishedCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            ["op": "published"]
-        )
+        let answer = try await addresses.send(.reporting, ["op": "published"])
         if json {
             print(answer.prettyPrinted)
             return
@@ -87,13 +75,7 @@ struct DiffCommand: AsyncParsableCommand {
         var request: JSON = ["op": "diff", "from": .string(from)]
         if let to { request = request.setting("to", to: .string(to)) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
-        let answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        let answer = try await addresses.send(.reporting, request)
         if json {
             print(answer.prettyPrinted)
             return
@@ -161,13 +143,7 @@ struct ExplainCommand: AsyncParsableCommand {
         if let to { request = request.setting("period_to", to: .string(to)) }
         if let date { request = request.setting("date", to: .string(date)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
-        var answer = try await call(
-            "reporting",
-            at: addresses.reportingAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        var answer = try await addresses.send(.reporting, request)
         if !json {
             print("value \(answer["value"]?.serialized ?? "?") as of seq \(answer["as_of_seq"]?.serialized ?? "?")")
         }
@@ -190,13 +166,7 @@ struct ExplainCommand: AsyncParsableCommand {
                 }
             }
             guard allPages, let cursor = answer["next_cursor"]?.stringValue else { break }
-            answer = try await call(
-                "reporting",
-                at: addresses.reportingAddress,
-                token: try addresses.token(),
-                tls: try addresses.tls(),
-                request.setting("cursor", to: .string(cursor))
-            )
+            answer = try await addresses.send(.reporting, request.setting("cursor", to: .string(cursor)))
         }
         if !json, let cursor = answer["next_cursor"]?.stringValue, !allPages {
             print("more: --all, or the next page with cursor \(cursor)")
@@ -224,11 +194,8 @@ struct TargetCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let answer = try await call(
-            "intake",
-            at: addresses.intakeAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
+        let answer = try await addresses.send(
+            .intake,
             [
                 "op": "target", "reporter": .string(reporter), "indicator": .string(indicator),
                 "country": .string(country), "fiscal_year": .string(fiscalYear), "value": .number(value),
@@ -272,13 +239,7 @@ struct DeduplicateCommand: AsyncParsableCommand {
         if let value { request = request.setting("value", to: .number(value)) }
         if let reason { request = request.setting("reason", to: .string(reason)) }
         if let replaces { request = request.setting("replaces", to: .string(replaces)) }
-        let answer = try await call(
-            "intake",
-            at: addresses.intakeAddress,
-            token: try addresses.token(),
-            tls: try addresses.tls(),
-            request
-        )
+        let answer = try await addresses.send(.intake, request)
         var line = "\(answer["status"]?.stringValue ?? "?"): \(adjustmentID) (seq \(answer["seq"]?.serialized ?? "?"))"
         if let resolved = answer["value"] {
             line +=
