@@ -147,7 +147,7 @@ func connect(
         try await client.authenticate(token: token)
     } catch {
         await client.close()
-        throw CLIError("\(service) at \(address) refused the key: \(error)")
+        throw CLIError("\(service) at \(address) refused the connection: \(error)")
     }
     return client
 }

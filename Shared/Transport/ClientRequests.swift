@@ -28,6 +28,8 @@ extension ProtocolClient {
         guard answer["ok"] == .bool(true) else {
             let code = answer["error"]?["code"]?.stringValue ?? "error"
             let message = answer["error"]?["message"]?.stringValue ?? answer.serialized
+            // A TLS port answers plain text with tls_required before it looks at any key.
+            if code == "tls_required" { throw ClientError("\(code): \(message)") }
             throw ClientError("the key was refused: \(code): \(message)")
         }
         return answer

@@ -100,9 +100,8 @@ final class TLSRequiredHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             var answer = channelContext.channel.allocator.buffer(capacity: 256)
             answer.writeString(refusal.serialized + "\n")
-            channelContext.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in
-                channelContext.close(promise: nil)
-            }
+            let channel = channelContext.channel
+            channelContext.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         do {

@@ -247,7 +247,7 @@ extension Integration {
                 #expect(revoked.output.hasPrefix("revoked: key \(keyID)"), "\(revoked.output)")
                 let refused = try await runCLI(["submit", own, "--token-file", tokenFile] + intake)
                 #expect(refused.status != 0)
-                #expect(refused.output.contains("refused the key"), "\(refused.output)")
+                #expect(refused.output.contains("refused the connection: the key was refused"), "\(refused.output)")
 
                 // A token others may read is not used.
                 chmod(tokenFile, 0o644)
