@@ -34,7 +34,7 @@ struct ServiceAddresses: ParsableArguments {
     @Option(
         name: .customLong("tls-cert"),
         help: ArgumentHelp(
-            "Present this client certificate (PEM) to services that require one. Env: ROOTCAUSES_TLS_CERT.",
+            "Present this client certificate (PEM) to services that require one. Env: ROOTCAUSES_CLIENT_TLS_CERT.",
             valueName: "path"
         )
     )
@@ -42,7 +42,7 @@ struct ServiceAddresses: ParsableArguments {
 
     @Option(
         name: .customLong("tls-key"),
-        help: ArgumentHelp("The client certificate's key (PEM). Env: ROOTCAUSES_TLS_KEY.", valueName: "path")
+        help: ArgumentHelp("The client certificate's key (PEM). Env: ROOTCAUSES_CLIENT_TLS_KEY.", valueName: "path")
     )
     var tlsKey: String?
 
@@ -65,7 +65,7 @@ struct ServiceAddresses: ParsableArguments {
             case .aggregation: aggregationAddress
             case .reporting: reportingAddress
             }
-        return try await call(service.rawValue, at: address, token: try token(), tls: try tls(), request)
+        return try await call(service.rawValue, at: address, token: try token(for: address), tls: try tls(), request)
     }
 
     /// The TLS to connect with; `nil` (plain TCP) unless a CA is given.
@@ -74,22 +74,26 @@ struct ServiceAddresses: ParsableArguments {
         do {
             return try TLSClientSettings(
                 caPath: ca,
-                certificatePath: tlsCertificate ?? environment["ROOTCAUSES_TLS_CERT"],
-                keyPath: tlsKey ?? environment["ROOTCAUSES_TLS_KEY"]
+                certificatePath: tlsCertificate ?? environment["ROOTCAUSES_CLIENT_TLS_CERT"],
+                keyPath: tlsKey ?? environment["ROOTCAUSES_CLIENT_TLS_KEY"]
             ).makeContext()
         } catch {
             throw CLIError("cannot set up TLS with \(ca): \(error)")
         }
     }
 
-    /// The token to authenticate with: the flag's file, then the environment, then the local
-    /// stack's admin token; `nil` when there is none (the services then answer `unauthenticated`).
-    func token() throws -> String? {
+    /// The token to authenticate with at `address`: the flag's file, then the environment, then
+    /// the local stack's admin token (for a service on this machine only); `nil` when there is
+    /// none (the services then answer `unauthenticated`).
+    func token(for address: String? = nil) throws -> String? {
         if let path = tokenFile ?? environment["ROOTCAUSES_TOKEN_FILE"], !path.isEmpty {
             return try readToken(path)
         }
         if let token = environment["ROOTCAUSES_TOKEN"], !token.isEmpty { return token }
-        if FileManager.default.fileExists(atPath: Self.localAdminTokenFile) {
+        // The local stack's key never leaves the machine: not sent to another host by default.
+        let host = address.flatMap(splitAddress)?.host ?? "127.0.0.1"
+        let isLocal = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
+        if isLocal, FileManager.default.fileExists(atPath: Self.localAdminTokenFile) {
             return try readToken(Self.localAdminTokenFile)
         }
         return nil

@@ -37,7 +37,7 @@ struct SubmitCommand: AsyncParsableCommand {
         let summary = try await submitLines(
             submissions,
             to: addresses.intakeAddress,
-            token: try addresses.token(),
+            token: try addresses.token(for: addresses.intakeAddress),
             tls: try addresses.tls(),
             dryRun: dryRun
         ) { line in

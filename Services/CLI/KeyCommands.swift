@@ -39,9 +39,15 @@ struct CreateKeyCommand: AsyncParsableCommand {
     var outputFile: String?
     @Option(
         name: .customLong("database-url"),
-        help: "Make the key straight in this database, without a running intake (bootstrap)."
+        help:
+            "Make the key straight in this database, without a running intake (bootstrap). Its password shows in the process list: prefer --in-database with DATABASE_URL."
     )
     var databaseURL: String?
+    @Flag(
+        name: .customLong("in-database"),
+        help: "Make the key straight in the database of DATABASE_URL, without a running intake (bootstrap)."
+    )
+    var inDatabase = false
 
     func validate() throws {
         guard !scope.isEmpty else { throw ValidationError("give at least one --scope (submit, read or admin)") }
@@ -56,7 +62,12 @@ struct CreateKeyCommand: AsyncParsableCommand {
     func run() async throws {
         let key: JSON
         let token: String
-        if let databaseURL {
+        let directURL =
+            databaseURL
+            ?? (inDatabase
+                ? ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } : nil)
+        if inDatabase, directURL == nil { throw ValidationError("--in-database needs DATABASE_URL") }
+        if let databaseURL = directURL {
             var logger = Logger(label: "rootcauses.keys") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = .warning
             let connection = try PostgresConnection(

@@ -50,8 +50,9 @@ struct ProvisionCommand: AsyncParsableCommand {
                 attributes: [.posixPermissions: 0o700]
             )
             let path = secretsDirectory + "/\(role.rawValue).password"
-            if let kept = try? readToken(path) {
-                passwords[role] = kept
+            if FileManager.default.fileExists(atPath: path) {
+                // A kept password that cannot be used is an error, never a reason to reset the role.
+                passwords[role] = try readToken(path)
             } else {
                 var generator = SystemRandomNumberGenerator()
                 let password = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator))

@@ -59,7 +59,10 @@ public final class AggregationNudger: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     let client = try await clients.client(for: address)
-                    _ = try await client.request(["op": "nudge", "seq": .int(seq)])
+                    let answer = try await client.request(["op": "nudge", "seq": .int(seq)])
+                    guard answer["ok"] == .bool(true) else {
+                        throw RefusedNudge(code: answer["error"]?["code"]?.stringValue ?? "error")
+                    }
                 }
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(500))
@@ -74,15 +77,40 @@ public final class AggregationNudger: Service, Sendable {
             // Aggregation may be down or restarting; it catches up by itself.
             logger.debug("nudge not delivered", metadata: ["address": "\(address)", "error": "\(error)"])
             await clients.drop(address)
+            // A refused key would be refused again at every nudge, and each refusal counts
+            // against this host's address there (throttling every client on it): pause instead.
+            let refused = (error as? RefusedNudge)?.isAboutTheKey ?? "\(error)".contains("the key was refused")
+            if refused, await clients.pause(address, for: .seconds(60)) {
+                logger.warning(
+                    "aggregation refused intake's key; nudges to it paused for 60 s (it still catches up on its poll)",
+                    metadata: ["address": "\(address)", "error": "\(error)"]
+                )
+            }
         }
     }
 }
 
-/// One open connection per aggregation address, reopened after a failure.
+/// A nudge aggregation answered with an error.
+private struct RefusedNudge: Error, CustomStringConvertible {
+    var code: String
+    var isAboutTheKey: Bool { ["unauthenticated", "forbidden", "throttled"].contains(code) }
+    var description: String { "aggregation answered \(code)" }
+}
+
+/// One open connection per aggregation address, reopened after a failure; none to an address
+/// whose refusals paused it.
 private actor NudgeConnections {
     private let token: String?
     private let tls: NIOSSLContext?
     private var open: [String: ProtocolClient] = [:]
+    private var pausedUntil: [String: ContinuousClock.Instant] = [:]
+
+    /// Pauses nudges to `address`; false when they were paused already.
+    func pause(_ address: String, for duration: Duration) -> Bool {
+        let wasPaused = pausedUntil[address].map { $0 > .now } ?? false
+        pausedUntil[address] = .now.advanced(by: duration)
+        return !wasPaused
+    }
 
     init(token: String?, tls: NIOSSLContext?) {
         self.token = token
@@ -90,6 +118,7 @@ private actor NudgeConnections {
     }
 
     func client(for address: String) async throws -> ProtocolClient {
+        if let until = pausedUntil[address], until > .now { throw ClientError("nudges to \(address) are paused") }
         if let client = open[address] { return client }
         let client = try await ProtocolClient.connect(address: address, token: token, tls: tls)
         open[address] = client

@@ -205,15 +205,27 @@ public struct LocalCluster: Sendable {
         )
         try await Task.sleep(for: .milliseconds(300))
         let made = generateSecret()
-        let trusted = try PostgresConnection(
-            conninfo: "postgresql://\(user)@127.0.0.1:\(port)/postgres",
-            applicationName: "rootcauses-stack",
-            logger: logger
-        )
-        defer { trusted.close() }
-        // A hex password needs no quoting; the statement takes no parameters.
-        try trusted.execute("ALTER ROLE \(PostgresQuery.quoteIdentifier(user)) PASSWORD '\(made)'")
-        try writeSecret(made, to: Self.passwordFile(for: dataDirectory))
+        do {
+            let trusted = try PostgresConnection(
+                conninfo: "postgresql://\(user)@127.0.0.1:\(port)/postgres",
+                applicationName: "rootcauses-stack",
+                logger: logger
+            )
+            defer { trusted.close() }
+            // The verifier, computed here, so the clear password is in no statement the server logs.
+            let verifier = try trusted.scramVerifier(password: made, user: user)
+            try trusted.execute("ALTER ROLE \(PostgresQuery.quoteIdentifier(user)) PASSWORD '\(verifier)'")
+            try writeSecret(made, to: Self.passwordFile(for: dataDirectory))
+        } catch {
+            // Whatever failed, the transitional trust rule must not stay loaded.
+            try? writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: false)
+            _ = try? await LocalCluster.runTool(
+                binDirectory + "/pg_ctl",
+                ["-D", dataDirectory, "reload"],
+                what: "pg_ctl reload"
+            )
+            throw error
+        }
         try writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: false)
         try await LocalCluster.runTool(
             binDirectory + "/pg_ctl",

@@ -218,6 +218,20 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// The SCRAM-SHA-256 verifier of `password` for `user`, computed here (libpq's
+    /// `PQencryptPasswordConn`): `ALTER ROLE … PASSWORD` can then carry the verifier, so the
+    /// clear password never reaches the server's logs or statistics.
+    public func scramVerifier(password: String, user: String) throws -> String {
+        try lock.withLock { () throws in
+            try ensureOpen()
+            guard let encrypted = PQencryptPasswordConn(handle, password, user, "scram-sha-256") else {
+                throw connectionError()
+            }
+            defer { PQfreemem(encrypted) }
+            return String(cString: encrypted)
+        }
+    }
+
     /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try execute("BEGIN")

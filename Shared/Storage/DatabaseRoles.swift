@@ -52,6 +52,47 @@ public enum DatabaseRoles {
             .map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Makes each role if it is missing and sets its password (as a SCRAM verifier computed here,
+    /// so the clear password is in no statement the server could log). Roles belong to the whole
+    /// cluster while advisory locks belong to one database: two databases provisioned at once
+    /// (parallel tests, two stacks) may collide on the catalog, and the loser tries again.
+    static func ensureRoles(on connection: PostgresConnection, passwords: [Role: String]) throws {
+        var verifiers: [Role: String] = [:]
+        for role in Role.allCases {
+            guard let given = passwords[role], !given.isEmpty, !given.unicodeScalars.contains("\u{0}") else {
+                throw SchemaError(message: "no usable password for \(role.rawValue) (empty, or with a NUL)")
+            }
+            verifiers[role] = try connection.scramVerifier(password: given, user: role.rawValue)
+        }
+        for attempt in 1... {
+            do {
+                try connection.transaction { connection in
+                    for role in Role.allCases {
+                        let name = PostgresQuery.quoteIdentifier(role.rawValue)
+                        // A verifier is base64, '$', ':' and digits: no quote to escape.
+                        let verifier = verifiers[role, default: ""].replacingOccurrences(of: "'", with: "''")
+                        try connection.execute(
+                            """
+                            DO $$ BEGIN
+                                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(role.rawValue)') THEN
+                                    CREATE ROLE \(name) LOGIN;
+                                END IF;
+                            END $$;
+                            ALTER ROLE \(name) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+                                PASSWORD '\(verifier)';
+                            """
+                        )
+                    }
+                }
+                return
+            } catch let error as PostgresError
+                where attempt < 10 && ["23505", "42710", "XX000", "40001", "40P01"].contains(error.sqlState ?? "")
+            {
+                usleep(UInt32.random(in: 20_000...150_000))
+            }
+        }
+    }
+
     /// Makes the roles (or resets their passwords), gives the database and its tables to the
     /// owner, migrates the schema as the owner, then grants each service its tables. Run as a
     /// superuser (or a role with CREATEROLE that owns the database), connected to the database.
@@ -63,31 +104,8 @@ public enum DatabaseRoles {
         let database =
             try connection.query("SELECT current_database() AS name" as PostgresQuery).first?
             .decode(column: "name", as: String.self) ?? "postgres"
+        try ensureRoles(on: connection, passwords: passwords)
         try connection.transaction { connection in
-            // Roles are shared by the databases of a cluster: made once, in a lock's shelter.
-            try connection.query("SELECT pg_advisory_xact_lock(4711)" as PostgresQuery)
-            for role in Role.allCases {
-                let name = PostgresQuery.quoteIdentifier(role.rawValue)
-                // Utility statements take no parameters: the password goes in as a literal, its
-                // quotes doubled (standard_conforming_strings, on since PostgreSQL 9.1, makes
-                // backslashes plain characters).
-                guard let given = passwords[role], !given.isEmpty, !given.unicodeScalars.contains("\u{0}") else {
-                    throw SchemaError(message: "no usable password for \(role.rawValue) (empty, or with a NUL)")
-                }
-                let password = given.replacingOccurrences(of: "'", with: "''")
-                try connection.execute(
-                    """
-                    DO $$ BEGIN
-                        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(role.rawValue)') THEN
-                            CREATE ROLE \(name) LOGIN;
-                        END IF;
-                    END $$;
-                    ALTER ROLE \(name) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
-                    """
-                )
-                try connection.execute("SET LOCAL standard_conforming_strings = on")
-                try connection.execute("ALTER ROLE \(name) PASSWORD '\(password)'")
-            }
             let owner = PostgresQuery.quoteIdentifier(Role.owner.rawValue)
             try connection.execute(
                 """

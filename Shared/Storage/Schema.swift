@@ -432,6 +432,12 @@ public enum Schema {
                 )
                 .first?.decode(column: "newest", as: Int?.self) : nil
             if newestApplied == currentVersion { return }
+            if let newestApplied, newestApplied > currentVersion {
+                throw SchemaError(
+                    message:
+                        "the database schema is at version \(newestApplied), newer than this build knows (\(currentVersion)); upgrade the service"
+                )
+            }
             try connection.execute(
                 """
                 CREATE TABLE IF NOT EXISTS \(Storage.Table.schemaMigrations.rawValue) (

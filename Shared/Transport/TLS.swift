@@ -76,7 +76,9 @@ final class TLSRequiredHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     private let context: NIOSSLContext
-    private var decided = false
+    /// What the first byte decided: nothing yet, hand over to TLS, or refuse (drop the rest).
+    private enum State { case undecided, tls, refused }
+    private var state = State.undecided
 
     init(context: NIOSSLContext) { self.context = context }
 
@@ -85,12 +87,19 @@ final class TLSRequiredHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context channelContext: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        guard !decided, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
+        switch state {
+        case .tls:
             channelContext.fireChannelRead(data)
             return
+        case .refused:
+            // Nothing a refused client sends reaches the protocol, however late the close.
+            return
+        case .undecided:
+            break
         }
-        decided = true
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
         guard first == Self.handshakeRecord else {
+            state = .refused
             let refusal = Response.failure(
                 id: .null,
                 ProtocolError(
@@ -104,6 +113,7 @@ final class TLSRequiredHandler: ChannelInboundHandler, RemovableChannelHandler {
             channelContext.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
+        state = .tls
         do {
             try channelContext.pipeline.syncOperations.addHandler(
                 NIOSSLServerHandler(context: self.context),
