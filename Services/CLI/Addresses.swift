@@ -3,6 +3,7 @@ import Foundation
 import NIOSSL
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesStorage
 import RootcausesTransport
 
 /// Where the services are, with environment fallbacks.
@@ -116,9 +117,9 @@ struct CLIError: Error, CustomStringConvertible {
 /// Reads a token file, refusing one that others may read: a token is a password.
 func readToken(_ path: String) throws -> String {
     var status = stat()
-    guard stat(path, &status) == 0, let data = FileManager.default.contents(atPath: path),
-        let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty
-    else { throw CLIError("cannot read a token from \(path)") }
+    guard stat(path, &status) == 0, let token = try? Secrets.read(path) else {
+        throw CLIError("cannot read a token from \(path)")
+    }
     if status.st_mode & 0o077 != 0 {
         throw CLIError("\(path) may be read by other users: make it private (chmod 600 \(path)) or make a new key")
     }

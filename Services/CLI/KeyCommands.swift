@@ -97,7 +97,7 @@ struct CreateKeyCommand: AsyncParsableCommand {
         let id = key["key_id"]?.stringValue ?? "?"
         let scopes = key["scopes"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "?"
         if let outputFile {
-            try writePrivateFile(outputFile, contents: token + "\n")
+            try Secrets.writePrivateFile(outputFile, contents: token + "\n")
             print("key \(id) (\(scopes)\(reporter.map { ", for \($0)" } ?? "")): token written to \(outputFile)")
         } else {
             print("key \(id) (\(scopes)\(reporter.map { ", for \($0)" } ?? "")); its token, shown this once:")

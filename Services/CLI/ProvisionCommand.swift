@@ -54,11 +54,8 @@ struct ProvisionCommand: AsyncParsableCommand {
                 // A kept password that cannot be used is an error, never a reason to reset the role.
                 passwords[role] = try readToken(path)
             } else {
-                var generator = SystemRandomNumberGenerator()
-                let password = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator))
-                }
-                .joined()
-                try writePrivateFile(path, contents: password + "\n")
+                let password = Secrets.randomHex()
+                try Secrets.writePrivateFile(path, contents: password + "\n")
                 passwords[role] = password
                 generated.append(path)
             }

@@ -5,6 +5,7 @@ import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesService
+import RootcausesStorage
 import Subprocess
 import SystemPackage
 import UnixSignals
@@ -93,7 +94,7 @@ struct LocalStack {
                 tokenFile == URL(fileURLWithPath: ServiceAddresses.localAdminTokenFile).standardizedFileURL.path
                 ? "the CLI run from this folder uses it" : "give it to the CLI with --token-file \(tokenFile)"
             if let token = stack.adminToken, token != previous {
-                try writePrivateFile(tokenFile, contents: token + "\n")
+                try Secrets.writePrivateFile(tokenFile, contents: token + "\n")
                 log("a new admin key's token is in \(tokenFile) (readable by you only); \(found)")
             } else {
                 log("the admin key's token is in \(tokenFile); \(found)")
@@ -118,18 +119,6 @@ struct LocalStack {
         if let cluster {
             do { try await cluster.stop() } catch { log("could not stop PostgreSQL: \(error)") }
         }
-    }
-}
-
-/// Writes `contents` to a new file only its owner may read (0600), replacing any file there.
-func writePrivateFile(_ path: String, contents: String) throws {
-    unlink(path)
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    defer { close(descriptor) }
-    let bytes = Array(contents.utf8)
-    guard write(descriptor, bytes, bytes.count) == bytes.count else {
-        throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
 

@@ -297,34 +297,24 @@ public struct ReportingOperations: Sendable {
 
     func totals(_ request: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
         let filters = request.filters(in: catalogue)
-        var overlaps: OverlapBounds?
-        let (applied, totals) = try await pinnedRead(request.read) { asOfSeq in
-            var pinned = filters
-            pinned.asOfSeq = asOfSeq
-            // The bounds are read beside the totals, on a connection of their own, pinned the same way.
-            async let bounds = OverlapBounds(
-                request,
-                filters: filters,
-                asOfSeq: asOfSeq,
-                catalogue: catalogue,
-                queries: queries
-            )
-            let totals = try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
-            overlaps = try await bounds
-            return totals
-        }
+        let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
+            request.read,
+            totals: { asOfSeq in
+                var pinned = filters
+                pinned.asOfSeq = asOfSeq
+                return try await queries.totals(filters: pinned, groupBy: request.groupBy, catalogue: catalogue)
+            },
+            bounds: { [catalogue, queries] asOfSeq in
+                try await OverlapBounds(
+                    request,
+                    filters: filters,
+                    asOfSeq: asOfSeq,
+                    catalogue: catalogue,
+                    queries: queries
+                )
+            }
+        )
         let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
-        let pinned = totals.asOfSeq ?? applied
-        if let read = overlaps, read.asOfSeq != pinned {
-            // Aggregation moved between the two pins: read the bounds again at the totals' seq.
-            overlaps = try await OverlapBounds(
-                request,
-                filters: filters,
-                asOfSeq: pinned,
-                catalogue: catalogue,
-                queries: queries
-            )
-        }
         return [
             ("applied_seq", .int(applied)),
             ("as_of_seq", .int(pinned)),
@@ -371,36 +361,31 @@ public struct ReportingOperations: Sendable {
         read: ReadConsistency
     ) async throws -> (applied: Int64, asOfSeq: Int64, sheet: FactSheet) {
         // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
-        // Read beside the totals, on a connection of their own, pinned the same way.
-        func overlapBounds(asOfSeq: Int64?) async throws -> OverlapBounds? {
-            try await OverlapBounds(
-                groupBy: [.indicator, .country],
-                filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
-                asOfSeq: asOfSeq,
-                catalogue: catalogue,
-                queries: queries
-            )
-        }
-        var overlaps: OverlapBounds?
-        let (applied, totals) = try await pinnedRead(read) { asOfSeq in
-            async let bounds = overlapBounds(asOfSeq: asOfSeq)
-            let totals = try await queries.totals(
-                filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
-                groupBy: [.indicator, .country, .reporter],
-                catalogue: catalogue
-            )
-            overlaps = try await bounds
-            return totals
-        }
+        let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
+            read,
+            totals: { asOfSeq in
+                try await queries.totals(
+                    filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
+                    groupBy: [.indicator, .country, .reporter],
+                    catalogue: catalogue
+                )
+            },
+            bounds: { [catalogue, queries] asOfSeq in
+                try await OverlapBounds(
+                    groupBy: [.indicator, .country],
+                    filters: ReportingQueries.Filters(startedBy: date, asOfSeq: asOfSeq),
+                    asOfSeq: asOfSeq,
+                    catalogue: catalogue,
+                    queries: queries
+                )
+            }
+        )
         // Exact numbers for the sums; a value PostgreSQL spelled in a way Decimal cannot read is an error.
         let series = try totals.rows.map { row in
             (row: row, exact: try Decimal.decode(postgresText: row.value))
         }
         // Each placeholder names one indicator: look at its rows only.
         let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
-        let pinned = totals.asOfSeq ?? applied
-        // Aggregation moved between the two pins: read the bounds again at the totals' seq.
-        if let read = overlaps, read.asOfSeq != pinned { overlaps = try await overlapBounds(asOfSeq: pinned) }
         let shares = try await sharesAchieved(date: date, asOfSeq: pinned)
         let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
             if let share = shares[placeholder.source] { return share }
@@ -764,6 +749,26 @@ public struct ReportingOperations: Sendable {
         var totals = try await read(asOfSeq)
         totals.asOfSeq = asOfSeq
         return (applied, totals)
+    }
+
+    /// A pinned read of totals with their overlap bounds read beside them, on a connection of
+    /// their own and pinned the same way; read again at the totals' seq in the rare case
+    /// aggregation moved between the two pins. Returns the seq both are as of.
+    private func pinnedReadWithBounds(
+        _ request: ReadConsistency,
+        totals: (Int64?) async throws -> ReportingQueries.Totals,
+        bounds: @escaping @Sendable (Int64?) async throws -> OverlapBounds?
+    ) async throws -> (applied: Int64, asOfSeq: Int64, totals: ReportingQueries.Totals, overlaps: OverlapBounds?) {
+        var overlaps: OverlapBounds?
+        let (applied, read) = try await pinnedRead(request) { asOfSeq in
+            async let beside = bounds(asOfSeq)
+            let read = try await totals(asOfSeq)
+            overlaps = try await beside
+            return read
+        }
+        let pinned = read.asOfSeq ?? applied
+        if let found = overlaps, found.asOfSeq != pinned { overlaps = try await bounds(pinned) }
+        return (applied, pinned, read, overlaps)
     }
 
     /// The read with its `as_of` time turned into the `as_of_seq` it stands for: the newest seq

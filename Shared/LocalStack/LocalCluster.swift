@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RootcausesPostgres
+import RootcausesStorage
 import Subprocess
 import SystemPackage
 
@@ -56,7 +57,7 @@ public struct LocalCluster: Sendable {
         let runAsPostgres = geteuid() == 0
 
         let passwordFile = Self.passwordFile(for: dataDirectory)
-        var password = try? readSecret(passwordFile)
+        var password = try? Secrets.read(passwordFile)
         // A cluster made before passwords (it trusted every local connection): secured below.
         var legacy = false
         if !fileManager.fileExists(atPath: dataDirectory + "/PG_VERSION") {
@@ -64,12 +65,12 @@ public struct LocalCluster: Sendable {
             if runAsPostgres { try handToPostgresUser(dataDirectory) }
             chmod(dataDirectory, 0o700)
             logger.info("creating local PostgreSQL cluster", metadata: ["directory": "\(dataDirectory)"])
-            let made = generateSecret()
-            try writeSecret(made, to: passwordFile)
+            let made = Secrets.randomHex()
+            try Secrets.writePrivateFile(passwordFile, contents: made + "\n")
             password = made
             // initdb reads the password from a file the postgres user can read, deleted at once.
             let pwfile = "/tmp/rootcauses-initdb-\(getpid())-\(UUID().uuidString.prefix(8))"
-            try writeSecret(made, to: pwfile)
+            try Secrets.writePrivateFile(pwfile, contents: made + "\n")
             defer { unlink(pwfile) }
             if runAsPostgres { try handToPostgresUser(pwfile) }
             var arguments = [
@@ -204,7 +205,7 @@ public struct LocalCluster: Sendable {
             what: "pg_ctl reload"
         )
         try await Task.sleep(for: .milliseconds(300))
-        let made = generateSecret()
+        let made = Secrets.randomHex()
         do {
             let trusted = try PostgresConnection(
                 conninfo: "postgresql://\(user)@127.0.0.1:\(port)/postgres",
@@ -215,7 +216,7 @@ public struct LocalCluster: Sendable {
             // The verifier, computed here, so the clear password is in no statement the server logs.
             let verifier = try trusted.scramVerifier(password: made, user: user)
             try trusted.execute("ALTER ROLE \(PostgresQuery.quoteIdentifier(user)) PASSWORD '\(verifier)'")
-            try writeSecret(made, to: Self.passwordFile(for: dataDirectory))
+            try Secrets.writePrivateFile(Self.passwordFile(for: dataDirectory), contents: made + "\n")
         } catch {
             // Whatever failed, the transitional trust rule must not stay loaded.
             try? writeConfigurationFile(dataDirectory + "/pg_hba.conf", Self.hostBasedAuthentication, legacy: false)
@@ -362,34 +363,6 @@ func shellQuote(_ word: String) -> String {
     "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
-/// 32 random bytes from the system's cryptographic source, as hex (safe in URLs and SQL literals).
-func generateSecret() -> String {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
-}
-
-/// Writes `secret` to a file only its owner may read or write (0600), replacing it.
-func writeSecret(_ secret: String, to path: String) throws {
-    unlink(path)
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else {
-        throw LocalClusterError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
-    }
-    defer { close(descriptor) }
-    let bytes = Array((secret + "\n").utf8)
-    guard write(descriptor, bytes, bytes.count) == bytes.count else {
-        throw LocalClusterError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
-    }
-}
-
-/// A secret file's contents, without surrounding whitespace.
-func readSecret(_ path: String) throws -> String {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw LocalClusterError(message: "cannot read \(path)")
-    }
-    return text.trimmingCharacters(in: .whitespacesAndNewlines)
-}
-
 /// Writes a file of the cluster's configuration, owned by the `postgres` user when we are root
 /// (the server must read it), readable by its owner only. `legacy`: a cluster that has no
 /// password yet, which may only be reached by its superuser from loopback until it has one.
@@ -398,6 +371,6 @@ func writeConfigurationFile(_ path: String, _ contents: String, legacy: Bool) th
         legacy
         ? "# Until rootcauses sets the superuser's password.\nhost    all    rootcauses    127.0.0.1/32    trust\n"
         : contents
-    try writeSecret(text.trimmingCharacters(in: .newlines), to: path)
+    try Secrets.writePrivateFile(path, contents: text)
     if geteuid() == 0 { try LocalCluster.handToPostgresUser(path) }
 }

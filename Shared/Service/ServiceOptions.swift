@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RootcausesStorage
 import RootcausesTransport
 
 /// The version every service reports in `hello`.
@@ -100,11 +101,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// dropped; a file that cannot be read, or is empty, is an error that names it.
     public static func secret(file: String?, fileVariable: String, valueVariable: String) throws -> String? {
         if let path = file ?? environment[fileVariable], !path.isEmpty {
-            guard let data = FileManager.default.contents(atPath: path),
-                let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
-                !text.isEmpty
-            else { throw ValidationError("cannot read a secret from \(path) (missing, unreadable or empty)") }
-            return text
+            do { return try Secrets.read(path) } catch { throw ValidationError("\(error)") }
         }
         if let value = environment[valueVariable], !value.isEmpty { return value }
         return nil

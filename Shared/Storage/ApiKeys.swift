@@ -14,9 +14,8 @@ public struct ApiToken: Sendable, Hashable, CustomStringConvertible {
 
     /// A new key id and secret from the system's cryptographic random source.
     public static func generate() -> ApiToken {
+        let id = Secrets.randomHex(bytes: 8)
         var generator = SystemRandomNumberGenerator()
-        let id = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }
-            .joined()
         let secretBytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let secret = Data(secretBytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
@@ -47,7 +46,7 @@ public struct ApiToken: Sendable, Hashable, CustomStringConvertible {
     public var description: String { Self.prefix + keyID + "_" + secret }
 
     /// The secret's SHA-256, lower-case hex: what the database keeps.
-    public var secretDigest: String { Self.hex(SHA256.hash(data: Array(secret.utf8))) }
+    public var secretDigest: String { Secrets.hex(SHA256.hash(data: Array(secret.utf8))) }
 
     /// Whether `digest` (hex, from the database) is this token's, compared in constant time:
     /// every byte is looked at whatever the first difference, so timing tells nothing of it.
@@ -58,10 +57,6 @@ public struct ApiToken: Sendable, Hashable, CustomStringConvertible {
         var difference: UInt8 = 0
         for index in expected.indices { difference |= expected[index] ^ stored[index] }
         return difference == 0
-    }
-
-    private static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
 

@@ -48,8 +48,7 @@ public enum DatabaseRoles {
     /// superuser's password): stable, so every stack on one cluster agrees on it, and telling
     /// nothing of the secret.
     public static func password(of role: Role, derivedFrom secret: String) -> String {
-        SHA256.hash(data: Array("rootcauses role \(role.rawValue):\(secret)".utf8))
-            .map { String(format: "%02x", $0) }.joined()
+        Secrets.hex(SHA256.hash(data: Array("rootcauses role \(role.rawValue):\(secret)".utf8)))
     }
 
     /// Makes each role if it is missing and sets its password (as a SCRAM verifier computed here,
@@ -151,9 +150,8 @@ public enum DatabaseRoles {
                 // Reads as of a time wait for a numbering in progress (migration 11).
                 statements.append("GRANT EXECUTE ON FUNCTION wait_for_numbering() TO \(name)")
             }
-            if role != .reporting || tables.contains(where: { $0.1.contains("INSERT") }) {
-                statements.append("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO \(name)")
-            }
+            // Every service inserts rows with serial ids (reporting: publications).
+            statements.append("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO \(name)")
         }
         try connection.transaction { connection in
             try connection.execute(statements.joined(separator: ";\n"))

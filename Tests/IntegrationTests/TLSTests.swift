@@ -48,7 +48,7 @@ extension Integration {
                     error: .combinedWithOutput
                 )
                 guard result.terminationStatus.isSuccess else {
-                    throw ClientError("openssl failed: \(result.standardOutput ?? "")")
+                    throw ClientError("openssl failed: \(result.standardOutput)")
                 }
                 return PKI(folder: folder)
             }
