@@ -11,6 +11,7 @@ import ServiceLifecycle
 public struct AggregationOperations: Sendable {
     let applier: Applier
     let worker: AggregationWorker
+    let sampler: BacklogSampler
 
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
@@ -33,6 +34,7 @@ public struct AggregationOperations: Sendable {
             latestIndicators: catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         )
         self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, logger: logger)
+        self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), logger: logger)
     }
 
     public var registry: OperationRegistry {
@@ -45,8 +47,9 @@ public struct AggregationOperations: Sendable {
         )
     }
 
-    /// The services to run beside the protocol server: the worker that applies submissions.
-    public var services: [any Service] { [worker] }
+    /// The services to run beside the protocol server: the worker that applies submissions,
+    /// and the sampler that keeps the backlog metrics current.
+    public var services: [any Service] { [worker, sampler] }
 
     /// `{"op":"nudge","seq":42}`: `seq` (optional) is the newest committed seq, a hint.
     struct NudgeRequest: OperationInput {

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import RootcausesService
 import ServiceLifecycle
@@ -11,6 +12,7 @@ final class AggregationWorker: Service, Sendable {
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private let lastShare = NIOLockedValueBox<[Int]>([])
+    private let metrics = AggregationMetrics()
 
     init(applier: Applier, pollInterval: Duration, logger: Logger) {
         self.applier = applier
@@ -88,6 +90,9 @@ final class AggregationWorker: Service, Sendable {
                 let started = ContinuousClock.now
                 let pass = try await applier.applyPass()
                 lastShare.withLockedValue { $0 = pass.held }
+                metrics.partitionsHeld.record(pass.held.count)
+                metrics.advanced.increment(by: pass.advanced)
+                metrics.passDuration.record(duration: ContinuousClock.now - started)
                 if pass.applied > 0 {
                     logger.debug(
                         "applied submissions",
@@ -99,9 +104,56 @@ final class AggregationWorker: Service, Sendable {
                 }
                 if !pass.moreWork { return }
             } catch {
+                metrics.failedPasses.increment()
                 logger.warning("aggregation pass failed; will retry", metadata: ["error": "\(error)"])
                 return
             }
         }
     }
+}
+
+/// Samples the backlog for metrics (an autoscaler scales aggregation on it): every instance
+/// reports the same figures, read from the database, whether or not it is the one behind.
+final class BacklogSampler: Service, Sendable {
+    private let applier: Applier
+    private let interval: Duration
+    private let logger: Logger
+    private let metrics = AggregationMetrics()
+
+    init(applier: Applier, interval: Duration, logger: Logger) {
+        self.applier = applier
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                let backlog = try await applier.backlog()
+                metrics.backlog.record(backlog.submissions)
+                metrics.lag.record(backlog.lagSeconds)
+            } catch {
+                logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// Aggregation's metrics, created once (swift-metrics hands the same metric to every instance
+/// made with the same label).
+struct AggregationMetrics: Sendable {
+    /// Seqs numbered but not yet applied in every partition.
+    let backlog = Gauge(label: "rootcauses_aggregation_backlog_submissions")
+    /// Seconds since the oldest unapplied submission was numbered; 0 with no backlog.
+    let lag = Gauge(label: "rootcauses_aggregation_lag_seconds")
+    /// Partitions this instance worked on in its last pass.
+    let partitionsHeld = Gauge(label: "rootcauses_aggregation_partitions_held")
+    /// Seqs (submissions, retractions, deduplications) applied by this instance, counted once
+    /// per partition they were applied in.
+    let advanced = Counter(label: "rootcauses_aggregation_partition_seqs_applied_total")
+    /// Passes that failed (and will be retried).
+    let failedPasses = Counter(label: "rootcauses_aggregation_failed_passes_total")
+    /// How long a pass took.
+    let passDuration = Timer(label: "rootcauses_aggregation_pass_duration_seconds")
 }

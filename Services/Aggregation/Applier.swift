@@ -138,6 +138,8 @@ struct Applier: Sendable {
         var held: [Int] = []
         /// The most submissions any partition moved forward by.
         var applied = 0
+        /// Seqs moved past, summed over the partitions held.
+        var advanced = 0
         /// True when some partition still has work beyond its batch.
         var moreWork = false
     }
@@ -397,9 +399,34 @@ struct Applier: Sendable {
             )
             pass.held.append(partition)
             pass.applied = max(pass.applied, Int(to - from))
+            pass.advanced += Int(to - from)
             pass.moreWork = pass.moreWork || to < latest
         }
         return pass
+    }
+
+    /// The backlog as metrics see it: how many seqs are numbered but not applied everywhere,
+    /// and how long ago the oldest of them was numbered (0 with no backlog).
+    func backlog() async throws -> (submissions: Int64, lagSeconds: Double) {
+        let query: PostgresQuery = """
+            WITH watermark AS (
+                SELECT (SELECT min(applied_seq) FROM \(Storage.Table.aggregationPartitions)) AS applied,
+                       (SELECT last_seq FROM \(Storage.Table.seqCounter)) AS latest
+            )
+            SELECT greatest(coalesce(latest, 0) - coalesce(applied, 0), 0) AS backlog,
+                   coalesce(extract(epoch FROM now() - (
+                       SELECT sequenced_at FROM \(Storage.Table.submissions)
+                       WHERE seq > watermark.applied ORDER BY seq LIMIT 1
+                   ))::float8, 0) AS lag
+            FROM watermark
+            """
+        return try await pool.withConnection(idempotent: true) { connection in
+            let row = try connection.query(query).first
+            return (
+                try row?.decode(column: "backlog", as: Int64.self) ?? 0,
+                max(0, try row?.decode(column: "lag", as: Double.self) ?? 0)
+            )
+        }
     }
 
     /// The applied watermark (every seq up to it is applied in every partition) and the latest committed seq.

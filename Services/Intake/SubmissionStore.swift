@@ -1,3 +1,4 @@
+import Metrics
 import NIOConcurrencyHelpers
 import RootcausesModel
 import RootcausesPostgres
@@ -72,6 +73,7 @@ final class SubmissionStore: Sendable {
     static let maximumBatchValues = 50_000
 
     private let pool: PostgresPool
+    private let metrics = GroupCommitMetrics()
     private let state = NIOLockedValueBox(State())
 
     private struct Pending {
@@ -138,6 +140,12 @@ final class SubmissionStore: Sendable {
     }
 
     private func write(_ batch: [Pending]) async {
+        let started = ContinuousClock.now
+        defer {
+            metrics.submissions.record(batch.count)
+            metrics.values.record(batch.reduce(0) { $0 + $1.write.valueCount })
+            metrics.duration.record(duration: ContinuousClock.now - started)
+        }
         do {
             // Safe to run again on a fresh connection if the server dropped the first one: a
             // submission committed before the drop is not inserted again (ON CONFLICT DO
@@ -393,4 +401,14 @@ final class SubmissionStore: Sendable {
         SELECT (SELECT id FROM retraction) AS id, 0 AS stored
         """
     }
+}
+
+/// The group commit's metrics, created once: how much each transaction carries and how long it takes.
+struct GroupCommitMetrics: Sendable {
+    /// Submissions (and retractions) per transaction.
+    let submissions = Recorder(label: "rootcauses_intake_group_commit_submissions")
+    /// Values per transaction.
+    let values = Recorder(label: "rootcauses_intake_group_commit_values")
+    /// From the transaction's start to its commit (and the answers).
+    let duration = Timer(label: "rootcauses_intake_group_commit_duration_seconds")
 }

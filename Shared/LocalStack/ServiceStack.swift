@@ -74,6 +74,17 @@ public final class ServiceStack: Sendable {
         var serviceToken: String?
         /// Each service's own database URL (its role); empty when the roles could not be made.
         var serviceURLs: [String: String] = [:]
+        /// Each process's metrics port, by label (`intake`, `aggregation-0`, …), when serving metrics.
+        var metricsPorts: [String: Int] = [:]
+    }
+
+    /// The services serve `/metrics`, `/healthz` and `/readyz` on ports of their own.
+    public let servesMetrics: Bool
+
+    /// The HTTP address of a process's metrics port (`intake`, `reporting`, `aggregation-0`, …);
+    /// `nil` without `metrics: true` or before it started.
+    public func metricsAddress(_ label: String) -> String? {
+        state.withLockedValue { $0.metricsPorts[label] }.map { "127.0.0.1:\($0)" }
     }
 
     public var intakePort: Int { state.withLockedValue { $0.intakePort } }
@@ -106,9 +117,11 @@ public final class ServiceStack: Sendable {
         reportingPort: Int = 0,
         environment: [String: String] = [:],
         runAs: String? = nil,
-        tls: TLS? = nil
+        tls: TLS? = nil,
+        metrics: Bool = false
     ) throws {
         self.tls = tls
+        self.servesMetrics = metrics
         self.clientTLS = try tls?.clientSettings.makeContext()
         self.databaseURL = databaseURL
         self.binDirectory = binDirectory
@@ -374,12 +387,20 @@ public final class ServiceStack: Sendable {
             // intake nudges aggregation over TLS too, presenting its own certificate.
             tlsEnvironment["ROOTCAUSES_AGGREGATION_TLS_CA"] = tls.caPath
         }
+        var metricsArguments: [String] = []
+        if servesMetrics {
+            // A restarted process keeps its metrics port, as it keeps its protocol port.
+            let known = state.withLockedValue { $0.metricsPorts[label ?? name] }
+            let metricsPort = try known ?? freeTCPPort()
+            state.withLockedValue { $0.metricsPorts[label ?? name] = metricsPort }
+            metricsArguments = ["--metrics-listen", "127.0.0.1:\(metricsPort)"]
+        }
         // The URL (with its password) goes in the environment, which only the service's user and
         // root can read, never on the command line, which every user can.
         return try ManagedProcess(
             name: label ?? name,
             executable: binDirectory + "/" + name,
-            arguments: ["--listen", "127.0.0.1:\(port)"] + tlsArguments + extra,
+            arguments: ["--listen", "127.0.0.1:\(port)"] + tlsArguments + metricsArguments + extra,
             environment: extraEnvironment.merging(environment) { _, new in new }
                 .merging(tlsEnvironment) { _, new in new }
                 .merging(["DATABASE_URL": serviceDatabaseURL(name)]) { _, new in new },

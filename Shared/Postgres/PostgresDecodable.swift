@@ -71,6 +71,20 @@ extension Int64: PostgresDecodable {
     }
 }
 
+extension Double: PostgresDecodable {
+    /// A `float8` (or any number PostgreSQL prints); `NaN` and `Infinity` as PostgreSQL spells them.
+    public static func decode(postgresText text: String?) throws(PostgresDecodingFailure) -> Double {
+        try decodeNonNull(text, as: Double.self) { text in
+            switch text {
+            case "Infinity": .infinity
+            case "-Infinity": -.infinity
+            case "NaN": .nan
+            default: Double(text)
+            }
+        }
+    }
+}
+
 extension Int32: PostgresDecodable {
     public static func decode(postgresText text: String?) throws(PostgresDecodingFailure) -> Int32 {
         try decodeNonNull(text, as: Int32.self) { Int32($0) }

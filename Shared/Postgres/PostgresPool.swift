@@ -1,5 +1,6 @@
 import DequeModule
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOPosix
 import ServiceLifecycle
@@ -22,6 +23,7 @@ public final class PostgresPool: Service, Sendable {
     private let logger: Logger
     private let threadPool: NIOThreadPool
     private let state: NIOLockedValueBox<State>
+    private let metrics: PoolMetrics
 
     private struct Waiter {
         let id: UInt64
@@ -38,8 +40,16 @@ public final class PostgresPool: Service, Sendable {
         var shutDown = false
     }
 
-    public init(conninfo: String, maximumConnections: Int = 8, applicationName: String, logger: Logger) {
+    /// `metricsName` labels this pool's metrics (`pool`), for processes with more than one.
+    public init(
+        conninfo: String,
+        maximumConnections: Int = 8,
+        applicationName: String,
+        logger: Logger,
+        metricsName: String = "main"
+    ) {
         precondition(maximumConnections > 0)
+        self.metrics = PoolMetrics(pool: metricsName, maximumConnections: maximumConnections)
         self.conninfo = conninfo
         self.maximumConnections = maximumConnections
         self.applicationName = applicationName
@@ -173,6 +183,8 @@ public final class PostgresPool: Service, Sendable {
     // MARK: - Slots
 
     private func acquireSlot() async throws {
+        let started = ContinuousClock.now
+        defer { metrics.wait.record(duration: ContinuousClock.now - started) }
         let id = state.withLockedValue { state -> UInt64 in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -185,12 +197,14 @@ public final class PostgresPool: Service, Sendable {
                     }
                     if state.leased < maximumConnections {
                         state.leased += 1
+                        metrics.inUse.record(state.leased)
                         return .success(true)
                     }
                     // Checked under the lock: a cancellation that came before this point found no
                     // waiter to remove, so it must be seen here, or the task would wait forever.
                     if Task.isCancelled { return .failure(CancellationError()) }
                     state.waiters.append(Waiter(id: id, continuation: continuation))
+                    metrics.waiters.record(state.waiters.count)
                     return .success(false)
                 }
                 switch outcome {
@@ -202,6 +216,7 @@ public final class PostgresPool: Service, Sendable {
         } onCancel: {
             let waiter = state.withLockedValue { state -> Waiter? in
                 guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                defer { metrics.waiters.record(state.waiters.count) }
                 return state.waiters.remove(at: index)
             }
             waiter?.continuation.resume(throwing: CancellationError())
@@ -213,10 +228,30 @@ public final class PostgresPool: Service, Sendable {
         let next = state.withLockedValue { state -> Waiter? in
             guard let next = state.waiters.popFirst() else {
                 state.leased -= 1
+                metrics.inUse.record(state.leased)
                 return nil
             }
+            metrics.waiters.record(state.waiters.count)
             return next
         }
         next?.continuation.resume()
+    }
+}
+
+/// A pool's metrics, created once: how long tasks wait for a connection, how many are in use.
+struct PoolMetrics: Sendable {
+    /// Time from asking for a connection to getting one (zero when one was free).
+    let wait: Timer
+    /// Connections in use now.
+    let inUse: Gauge
+    /// Tasks waiting for a connection now.
+    let waiters: Gauge
+
+    init(pool: String, maximumConnections: Int) {
+        let dimensions = [("pool", pool)]
+        wait = Timer(label: "rootcauses_db_pool_wait_seconds", dimensions: dimensions)
+        inUse = Gauge(label: "rootcauses_db_pool_connections_in_use", dimensions: dimensions)
+        waiters = Gauge(label: "rootcauses_db_pool_waiters", dimensions: dimensions)
+        Gauge(label: "rootcauses_db_pool_connections_max", dimensions: dimensions).record(maximumConnections)
     }
 }

@@ -40,6 +40,12 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let tlsRequired = ErrorCode("tls_required")
     /// An unexpected fault on the server.
     public static let `internal` = ErrorCode("internal")
+
+    /// Every code this build sends, for metrics labelled by code.
+    public static let all: [ErrorCode] = [
+        .badJSON, .lineTooLong, .unknownOp, .unsupportedProtocol, .invalidRequest, .validationFailed, .conflict,
+        .unavailable, .notReady, .overloaded, .unauthenticated, .forbidden, .throttled, .tlsRequired, .internal,
+    ]
 }
 
 /// An error answer: code, message and details, as the envelope carries them.

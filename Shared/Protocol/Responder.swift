@@ -17,6 +17,7 @@ public struct Responder: Sendable {
     public let version: String
     private let authenticator: any Authenticator
     private let mapError: @Sendable (any Error, Logger) -> ProtocolError
+    private let metrics: RequestMetrics
 
     /// `mapError` turns an error a handler threw that is not a `ProtocolError` into the answer
     /// (a database that cannot be reached is `unavailable`); by default everything is `internal`.
@@ -30,6 +31,7 @@ public struct Responder: Sendable {
         self.version = version
         self.authenticator = authenticator
         self.mapError = mapError
+        self.metrics = RequestMetrics(ops: registry.names)
     }
 
     /// The answer to one line; `nil` for a blank line, which is ignored.
@@ -42,7 +44,9 @@ public struct Responder: Sendable {
         let request: Request
         switch Request.parse(line: line) {
         case .success(let parsed): request = parsed
-        case .failure(let rejection): return Response.failure(id: rejection.id, rejection.error)
+        case .failure(let rejection):
+            metrics.record(op: RequestMetrics.unknownOp, code: rejection.error.code.rawValue, duration: .zero)
+            return Response.failure(id: rejection.id, rejection.error)
         }
         return await respond(to: request, session: &session, logger: logger)
     }
@@ -51,14 +55,37 @@ public struct Responder: Sendable {
     public func respond(to request: Request, session: inout Session, logger: Logger) async -> JSON {
         var logger = logger
         logger[metadataKey: "op"] = "\(request.op)"
+        // The client's id follows the request through every log line it causes.
+        if let id = Self.requestID(request.id) { logger[metadataKey: "request_id"] = "\(id)" }
         if let key = session.identity?.keyID { logger[metadataKey: "key"] = "\(key)" }
+        let started = ContinuousClock.now
+        let code: ErrorCode?
+        let response: JSON
         do {
-            return Response.success(id: request.id, try await answer(request, session: &session, logger: logger))
+            response = Response.success(id: request.id, try await answer(request, session: &session, logger: logger))
+            code = nil
         } catch let error as ProtocolError {
-            return Response.failure(id: request.id, error)
+            response = Response.failure(id: request.id, error)
+            code = error.code
         } catch {
-            return Response.failure(id: request.id, mapError(error, logger))
+            let mapped = mapError(error, logger)
+            response = Response.failure(id: request.id, mapped)
+            code = mapped.code
         }
+        let duration = ContinuousClock.now - started
+        metrics.record(op: request.op, code: code?.rawValue ?? "ok", duration: duration)
+        if let code {
+            logger.debug("request refused", metadata: ["code": "\(code)", "duration": "\(duration)"])
+        } else {
+            logger.trace("request answered", metadata: ["duration": "\(duration)"])
+        }
+        return response
+    }
+
+    /// The client's `id` as log metadata: a string as is, a number as written; `nil` when absent.
+    static func requestID(_ id: JSON) -> String? {
+        if let text = id.stringValue { return text }
+        return id.numberLiteral
     }
 
     private func answer(_ request: Request, session: inout Session, logger: Logger) async throws -> AnswerFields {

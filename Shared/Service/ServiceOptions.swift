@@ -5,7 +5,7 @@ import RootcausesStorage
 import RootcausesTransport
 
 /// The version every service reports in `hello`.
-public let rootcausesVersion = "0.5.0"
+public let rootcausesVersion = "0.6.0"
 
 /// Options every service takes. Each has an environment fallback, so containers are
 /// configured with variables and people with flags.
@@ -60,6 +60,20 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info."
     )
     public var logLevel: String?
+
+    @Option(
+        name: .customLong("log-format"),
+        help:
+            "text (for people) or json (one object per line, for collectors). Env: ROOTCAUSES_LOG_FORMAT. Default: text."
+    )
+    public var logFormat: String?
+
+    @Option(
+        name: .customLong("metrics-listen"),
+        help:
+            "Serve HTTP on host:port: /metrics (Prometheus), /healthz, /readyz. Env: ROOTCAUSES_METRICS_LISTEN. Default: none."
+    )
+    public var metricsListen: String?
 
     @Option(
         name: .customLong("tls-cert"),
@@ -186,6 +200,25 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         return level
     }
 
+    public func resolvedLogFormat() throws -> LogFormat {
+        let text = logFormat ?? Self.environment["ROOTCAUSES_LOG_FORMAT"] ?? "text"
+        guard let format = LogFormat(rawValue: text.lowercased()) else {
+            throw ValidationError("unknown log format '\(text)': use text or json")
+        }
+        return format
+    }
+
+    /// Where to serve metrics and probes over HTTP; `nil`: nowhere.
+    public func metricsAddress() throws -> (host: String, port: Int)? {
+        guard let text = metricsListen ?? Self.environment["ROOTCAUSES_METRICS_LISTEN"], !text.isEmpty else {
+            return nil
+        }
+        guard let (host, port) = splitAddress(text), port >= 0 else {
+            throw ValidationError("--metrics-listen '\(text)' is not host:port")
+        }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
     public func resolvedCataloguePath() throws -> String {
         if let path = catalogue ?? Self.environment["ROOTCAUSES_CATALOGUE"] { return path }
         if let found = findShippedFile("catalogue.json") { return found }
@@ -210,9 +243,14 @@ public func findShippedFile(_ name: String) -> String? {
     return candidates.first { fileManager.fileExists(atPath: $0) }
 }
 
-/// A logger writing to standard error with the given level.
-public func makeLogger(label: String, level: Logger.Level) -> Logger {
-    var logger = Logger(label: label) { label in StreamLogHandler.standardError(label: label) }
+/// A logger writing to standard error with the given level, as text or JSON lines.
+public func makeLogger(label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
+    var logger = Logger(label: label) { label in
+        switch format {
+        case .text: StreamLogHandler.standardError(label: label)
+        case .json: JSONLogHandler(label: label)
+        }
+    }
     logger.logLevel = level
     return logger
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
@@ -32,8 +34,15 @@ public func runService(
     options: ServiceOptions,
     makeOperations: @Sendable (ServiceContext) async throws -> (operations: OperationRegistry, services: [any Service])
 ) async throws {
-    let logger = makeLogger(label: "rootcauses.\(name)", level: try options.resolvedLogLevel())
+    let logger = makeLogger(
+        label: "rootcauses.\(name)",
+        level: try options.resolvedLogLevel(),
+        format: try options.resolvedLogFormat()
+    )
     let (host, port) = try options.listenAddress(defaultPort: defaultPort)
+    let metricsAddress = try options.metricsAddress()
+    // Before anything makes a metric: metrics made earlier would go nowhere.
+    let metricsRegistry = bootstrapMetrics(service: name)
     let cataloguePath = try options.resolvedCataloguePath()
     let catalogue = try Catalogue.load(path: cataloguePath)
     logger.info(
@@ -57,8 +66,9 @@ public func runService(
         limits: try options.resolvedLimits()
     )
     let (operations, extra) = try await makeOperations(context)
+    let health = HealthChecks(service: name, pool: pool)
     let responder = Responder(
-        registry: operations,
+        registry: OperationRegistry(service: operations.service, health.operations + operations.operations),
         version: rootcausesVersion,
         authenticator: KeyAuthenticator(pool: pool, logger: logger),
         mapError: protocolError(for:logger:)
@@ -82,6 +92,16 @@ public func runService(
     // server has answered the requests in flight.
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pool), .init(service: server)]
     services += extra.map { .init(service: $0) }
+    if let metricsAddress {
+        let metricsServer = MetricsServer(
+            host: metricsAddress.host,
+            port: metricsAddress.port,
+            registry: metricsRegistry,
+            health: health,
+            logger: logger
+        )
+        services.append(.init(service: metricsServer))
+    }
     if let parent = ProcessInfo.processInfo.environment["ROOTCAUSES_PARENT_PID"].flatMap({ Int32($0) }) {
         services.append(.init(service: ParentWatch(pid: parent), successTerminationBehavior: .gracefullyShutdownGroup))
     }
@@ -95,6 +115,26 @@ public func runService(
     let group = ServiceGroup(configuration: configuration)
     try await group.run()
     logger.info("exited cleanly")
+}
+
+/// Sends swift-metrics to a Prometheus registry, with buckets for this product's figures
+/// (requests take milliseconds, not seconds); returns the registry `/metrics` shows.
+func bootstrapMetrics(service: String) -> PrometheusCollectorRegistry {
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = [
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+    factory.valueHistogramBuckets["rootcauses_intake_group_commit_submissions"] = [1, 2, 4, 8, 16, 32, 64, 128, 200]
+    factory.valueHistogramBuckets["rootcauses_intake_group_commit_values"] = [
+        1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000,
+    ]
+    MetricsSystem.bootstrap(factory)
+    Gauge(label: "rootcauses_build_info", dimensions: [("service", service), ("version", rootcausesVersion)])
+        .record(1)
+    return registry
 }
 
 /// Migrates the schema, retrying every second while the database cannot be reached.

@@ -25,6 +25,7 @@ public func withServiceStack<T>(
     environment: [String: String] = [:],
     runAs: String? = nil,
     tls: ServiceStack.TLS? = nil,
+    metrics: Bool = false,
     _ body: (ServiceStack) async throws -> T
 ) async throws -> T {
     let url: String
@@ -35,7 +36,8 @@ public func withServiceStack<T>(
         logDirectory: logs,
         environment: environment,
         runAs: runAs,
-        tls: tls
+        tls: tls,
+        metrics: metrics
     )
     do {
         try await stack.start()

@@ -1,5 +1,6 @@
 import CMalloc
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -52,6 +53,7 @@ public final class ProtocolServer: Service, Sendable {
     private let connections: ConnectionRegistry
     private let budget: BufferBudget
     private let boundPort = Atomic<Int>(0)
+    private let metrics = ConnectionMetrics()
 
     /// `configureConnection` runs on each accepted channel before it is served (by default it
     /// turns Nagle's algorithm off); if it throws, that connection is closed and logged.
@@ -168,10 +170,12 @@ public final class ProtocolServer: Service, Sendable {
         switch connections.register(channel) {
         case .registered(let registered):
             token = registered
+            metrics.opened()
         case .shuttingDown:
             try? await connection.executeThenClose { _, _ in }
             return
         case .full:
+            metrics.refused.increment()
             logger.warning(
                 "connection refused: too many connections",
                 metadata: ["limit": "\(limits.maximumConnections)"]
@@ -191,6 +195,7 @@ public final class ProtocolServer: Service, Sendable {
         }
         defer {
             connections.unregister(token)
+            metrics.closed()
             returnMemoryAfterBurst()
         }
         // Requests of a connection are answered one after the other: its session needs no lock.
@@ -223,6 +228,7 @@ public final class ProtocolServer: Service, Sendable {
     ) async -> (answer: JSON?, keepOpen: Bool) {
         switch frame {
         case .lineTooLong(let limit):
+            metrics.linesTooLong.increment()
             return (
                 Response.failure(
                     id: .null,
@@ -234,6 +240,7 @@ public final class ProtocolServer: Service, Sendable {
                 ), true
             )
         case .overBudget(let limit):
+            metrics.overBudget.increment()
             logger.warning("connection closed: the process's buffer budget is spent", metadata: ["limit": "\(limit)"])
             return (
                 Response.failure(
@@ -275,6 +282,27 @@ extension Response {
         buffer.writeBytes(bytes)
         return buffer
     }
+}
+
+/// The server's connection metrics, created once.
+struct ConnectionMetrics: Sendable {
+    /// Connections open now.
+    let open = Meter(label: "rootcauses_connections")
+    /// Connections served since start.
+    let accepted = Counter(label: "rootcauses_connections_accepted_total")
+    /// Connections refused at the connection limit (`overloaded`).
+    let refused = Counter(label: "rootcauses_connections_refused_total")
+    /// Lines discarded for their length (`line_too_long`).
+    let linesTooLong = Counter(label: "rootcauses_lines_too_long_total")
+    /// Connections closed because all clients together held too much unfinished input.
+    let overBudget = Counter(label: "rootcauses_connections_over_budget_total")
+
+    func opened() {
+        open.increment()
+        accepted.increment()
+    }
+
+    func closed() { open.decrement() }
 }
 
 /// An accepted connection, ready to serve, or the reason its set-up failed.

@@ -13,15 +13,20 @@ extension Integration {
                     (
                         "intake", try await stack.intakeClient(),
                         [
-                            "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create",
+                            "hello", "ping", "auth", "health", "ready", "submit", "retract", "target", "deduplicate",
+                            "keys_create",
                             "keys_list", "keys_revoke",
                         ]
                     ),
-                    ("aggregation", try await stack.aggregationClient(), ["hello", "ping", "auth", "status", "nudge"]),
+                    (
+                        "aggregation", try await stack.aggregationClient(),
+                        ["hello", "ping", "auth", "health", "ready", "status", "nudge"]
+                    ),
                     (
                         "reporting", try await stack.reportingClient(),
                         [
-                            "hello", "ping", "auth", "indicators", "totals", "factsheet", "history", "publish",
+                            "hello", "ping", "auth", "health", "ready", "indicators", "totals", "factsheet", "history",
+                            "publish",
                             "published",
                             "diff", "explain",
                         ]
@@ -71,7 +76,8 @@ extension Integration {
                 #expect(unknown["id"] == "u")
                 #expect(
                     unknown["error"]?["details"]?[0]?["supported"] == [
-                        "hello", "ping", "auth", "submit", "retract", "target", "deduplicate", "keys_create",
+                        "hello", "ping", "auth", "health", "ready", "submit", "retract", "target", "deduplicate",
+                        "keys_create",
                         "keys_list", "keys_revoke",
                     ]
                 )
