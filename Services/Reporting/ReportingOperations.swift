@@ -17,10 +17,12 @@ public struct ReportingOperations: Sendable {
     static let defaultTimeoutMilliseconds: Int64 = 5_000
     static let maximumTimeoutMilliseconds: Int64 = 60_000
 
-    public init(catalogue: Catalogue, template: FactSheetTemplate, pool: PostgresPool) {
+    /// Reads go to `pool`; with `primary`, `pool` may be a hot standby: publications are
+    /// written to `primary`, and reads as of a time wait for the standby to catch up with it.
+    public init(catalogue: Catalogue, template: FactSheetTemplate, pool: PostgresPool, primary: PostgresPool? = nil) {
         self.catalogue = catalogue
         self.template = template
-        self.queries = ReportingQueries(pool: pool, catalogue: catalogue)
+        self.queries = ReportingQueries(pool: pool, primary: primary, catalogue: catalogue)
     }
 
     public var registry: OperationRegistry {
@@ -477,15 +479,25 @@ public struct ReportingOperations: Sendable {
     func publish(_ request: PublishRequest, context: RequestContext) async throws -> AnswerFields {
         let date = request.date ?? Day.today()
         let (applied, pinned, sheet) = try await renderFactSheet(date: date, read: request.read)
-        let outcome = try await queries.publish(
-            id: request.publicationID,
-            date: date,
-            asOfSeq: pinned,
-            templateSource: template.source,
-            markdown: sheet.markdown,
-            json: sheet.json.serialized,
-            keyID: context.identity?.keyID
-        )
+        let outcome: ReportingQueries.PublishOutcome
+        do {
+            outcome = try await queries.publish(
+                id: request.publicationID,
+                date: date,
+                asOfSeq: pinned,
+                templateSource: template.source,
+                markdown: sheet.markdown,
+                json: sheet.json.serialized,
+                keyID: context.identity?.keyID
+            )
+        } catch let error as PostgresError where error.sqlState == "25006" {
+            // read_only_sql_transaction: this instance reads a standby and was given no primary.
+            throw ProtocolError(
+                .unavailable,
+                "this reporting instance reads a hot standby, which takes no writes; publish through an instance given the primary (--primary-database-url or ROOTCAUSES_PRIMARY_DATABASE_URL)",
+                details: [["code": "read_only_database"]]
+            )
+        }
         let stored = outcome.publication
         if !outcome.inserted {
             // A retry is the same request again: what it left open (the date, the seq) may differ.
@@ -775,7 +787,8 @@ public struct ReportingOperations: Sendable {
     /// numbered at or before it. A time still to come is refused: its answer could yet change.
     func resolvingTime(_ read: ReadConsistency) async throws -> ReadConsistency {
         guard let asOf = read.asOf else { return read }
-        let known = try await queries.newestSeq(numberedBy: asOf)
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(read.timeoutMilliseconds))
+        let known = try await queries.newestSeq(numberedBy: asOf, deadline: deadline)
         guard !known.isFuture else {
             throw ProtocolError.validationFailed(
                 [

@@ -1,13 +1,18 @@
 import Foundation
 import RootcausesModel
 import RootcausesPostgres
+import RootcausesProtocol
 import RootcausesStorage
 
 /// Reporting's SQL, all in one place. Totals and fact sheets read only the rollups (and their
 /// earlier states, for a past `as_of_seq`), never the raw values; `history` reads the stored
 /// versions of one submission.
 struct ReportingQueries: Sendable {
+    /// Where reads go: the primary, or a hot standby.
     let pool: PostgresPool
+    /// The primary, when `pool` may be a standby: the one write (`publish`) goes there, and a
+    /// read as of a time waits until the standby has replayed what the primary had numbered.
+    let primary: PostgresPool?
     /// The catalogue's lists every totals statement binds, as PostgreSQL array text, made once.
     let catalogueArrays: CatalogueArrays
 
@@ -27,8 +32,9 @@ struct ReportingQueries: Sendable {
         }
     }
 
-    init(pool: PostgresPool, catalogue: Catalogue) {
+    init(pool: PostgresPool, primary: PostgresPool?, catalogue: Catalogue) {
         self.pool = pool
+        self.primary = primary
         self.catalogueArrays = CatalogueArrays(catalogue)
     }
 
@@ -108,13 +114,31 @@ struct ReportingQueries: Sendable {
     }
 
     /// The newest seq numbered at or before `time` (0 when none was), and whether `time` is
-    /// later than the server's clock.
-    func newestSeq(numberedBy time: Timestamp) async throws -> (seq: Int64, isFuture: Bool) {
-        try await pool.withConnection(idempotent: true) { connection in
+    /// later than the server's clock. On a standby with a primary configured, first waits (until
+    /// `deadline`) for the standby to replay everything the primary had numbered by now.
+    func newestSeq(
+        numberedBy time: Timestamp,
+        deadline: ContinuousClock.Instant
+    ) async throws -> (
+        seq: Int64, isFuture: Bool
+    ) {
+        if let primary {
             // A batch being numbered holds the counter's row until its commit, and its time may
-            // already be at or before `time`: wait for it, so that asking again gives the same seq.
-            // (Through a function: reporting's role may not lock the counter itself.)
-            try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
+            // already be at or before `time`: wait for it on the primary, then for the standby
+            // to have replayed up to the primary's WAL position after it.
+            let position = try await primary.withConnection(idempotent: true) { connection in
+                try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
+                return try connection.query("SELECT pg_current_wal_lsn()::text AS position" as PostgresQuery)
+                    .first?.decode(column: "position", as: String.self) ?? "0/0"
+            }
+            try await waitForReplay(of: position, deadline: deadline)
+        }
+        return try await pool.withConnection(idempotent: true) { connection in
+            if primary == nil {
+                // The same wait, on the one database (the function returns at once on a standby,
+                // which replays commits whole and in order).
+                try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
+            }
             // Seqs and their times rise together: the last index entry at or before `time` has the newest seq.
             let query: PostgresQuery = """
                 SELECT coalesce(greatest((
@@ -454,7 +478,7 @@ extension ReportingQueries {
             FROM \(Storage.Table.publications)
             WHERE publication_id = \(id) AND NOT EXISTS (SELECT 1 FROM new)
             """
-        return try await pool.withConnection(idempotent: true) { connection in
+        return try await (primary ?? pool).withConnection(idempotent: true) { connection in
             // Twice at most: an insert of the same id that commits while this statement runs is
             // neither inserted here nor visible to it; the next statement sees it.
             for _ in 0..<2 {
@@ -467,6 +491,34 @@ extension ReportingQueries {
                 }
             }
             throw PostgresError(code: .unexpectedResult, message: "a publication was neither stored nor found")
+        }
+    }
+
+    /// Waits until `pool`'s database has replayed the WAL up to `position` (at once on a primary).
+    func waitForReplay(of position: String, deadline: ContinuousClock.Instant) async throws {
+        var pause = Duration.milliseconds(2)
+        while true {
+            let replayed = try await pool.withConnection(idempotent: true) { connection in
+                let query: PostgresQuery = """
+                    SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= \(position)::pg_lsn AS replayed,
+                           coalesce(pg_last_wal_replay_lsn()::text, '') AS at
+                    """
+                let row = try connection.query(query).first
+                return (
+                    try row?.decode(column: "replayed", as: Bool.self) ?? false,
+                    try row?.decode(column: "at", as: String.self) ?? ""
+                )
+            }
+            if replayed.0 { return }
+            guard ContinuousClock.now < deadline else {
+                throw ProtocolError(
+                    .notReady,
+                    "the standby this service reads has not replayed the primary's changes up to \(position) yet (at \(replayed.1)); retry later",
+                    details: [["wal_position": .string(position), "replayed": .string(replayed.1)]]
+                )
+            }
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(20))
         }
     }
 

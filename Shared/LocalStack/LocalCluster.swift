@@ -165,6 +165,53 @@ public struct LocalCluster: Sendable {
         )
     }
 
+    /// Lets this cluster's superuser stream its WAL over loopback (with its password), for a
+    /// standby made by `makeStandby`; the next `start` writes the strict `pg_hba.conf` again.
+    public func allowReplication() async throws {
+        try writeConfigurationFile(
+            dataDirectory + "/pg_hba.conf",
+            Self.hostBasedAuthentication + "host    replication    \(user)    127.0.0.1/32    scram-sha-256\n",
+            legacy: false
+        )
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_ctl",
+            ["-D", dataDirectory, "reload"],
+            what: "pg_ctl reload"
+        )
+    }
+
+    /// Makes a hot standby of this cluster in `standbyDirectory` (a new folder) with
+    /// `pg_basebackup`, and starts it streaming from this one on a port of its own: the read
+    /// replica an operator would add (docs/OPERATIONS.md), on one machine.
+    public func makeStandby(dataDirectory standbyDirectory: String) async throws -> LocalCluster {
+        try await allowReplication()
+        try FileManager.default.createDirectory(atPath: standbyDirectory, withIntermediateDirectories: true)
+        if geteuid() == 0 { try LocalCluster.handToPostgresUser(standbyDirectory) }
+        chmod(standbyDirectory, 0o700)
+        // -R writes the standby's primary_conninfo and standby.signal; the password goes in the
+        // environment, not on a command line.
+        try await LocalCluster.runTool(
+            binDirectory + "/pg_basebackup",
+            [
+                "-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-D", standbyDirectory, "-R", "-X", "stream",
+                "-c", "fast", "--no-sync",
+            ],
+            what: "pg_basebackup",
+            environment: ["PGPASSWORD": password]
+        )
+        try Secrets.writePrivateFile(Self.passwordFile(for: standbyDirectory), contents: password + "\n")
+        let standby = LocalCluster(
+            dataDirectory: standbyDirectory,
+            port: try freeTCPPort(),
+            user: user,
+            password: password,
+            binDirectory: binDirectory,
+            durable: durable
+        )
+        try await standby.restart()
+        return standby
+    }
+
     /// Starts a detached watcher that stops this cluster (and deletes `removing`, a folder that
     /// holds it, when given) once process `pid` is gone, so a crashed test run leaves nothing behind.
     ///
@@ -316,7 +363,8 @@ public struct LocalCluster: Sendable {
         _ arguments: [String],
         what: String,
         serverLog: String? = nil,
-        quiet: Bool = false
+        quiet: Bool = false,
+        environment: [String: String] = [:]
     ) async throws -> String {
         let asPostgres = geteuid() == 0
         let command = asPostgres ? "/usr/sbin/runuser" : executable
@@ -336,6 +384,9 @@ public struct LocalCluster: Sendable {
         let result = try await Subprocess.run(
             .path(FilePath(command)),
             arguments: Arguments(commandArguments),
+            environment: .inherit.updating(
+                Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })
+            ),
             output: .fileDescriptor(capture, closeAfterSpawningProcess: true),
             error: .combinedWithOutput
         )

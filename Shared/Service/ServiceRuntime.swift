@@ -90,8 +90,12 @@ public func runService(
     }
     // The pool first: the group stops services in reverse order, so it closes only after the
     // server has answered the requests in flight.
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pool), .init(service: server)]
-    services += extra.map { .init(service: $0) }
+    // The service's other pools (reporting's primary) likewise come before the server.
+    let extraPools = extra.filter { $0 is PostgresPool }
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pool)]
+    services += extraPools.map { .init(service: $0) }
+    services.append(.init(service: server))
+    services += extra.filter { !($0 is PostgresPool) }.map { .init(service: $0) }
     if let metricsAddress {
         let metricsServer = MetricsServer(
             host: metricsAddress.host,
@@ -142,6 +146,37 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
     var attempt = 0
     while true {
         do {
+            // A hot standby takes no DDL: it is current once the primary is migrated and replayed.
+            let standby = try await pool.withConnection { connection in
+                let query: PostgresQuery = """
+                    SELECT pg_is_in_recovery() AS standby,
+                           CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
+                                ELSE (SELECT max(version) FROM schema_migrations) END AS version
+                    """
+                let row = try connection.query(query).first
+                return (
+                    try row?.decode(column: "standby", as: Bool.self) ?? false,
+                    try row?.decode(column: "version", as: Int?.self) ?? nil
+                )
+            }
+            if standby.0 {
+                if standby.1 == Schema.currentVersion {
+                    logger.info("reading a hot standby", metadata: ["schema_version": "\(Schema.currentVersion)"])
+                    return
+                }
+                attempt += 1
+                if attempt == 1 || attempt % 30 == 0 {
+                    logger.warning(
+                        "the standby's schema is not current; waiting for the primary to be migrated",
+                        metadata: [
+                            "schema_version": "\(standby.1.map(String.init) ?? "none")",
+                            "expected": "\(Schema.currentVersion)",
+                        ]
+                    )
+                }
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             let synchronousCommit = try await pool.withConnection { connection in
                 try Schema.migrate(connection, logger: logger)
                 let query: PostgresQuery = "SELECT current_setting('synchronous_commit') AS value"

@@ -409,6 +409,23 @@ public enum Schema {
                 REVOKE ALL ON FUNCTION wait_for_numbering() FROM PUBLIC;
                 """
         ),
+        Migration(
+            version: 12,
+            name: "waiting for a numbering returns at once on a hot standby",
+            sql: """
+                -- A standby replays whole transactions in commit order and takes no row locks:
+                -- there is no numbering in progress to wait for there (reporting on a standby
+                -- waits for the primary's numbering and then for the replay; docs/OPERATIONS.md).
+                CREATE OR REPLACE FUNCTION wait_for_numbering() RETURNS void
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+                BEGIN
+                    IF pg_is_in_recovery() THEN
+                        RETURN;
+                    END IF;
+                    PERFORM 1 FROM seq_counter FOR SHARE;
+                END $$;
+                """
+        ),
     ]
 
     /// The newest schema version this build knows.

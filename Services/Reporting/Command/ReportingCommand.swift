@@ -1,6 +1,7 @@
 import ArgumentParser
 import ReportingService
 import RootcausesModel
+import RootcausesPostgres
 import RootcausesService
 
 @main
@@ -20,6 +21,13 @@ struct ReportingCommand: AsyncParsableCommand {
     )
     var template: String?
 
+    @Option(
+        name: .customLong("primary-database-url"),
+        help:
+            "With --database-url naming a hot standby: the primary, where publish writes and which reads as of a time wait for. Env: ROOTCAUSES_PRIMARY_DATABASE_URL."
+    )
+    var primaryDatabaseURL: String?
+
     func run() async throws {
         let templatePath =
             template ?? ServiceOptions.environment["ROOTCAUSES_FACTSHEET_TEMPLATE"] ?? findShippedFile("factsheet.md")
@@ -34,8 +42,25 @@ struct ReportingCommand: AsyncParsableCommand {
                     "path": "\(templatePath)", "highlights": "\(factSheet.highlights.count)",
                 ]
             )
-            let operations = ReportingOperations(catalogue: context.catalogue, template: factSheet, pool: context.pool)
-            return (operations.registry, [])
+            let primaryURL = primaryDatabaseURL ?? ServiceOptions.environment["ROOTCAUSES_PRIMARY_DATABASE_URL"]
+            // Few connections: only publications and the wait of reads as of a time use it.
+            let primary = primaryURL.flatMap { $0.isEmpty ? nil : $0 }.map { url in
+                PostgresPool(
+                    conninfo: url,
+                    maximumConnections: 2,
+                    applicationName: "rootcauses-reporting-primary",
+                    logger: context.logger,
+                    metricsName: "primary"
+                )
+            }
+            if primary != nil { context.logger.info("writes go to the primary; reads to --database-url") }
+            let operations = ReportingOperations(
+                catalogue: context.catalogue,
+                template: factSheet,
+                pool: context.pool,
+                primary: primary
+            )
+            return (operations.registry, primary.map { [$0] } ?? [])
         }
     }
 }

@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import RootcausesJSON
+import RootcausesLocalStack
+import RootcausesPostgres
+import RootcausesTesting
+import RootcausesTransport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Integration {
+    /// Reporting on a read replica: a real primary, a real hot standby made with
+    /// `pg_basebackup` and streaming from it, and reporting processes reading the standby.
+    @Suite struct ReplicaTests {
+        /// Starts a reporting process reading `databaseURL`, and waits until it answers.
+        static func startReporting(
+            name: String,
+            databaseURL: String,
+            primaryURL: String?,
+            stack: ServiceStack
+        ) async throws -> (ManagedProcess, String) {
+            let port = try freeTCPPort()
+            var environment = ["DATABASE_URL": databaseURL]
+            if let primaryURL { environment["ROOTCAUSES_PRIMARY_DATABASE_URL"] = primaryURL }
+            let process = try ManagedProcess(
+                name: name,
+                executable: stack.binDirectory + "/reporting",
+                arguments: ["--listen", "127.0.0.1:\(port)"],
+                environment: environment,
+                logPath: stack.logDirectory + "/\(name).log"
+            )
+            let address = "127.0.0.1:\(port)"
+            for _ in 0..<300 {
+                guard process.isRunning else { throw LaunchError("\(name) exited:\n\(process.logTail())") }
+                if let client = try? await ProtocolClient.connect(address: address) {
+                    let answer = try? await client.request(["op": "ping"])
+                    await client.close()
+                    if answer?["ok"] == true { return (process, address) }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw LaunchError("\(name) did not answer:\n\(process.logTail())")
+        }
+
+        /// `url` with another port.
+        static func url(_ url: String, port: Int) -> String {
+            var components = URLComponents(string: url)!
+            components.port = port
+            return components.string!
+        }
+
+        @Test func reportingOnAStandbyReadsItsOwnWritesAndPublishesThroughThePrimary() async throws {
+            let primary = try await TestDatabase.privateCluster()
+            let standbyDirectory = primary.dataDirectory + "-standby"
+            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            let setup = try PostgresConnection(conninfo: primary.url(), applicationName: "replica-test", logger: logger)
+            try setup.execute("CREATE DATABASE rootcauses")
+            setup.close()
+            let standby = try await primary.makeStandby(dataDirectory: standbyDirectory)
+            try standby.stopWhenProcessExits(getpid(), removing: standbyDirectory)
+            defer { Task { try? await standby.stop() } }
+
+            let probe = try PostgresConnection(conninfo: standby.url(), applicationName: "replica-test", logger: logger)
+            #expect(
+                try probe.query("SELECT pg_is_in_recovery() AS standby" as PostgresQuery).first?
+                    .decode(column: "standby", as: Bool.self) == true
+            )
+            probe.close()
+
+            try await withServiceStack(databaseURL: primary.url(database: "rootcauses")) { stack in
+                let primaryReportingURL = stack.serviceDatabaseURL("reporting")
+                let standbyReportingURL = Self.url(primaryReportingURL, port: standby.port)
+                let (replica, replicaAddress) = try await Self.startReporting(
+                    name: "reporting-standby",
+                    databaseURL: standbyReportingURL,
+                    primaryURL: primaryReportingURL,
+                    stack: stack
+                )
+                let (readOnly, readOnlyAddress) = try await Self.startReporting(
+                    name: "reporting-standby-alone",
+                    databaseURL: standbyReportingURL,
+                    primaryURL: nil,
+                    stack: stack
+                )
+                defer {
+                    kill(replica.pid, SIGKILL)
+                    kill(readOnly.pid, SIGKILL)
+                }
+                let token = try #require(stack.adminToken)
+                let onStandby = try await ProtocolClient.connect(address: replicaAddress, token: token)
+                let alone = try await ProtocolClient.connect(address: readOnlyAddress, token: token)
+                let onPrimary = try await stack.reportingClient()
+                let intake = try await stack.intakeClient()
+
+                let ready = try await onStandby.request(["op": "ready"])
+                #expect(ready["ready"] == true)
+                #expect(ready["standby"] == true)
+
+                // Each write is read back at once on the standby with min_seq: the read waits
+                // for aggregation and for the standby to replay it.
+                var lastSeq: Int64 = 0
+                for (index, submitted) in try sampleSubmissions().prefix(30).enumerated() {
+                    let answer = try await intake.request(["op": "submit", "submission": submitted])
+                    #expect(answer["ok"] == true)
+                    lastSeq = answer["seq"]?.int64Value ?? lastSeq
+                    guard index % 10 == 9 else { continue }
+                    let query: JSON = [
+                        "op": "totals", "group_by": ["indicator", "country"], "min_seq": .int(lastSeq),
+                        "timeout_ms": 30_000,
+                    ]
+                    let fromStandby = try await onStandby.request(query)
+                    let fromPrimary = try await onPrimary.request(query)
+                    #expect(fromStandby["ok"] == true)
+                    #expect((fromStandby["applied_seq"]?.int64Value ?? 0) >= lastSeq)
+                    #expect(fromStandby["rows"] == fromPrimary["rows"])
+                }
+
+                // A read as of a time waits for the primary's numbering, then for the replay.
+                let asOf: JSON = [
+                    "op": "totals", "indicator": "jobs_created", "as_of": .string(Self.now()), "timeout_ms": 30_000,
+                ]
+                let timedStandby = try await onStandby.request(asOf)
+                let timedPrimary = try await onPrimary.request(asOf)
+                #expect(timedStandby["ok"] == true)
+                #expect(timedStandby["as_of_seq"] == timedPrimary["as_of_seq"])
+                #expect(timedStandby["rows"] == timedPrimary["rows"])
+                // Without a primary, the standby answers it too (no lock to wait for there).
+                #expect(try await alone.request(asOf)["ok"] == true)
+
+                // publish writes to the primary; the standby then lists it.
+                let published = try await onStandby.request([
+                    "op": "publish", "publication_id": "replica-1", "date": "2023-02-06", "min_seq": .int(lastSeq),
+                    "timeout_ms": 30_000,
+                ])
+                #expect(published["ok"] == true)
+                var listed = false
+                for _ in 0..<100 {
+                    let list = try await onStandby.request(["op": "published"])
+                    if (list["publications"]?.arrayValue ?? []).contains(where: { $0["publication_id"] == "replica-1" })
+                    {
+                        listed = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(listed)
+                let onPrimaryList = try await onPrimary.request(["op": "published"])
+                #expect(
+                    (onPrimaryList["publications"]?.arrayValue ?? []).contains { $0["publication_id"] == "replica-1" }
+                )
+                // Without a primary, publish says what is missing.
+                let refused = try await alone.request([
+                    "op": "publish", "publication_id": "replica-2", "date": "2023-02-06",
+                ])
+                #expect(refused.errorCode == "unavailable")
+                #expect(refused["error"]?["message"]?.stringValue?.contains("--primary-database-url") == true)
+
+                for client in [onStandby, alone, onPrimary, intake] { await client.close() }
+                #expect(await replica.stop() == 0)
+                #expect(await readOnly.stop() == 0)
+            }
+            try await standby.stop()
+            try await primary.stop()
+        }
+
+        static func now() -> String {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime]
+            return formatter.string(from: Date().addingTimeInterval(-1))
+        }
+    }
+}
