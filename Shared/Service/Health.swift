@@ -76,13 +76,10 @@ public struct HealthChecks: Sendable {
                 do {
                     return .success(
                         try await pool.withConnection(idempotent: true) { connection in
-                            let query: PostgresQuery = """
-                                SELECT (SELECT max(version) FROM \(Storage.Table.schemaMigrations)) AS version,
-                                       pg_is_in_recovery() AS standby
-                                """
-                            let row = try connection.query(query).first
-                            let version = try row?.decode(column: "version", as: Int?.self) ?? nil
-                            let standby = try row?.decode(column: "standby", as: Bool.self) ?? false
+                            let version = try Schema.appliedVersion(connection)
+                            let standby =
+                                try connection.query("SELECT pg_is_in_recovery() AS standby" as PostgresQuery).first?
+                                .decode(column: "standby", as: Bool.self) ?? false
                             return (version, standby)
                         }
                     )
@@ -106,8 +103,9 @@ public struct HealthChecks: Sendable {
                     ready: false,
                     schemaVersion: version,
                     standby: standby,
-                    reason:
-                        "the schema is at version \(version.map(String.init) ?? "none"), this build needs \(Schema.currentVersion)"
+                    reason: version.map {
+                        "the schema is at version \($0), this build needs \(Schema.currentVersion)"
+                    } ?? "the database is not migrated (no schema_migrations table); run rootcauses provision"
                 )
             }
             return Readiness(ready: true, schemaVersion: version, standby: standby)

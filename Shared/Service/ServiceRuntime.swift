@@ -148,19 +148,10 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
         do {
             // A hot standby takes no DDL: it is current once the primary is migrated and replayed.
             let standby = try await pool.withConnection { connection in
-                let query: PostgresQuery = """
-                    SELECT pg_is_in_recovery() AS standby,
-                           CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
-                                ELSE (SELECT max(version) FROM schema_migrations) END AS version
-                    """
-                let row = try connection.query(query).first
-                return (
-                    try row?.decode(column: "standby", as: Bool.self) ?? false,
-                    try row?.decode(column: "version", as: Int?.self) ?? nil
-                )
+                try Schema.standbyVersion(connection)
             }
-            if standby.0 {
-                if standby.1 == Schema.currentVersion {
+            if let standby {
+                if standby == Schema.currentVersion {
                     logger.info("reading a hot standby", metadata: ["schema_version": "\(Schema.currentVersion)"])
                     return
                 }
@@ -169,7 +160,7 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
                     logger.warning(
                         "the standby's schema is not current; waiting for the primary to be migrated",
                         metadata: [
-                            "schema_version": "\(standby.1.map(String.init) ?? "none")",
+                            "schema_version": "\(standby == 0 ? "none" : String(standby))",
                             "expected": "\(Schema.currentVersion)",
                         ]
                     )
@@ -196,8 +187,25 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
                 )
             }
             try await Task.sleep(for: .seconds(1))
+        } catch let error as PostgresError where error.meansNotProvisionedYet {
+            // Started beside `rootcauses provision` (compose, a Kubernetes Job): its role may
+            // exist before the schema is migrated and granted to it.
+            attempt += 1
+            if attempt == 1 || attempt % 10 == 0 {
+                logger.warning(
+                    "the database is not migrated or granted to this service's role yet; waiting for rootcauses provision",
+                    metadata: ["error": "\(error.message)", "attempt": "\(attempt)"]
+                )
+            }
+            try await Task.sleep(for: .seconds(1))
         }
     }
+}
+
+extension PostgresError {
+    /// Insufficient privilege, or a table that does not exist: what a service's own role meets
+    /// in a database its owner has not migrated and granted yet.
+    var meansNotProvisionedYet: Bool { sqlState == "42501" || sqlState == "42P01" }
 }
 
 /// Ends the service when the process that started it is gone (`ROOTCAUSES_PARENT_PID`),

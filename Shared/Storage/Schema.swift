@@ -428,6 +428,31 @@ public enum Schema {
         ),
     ]
 
+    /// The schema version of a hot standby (0: not migrated), or `nil` when the database is not
+    /// in recovery (a primary, which `migrate` handles). Two statements: a query naming a table
+    /// that does not exist fails even in a branch that is never taken.
+    public static func standbyVersion(_ connection: PostgresConnection) throws -> Int? {
+        let inRecovery =
+            try connection.query("SELECT pg_is_in_recovery() AS standby" as PostgresQuery).first?
+            .decode(column: "standby", as: Bool.self) ?? false
+        guard inRecovery else { return nil }
+        return try appliedVersion(connection) ?? 0
+    }
+
+    /// The newest migration applied to the database, or `nil` when it has none (no table).
+    public static func appliedVersion(_ connection: PostgresConnection) throws -> Int? {
+        let present =
+            try connection.query(
+                "SELECT to_regclass('\(unescaped: Storage.Table.schemaMigrations.rawValue)') IS NOT NULL AS present"
+                    as PostgresQuery
+            ).first?.decode(column: "present", as: Bool.self) ?? false
+        guard present else { return nil }
+        return try connection.query(
+            "SELECT max(version) AS newest FROM \(Storage.Table.schemaMigrations)" as PostgresQuery
+        )
+        .first?.decode(column: "newest", as: Int?.self) ?? nil
+    }
+
     /// The newest schema version this build knows.
     public static var currentVersion: Int { migrations.last?.version ?? 0 }
 

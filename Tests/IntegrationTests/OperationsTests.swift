@@ -82,6 +82,11 @@ extension Integration {
                 applicationName: "readiness-test",
                 logger: logger
             )
+            let empty = await HealthChecks(service: "intake", pool: pool).readiness()
+            #expect(empty.ready == false)
+            #expect(empty.schemaVersion == nil)
+            #expect(empty.standby == false)
+            #expect(empty.reason?.contains("not migrated") == true)
             // A database migrated by a newer build (a rolling upgrade half done): this one is not ready.
             try await pool.withConnection { connection in
                 try Schema.migrate(connection, logger: logger)
