@@ -29,6 +29,12 @@ struct ProvisionCommand: AsyncParsableCommand {
     )
     var secretsDirectory: String?
 
+    @Option(
+        name: .customLong("wait-seconds"),
+        help: "Wait this long for the database to accept connections (it may still be starting). Default: 60."
+    )
+    var waitSeconds: Int = 60
+
     func run() async throws {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
             throw ValidationError("give --database-url (a superuser's URL) or set DATABASE_URL")
@@ -62,7 +68,7 @@ struct ProvisionCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "rootcauses.provision") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .warning
-        let connection = try PostgresConnection(conninfo: url, applicationName: "rootcauses-provision", logger: logger)
+        let connection = try await connectWhenReachable(url, logger: logger)
         defer { connection.close() }
         try DatabaseRoles.provision(on: connection, passwords: passwords, logger: logger)
         for path in generated { print("generated \(path)") }
@@ -71,6 +77,31 @@ struct ProvisionCommand: AsyncParsableCommand {
             components?.user = role.rawValue
             components?.password = nil
             print("\(role.rawValue): \(components?.string ?? role.rawValue) (with its password)")
+        }
+    }
+
+    /// A connection to `url`, retrying every second for `waitSeconds` while the server cannot be
+    /// reached (a one-shot job started beside its database); other failures at once.
+    private func connectWhenReachable(_ url: String, logger: Logger) async throws -> PostgresConnection {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(max(0, waitSeconds)))
+        while true {
+            let attempt: Result<PostgresConnection, any Error>
+            do {
+                attempt = .success(
+                    try PostgresConnection(conninfo: url, applicationName: "rootcauses-provision", logger: logger)
+                )
+            } catch {
+                attempt = .failure(error)
+            }
+            switch attempt {
+            case .success(let connection):
+                return connection
+            case .failure(let error):
+                // A server still starting refuses connections, or answers "the database system is starting up".
+                guard let problem = error as? PostgresError, problem.isConnectionProblem, ContinuousClock.now < deadline
+                else { throw error }
+                try await Task.sleep(for: .seconds(1))
+            }
         }
     }
 }

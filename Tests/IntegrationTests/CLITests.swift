@@ -48,6 +48,23 @@ extension Integration {
             return path
         }
 
+        @Test func probeSaysLiveAndReadyWithoutAKeyAndFailsWhenNothingAnswers() async throws {
+            try await withServiceStack { stack in
+                // No token; the address from ROOTCAUSES_LISTEN, as in a container (0.0.0.0 is loopback).
+                let port = stack.reportingPort
+                let live = try await runCLI(environment: ["ROOTCAUSES_LISTEN": "0.0.0.0:\(port)"], ["probe"])
+                #expect(live.status == 0)
+                #expect(live.output.contains(#""status":"live""#))
+                let ready = try await runCLI(["probe", "--ready", "--address", stack.intakeAddress])
+                #expect(ready.status == 0)
+                #expect(ready.output.contains(#""ready":true"#))
+                let closed = try freeTCPPort()
+                let nothing = try await runCLI(["probe", "--address", "127.0.0.1:\(closed)", "--timeout-ms", "2000"])
+                #expect(nothing.status == 1)
+                #expect(nothing.output.contains("did not answer"))
+            }
+        }
+
         @Test func submitReportsEachSubmissionAndFailsOnAnyRejection() async throws {
             try await withServiceStack { stack in
                 let good1 = submission("cli-1", values: [value("firms_supported", "GT", 10)]).serialized
