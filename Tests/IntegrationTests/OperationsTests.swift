@@ -9,17 +9,40 @@ import RootcausesTesting
 import RootcausesTransport
 import Testing
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
-/// A GET on a service's metrics port: status and body.
+/// A request on a service's metrics port over a plain socket (HTTP/1.0, so the server closes
+/// when done): status and body. Not URLSession, which would follow any proxy set in the
+/// environment, even for loopback.
 func httpGet(_ address: String, _ path: String, method: String = "GET") async throws -> (status: Int, body: String) {
-    var request = URLRequest(url: URL(string: "http://\(address)\(path)")!)
-    request.httpMethod = method
-    request.timeoutInterval = 10
-    let (data, response) = try await URLSession.shared.data(for: request)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    guard let (host, port) = splitAddress(address) else { throw LaunchError("not an address: \(address)") }
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw LaunchError("socket: \(errno)") }
+    defer { close(descriptor) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &target.sin_addr)
+    let connected = withUnsafePointer(to: &target) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else { throw LaunchError("cannot connect to \(address): errno \(errno)") }
+    let request = Array("\(method) \(path) HTTP/1.0\r\nHost: \(address)\r\n\r\n".utf8)
+    guard write(descriptor, request, request.count) == request.count else { throw LaunchError("write failed") }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(descriptor, &buffer, buffer.count)
+        if count <= 0 { break }
+        response += buffer[0..<count]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let headerEnd = text.range(of: "\r\n\r\n") else { throw LaunchError("no HTTP answer: \(text)") }
+    let statusLine = text[..<headerEnd.lowerBound].split(separator: "\r\n").first ?? ""
+    let status = statusLine.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return (status, String(text[headerEnd.upperBound...]))
 }
 
 /// The value of one Prometheus sample line, `name{labels} value`, from `/metrics` text.
