@@ -33,8 +33,9 @@ public struct AggregationOperations: Sendable {
             lease: lease,
             latestIndicators: catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         )
-        self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, logger: logger)
-        self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), logger: logger)
+        let metrics = AggregationMetrics()
+        self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, metrics: metrics, logger: logger)
+        self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), metrics: metrics, logger: logger)
     }
 
     public var registry: OperationRegistry {

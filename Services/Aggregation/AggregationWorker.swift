@@ -12,10 +12,11 @@ final class AggregationWorker: Service, Sendable {
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private let lastShare = NIOLockedValueBox<[Int]>([])
-    private let metrics = AggregationMetrics()
+    private let metrics: AggregationMetrics
 
-    init(applier: Applier, pollInterval: Duration, logger: Logger) {
+    init(applier: Applier, pollInterval: Duration, metrics: AggregationMetrics, logger: Logger) {
         self.applier = applier
+        self.metrics = metrics
         self.pollInterval = pollInterval
         self.logger = logger
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -118,10 +119,11 @@ final class BacklogSampler: Service, Sendable {
     private let applier: Applier
     private let interval: Duration
     private let logger: Logger
-    private let metrics = AggregationMetrics()
+    private let metrics: AggregationMetrics
 
-    init(applier: Applier, interval: Duration, logger: Logger) {
+    init(applier: Applier, interval: Duration, metrics: AggregationMetrics, logger: Logger) {
         self.applier = applier
+        self.metrics = metrics
         self.interval = interval
         self.logger = logger
     }
@@ -140,8 +142,7 @@ final class BacklogSampler: Service, Sendable {
     }
 }
 
-/// Aggregation's metrics, created once (swift-metrics hands the same metric to every instance
-/// made with the same label).
+/// Aggregation's metrics, created once per process and shared by the worker and the sampler.
 struct AggregationMetrics: Sendable {
     /// Seqs numbered but not yet applied in every partition.
     let backlog = Gauge(label: "rootcauses_aggregation_backlog_submissions")

@@ -126,10 +126,25 @@ struct ReportingQueries: Sendable {
             // A batch being numbered holds the counter's row until its commit, and its time may
             // already be at or before `time`: wait for it on the primary, then for the standby
             // to have replayed up to the primary's WAL position after it.
-            let position = try await primary.withConnection(idempotent: true) { connection in
-                try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
-                return try connection.query("SELECT pg_current_wal_lsn()::text AS position" as PostgresQuery)
-                    .first?.decode(column: "position", as: String.self) ?? "0/0"
+            // The wait for the counter's lock is bounded by what is left of the read's time.
+            let remaining = max(1, Int((deadline - ContinuousClock.now) / .milliseconds(1)))
+            let position: String
+            do {
+                position = try await primary.withConnection(idempotent: true) { connection in
+                    try connection.transaction { connection in
+                        try connection.query(
+                            "SELECT set_config('lock_timeout', \("\(remaining)ms"), true)" as PostgresQuery
+                        )
+                        try connection.query("SELECT wait_for_numbering()" as PostgresQuery)
+                        return try connection.query("SELECT pg_current_wal_lsn()::text AS position" as PostgresQuery)
+                            .first?.decode(column: "position", as: String.self) ?? "0/0"
+                    }
+                }
+            } catch let error as PostgresError where error.sqlState == "55P03" {
+                throw ProtocolError(
+                    .notReady,
+                    "a batch of submissions being numbered on the primary did not commit in time; retry later"
+                )
             }
             try await waitForReplay(of: position, deadline: deadline)
         }

@@ -82,10 +82,19 @@ public struct Responder: Sendable {
         return response
     }
 
-    /// The client's `id` as log metadata: a string as is, a number as written; `nil` when absent.
-    static func requestID(_ id: JSON) -> String? {
-        if let text = id.stringValue { return text }
-        return id.numberLiteral
+    /// The client's `id` as log metadata: a string or a number as written, at most 128
+    /// characters, control characters replaced (an id must not forge or bloat log lines); `nil`
+    /// when absent.
+    public static func requestID(_ id: JSON) -> String? {
+        guard let text = id.stringValue ?? id.numberLiteral else { return nil }
+        let limit = 128
+        var cleaned = String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.prefix(limit).map { $0.properties.generalCategory == .control ? "?" : $0 }
+            )
+        )
+        if text.unicodeScalars.count > limit { cleaned += "…" }
+        return cleaned
     }
 
     private func answer(_ request: Request, session: inout Session, logger: Logger) async throws -> AnswerFields {

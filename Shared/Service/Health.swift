@@ -42,16 +42,41 @@ public struct Readiness: Sendable, Equatable {
 
 /// Liveness and readiness of one service process, for the protocol (`health`, `ready`) and
 /// the metrics port (`/healthz`, `/readyz`).
+///
+/// `ready` is open to anyone, so it must cost little and say nothing of the insides: one
+/// database check serves every caller for a second (concurrent callers share the check in
+/// flight), and a failure's detail goes to the log, never into the answer.
 public struct HealthChecks: Sendable {
     public let service: String
     private let pool: PostgresPool
     private let started: ContinuousClock.Instant
+    private let acceptsStandby: Bool
+    private let logger: Logger
+    private let cache = NIOLockedValueBox<ReadinessCache>(ReadinessCache())
     /// How long a readiness check may take before it answers not ready.
     public let timeout: Duration
+    /// How long one check's answer is given again.
+    public static let freshness = Duration.seconds(1)
 
-    public init(service: String, pool: PostgresPool, timeout: Duration = .seconds(2)) {
+    private struct ReadinessCache {
+        var checkedAt: ContinuousClock.Instant?
+        var answer: Readiness?
+        var inFlight: Task<Readiness, Never>?
+    }
+
+    /// `acceptsStandby`: a hot standby is a database this service can work with (reporting
+    /// only; intake and aggregation write).
+    public init(
+        service: String,
+        pool: PostgresPool,
+        acceptsStandby: Bool = false,
+        logger: Logger,
+        timeout: Duration = .seconds(2)
+    ) {
         self.service = service
         self.pool = pool
+        self.acceptsStandby = acceptsStandby
+        self.logger = logger
         self.started = .now
         self.timeout = timeout
     }
@@ -67,8 +92,32 @@ public struct HealthChecks: Sendable {
         ]
     }
 
-    /// Asks the database for its schema version and whether it is a standby, within `timeout`.
+    /// Whether the service can work: the last check if it is under a second old, else a new one.
     public func readiness() async -> Readiness {
+        let task = cache.withLockedValue { cache -> Task<Readiness, Never> in
+            if let answer = cache.answer, let checkedAt = cache.checkedAt,
+                ContinuousClock.now - checkedAt < Self.freshness
+            {
+                return Task { answer }
+            }
+            if let inFlight = cache.inFlight { return inFlight }
+            let check = Task { await self.check() }
+            cache.inFlight = check
+            return check
+        }
+        let answer = await task.value
+        cache.withLockedValue { cache in
+            if cache.inFlight == task {
+                cache.inFlight = nil
+                cache.answer = answer
+                cache.checkedAt = .now
+            }
+        }
+        return answer
+    }
+
+    /// Asks the database for its schema version and whether it is a standby, within `timeout`.
+    private func check() async -> Readiness {
         let pool = self.pool
         let outcome: Result<(Int?, Bool), any Error>? = await firstOf(
             timeout: timeout,
@@ -90,13 +139,15 @@ public struct HealthChecks: Sendable {
         )
         switch outcome {
         case nil:
+            logger.warning("readiness check: the database did not answer in time")
             return Readiness(
                 ready: false,
                 reason: "the database did not answer within \(timeout.components.seconds) s"
             )
         case .failure(let error)?:
-            let message = (error as? PostgresError)?.message ?? "\(error)"
-            return Readiness(ready: false, reason: "the database cannot be reached: \(message)")
+            // The detail (host, role, pg_hba wording) is for the operator's log only.
+            logger.warning("readiness check: the database cannot be reached", metadata: ["error": "\(error)"])
+            return Readiness(ready: false, reason: "the database cannot be reached; see the service's log")
         case .success(let (version, standby))?:
             guard let version, version == Schema.currentVersion else {
                 return Readiness(
@@ -106,6 +157,14 @@ public struct HealthChecks: Sendable {
                     reason: version.map {
                         "the schema is at version \($0), this build needs \(Schema.currentVersion)"
                     } ?? "the database is not migrated (no schema_migrations table); run rootcauses provision"
+                )
+            }
+            if standby && !acceptsStandby {
+                return Readiness(
+                    ready: false,
+                    schemaVersion: version,
+                    standby: standby,
+                    reason: "the database is a hot standby, which takes no writes; \(service) needs the primary"
                 )
             }
             return Readiness(ready: true, schemaVersion: version, standby: standby)
@@ -129,17 +188,25 @@ private func firstOf<T: Sendable>(
 ) async -> T? {
     await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
         let pending = NIOLockedValueBox<CheckedContinuation<T?, Never>?>(continuation)
+        let timer = NIOLockedValueBox<Task<Void, Never>?>(nil)
         let resume: @Sendable (T?) -> Void = { value in
             pending.withLockedValue { waiting in
                 waiting?.resume(returning: value)
                 waiting = nil
             }
         }
-        let worker = Task { resume(await work()) }
-        Task {
-            try? await Task.sleep(for: timeout)
+        let worker = Task {
+            resume(await work())
+            // Done first: the timer has nothing left to do.
+            timer.withLockedValue { $0?.cancel() }
+        }
+        let timeoutTask = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             resume(nil)
             worker.cancel()
         }
+        timer.withLockedValue { $0 = timeoutTask }
+        // The work may have finished before the timer was stored.
+        if pending.withLockedValue({ $0 == nil }) { timeoutTask.cancel() }
     }
 }

@@ -5,6 +5,7 @@ import NIOPosix
 import Prometheus
 import RootcausesJSON
 import ServiceLifecycle
+import Synchronization
 
 /// A small HTTP server beside the protocol port (`--metrics-listen`), for what speaks HTTP:
 /// Prometheus scrapes `GET /metrics`, orchestrators probe `GET /healthz` (live) and
@@ -19,6 +20,11 @@ public final class MetricsServer: Service, Sendable {
     private let health: HealthChecks
     private let logger: Logger
     private let group: any EventLoopGroup
+    private let openConnections = Atomic<Int>(0)
+    /// Scrapers and probes need a few connections; more are refused (closed at once).
+    public static let maximumConnections = 64
+    /// A connection that sends nothing for this long is closed (a slow or forgotten client).
+    public static let idleTimeout = TimeAmount.seconds(30)
 
     public init(
         host: String,
@@ -42,6 +48,10 @@ public final class MetricsServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        IdleStateHandler(readTimeout: MetricsServer.idleTimeout),
+                        CloseWhenIdle()
+                    )
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel
@@ -70,6 +80,12 @@ public final class MetricsServer: Service, Sendable {
     }
 
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let open = openConnections.add(1, ordering: .relaxed).newValue
+        defer { openConnections.subtract(1, ordering: .relaxed) }
+        guard open <= Self.maximumConnections else {
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var request: HTTPRequestHead?
@@ -133,5 +149,18 @@ public final class MetricsServer: Service, Sendable {
         json.write(into: &bytes)
         bytes.append(UInt8(ascii: "\n"))
         return bytes
+    }
+}
+
+/// Closes a connection when its `IdleStateHandler` reports it idle.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -32,6 +32,7 @@ public func runService(
     name: String,
     defaultPort: Int,
     options: ServiceOptions,
+    readsStandby: Bool = false,
     makeOperations: @Sendable (ServiceContext) async throws -> (operations: OperationRegistry, services: [any Service])
 ) async throws {
     let logger = makeLogger(
@@ -55,7 +56,7 @@ public func runService(
         applicationName: "rootcauses-\(name)",
         logger: logger
     )
-    try await migrateWhenReachable(pool: pool, logger: logger)
+    try await migrateWhenReachable(pool: pool, acceptsStandby: readsStandby, logger: logger)
     let context = ServiceContext(
         name: name,
         logger: logger,
@@ -66,7 +67,7 @@ public func runService(
         limits: try options.resolvedLimits()
     )
     let (operations, extra) = try await makeOperations(context)
-    let health = HealthChecks(service: name, pool: pool)
+    let health = HealthChecks(service: name, pool: pool, acceptsStandby: readsStandby, logger: logger)
     let responder = Responder(
         registry: OperationRegistry(service: operations.service, health.operations + operations.operations),
         version: rootcausesVersion,
@@ -141,9 +142,18 @@ func bootstrapMetrics(service: String) -> PrometheusCollectorRegistry {
     return registry
 }
 
-/// Migrates the schema, retrying every second while the database cannot be reached.
-func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
+/// Migrates the schema, retrying every second while the database cannot be reached, is not
+/// provisioned for this service's role yet, or is a standby whose primary is not migrated yet.
+func migrateWhenReachable(pool: PostgresPool, acceptsStandby: Bool, logger: Logger) async throws {
     var attempt = 0
+    // Logs the first wait and every tenth, then waits a second.
+    func wait(_ message: Logger.Message, _ metadata: Logger.Metadata) async throws {
+        attempt += 1
+        if attempt == 1 || attempt % 10 == 0 {
+            logger.warning(message, metadata: metadata.merging(["attempt": "\(attempt)"]) { $1 })
+        }
+        try await Task.sleep(for: .seconds(1))
+    }
     while true {
         do {
             // A hot standby takes no DDL: it is current once the primary is migrated and replayed.
@@ -151,21 +161,28 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
                 try Schema.standbyVersion(connection)
             }
             if let standby {
+                guard acceptsStandby else {
+                    throw SchemaError(
+                        message: "the database is a hot standby, which takes no writes: give this service the primary"
+                    )
+                }
+                if standby > Schema.currentVersion {
+                    throw SchemaError(
+                        message:
+                            "the database schema is at version \(standby), newer than this build knows (\(Schema.currentVersion)); upgrade the service"
+                    )
+                }
                 if standby == Schema.currentVersion {
                     logger.info("reading a hot standby", metadata: ["schema_version": "\(Schema.currentVersion)"])
                     return
                 }
-                attempt += 1
-                if attempt == 1 || attempt % 30 == 0 {
-                    logger.warning(
-                        "the standby's schema is not current; waiting for the primary to be migrated",
-                        metadata: [
-                            "schema_version": "\(standby == 0 ? "none" : String(standby))",
-                            "expected": "\(Schema.currentVersion)",
-                        ]
-                    )
-                }
-                try await Task.sleep(for: .seconds(1))
+                try await wait(
+                    "the standby's schema is not current; waiting for the primary to be migrated",
+                    [
+                        "schema_version": "\(standby == 0 ? "none" : String(standby))",
+                        "expected": "\(Schema.currentVersion)",
+                    ]
+                )
                 continue
             }
             let synchronousCommit = try await pool.withConnection { connection in
@@ -179,25 +196,14 @@ func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
             }
             return
         } catch let error as PostgresError where error.isConnectionProblem {
-            attempt += 1
-            if attempt == 1 || attempt % 10 == 0 {
-                logger.warning(
-                    "database not reachable yet; retrying",
-                    metadata: ["error": "\(error.message)", "attempt": "\(attempt)"]
-                )
-            }
-            try await Task.sleep(for: .seconds(1))
+            try await wait("database not reachable yet; retrying", ["error": "\(error.message)"])
         } catch let error as PostgresError where error.meansNotProvisionedYet {
             // Started beside `rootcauses provision` (compose, a Kubernetes Job): its role may
             // exist before the schema is migrated and granted to it.
-            attempt += 1
-            if attempt == 1 || attempt % 10 == 0 {
-                logger.warning(
-                    "the database is not migrated or granted to this service's role yet; waiting for rootcauses provision",
-                    metadata: ["error": "\(error.message)", "attempt": "\(attempt)"]
-                )
-            }
-            try await Task.sleep(for: .seconds(1))
+            try await wait(
+                "the database is not migrated or granted to this service's role yet; waiting for rootcauses provision",
+                ["error": "\(error.message)"]
+            )
         }
     }
 }

@@ -518,4 +518,5 @@ public enum Schema {
 public struct SchemaError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }

@@ -9,6 +9,10 @@ import Subprocess
 import SystemPackage
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension Integration {
     /// The back-up procedure of docs/OPERATIONS.md: `pg_dump` of the database, `pg_restore` into
     /// an empty one, and a reporting process on the copy answers a published fact sheet byte
@@ -36,7 +40,11 @@ extension Integration {
             let dump = cluster.dataDirectory + ".dump"
             var published: JSON = .null
             var totals: JSON = .null
+            var adminToken = ""
+            var reportingURL = ""
             try await withServiceStack(databaseURL: cluster.url(database: "rootcauses")) { stack in
+                adminToken = try #require(stack.adminToken)
+                reportingURL = stack.serviceDatabaseURL("reporting")
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
                 var lastSeq: Int64 = 0
@@ -85,20 +93,32 @@ extension Integration {
                 ],
                 cluster: cluster
             )
-            try await withServiceStack(databaseURL: cluster.url(database: "restored")) { stack in
-                let reporting = try await stack.reportingClient()
-                let again = try await reporting.request(["op": "factsheet", "published_id": "before-backup"])
-                #expect(again["text"] != nil)
-                #expect(again["text"] == published["text"])
-                #expect(again["as_of_seq"] == published["as_of_seq"])
-                #expect(again["template_digest"] == published["template_digest"])
-                let sameTotals = try await reporting.request([
-                    "op": "totals", "group_by": ["indicator", "country"], "as_of_seq": totals["as_of_seq"] ?? .null,
-                ])
-                #expect(sameTotals["rows"] == totals["rows"])
-                #expect(sameTotals["rows"]?.arrayValue?.isEmpty == false)
-                await reporting.close()
-            }
+            // Reporting on the copy as its own role, with nothing re-provisioned: its grants, and
+            // the key the client authenticates with, come from the dump.
+            var restoredURL = URLComponents(string: reportingURL)!
+            restoredURL.path = "/restored"
+            let logs = "/tmp/rootcauses-tests-\(getpid())/logs/restore"
+            try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+            let (process, address) = try await Integration.ReplicaTests.startReporting(
+                name: "reporting-restored",
+                databaseURL: restoredURL.string!,
+                primaryURL: nil,
+                logDirectory: logs
+            )
+            defer { kill(process.pid, SIGKILL) }
+            let reporting = try await ProtocolClient.connect(address: address, token: adminToken)
+            let again = try await reporting.request(["op": "factsheet", "published_id": "before-backup"])
+            #expect(again["text"] != nil)
+            #expect(again["text"] == published["text"])
+            #expect(again["as_of_seq"] == published["as_of_seq"])
+            #expect(again["template_digest"] == published["template_digest"])
+            let sameTotals = try await reporting.request([
+                "op": "totals", "group_by": ["indicator", "country"], "as_of_seq": totals["as_of_seq"] ?? .null,
+            ])
+            #expect(sameTotals["rows"] == totals["rows"])
+            #expect(sameTotals["rows"]?.arrayValue?.isEmpty == false)
+            await reporting.close()
+            #expect(await process.stop() == 0)
             try? FileManager.default.removeItem(atPath: dump)
             try await cluster.stop()
         }

@@ -62,6 +62,26 @@ extension Integration {
                 let nothing = try await runCLI(["probe", "--address", "127.0.0.1:\(closed)", "--timeout-ms", "2000"])
                 #expect(nothing.status == 1)
                 #expect(nothing.output.contains("did not answer"))
+                // A port that accepts (the kernel completes the handshake) and never answers.
+                let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                defer { close(silent) }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let bound = withUnsafeMutablePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                        bind(silent, pointer, length) == 0 && listen(silent, 4) == 0
+                            && getsockname(silent, pointer, &length) == 0
+                    }
+                }
+                try #require(bound)
+                let silentPort = Int(UInt16(bigEndian: address.sin_port))
+                let started = ContinuousClock.now
+                let hung = try await runCLI(["probe", "--address", "127.0.0.1:\(silentPort)", "--timeout-ms", "1000"])
+                #expect(hung.status == 1)
+                #expect(hung.output.contains("did not answer within 1000 ms"))
+                #expect(ContinuousClock.now - started < .seconds(10))
             }
         }
 

@@ -92,10 +92,13 @@ extension Integration {
                 applicationName: "readiness-test",
                 logger: logger
             )
-            let unreachable = await HealthChecks(service: "reporting", pool: nowhere).readiness()
+            let unreachable = await HealthChecks(service: "reporting", pool: nowhere, logger: logger).readiness()
             await nowhere.shutdown()
             #expect(unreachable.ready == false)
             #expect(unreachable.reason?.contains("cannot be reached") == true)
+            // libpq's message (host, port, role) is for the log, not for anonymous callers.
+            #expect(unreachable.reason?.contains("127.0.0.1") == false)
+            #expect(unreachable.reason?.contains("port") == false)
             #expect(unreachable.json["ready"] == false)
 
             let url = try await TestDatabase.create()
@@ -105,7 +108,7 @@ extension Integration {
                 applicationName: "readiness-test",
                 logger: logger
             )
-            let empty = await HealthChecks(service: "intake", pool: pool).readiness()
+            let empty = await HealthChecks(service: "intake", pool: pool, logger: logger).readiness()
             #expect(empty.ready == false)
             #expect(empty.schemaVersion == nil)
             #expect(empty.standby == false)
@@ -119,7 +122,7 @@ extension Integration {
                         as PostgresQuery
                 )
             }
-            let ahead = await HealthChecks(service: "intake", pool: pool).readiness()
+            let ahead = await HealthChecks(service: "intake", pool: pool, logger: logger).readiness()
             #expect(ahead.ready == false)
             #expect(ahead.schemaVersion == Schema.currentVersion + 1)
             #expect(ahead.reason?.contains("this build needs \(Schema.currentVersion)") == true)
@@ -127,9 +130,61 @@ extension Integration {
                 let newer = Schema.currentVersion + 1
                 try connection.query("DELETE FROM schema_migrations WHERE version = \(newer)" as PostgresQuery)
             }
-            let current = await HealthChecks(service: "intake", pool: pool).readiness()
+            let current = await HealthChecks(service: "intake", pool: pool, logger: logger).readiness()
             #expect(current == Readiness(ready: true, schemaVersion: Schema.currentVersion, standby: false))
             await pool.shutdown()
+        }
+
+        /// The upgrade order of docs/OPERATIONS.md: a new build started before the schema is
+        /// migrated waits (its role may not migrate) instead of exiting, and serves once
+        /// `provision` has migrated.
+        @Test func aServiceOnAnOlderSchemaWaitsForProvisionThenServes() async throws {
+            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            let url = try await TestDatabase.create()
+            let secret = try #require(URLComponents(string: url)?.password)
+            var passwords: [DatabaseRoles.Role: String] = [:]
+            for role in DatabaseRoles.Role.allCases {
+                passwords[role] = DatabaseRoles.password(of: role, derivedFrom: secret)
+            }
+            let superuser = try PostgresConnection(conninfo: url, applicationName: "upgrade-test", logger: logger)
+            defer { superuser.close() }
+            try DatabaseRoles.provision(on: superuser, passwords: passwords, logger: logger)
+            // The database as an older release left it: the newest migration not applied.
+            try superuser.query(
+                "DELETE FROM schema_migrations WHERE version = \(Schema.currentVersion)" as PostgresQuery
+            )
+            var intakeURL = URLComponents(string: url)!
+            intakeURL.user = DatabaseRoles.Role.intake.rawValue
+            intakeURL.password = passwords[.intake]
+            let port = try freeTCPPort()
+            let logs = "/tmp/rootcauses-tests-\(getpid())/logs/upgrade"
+            try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+            let intake = try ManagedProcess(
+                name: "intake-new-build",
+                executable: ServiceStack.defaultBinDirectory + "/intake",
+                arguments: ["--listen", "127.0.0.1:\(port)"],
+                environment: ["DATABASE_URL": intakeURL.string!],
+                logPath: logs + "/intake.log"
+            )
+            defer { kill(intake.pid, SIGKILL) }
+            try await Task.sleep(for: .seconds(3))
+            #expect(intake.isRunning, "\(intake.logTail())")
+            #expect(intake.logTail().contains("waiting for rootcauses provision"))
+            #expect((try? await ProtocolClient.connect(address: "127.0.0.1:\(port)")) == nil)
+
+            try DatabaseRoles.provision(on: superuser, passwords: passwords, logger: logger)
+            var ready: JSON = .null
+            for _ in 0..<100 {
+                if let client = try? await ProtocolClient.connect(address: "127.0.0.1:\(port)") {
+                    ready = (try? await client.request(["op": "ready"])) ?? .null
+                    await client.close()
+                    if ready["ok"] == true { break }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(ready["ready"] == true)
+            #expect(ready["schema_version"]?.int64Value == Int64(Schema.currentVersion))
+            #expect(await intake.stop() == 0)
         }
 
         @Test func metricsPortServesPrometheusTextAndProbesAfterTraffic() async throws {
@@ -248,7 +303,24 @@ extension Integration {
                 }
                 #expect(backlog > 0)
                 #expect(lag > 0)
+                // The running instance's own half is applied within a pass; what remains after
+                // a few samples is the stopped instance's, and it leaves once that one resumes.
+                try await Task.sleep(for: .seconds(3))
+                let later = try await httpGet(address, "/metrics").body
+                #expect((sample(later, "rootcauses_aggregation_backlog_submissions") ?? 0) > 0)
+                #expect((sample(later, "rootcauses_aggregation_lag_seconds") ?? 0) >= 1)
                 kill(first.pid, SIGCONT)
+                var drained = false
+                for _ in 0..<100 {
+                    if sample(try await httpGet(address, "/metrics").body, "rootcauses_aggregation_backlog_submissions")
+                        == 0
+                    {
+                        drained = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(drained)
             }
         }
 
@@ -265,7 +337,9 @@ extension Integration {
                 var lines: [JSON] = []
                 for _ in 0..<20 {
                     let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                    lines = try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
+                    // Complete lines only: the last may be being written.
+                    let complete = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                    lines = try complete.filter { !$0.isEmpty }.map { try JSONParser.parse(String($0)) }
                     if lines.contains(where: { $0["request_id"] == "trace-me-42" }) { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }

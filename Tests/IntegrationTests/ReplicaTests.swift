@@ -15,22 +15,23 @@ extension Integration {
     /// Reporting on a read replica: a real primary, a real hot standby made with
     /// `pg_basebackup` and streaming from it, and reporting processes reading the standby.
     @Suite struct ReplicaTests {
-        /// Starts a reporting process reading `databaseURL`, and waits until it answers.
+        /// Starts a reporting process reading `databaseURL` (its log in `logDirectory`), and
+        /// waits until it answers.
         static func startReporting(
             name: String,
             databaseURL: String,
             primaryURL: String?,
-            stack: ServiceStack
+            logDirectory: String
         ) async throws -> (ManagedProcess, String) {
             let port = try freeTCPPort()
             var environment = ["DATABASE_URL": databaseURL]
             if let primaryURL { environment["ROOTCAUSES_PRIMARY_DATABASE_URL"] = primaryURL }
             let process = try ManagedProcess(
                 name: name,
-                executable: stack.binDirectory + "/reporting",
+                executable: ServiceStack.defaultBinDirectory + "/reporting",
                 arguments: ["--listen", "127.0.0.1:\(port)"],
                 environment: environment,
-                logPath: stack.logDirectory + "/\(name).log"
+                logPath: logDirectory + "/\(name).log"
             )
             let address = "127.0.0.1:\(port)"
             for _ in 0..<300 {
@@ -77,13 +78,13 @@ extension Integration {
                     name: "reporting-standby",
                     databaseURL: standbyReportingURL,
                     primaryURL: primaryReportingURL,
-                    stack: stack
+                    logDirectory: stack.logDirectory
                 )
                 let (readOnly, readOnlyAddress) = try await Self.startReporting(
                     name: "reporting-standby-alone",
                     databaseURL: standbyReportingURL,
                     primaryURL: nil,
-                    stack: stack
+                    logDirectory: stack.logDirectory
                 )
                 defer {
                     kill(replica.pid, SIGKILL)
@@ -130,6 +131,40 @@ extension Integration {
                 // Without a primary, the standby answers it too (no lock to wait for there).
                 #expect(try await alone.request(asOf)["ok"] == true)
 
+                // A standby that lags: replay paused, a new submission on the primary. A read as of
+                // now on the standby cannot be exact yet: not_ready, with the WAL positions, and
+                // the right answer once the replay resumes.
+                let superuser = try PostgresConnection(
+                    conninfo: standby.url(database: "rootcauses"),
+                    applicationName: "replica-test",
+                    logger: logger
+                )
+                defer { superuser.close() }
+                try superuser.query("SELECT pg_wal_replay_pause()" as PostgresQuery)
+                let late = try await intake.request([
+                    "op": "submit",
+                    "submission": submission("replica-late", values: [value("jobs_created", "HN", 7)]),
+                ])
+                try #require(late["ok"] == true)
+                let lateSeq = try #require(late["seq"]?.int64Value)
+                _ = try await onPrimary.request(["op": "indicators", "min_seq": .int(lateSeq), "timeout_ms": 30_000])
+                let afterLate: JSON = [
+                    "op": "totals", "indicator": "jobs_created", "as_of": .string(Self.now(offset: 0)),
+                    "timeout_ms": 300,
+                ]
+                let lagging = try await onStandby.request(afterLate)
+                #expect(lagging.errorCode == "not_ready")
+                #expect(lagging["error"]?["details"]?[0]?["wal_position"]?.stringValue != nil)
+                try superuser.query("SELECT pg_wal_replay_resume()" as PostgresQuery)
+                var caughtUp = afterLate
+                caughtUp = caughtUp.setting("timeout_ms", to: 30_000)
+                let resumed = try await onStandby.request(caughtUp)
+                let fromPrimary = try await onPrimary.request(caughtUp)
+                #expect(resumed["ok"] == true)
+                #expect((resumed["as_of_seq"]?.int64Value ?? 0) >= lateSeq)
+                #expect(resumed["as_of_seq"] == fromPrimary["as_of_seq"])
+                #expect(resumed["rows"] == fromPrimary["rows"])
+
                 // publish writes to the primary; the standby then lists it.
                 let published = try await onStandby.request([
                     "op": "publish", "publication_id": "replica-1", "date": "2023-02-06", "min_seq": .int(lastSeq),
@@ -158,6 +193,19 @@ extension Integration {
                 #expect(refused.errorCode == "unavailable")
                 #expect(refused["error"]?["message"]?.stringValue?.contains("--primary-database-url") == true)
 
+                // intake writes: pointed at the standby it refuses to start, and says why.
+                let wrongIntake = try ManagedProcess(
+                    name: "intake-on-standby",
+                    executable: ServiceStack.defaultBinDirectory + "/intake",
+                    arguments: ["--listen", "127.0.0.1:\(try freeTCPPort())"],
+                    environment: ["DATABASE_URL": Self.url(stack.serviceDatabaseURL("intake"), port: standby.port)],
+                    logPath: stack.logDirectory + "/intake-on-standby.log"
+                )
+                for _ in 0..<300 where wrongIntake.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+                #expect(!wrongIntake.isRunning)
+                #expect(await wrongIntake.stop() != 0)
+                #expect(wrongIntake.logTail().contains("hot standby"))
+
                 for client in [onStandby, alone, onPrimary, intake] { await client.close() }
                 #expect(await replica.stop() == 0)
                 #expect(await readOnly.stop() == 0)
@@ -166,10 +214,11 @@ extension Integration {
             try await primary.stop()
         }
 
-        static func now() -> String {
+        /// Now, `offset` seconds ago, as RFC 3339 with milliseconds.
+        static func now(offset: TimeInterval = 1) -> String {
             let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime]
-            return formatter.string(from: Date().addingTimeInterval(-1))
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter.string(from: Date().addingTimeInterval(-offset))
         }
     }
 }

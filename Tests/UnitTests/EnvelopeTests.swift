@@ -90,3 +90,19 @@ struct EnvelopeTests {
         #expect(String(buffer: buffer).filter { $0 == "\n" }.count == 1)
     }
 }
+
+@Suite("Responder.requestID")
+struct RequestIDTests {
+    @Test func stringsAndNumbersAsWrittenNothingForNull() {
+        #expect(Responder.requestID("upload-17") == "upload-17")
+        #expect(Responder.requestID(.number("1e3")) == "1e3")
+        #expect(Responder.requestID(.null) == nil)
+    }
+
+    @Test func controlCharactersCannotForgeLogLinesAndLongIdsAreCut() {
+        #expect(Responder.requestID("a\nb\r\u{1B}[31mc") == "a?b??[31mc")
+        let long = String(repeating: "x", count: 10_000)
+        let cut = Responder.requestID(.string(long))
+        #expect(cut == String(repeating: "x", count: 128) + "…")
+    }
+}

@@ -34,7 +34,7 @@ struct ReportingCommand: AsyncParsableCommand {
         guard let templatePath else {
             throw ValidationError("no fact sheet template found: pass --template or set ROOTCAUSES_FACTSHEET_TEMPLATE")
         }
-        try await runService(name: "reporting", defaultPort: 7403, options: options) { context in
+        try await runService(name: "reporting", defaultPort: 7403, options: options, readsStandby: true) { context in
             let factSheet = try FactSheetTemplate.load(path: templatePath, catalogue: context.catalogue)
             context.logger.info(
                 "fact sheet template loaded",
