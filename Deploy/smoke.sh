@@ -45,7 +45,11 @@ note "podman $(podman version --format '{{.Client.Version}}'), $("$WORK/venv/bin
 # Leave nothing behind, whatever happens.
 cleanup() {
   status=$?
-  say "tearing down"
+  say "tearing down (container logs kept in $WORK/logs)"
+  mkdir -p "$WORK/logs"
+  for c in $(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}'); do
+    podman logs "$c" >"$WORK/logs/$c.log" 2>&1 || true
+  done
   "${COMPOSE[@]}" down -v -t 10 >"$WORK/down.log" 2>&1 || true
   podman network rm -f "${PROJECT}_default" >/dev/null 2>&1 || true
   left=$(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}' | wc -l)
@@ -143,11 +147,13 @@ note "fact sheet of 2023-02-06 through reporting's published port: $(tail -1 "$W
 # aggregation's port is not published: ask from inside the intake container.
 intake_container=$(podman ps --filter "label=io.podman.compose.project=$PROJECT" --filter "label=io.podman.compose.service=intake" --format '{{.Names}}' | head -1)
 status() { podman exec -e ROOTCAUSES_TOKEN="$TOKEN" "$intake_container" rootcauses status --aggregation aggregation:7402; }
-for _ in $(seq 1 30); do
-  instances=$(status | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["instances"]))' 2>/dev/null || echo 0)
+t=$SECONDS
+for _ in $(seq 1 60); do
+  instances=$(status 2>>"$WORK/status.err" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["instances"]))' 2>>"$WORK/status.err" || echo 0)
   [ "$instances" = 3 ] && break; sleep 1
 done
-[ "$instances" = 3 ] || fail "aggregation status shows $instances instances, not 3"
+[ "$instances" = 3 ] || { tail -5 "$WORK/status.err"; fail "aggregation status shows $instances instances, not 3"; }
+note "aggregation status lists 3 live instances (seen after $((SECONDS - t)) s)"
 victim=$(echo "$aggregations" | tail -1)
 t=$SECONDS
 podman stop -t 0 "$victim" >/dev/null
