@@ -212,8 +212,11 @@ struct TotalsCommand: AsyncParsableCommand {
     var targets = false
     @Flag(help: "Print the raw JSON answer.") var json = false
 
+    @Flag(help: "Print the rows as CSV (RFC 4180, a header row, numbers exact).") var csv = false
+
     func validate() throws {
         try validateAsOf(asOf, asOfSeq: asOfSeq)
+        if json && csv { throw ValidationError("--json and --csv go apart: choose one") }
         var first: Period?
         if let from {
             guard let period = Period.parse(from) else { throw ValidationError(periodProblem("--from", from)) }
@@ -262,7 +265,12 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
+        if csv { request = request.setting("format", to: "csv") }
         let answer = try await addresses.send(.reporting, request)
+        if csv {
+            print(answer["text"]?.stringValue ?? "", terminator: "")
+            return
+        }
         if json {
             print(answer.prettyPrinted)
             return

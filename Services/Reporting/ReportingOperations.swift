@@ -107,6 +107,8 @@ public struct ReportingOperations: Sendable {
         var groupBy: [ReportingQueries.GroupKey]
         /// Add each row's target and the share achieved, where the row has one.
         var targets = false
+        /// `csv`: the rows as RFC 4180 text in `text` rather than as `rows`.
+        var csv = false
 
         /// The indicators asked for, narrowed to the pillars asked for; `nil` for all.
         func indicators(in catalogue: Catalogue) -> [String]? {
@@ -187,7 +189,8 @@ public struct ReportingOperations: Sendable {
                 to: to,
                 dimensions: dimensions,
                 groupBy: groupBy,
-                targets: reader.bool("targets") ?? false
+                targets: reader.bool("targets") ?? false,
+                csv: reader.oneOf("format", ["json", "csv"]) == "csv"
             )
         }
     }
@@ -317,30 +320,50 @@ public struct ReportingOperations: Sendable {
             }
         )
         let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
+        let rows = totals.rows.map { row in
+            var json = totalsRow(row, groupBy: request.groupBy)
+            if let bounds = overlaps?.bounds(of: row) {
+                json = json.setting("value", to: .number("\(bounds.value)"))
+                if let lower = bounds.lower {
+                    json = json.setting("lower", to: .number("\(lower)"))
+                    json = json.setting("upper", to: .number("\(bounds.value)"))
+                }
+            }
+            if let target = targets?.target(of: row) {
+                json = json.setting("target", to: .number("\(target.target)"))
+                json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
+            }
+            return json
+        }
+        guard request.csv else {
+            return [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned)), ("rows", .array(rows))]
+        }
+        // The same rows as a sheet: one column per member a JSON row can have (bounds only when
+        // some total is unresolved, targets only when asked), empty where a row has none.
+        var columns = totalsColumns(groupBy: request.groupBy)
+        if rows.contains(where: { $0["lower"] != nil }) { columns += ["lower", "upper"] }
+        if request.targets { columns += ["target", "achieved"] }
         return [
             ("applied_seq", .int(applied)),
             ("as_of_seq", .int(pinned)),
-            (
-                "rows",
-                .array(
-                    totals.rows.map { row in
-                        var json = totalsRow(row, groupBy: request.groupBy)
-                        if let bounds = overlaps?.bounds(of: row) {
-                            json = json.setting("value", to: .number("\(bounds.value)"))
-                            if let lower = bounds.lower {
-                                json = json.setting("lower", to: .number("\(lower)"))
-                                json = json.setting("upper", to: .number("\(bounds.value)"))
-                            }
-                        }
-                        if let target = targets?.target(of: row) {
-                            json = json.setting("target", to: .number("\(target.target)"))
-                            json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
-                        }
-                        return json
-                    }
-                )
-            ),
+            ("format", "csv"),
+            ("text", .string(CSV.table(columns: columns, rows: rows))),
         ]
+    }
+
+    /// The members of a totals row for these group keys, in `totalsRow`'s order.
+    private func totalsColumns(groupBy: [ReportingQueries.GroupKey]) -> [String] {
+        var columns: [String] = []
+        for key in groupBy {
+            switch key {
+            case .period: columns += ["period", "period_start", "period_end"]
+            case .dimension(let index): columns.append(catalogue.dimensions[index].name)
+            case .indicator: columns += ["indicator", "unit"]
+            case .country, .reporter, .pillar: columns.append(key.columns[0])
+            }
+        }
+        if !columns.contains("unit") { columns.append("unit") }
+        return columns + ["value", "submissions", "estimate"]
     }
 
     func factSheet(_ request: FactSheetRequest, context: RequestContext) async throws -> AnswerFields {

@@ -77,3 +77,42 @@ func rowsByKey(_ answer: JSON, keys: [String]) -> [String: String] {
     }
     return result
 }
+
+/// Parses RFC 4180 text into rows of fields (a test's independent reader of `format: csv`).
+func parseCSV(_ text: String) -> [[String]] {
+    var rows: [[String]] = []
+    var row: [String] = []
+    var field = ""
+    var quoted = false
+    var characters = Array(text)[...]
+    while let character = characters.popFirst() {
+        if quoted {
+            if character == "\"" {
+                if characters.first == "\"" {
+                    field.append("\"")
+                    characters.removeFirst()
+                } else {
+                    quoted = false
+                }
+            } else {
+                field.append(character)
+            }
+            continue
+        }
+        switch character {
+        case "\"": quoted = true
+        case ",":
+            row.append(field)
+            field = ""
+        // Swift reads CR LF as one character.
+        case "\r\n", "\n":
+            row.append(field)
+            rows.append(row)
+            row = []
+            field = ""
+        default: field.append(character)
+        }
+    }
+    if !field.isEmpty || !row.isEmpty { rows.append(row + [field]) }
+    return rows
+}
