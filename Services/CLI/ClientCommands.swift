@@ -25,6 +25,9 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(help: "Print only the summary line.")
     var quiet = false
 
+    @Flag(help: "Print each answer as a JSON line, then a summary line {\"summary\":{…}} (for scripts).")
+    var json = false
+
     func run() async throws {
         let text: String
         if file == "-" {
@@ -34,16 +37,40 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         // The whole file is checked before anything is sent: a broken line is a broken file.
         let submissions = try parseSubmissions(text, source: file == "-" ? "stdin" : file)
+        // A progress bar for a person at a terminal; nothing of it in a pipe or a file.
+        let progress =
+            !json && isatty(STDERR_FILENO) == 1
+            ? ProgressBar(
+                submissions: submissions.count,
+                values: submissions.reduce(0) { $0 + ($1.submission["values"]?.arrayValue?.count ?? 0) }
+            ) : nil
         let summary = try await submitLines(
             submissions,
             to: addresses.intakeAddress,
             token: try addresses.token(for: addresses.intakeAddress),
             tls: try addresses.tls(),
-            dryRun: dryRun
-        ) { line in
-            if !quiet { print(line) }
+            dryRun: dryRun,
+            progress: { done, values in progress?.update(submissions: done, values: values) },
+            report: { line, answer in
+                if json {
+                    print(answer.serialized)
+                } else if !quiet {
+                    progress?.clear()
+                    print(line)
+                }
+            }
+        )
+        progress?.finish()
+        if json {
+            let counts: JSON = [
+                "accepted": .int(Int64(summary.accepted)), "duplicate": .int(Int64(summary.duplicate)),
+                "valid": .int(Int64(summary.valid)), "failed": .int(Int64(summary.failed)),
+                "last_seq": .int(summary.lastSeq),
+            ]
+            print(JSON.object([("summary", counts)]).serialized)
+        } else {
+            print(summary.description)
         }
-        print(summary.description)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }
@@ -117,11 +144,12 @@ func submitLines(
     token: String?,
     tls: NIOSSLContext? = nil,
     dryRun: Bool,
-    report: (String) -> Void
+    progress: (_ submissions: Int, _ values: Int) -> Void = { _, _ in },
+    report: (_ line: String, _ answer: JSON) -> Void
 ) async throws -> SubmitSummary {
     let client = try await connect(to: "intake", at: address, token: token, tls: tls)
     do {
-        let summary = try await submit(submissions, over: client, dryRun: dryRun, report: report)
+        let summary = try await submit(submissions, over: client, dryRun: dryRun, progress: progress, report: report)
         await client.close()
         return summary
     } catch {
@@ -134,10 +162,13 @@ private func submit(
     _ submissions: [NumberedSubmission],
     over client: ProtocolClient,
     dryRun: Bool,
-    report: (String) -> Void
+    progress: (_ submissions: Int, _ values: Int) -> Void,
+    report: (_ line: String, _ answer: JSON) -> Void
 ) async throws -> SubmitSummary {
     var summary = SubmitSummary()
     var pending: [(lineNumber: Int, label: String, request: JSON)] = []
+    var sent = 0
+    var valuesSent = 0
 
     func flush() async throws {
         guard !pending.isEmpty else { return }
@@ -152,16 +183,20 @@ private func submit(
                 }
                 if let seq = answer["seq"]?.int64Value { summary.lastSeq = max(summary.lastSeq, seq) }
                 let seqText = answer["seq"].map { " seq \($0.serialized)" } ?? ""
-                report("line \(entry.lineNumber) \(entry.label): \(status)\(seqText)")
+                report("line \(entry.lineNumber) \(entry.label): \(status)\(seqText)", answer)
             } else {
                 summary.failed += 1
                 report(
                     "line \(entry.lineNumber) \(entry.label): "
-                        + describeError(answer).replacingOccurrences(of: "\n", with: "\n    ")
+                        + describeError(answer).replacingOccurrences(of: "\n", with: "\n    "),
+                    answer
                 )
             }
+            sent += 1
+            valuesSent += entry.request["submission"]?["values"]?.arrayValue?.count ?? 0
         }
         pending.removeAll()
+        progress(sent, valuesSent)
     }
 
     for entry in submissions {
@@ -284,6 +319,8 @@ struct TotalsCommand: AsyncParsableCommand {
             table.append(
                 columns.map { column in
                     guard let value = row[column] else { return "" }
+                    // Figures read with thousands separators; codes and dates as they are.
+                    if let number = value.numberLiteral { return groupThousands(number) }
                     return value.stringValue ?? value.serialized
                 }
             )
@@ -303,7 +340,7 @@ func printTable(_ table: [[String]]) {
     for (r, row) in table.enumerated() {
         let cells = row.enumerated().map { i, cell -> String in
             let pad = String(repeating: " ", count: widths[i] - cell.count)
-            let numeric = r > 0 && !cell.isEmpty && cell.allSatisfy { $0.isNumber || $0 == "." }
+            let numeric = r > 0 && Double(cell.replacingOccurrences(of: ",", with: "")) != nil
             return numeric ? pad + cell : cell + pad
         }
         print(cells.joined(separator: "  "))
@@ -334,6 +371,7 @@ struct FactSheetCommand: AsyncParsableCommand {
     var asOf: String?
     @Option(name: .customLong("published-id"), help: "A published fact sheet, exactly as it was published.")
     var publishedID: String?
+    @Flag(help: "Print the raw JSON answer (with --format markdown, the Markdown is in its text).") var json = false
 
     func validate() throws {
         try validateFactSheetOptions(date: date, format: format)
@@ -353,7 +391,9 @@ struct FactSheetCommand: AsyncParsableCommand {
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
         let answer = try await addresses.send(.reporting, request)
-        if format == "json" {
+        if json {
+            print(answer.prettyPrinted)
+        } else if format == "json" {
             print(answer.withoutEnvelope.prettyPrinted)
         } else {
             print(answer["text"]?.stringValue ?? "")
@@ -373,6 +413,7 @@ struct RetractCommand: AsyncParsableCommand {
     @Option(help: "The reporter code.") var reporter: String
     @Option(name: .customLong("submission-id"), help: "The submission to withdraw.") var submissionID: String
     @Option(help: "Why it is withdrawn.") var reason: String
+    @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
         let answer = try await addresses.send(
@@ -382,6 +423,7 @@ struct RetractCommand: AsyncParsableCommand {
                 "reason": .string(reason),
             ]
         )
+        if json { return print(answer.prettyPrinted) }
         let status = answer["status"]?.stringValue ?? "?"
         print(
             "\(status): \(submissionID) (seq \(answer["retracted_seq"]?.serialized ?? "?")) withdrawn as of seq \(answer["seq"]?.serialized ?? "?")"
@@ -456,10 +498,11 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show aggregation progress.")
 
     @OptionGroup var addresses: ServiceAddresses
+    @Flag(help: "Print the raw JSON answer (with its envelope); the default prints its fields.") var json = false
 
     func run() async throws {
         let answer = try await addresses.send(.aggregation, ["op": "status"])
-        print(answer.withoutEnvelope.prettyPrinted)
+        print(json ? answer.prettyPrinted : answer.withoutEnvelope.prettyPrinted)
     }
 }
 

@@ -48,6 +48,7 @@ struct CreateKeyCommand: AsyncParsableCommand {
         help: "Make the key straight in the database of DATABASE_URL, without a running intake (bootstrap)."
     )
     var inDatabase = false
+    @Flag(help: "Print the key as JSON (key_id, scopes, reporter, and token unless --out).") var json = false
 
     func validate() throws {
         guard !scope.isEmpty else { throw ValidationError("give at least one --scope (submit, read or admin)") }
@@ -96,8 +97,15 @@ struct CreateKeyCommand: AsyncParsableCommand {
         }
         let id = key["key_id"]?.stringValue ?? "?"
         let scopes = key["scopes"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "?"
+        if let outputFile { try Secrets.writePrivateFile(outputFile, contents: token + "\n") }
+        if json {
+            var made: JSON = [
+                "key_id": .string(id), "scopes": key["scopes"] ?? [], "reporter": reporter.map(JSON.string) ?? .null,
+            ]
+            made = made.setting(outputFile == nil ? "token" : "token_file", to: .string(outputFile ?? token))
+            return print(made.prettyPrinted)
+        }
         if let outputFile {
-            try Secrets.writePrivateFile(outputFile, contents: token + "\n")
             print("key \(id) (\(scopes)\(reporter.map { ", for \($0)" } ?? "")): token written to \(outputFile)")
         } else {
             print("key \(id) (\(scopes)\(reporter.map { ", for \($0)" } ?? "")); its token, shown this once:")
@@ -146,9 +154,11 @@ struct RevokeKeyCommand: AsyncParsableCommand {
 
     @OptionGroup var addresses: ServiceAddresses
     @Argument(help: "The key's id (the 16 hex digits after rck_).") var keyID: String
+    @Flag(help: "Print the raw JSON answer.") var json = false
 
     func run() async throws {
         let answer = try await addresses.send(.intake, ["op": "keys_revoke", "key_id": .string(keyID)])
+        if json { return print(answer.prettyPrinted) }
         let status = answer["status"]?.stringValue ?? "?"
         print("\(status): key \(keyID) revoked at \(answer["revoked_at"]?.stringValue ?? "?")")
     }

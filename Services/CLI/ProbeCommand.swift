@@ -21,6 +21,8 @@ struct ProbeCommand: AsyncParsableCommand {
     @Flag(help: "Ask `ready` (the database answers and the schema is current) rather than `health`.")
     var ready = false
 
+    @Flag(help: "Accepted for uniformity: the answer is always printed as JSON.") var json = false
+
     @Option(name: .customLong("timeout-ms"), help: "Give up after this long. Default: 5000.")
     var timeoutMilliseconds: Int = 5_000
 

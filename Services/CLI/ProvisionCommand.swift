@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RootcausesJSON
 import RootcausesPostgres
 import RootcausesStorage
 
@@ -34,6 +35,8 @@ struct ProvisionCommand: AsyncParsableCommand {
         help: "Wait this long for the database to accept connections (it may still be starting). Default: 60."
     )
     var waitSeconds: Int = 60
+
+    @Flag(help: "Print the roles and generated password files as JSON.") var json = false
 
     func run() async throws {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
@@ -71,13 +74,21 @@ struct ProvisionCommand: AsyncParsableCommand {
         let connection = try await connectWhenReachable(url, logger: logger)
         defer { connection.close() }
         try DatabaseRoles.provision(on: connection, passwords: passwords, logger: logger)
-        for path in generated { print("generated \(path)") }
+        var roles: [(String, JSON)] = []
         for role in DatabaseRoles.Role.allCases {
             var components = URLComponents(string: url)
             components?.user = role.rawValue
             components?.password = nil
-            print("\(role.rawValue): \(components?.string ?? role.rawValue) (with its password)")
+            roles.append((role.rawValue, .string(components?.string ?? role.rawValue)))
         }
+        if json {
+            let answer: JSON = [
+                "roles": .object(roles), "generated_password_files": .array(generated.map(JSON.string)),
+            ]
+            return print(answer.prettyPrinted)
+        }
+        for path in generated { print("generated \(path)") }
+        for (role, url) in roles { print("\(role): \(url.stringValue ?? role) (with its password)") }
     }
 
     /// A connection to `url`, retrying every second for `waitSeconds` while the server cannot be

@@ -14,6 +14,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
         Int64?
     @Option(name: .customLong("as-of-seq"), help: "Publish the fact sheet as it stood at this seq.") var asOfSeq: Int64?
+    @Flag(help: "Print the raw JSON answer.") var json = false
 
     func validate() throws {
         try validateFactSheetOptions(date: date, format: "markdown")
@@ -25,6 +26,7 @@ struct PublishCommand: AsyncParsableCommand {
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         let answer = try await addresses.send(.reporting, request)
+        if json { return print(answer.prettyPrinted) }
         print(
             "\(answer["status"]?.stringValue ?? "?"): \(publicationID), the fact sheet of \(answer["date"]?.stringValue ?? "?") as of seq \(answer["as_of_seq"]?.serialized ?? "?") (template \(answer["template_digest"]?.stringValue?.prefix(12) ?? "?"))"
         )
@@ -186,6 +188,7 @@ struct TargetCommand: AsyncParsableCommand {
     @Option(help: "The country code.") var country: String
     @Option(name: .customLong("fiscal-year"), help: "The fiscal year, e.g. FY2023.") var fiscalYear: String
     @Option(help: "The target, in the indicator's unit.") var value: String
+    @Flag(help: "Print the raw JSON answer.") var json = false
 
     func validate() throws {
         guard NumberLiteral(value) != nil else {
@@ -201,6 +204,7 @@ struct TargetCommand: AsyncParsableCommand {
                 "country": .string(country), "fiscal_year": .string(fiscalYear), "value": .number(value),
             ]
         )
+        if json { return print(answer.prettyPrinted) }
         var line =
             "\(answer["status"]?.stringValue ?? "?"): \(reporter) \(indicator) \(country) \(answer["fiscal_year"]?.stringValue ?? fiscalYear) = \(answer["value"]?.serialized ?? value)"
         if let replaced = answer["replaced_value"] { line += " (was \(replaced.serialized))" }
@@ -223,6 +227,7 @@ struct DeduplicateCommand: AsyncParsableCommand {
     @Option(help: "The deduplicated figure, for custom.") var value: String?
     @Option(help: "Why.") var reason: String?
     @Option(help: "The adjustment_id of the adjustment this one corrects.") var replaces: String?
+    @Flag(help: "Print the raw JSON answer.") var json = false
 
     func validate() throws {
         guard Deduplication.Method(rawValue: method) != nil else {
@@ -240,6 +245,7 @@ struct DeduplicateCommand: AsyncParsableCommand {
         if let reason { request = request.setting("reason", to: .string(reason)) }
         if let replaces { request = request.setting("replaces", to: .string(replaces)) }
         let answer = try await addresses.send(.intake, request)
+        if json { return print(answer.prettyPrinted) }
         var line = "\(answer["status"]?.stringValue ?? "?"): \(adjustmentID) (seq \(answer["seq"]?.serialized ?? "?"))"
         if let resolved = answer["value"] {
             line +=

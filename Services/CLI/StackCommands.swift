@@ -241,7 +241,7 @@ struct DemoCommand: AsyncParsableCommand {
                 to: running.stack.intakeAddress,
                 token: running.stack.adminToken,
                 dryRun: false
-            ) { line in
+            ) { line, _ in
                 if !line.hasSuffix("accepted seq \(line.split(separator: " ").last ?? "")")
                     && !line.contains(": duplicate")
                 {

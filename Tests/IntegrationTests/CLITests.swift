@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesTesting
@@ -242,6 +243,85 @@ extension Integration {
         }
 
         /// The admin's key commands, and a reporter's key used from a private file.
+        @Test func everyCommandSpeaksJSONForScriptsAndTotalsReadsWellForPeople() async throws {
+            try await withServiceStack { stack in
+                let token = stack.adminToken
+                let addresses = [
+                    "ROOTCAUSES_INTAKE": stack.intakeAddress, "ROOTCAUSES_REPORTING": stack.reportingAddress,
+                    "ROOTCAUSES_AGGREGATION": stack.aggregationAddresses[0],
+                ]
+                let sample = packageRoot + "/Deploy/sample/submissions.ndjson"
+                // submit --json: one answer per line, then the summary; no progress bar in a pipe.
+                let submitted = try await runCLI(token: token, environment: addresses, ["submit", "--json", sample])
+                #expect(submitted.status == 0)
+                let lines = try submitted.output.split(separator: "\n").map { try JSONParser.parse(String($0)) }
+                #expect(lines.count == 270)
+                #expect(lines.dropLast().allSatisfy { $0["ok"] == true && $0["status"] == "accepted" })
+                let summary = try #require(lines.last?["summary"])
+                #expect(summary["accepted"] == 269)
+                #expect(summary["failed"] == 0)
+                let lastSeq = try #require(summary["last_seq"]?.int64Value)
+                #expect(!submitted.output.contains("\r") && !submitted.output.contains("values/s"))
+
+                // totals: an aligned table with thousands separators; --json and --csv for scripts.
+                let arguments = [
+                    "totals", "--indicator", "jobs_created", "--group-by", "country", "--min-seq", "\(lastSeq)",
+                ]
+                let table = try await runCLI(token: token, environment: addresses, arguments)
+                #expect(table.status == 0)
+                #expect(table.output.contains("36,512") || table.output.contains("30,136"), "\(table.output)")
+                let asJSON = try await runCLI(token: token, environment: addresses, arguments + ["--json"])
+                #expect(try JSONParser.parse(asJSON.output)["rows"]?.arrayValue?.count == 3)
+                let asCSV = try await runCLI(token: token, environment: addresses, arguments + ["--csv"])
+                #expect(asCSV.output.hasPrefix("country,unit,value,submissions,estimate"))
+                #expect(parseCSV(asCSV.output).count == 4)
+
+                // Every other command's --json prints one JSON answer.
+                let commands: [[String]] = [
+                    ["retract", "--reporter", "USAID", "--submission-id", "USAID-FY2021Q4-GT-001", "--reason", "test"],
+                    [
+                        "target", "--reporter", "USAID", "--indicator", "jobs_created", "--country", "HN",
+                        "--fiscal-year", "FY2022", "--value", "12000",
+                    ],
+                    ["publish", "--id", "cli-json", "--date", "2023-02-06", "--min-seq", "\(lastSeq)"],
+                    ["published"], ["status"], ["indicators"],
+                    ["history", "--reporter", "USAID", "--submission-id", "USAID-FY2021Q4-GT-001"],
+                    ["factsheet", "--date", "2023-02-06"],
+                    ["keys", "create", "--scope", "read", "--label", "cli json"], ["keys", "list"],
+                    ["probe", "--address", stack.intakeAddress],
+                ]
+                for command in commands {
+                    let ran = try await runCLI(token: token, environment: addresses, command + ["--json"])
+                    #expect(ran.status == 0, "\(command): \(ran.output)")
+                    let parsed = try? JSONParser.parse(ran.output.trimmingCharacters(in: .whitespacesAndNewlines))
+                    #expect(parsed != nil, "\(command) --json printed: \(ran.output)")
+                }
+            }
+        }
+
+        @Test func submitShowsAProgressBarOnATerminalOnly() async throws {
+            try await withServiceStack { stack in
+                let sample = packageRoot + "/Deploy/sample/submissions.ndjson"
+                // script(1) gives the CLI a terminal.
+                let command = [ServiceStack.defaultBinDirectory + "/rootcauses", "submit", "--quiet", sample]
+                    .map { "'\($0)'" }.joined(separator: " ")
+                let result = try await Subprocess.run(
+                    .path(FilePath("/usr/bin/script")),
+                    arguments: ["-q", "-e", "-c", command, "/dev/null"],
+                    environment: .inherit.updating([
+                        "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_INTAKE": stack.intakeAddress,
+                    ]),
+                    output: .string(limit: 1 << 20),
+                    error: .combinedWithOutput
+                )
+                #expect(result.terminationStatus.isSuccess)
+                let output = result.standardOutput
+                #expect(output.contains("269/269 submissions"), "\(output)")
+                #expect(output.contains("values/s") && output.contains("ETA"))
+                #expect(output.contains("submissions: 269 accepted, 0 duplicate, 0 failed"))
+            }
+        }
+
         @Test func keysAreMadeListedUsedAndRevokedFromTheCommandLine() async throws {
             try await withServiceStack { stack in
                 let intake = ["--intake", stack.intakeAddress]
