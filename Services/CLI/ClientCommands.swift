@@ -249,9 +249,20 @@ struct TotalsCommand: AsyncParsableCommand {
 
     @Flag(help: "Print the rows as CSV (RFC 4180, a header row, numbers exact).") var csv = false
 
+    @Flag(
+        help:
+            "Print a DHIS2 dataValueSets document of the totals (grouped as DHIS2 keeps values; no --group-by)."
+    )
+    var dhis2 = false
+
     func validate() throws {
         try validateAsOf(asOf, asOfSeq: asOfSeq)
-        if json && csv { throw ValidationError("--json and --csv go apart: choose one") }
+        if [json, csv, dhis2].filter({ $0 }).count > 1 {
+            throw ValidationError("choose one of --json, --csv and --dhis2")
+        }
+        if dhis2, groupBy != nil {
+            throw ValidationError("--dhis2 is grouped as DHIS2 keeps values: leave --group-by out")
+        }
         var first: Period?
         if let from {
             guard let period = Period.parse(from) else { throw ValidationError(periodProblem("--from", from)) }
@@ -301,7 +312,12 @@ struct TotalsCommand: AsyncParsableCommand {
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if targets { request = request.setting("targets", to: true) }
         if csv { request = request.setting("format", to: "csv") }
+        if dhis2 { request = request.setting("format", to: "dhis2") }
         let answer = try await addresses.send(.reporting, request)
+        if dhis2 {
+            print((answer["dataValueSet"] ?? ["dataValues": []]).prettyPrinted)
+            return
+        }
         if csv {
             print(answer["text"]?.stringValue ?? "", terminator: "")
             return

@@ -28,7 +28,7 @@ struct RootcausesCommand: AsyncParsableCommand {
             FactSheetCommand.self, PublishCommand.self, PublishedCommand.self, DiffCommand.self, ExplainCommand.self,
             TargetCommand.self, DeduplicateCommand.self, KeysCommand.self, ProvisionCommand.self,
             HistoryCommand.self,
-            IndicatorsCommand.self, StatusCommand.self, ProbeCommand.self, BenchCommand.self,
+            IndicatorsCommand.self, StatusCommand.self, ProbeCommand.self, ImportCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -13,15 +13,24 @@ public struct ReportingOperations: Sendable {
     let catalogue: Catalogue
     let template: FactSheetTemplate
     let queries: ReportingQueries
+    let dhis2: DHIS2Mapping?
 
     static let defaultTimeoutMilliseconds: Int64 = 5_000
     static let maximumTimeoutMilliseconds: Int64 = 60_000
 
     /// Reads go to `pool`; with `primary`, `pool` may be a hot standby: publications are
     /// written to `primary`, and reads as of a time wait for the standby to catch up with it.
-    public init(catalogue: Catalogue, template: FactSheetTemplate, pool: PostgresPool, primary: PostgresPool? = nil) {
+    /// `dhis2` maps the catalogue to DHIS2 metadata for `totals` with `format: dhis2`.
+    public init(
+        catalogue: Catalogue,
+        template: FactSheetTemplate,
+        pool: PostgresPool,
+        primary: PostgresPool? = nil,
+        dhis2: DHIS2Mapping? = nil
+    ) {
         self.catalogue = catalogue
         self.template = template
+        self.dhis2 = dhis2
         self.queries = ReportingQueries(pool: pool, primary: primary, catalogue: catalogue)
     }
 
@@ -93,6 +102,16 @@ public struct ReportingOperations: Sendable {
         }
     }
 
+    /// How `totals` answers its rows.
+    enum TotalsFormat: String, CaseIterable, Sendable {
+        /// `rows`, JSON objects.
+        case json
+        /// `text`: RFC 4180.
+        case csv
+        /// `dataValueSet`: a DHIS2 `dataValueSets` document (grouped as DHIS2 keeps values).
+        case dhis2
+    }
+
     /// `{"op":"totals","indicator":…,"country":…,"reporter":…,"pillar":…,"period_from":…,"period_to":…,"group_by":[…]}`.
     struct TotalsRequest: Sendable {
         var read: ReadConsistency
@@ -107,8 +126,8 @@ public struct ReportingOperations: Sendable {
         var groupBy: [ReportingQueries.GroupKey]
         /// Add each row's target and the share achieved, where the row has one.
         var targets = false
-        /// `csv`: the rows as RFC 4180 text in `text` rather than as `rows`.
-        var csv = false
+        /// How the rows are answered.
+        var format = TotalsFormat.json
 
         /// The indicators asked for, narrowed to the pillars asked for; `nil` for all.
         func indicators(in catalogue: Catalogue) -> [String]? {
@@ -179,6 +198,16 @@ public struct ReportingOperations: Sendable {
                     }
                 }
             }
+            if reader.object["format"]?.stringValue == TotalsFormat.dhis2.rawValue, reader.object["group_by"] != nil {
+                reader.report(
+                    Problem(
+                        path: "group_by",
+                        code: "invalid",
+                        message:
+                            "a DHIS2 export is grouped as DHIS2 stores values (data element, period, org unit, category and attribute option combos): leave group_by out"
+                    )
+                )
+            }
             return TotalsRequest(
                 read: read,
                 indicators: indicators,
@@ -190,7 +219,8 @@ public struct ReportingOperations: Sendable {
                 dimensions: dimensions,
                 groupBy: groupBy,
                 targets: reader.bool("targets") ?? false,
-                csv: reader.oneOf("format", ["json", "csv"]) == "csv"
+                format: TotalsFormat(rawValue: reader.oneOf("format", TotalsFormat.allCases.map(\.rawValue)) ?? "json")
+                    ?? .json
             )
         }
     }
@@ -300,7 +330,20 @@ public struct ReportingOperations: Sendable {
         return [("applied_seq", .int(applied))] + (catalogue.json.objectValue ?? [])
     }
 
-    func totals(_ request: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
+    func totals(_ asked: TotalsRequest, context: RequestContext) async throws -> AnswerFields {
+        var grouped = asked
+        if grouped.format == .dhis2 {
+            guard dhis2 != nil else {
+                throw ProtocolError(
+                    .unavailable,
+                    "this reporting instance has no DHIS2 mapping (--dhis2-mapping or ROOTCAUSES_DHIS2_MAPPING)"
+                )
+            }
+            // As DHIS2 keeps values: one per data element, period, org unit, cell and reporter.
+            grouped.groupBy =
+                [.indicator, .country, .period, .reporter] + catalogue.dimensions.indices.map { .dimension($0) }
+        }
+        let request = grouped
         let filters = request.filters(in: catalogue)
         let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
             request.read,
@@ -335,8 +378,18 @@ public struct ReportingOperations: Sendable {
             }
             return json
         }
-        guard request.csv else {
+        switch request.format {
+        case .json:
             return [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned)), ("rows", .array(rows))]
+        case .dhis2:
+            return [
+                ("applied_seq", .int(applied)),
+                ("as_of_seq", .int(pinned)),
+                ("format", "dhis2"),
+                ("dataValueSet", ["dataValues": .array(try totals.rows.map(dhis2DataValue))]),
+            ]
+        case .csv:
+            break
         }
         // The same rows as a sheet: one column per member a JSON row can have (bounds only when
         // some total is unresolved, targets only when asked), empty where a row has none.
@@ -349,6 +402,37 @@ public struct ReportingOperations: Sendable {
             ("format", "csv"),
             ("text", .string(CSV.table(columns: columns, rows: rows))),
         ]
+    }
+
+    /// A totals row grouped as DHIS2 keeps values, as a DHIS2 data value (values are strings in
+    /// DHIS2's JSON; an estimate is marked by its comment).
+    private func dhis2DataValue(_ row: ReportingQueries.TotalRow) throws -> JSON {
+        guard let mapping = dhis2 else { throw PostgresError(code: .unexpectedResult, message: "no DHIS2 mapping") }
+        func key(_ name: String) -> String { (row.keys[name] ?? nil) ?? "" }
+        var cell: [(String, String)] = []
+        for (index, dimension) in catalogue.dimensions.enumerated() {
+            if let value = row.keys["dimension_\(index)"] ?? nil { cell.append((dimension.name, value)) }
+        }
+        let period = Day(iso: key("period_start"), years: 1...9999).flatMap { start in
+            Day(iso: key("period_end"), years: 1...9999).map { Period(start: start, end: $0) }
+        }
+        guard let dataElement = mapping.dataElements[key("indicator")], let orgUnit = mapping.orgUnits[key("country")],
+            let attributeOptionCombo = mapping.attributeOptionCombos[key("reporter")],
+            let categoryOptionCombo = mapping.categoryOptionCombos[DHIS2Mapping.cellKey(cell)],
+            let periodID = period.flatMap(DHIS2Mapping.periodID)
+        else {
+            throw ProtocolError(
+                .validationFailed,
+                "a total cannot be written for DHIS2: \(key("indicator")) \(key("country")) \(key("reporter")) \(period?.label ?? "?") has no DHIS2 mapping or period type"
+            )
+        }
+        var value: [(String, JSON)] = [
+            ("dataElement", .string(dataElement)), ("period", .string(periodID)), ("orgUnit", .string(orgUnit)),
+            ("categoryOptionCombo", .string(categoryOptionCombo)),
+            ("attributeOptionCombo", .string(attributeOptionCombo)), ("value", .string(canonicalNumber(row.value))),
+        ]
+        if row.estimate { value.append(("comment", "estimate")) }
+        return .object(value)
     }
 
     /// The members of a totals row for these group keys, in `totalsRow`'s order.

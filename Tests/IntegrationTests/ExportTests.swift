@@ -1,6 +1,9 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesTesting
+import Subprocess
+import SystemPackage
 import Testing
 
 extension Integration {
@@ -59,6 +62,129 @@ extension Integration {
                 #expect(wrong.errorCode == "invalid_request")
                 #expect(wrong.detailPaths == ["format"])
                 await intake.close()
+                await reporting.close()
+            }
+        }
+
+        /// Runs `rootcauses import dhis2` against `stack`; returns its status and output.
+        static func importDHIS2(
+            _ path: String,
+            reporter: String,
+            stack: ServiceStack,
+            json: Bool = true
+        ) async throws
+            -> (status: Int32, output: String)
+        {
+            let result = try await Subprocess.run(
+                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                arguments: Arguments(["import", "dhis2", path, "--reporter", reporter] + (json ? ["--json"] : [])),
+                environment: .inherit.updating([
+                    "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_INTAKE": stack.intakeAddress,
+                ]),
+                output: .string(limit: 1 << 22),
+                error: .combinedWithOutput
+            )
+            let status: Int32 =
+                switch result.terminationStatus {
+                case .exited(let code): code
+                case .signaled(let signal): 128 + signal
+                }
+            return (status, result.standardOutput)
+        }
+
+        /// Every reporter's totals exported as DHIS2 dataValueSets, imported into an empty
+        /// database reporter by reporter, give the same totals at DHIS2's granularity; importing
+        /// again changes nothing.
+        @Test func dhis2ExportImportedIntoAnEmptyDatabaseGivesTheSameTotals() async throws {
+            let grouping: JSON = ["indicator", "country", "period", "reporter", "sex", "age"]
+            var files: [(reporter: String, path: String, values: Int)] = []
+            var before: [JSON] = []
+            // Not under the test run's scratch folder: the shared cluster's first start empties it.
+            let folder = "/tmp/rootcauses-dhis2-\(getpid())-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                var lastSeq: Int64 = 0
+                var reporters: [String] = []
+                for line in try sampleSubmissions() {
+                    let answer = try await intake.request(["op": "submit", "submission": line])
+                    lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
+                    if let reporter = line["reporter"]?.stringValue, !reporters.contains(reporter) {
+                        reporters.append(reporter)
+                    }
+                }
+                for reporter in reporters {
+                    let export = try await reporting.request([
+                        "op": "totals", "reporter": .string(reporter), "format": "dhis2", "as_of_seq": .int(lastSeq),
+                        "timeout_ms": 30_000,
+                    ])
+                    try #require(export["ok"] == true, "\(export)")
+                    let document = try #require(export["dataValueSet"])
+                    let values = document["dataValues"]?.arrayValue ?? []
+                    #expect(!values.isEmpty)
+                    for value in values {
+                        for key in ["dataElement", "period", "orgUnit", "categoryOptionCombo", "attributeOptionCombo"] {
+                            #expect(
+                                value[key]?.stringValue?.count == 11 || key == "period",
+                                "\(key) in \(value.serialized)"
+                            )
+                        }
+                        #expect(value["value"]?.stringValue != nil)
+                    }
+                    let path = folder + "/\(reporter).json"
+                    try document.prettyPrinted.write(toFile: path, atomically: true, encoding: .utf8)
+                    files.append((reporter, path, values.count))
+                }
+                let grouped = try await reporting.request([
+                    "op": "totals", "group_by": grouping, "as_of_seq": .int(lastSeq),
+                ])
+                before = grouped["rows"]?.arrayValue ?? []
+                #expect(!before.isEmpty)
+                let refused = try await reporting.request(["op": "totals", "format": "dhis2", "group_by": ["country"]])
+                #expect(refused.errorCode == "invalid_request")
+                #expect(refused.detailPaths == ["group_by"])
+                await intake.close()
+                await reporting.close()
+            }
+            try await withServiceStack { stack in
+                var lastSeq: Int64 = 0
+                for file in files {
+                    let first = try await Self.importDHIS2(file.path, reporter: file.reporter, stack: stack)
+                    #expect(first.status == 0, "\(file.reporter): \(first.output)")
+                    let summary = try JSONParser.parse(first.output)
+                    #expect(summary["status"] == "SUCCESS")
+                    #expect(summary["importCount"]?["imported"]?.int64Value == Int64(file.values))
+                    for submission in summary["submissions"]?.arrayValue ?? [] {
+                        lastSeq = max(lastSeq, submission["seq"]?.int64Value ?? 0)
+                    }
+                    // Again: nothing changes.
+                    let again = try await Self.importDHIS2(file.path, reporter: file.reporter, stack: stack)
+                    let second = try JSONParser.parse(again.output)
+                    #expect(second["importCount"]?["imported"] == 0)
+                    #expect(second["importCount"]?["ignored"]?.int64Value == Int64(file.values))
+                }
+                let reporting = try await stack.reportingClient()
+                let grouped = try await reporting.request([
+                    "op": "totals", "group_by": grouping, "min_seq": .int(lastSeq), "timeout_ms": 30_000,
+                ])
+                let after = grouped["rows"]?.arrayValue ?? []
+                // The same totals; only how many submissions stand behind them differs.
+                func withoutCounts(_ rows: [JSON]) -> Set<String> {
+                    Set(
+                        rows.map { row in
+                            JSON.object((row.objectValue ?? []).filter { $0.0 != "submissions" }).serialized
+                        }
+                    )
+                }
+                #expect(after.count == before.count)
+                #expect(withoutCounts(after) == withoutCounts(before))
+                // A file of another reporter's values imports nothing for this one.
+                let other = try await Self.importDHIS2(files[0].path, reporter: "TREASURY", stack: stack)
+                let skipped = try JSONParser.parse(other.output)
+                #expect(skipped["importCount"]?["imported"] == 0)
+                #expect(skipped["importCount"]?["ignored"]?.int64Value == Int64(files[0].values))
                 await reporting.close()
             }
         }

@@ -28,6 +28,13 @@ struct ReportingCommand: AsyncParsableCommand {
     )
     var primaryDatabaseURL: String?
 
+    @Option(
+        name: .customLong("dhis2-mapping"),
+        help:
+            "How the catalogue maps to DHIS2 metadata, for totals with format dhis2. Env: ROOTCAUSES_DHIS2_MAPPING. Default: Deploy/config/dhis2-mapping.json."
+    )
+    var dhis2Mapping: String?
+
     func run() async throws {
         let templatePath =
             template ?? ServiceOptions.environment["ROOTCAUSES_FACTSHEET_TEMPLATE"] ?? findShippedFile("factsheet.md")
@@ -42,6 +49,11 @@ struct ReportingCommand: AsyncParsableCommand {
                     "path": "\(templatePath)", "highlights": "\(factSheet.highlights.count)",
                 ]
             )
+            let mappingPath =
+                dhis2Mapping ?? ServiceOptions.environment["ROOTCAUSES_DHIS2_MAPPING"]
+                ?? findShippedFile("dhis2-mapping.json")
+            let dhis2 = try mappingPath.map { try DHIS2Mapping.load(path: $0, catalogue: context.catalogue) }
+            if let mappingPath { context.logger.info("DHIS2 mapping loaded", metadata: ["path": "\(mappingPath)"]) }
             let primaryURL = primaryDatabaseURL ?? ServiceOptions.environment["ROOTCAUSES_PRIMARY_DATABASE_URL"]
             // Few connections: only publications and the wait of reads as of a time use it.
             let primary = primaryURL.flatMap { $0.isEmpty ? nil : $0 }.map { url in
@@ -58,7 +70,8 @@ struct ReportingCommand: AsyncParsableCommand {
                 catalogue: context.catalogue,
                 template: factSheet,
                 pool: context.pool,
-                primary: primary
+                primary: primary,
+                dhis2: dhis2
             )
             return (operations.registry, primary.map { [$0] } ?? [])
         }
