@@ -255,14 +255,18 @@ struct TotalsCommand: AsyncParsableCommand {
     )
     var dhis2 = false
 
+    @Flag(help: "Print one reporter's IATI 2.03 activity file of the totals (give exactly one --reporter).")
+    var iati = false
+
     func validate() throws {
         try validateAsOf(asOf, asOfSeq: asOfSeq)
-        if [json, csv, dhis2].filter({ $0 }).count > 1 {
-            throw ValidationError("choose one of --json, --csv and --dhis2")
+        if [json, csv, dhis2, iati].filter({ $0 }).count > 1 {
+            throw ValidationError("choose one of --json, --csv, --dhis2 and --iati")
         }
-        if dhis2, groupBy != nil {
-            throw ValidationError("--dhis2 is grouped as DHIS2 keeps values: leave --group-by out")
+        if dhis2 || iati, groupBy != nil {
+            throw ValidationError("--dhis2 and --iati are grouped as those systems keep values: leave --group-by out")
         }
+        if iati, reporter.count != 1 { throw ValidationError("--iati writes one reporter's file: give one --reporter") }
         var first: Period?
         if let from {
             guard let period = Period.parse(from) else { throw ValidationError(periodProblem("--from", from)) }
@@ -313,12 +317,13 @@ struct TotalsCommand: AsyncParsableCommand {
         if targets { request = request.setting("targets", to: true) }
         if csv { request = request.setting("format", to: "csv") }
         if dhis2 { request = request.setting("format", to: "dhis2") }
+        if iati { request = request.setting("format", to: "iati") }
         let answer = try await addresses.send(.reporting, request)
         if dhis2 {
             print((answer["dataValueSet"] ?? ["dataValues": []]).prettyPrinted)
             return
         }
-        if csv {
+        if csv || iati {
             print(answer["text"]?.stringValue ?? "", terminator: "")
             return
         }

@@ -110,6 +110,8 @@ public struct ReportingOperations: Sendable {
         case csv
         /// `dataValueSet`: a DHIS2 `dataValueSets` document (grouped as DHIS2 keeps values).
         case dhis2
+        /// `text`: one reporter's IATI 2.03 activity file (results by indicator and period).
+        case iati
     }
 
     /// `{"op":"totals","indicator":…,"country":…,"reporter":…,"pillar":…,"period_from":…,"period_to":…,"group_by":[…]}`.
@@ -198,13 +200,26 @@ public struct ReportingOperations: Sendable {
                     }
                 }
             }
-            if reader.object["format"]?.stringValue == TotalsFormat.dhis2.rawValue, reader.object["group_by"] != nil {
+            let format = reader.object["format"]?.stringValue
+            if format == TotalsFormat.iati.rawValue, reporters?.count != 1 {
+                reader.report(
+                    Problem(
+                        path: "reporter",
+                        code: "invalid",
+                        message: "an IATI activity file is one reporter's: give exactly one reporter"
+                    )
+                )
+            }
+            if format == TotalsFormat.dhis2.rawValue || format == TotalsFormat.iati.rawValue,
+                reader.object["group_by"] != nil
+            {
                 reader.report(
                     Problem(
                         path: "group_by",
                         code: "invalid",
-                        message:
-                            "a DHIS2 export is grouped as DHIS2 stores values (data element, period, org unit, category and attribute option combos): leave group_by out"
+                        message: format == TotalsFormat.iati.rawValue
+                            ? "an IATI export is grouped as IATI results are (indicator, period, country and cell): leave group_by out"
+                            : "a DHIS2 export is grouped as DHIS2 stores values (data element, period, org unit, category and attribute option combos): leave group_by out"
                     )
                 )
             }
@@ -343,6 +358,10 @@ public struct ReportingOperations: Sendable {
             grouped.groupBy =
                 [.indicator, .country, .period, .reporter] + catalogue.dimensions.indices.map { .dimension($0) }
         }
+        if grouped.format == .iati {
+            // As IATI results are: per indicator and period, one actual per country and cell.
+            grouped.groupBy = [.indicator, .country, .period] + catalogue.dimensions.indices.map { .dimension($0) }
+        }
         let request = grouped
         let filters = request.filters(in: catalogue)
         let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
@@ -387,6 +406,36 @@ public struct ReportingOperations: Sendable {
                 ("as_of_seq", .int(pinned)),
                 ("format", "dhis2"),
                 ("dataValueSet", ["dataValues": .array(try totals.rows.map(dhis2DataValue))]),
+            ]
+        case .iati:
+            let code = request.reporters?.first ?? ""
+            let name = catalogue.reporters.first { $0.code == code }?.name ?? code
+            var file = IATIActivityFile(reporter: (code, name), catalogue: catalogue)
+            for row in totals.rows {
+                func key(_ name: String) -> String { (row.keys[name] ?? nil) ?? "" }
+                guard let start = Day(iso: key("period_start"), years: 1...9999),
+                    let end = Day(iso: key("period_end"), years: 1...9999)
+                else { continue }
+                var cell: [(String, String)] = []
+                for (index, dimension) in catalogue.dimensions.enumerated() {
+                    if let value = row.keys["dimension_\(index)"] ?? nil { cell.append((dimension.name, value)) }
+                }
+                file.add(
+                    indicator: key("indicator"),
+                    period: Period(start: start, end: end),
+                    actual: .init(
+                        country: key("country"),
+                        cell: cell,
+                        value: canonicalNumber(row.value),
+                        estimate: row.estimate
+                    )
+                )
+            }
+            return [
+                ("applied_seq", .int(applied)),
+                ("as_of_seq", .int(pinned)),
+                ("format", "iati"),
+                ("text", .string(file.xml(generatedAt: IATIActivityFile.now()))),
             ]
         case .csv:
             break

@@ -188,5 +188,67 @@ extension Integration {
                 await reporting.close()
             }
         }
+
+        /// Validates `xml` against the IATI 2.03 activity schema with xmllint; its verdict.
+        static func validateIATI(_ xml: String) async throws -> (valid: Bool, output: String) {
+            let path = "/tmp/rootcauses-iati-\(getpid())-\(UUID().uuidString.prefix(8)).xml"
+            try xml.write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let schema = packageRoot + "/Tests/IntegrationTests/Fixtures/iati-2.03/iati-activities-schema.xsd"
+            let result = try await Subprocess.run(
+                .path(FilePath("/usr/bin/xmllint")),
+                arguments: ["--noout", "--schema", schema, path],
+                output: .string(limit: 1 << 20),
+                error: .combinedWithOutput
+            )
+            return (result.terminationStatus.isSuccess, result.standardOutput)
+        }
+
+        @Test func iatiActivityFileOfOneReporterValidatesAgainstTheIATI203Schema() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                var lastSeq: Int64 = 0
+                for line in try sampleSubmissions() {
+                    let answer = try await intake.request(["op": "submit", "submission": line])
+                    lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
+                }
+                let export = try await reporting.request([
+                    "op": "totals", "reporter": "USAID", "format": "iati", "min_seq": .int(lastSeq),
+                    "timeout_ms": 30_000,
+                ])
+                try #require(export["ok"] == true, "\(export)")
+                #expect(export["format"] == "iati")
+                let xml = try #require(export["text"]?.stringValue)
+                let verdict = try await Self.validateIATI(xml)
+                #expect(verdict.valid, "\(verdict.output)")
+                // One actual per total at IATI's granularity, each with its exact value.
+                let rows =
+                    try await reporting.request([
+                        "op": "totals", "reporter": "USAID",
+                        "group_by": ["indicator", "country", "period", "sex", "age"],
+                        "as_of_seq": export["as_of_seq"] ?? .null,
+                    ])["rows"]?.arrayValue ?? []
+                #expect(!rows.isEmpty)
+                #expect(xml.components(separatedBy: "<actual ").count - 1 == rows.count)
+                for row in rows {
+                    let value = try #require(row["value"]?.numberLiteral)
+                    #expect(xml.contains(#"<actual value="\#(value)">"#))
+                }
+                #expect(xml.contains("<iati-identifier>US-ROOTCAUSES-USAID</iati-identifier>"))
+                // The validation is not a formality: a file without its identifier fails it.
+                let broken = xml.replacingOccurrences(
+                    of: "  <iati-identifier>US-ROOTCAUSES-USAID</iati-identifier>\n",
+                    with: ""
+                )
+                #expect(try await Self.validateIATI(broken).valid == false)
+                // One reporter's file only.
+                let two = try await reporting.request(["op": "totals", "reporter": ["USAID", "DOL"], "format": "iati"])
+                #expect(two.errorCode == "invalid_request")
+                #expect(two.detailPaths == ["reporter"])
+                await intake.close()
+                await reporting.close()
+            }
+        }
     }
 }
