@@ -21,11 +21,15 @@ struct ImportDHIS2Command: AsyncParsableCommand {
         discussion: """
             Each value's data element, org unit, category option combo and attribute option combo are \
             read through the DHIS2 mapping (Deploy/config/dhis2-mapping.json); its period id (2022Q4, \
-            202210, 2022, 2022Oct) becomes a period. The values of one period with the same \
-            disaggregation shape become one submission, dhis2-<period>-<shape>, so importing the same \
-            file again changes nothing (every submission answers duplicate). Values of another \
-            reporter (their attribute option combo), deleted ones and ones that cannot be mapped are \
-            listed and skipped. Prints an import summary like DHIS2's; exits 1 when anything conflicted.
+            202210, 2022, 2022Oct) becomes a period. The values of one indicator, country and period \
+            with the same disaggregation shape become one submission, \
+            dhis2-<period>-<country>-<indicator>-<shape>, so importing the same file again changes \
+            nothing (every submission answers duplicate). Values of another reporter (their attribute \
+            option combo), deleted ones, repeated ones and ones that cannot be mapped are listed and \
+            skipped; values with the default (or no) attribute option combo count as --reporter's. \
+            Prints an import summary like DHIS2's; exits 1 when anything conflicted. For data from \
+            another system: importing a reporter's own export back into the same database counts its \
+            figures twice (they arrive as new submissions).
             """
     )
 
@@ -102,6 +106,8 @@ struct DHIS2ImportPlan {
     /// Values by submission id, in file order of first appearance.
     private var groups: [(id: String, period: String, values: [JSON])] = []
     private var groupIndex: [String: Int] = [:]
+    /// Where each (submission, cell) was first given, to report a value given twice.
+    private var firstIndex: [String: Int] = [:]
 
     init(reporter: String, mapping: DHIS2Mapping) {
         self.reporter = reporter
@@ -168,9 +174,19 @@ struct DHIS2ImportPlan {
             entry = entry.setting("disaggregation", to: .object(cell.map { ($0.0, JSON.string($0.1)) }))
         }
         if field("comment")?.lowercased() == "estimate" { entry = entry.setting("estimate", to: true) }
-        // One submission per period and disaggregation shape (a submission keeps one shape per series).
+        // One submission per series (indicator and country), period and disaggregation shape: a
+        // submission keeps one shape per series, and files split by org unit or data element
+        // each make their own submissions.
         let shape = cell.isEmpty ? "whole" : cell.map(\.0).joined(separator: "+")
-        let id = "dhis2-\(periodID)-\(shape)"
+        let id = "dhis2-\(periodID)-\(country)-\(indicator)-\(shape)"
+        let cellKey = id + "|" + DHIS2Mapping.cellKey(cell)
+        if let first = firstIndex[cellKey] {
+            return summary.conflict(
+                object,
+                "repeats dataValues[\(first)] (the same data element, period, org unit and category option combo for \(reporter))"
+            )
+        }
+        firstIndex[cellKey] = index
         if let existing = groupIndex[id] {
             groups[existing].values.append(entry)
         } else {
@@ -206,7 +222,12 @@ struct DHIS2ImportSummary {
             ignored += planned.valueCount
             ignoredReasons.append((id, "imported before, unchanged"))
         case "conflict":
-            conflicts.append((id, "imported before with other values; send a replacement (replaces) to correct it"))
+            conflicts.append(
+                (
+                    id,
+                    "imported before with other values, which stand; to correct them, submit a submission whose replaces is \(id)"
+                )
+            )
         default:
             conflicts.append((id, describeError(answer).replacingOccurrences(of: "\n", with: " ")))
         }

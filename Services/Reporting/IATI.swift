@@ -63,7 +63,9 @@ struct IATIActivityFile {
                 "    <title><narrative>\(name)</narrative></title>",
                 "    <description><narrative>\(escape(indicator.code)), in \(escape(indicator.unit))</narrative></description>",
             ]
-            for (period, actuals) in (results[indicator.code] ?? [:]).sorted(by: { $0.key.start < $1.key.start }) {
+            for (period, actuals) in (results[indicator.code] ?? [:]).sorted(by: {
+                ($0.key.start, $0.key.end) < ($1.key.start, $1.key.end)
+            }) {
                 lines += [
                     "    <period>",
                     #"     <period-start iso-date="\#(period.start)"/>"#,

@@ -211,6 +211,17 @@ public struct ReportingOperations: Sendable {
                 )
             }
             if format == TotalsFormat.dhis2.rawValue || format == TotalsFormat.iati.rawValue,
+                reader.object["targets"] == true
+            {
+                reader.report(
+                    Problem(
+                        path: "targets",
+                        code: "invalid",
+                        message: "targets are a sheet's column, not part of a \(format ?? "") export: leave targets out"
+                    )
+                )
+            }
+            if format == TotalsFormat.dhis2.rawValue || format == TotalsFormat.iati.rawValue,
                 reader.object["group_by"] != nil
             {
                 reader.report(

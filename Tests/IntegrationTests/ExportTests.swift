@@ -180,6 +180,30 @@ extension Integration {
                 }
                 #expect(after.count == before.count)
                 #expect(withoutCounts(after) == withoutCounts(before))
+                // What DHIS2 calls conflicts: listed by the file's index, the rest imported.
+                let document = try JSONParser.parse(try String(contentsOfFile: files[0].path, encoding: .utf8))
+                let first = try #require(document["dataValues"]?[0])
+                var fresh = first.setting("period", to: "2019Q1")
+                fresh = fresh.setting("value", to: "5")
+                let crafted: JSON = [
+                    "dataValues": [
+                        fresh, fresh.setting("value", to: "6"), first.setting("dataElement", to: "Rxxxxxxxxxx"),
+                        first.setting("period", to: "2019Q2").setting("deleted", to: true),
+                    ]
+                ]
+                let craftedPath = folder + "/crafted.json"
+                try crafted.serialized.write(toFile: craftedPath, atomically: true, encoding: .utf8)
+                let mixed = try await Self.importDHIS2(craftedPath, reporter: files[0].reporter, stack: stack)
+                #expect(mixed.status == 1)
+                let report = try JSONParser.parse(mixed.output)
+                #expect(report["status"] == "WARNING")
+                #expect(report["importCount"]?["imported"] == 1)
+                #expect(report["importCount"]?["ignored"] == 1)
+                let conflicts = report["conflicts"]?.arrayValue ?? []
+                #expect(conflicts.compactMap { $0["object"]?.stringValue } == ["dataValues[1]", "dataValues[2]"])
+                #expect(conflicts.first?["value"]?.stringValue?.contains("repeats dataValues[0]") == true)
+                #expect(conflicts.last?["value"]?.stringValue?.contains("Rxxxxxxxxxx") == true)
+
                 // A file of another reporter's values imports nothing for this one.
                 let other = try await Self.importDHIS2(files[0].path, reporter: "TREASURY", stack: stack)
                 let skipped = try JSONParser.parse(other.output)

@@ -49,11 +49,23 @@ struct ReportingCommand: AsyncParsableCommand {
                     "path": "\(templatePath)", "highlights": "\(factSheet.highlights.count)",
                 ]
             )
-            let mappingPath =
-                dhis2Mapping ?? ServiceOptions.environment["ROOTCAUSES_DHIS2_MAPPING"]
-                ?? findShippedFile("dhis2-mapping.json")
-            let dhis2 = try mappingPath.map { try DHIS2Mapping.load(path: $0, catalogue: context.catalogue) }
-            if let mappingPath { context.logger.info("DHIS2 mapping loaded", metadata: ["path": "\(mappingPath)"]) }
+            // A mapping asked for must load; the shipped one, found by default, only turns DHIS2
+            // exports off when it does not cover the catalogue (a deployment with its own catalogue).
+            let askedMapping = dhis2Mapping ?? ServiceOptions.environment["ROOTCAUSES_DHIS2_MAPPING"]
+            var dhis2: DHIS2Mapping?
+            if let askedMapping {
+                dhis2 = try DHIS2Mapping.load(path: askedMapping, catalogue: context.catalogue)
+            } else if let shipped = findShippedFile("dhis2-mapping.json") {
+                do {
+                    dhis2 = try DHIS2Mapping.load(path: shipped, catalogue: context.catalogue)
+                } catch {
+                    context.logger.warning(
+                        "the shipped DHIS2 mapping does not fit the catalogue; DHIS2 exports are off",
+                        metadata: ["error": "\(error)"]
+                    )
+                }
+            }
+            if dhis2 != nil { context.logger.info("DHIS2 mapping loaded") }
             let primaryURL = primaryDatabaseURL ?? ServiceOptions.environment["ROOTCAUSES_PRIMARY_DATABASE_URL"]
             // Few connections: only publications and the wait of reads as of a time use it.
             let primary = primaryURL.flatMap { $0.isEmpty ? nil : $0 }.map { url in
