@@ -23,21 +23,9 @@ extension Integration {
             environment: [String: String] = [:],
             _ arguments: [String]
         ) async throws -> (status: Int32, output: String) {
-            var variables: [Environment.Key: String?] = ["ROOTCAUSES_TOKEN": token]
-            for (name, value) in environment { variables[Environment.Key(stringLiteral: name)] = value }
-            let result = try await Subprocess.run(
-                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
-                arguments: Arguments(arguments),
-                environment: .inherit.updating(variables),
-                output: .string(limit: 1 << 20),
-                error: .combinedWithOutput
-            )
-            let status: Int32 =
-                switch result.terminationStatus {
-                case .exited(let code): code
-                case .signaled(let signal): 128 + signal
-                }
-            return (status, result.standardOutput)
+            var variables: [String: String?] = ["ROOTCAUSES_TOKEN": token]
+            for (name, value) in environment { variables[name] = value }
+            return try await runRootcauses(arguments, environment: variables)
         }
 
         /// A file in this test process's scratch folder (removed with it).

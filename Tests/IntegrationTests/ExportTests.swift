@@ -13,11 +13,7 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
-                var lastSeq: Int64 = 0
-                for line in try sampleSubmissions() {
-                    let answer = try await intake.request(["op": "submit", "submission": line])
-                    lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
-                }
+                let lastSeq = try await submitSample(through: intake)
                 for shape in [
                     ["indicator", "country"], ["period"], [], ["sex", "age"],
                 ] as [[String]] {
@@ -75,21 +71,10 @@ extension Integration {
         ) async throws
             -> (status: Int32, output: String)
         {
-            let result = try await Subprocess.run(
-                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
-                arguments: Arguments(["import", "dhis2", path, "--reporter", reporter] + (json ? ["--json"] : [])),
-                environment: .inherit.updating([
-                    "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_INTAKE": stack.intakeAddress,
-                ]),
-                output: .string(limit: 1 << 22),
-                error: .combinedWithOutput
+            try await runRootcauses(
+                ["import", "dhis2", path, "--reporter", reporter] + (json ? ["--json"] : []),
+                environment: ["ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_INTAKE": stack.intakeAddress]
             )
-            let status: Int32 =
-                switch result.terminationStatus {
-                case .exited(let code): code
-                case .signaled(let signal): 128 + signal
-                }
-            return (status, result.standardOutput)
         }
 
         /// Every reporter's totals exported as DHIS2 dataValueSets, imported into an empty
@@ -106,11 +91,9 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
-                var lastSeq: Int64 = 0
+                let lastSeq = try await submitSample(through: intake)
                 var reporters: [String] = []
                 for line in try sampleSubmissions() {
-                    let answer = try await intake.request(["op": "submit", "submission": line])
-                    lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
                     if let reporter = line["reporter"]?.stringValue, !reporters.contains(reporter) {
                         reporters.append(reporter)
                     }
@@ -232,11 +215,7 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
-                var lastSeq: Int64 = 0
-                for line in try sampleSubmissions() {
-                    let answer = try await intake.request(["op": "submit", "submission": line])
-                    lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
-                }
+                let lastSeq = try await submitSample(through: intake)
                 let export = try await reporting.request([
                     "op": "totals", "reporter": "USAID", "format": "iati", "min_seq": .int(lastSeq),
                     "timeout_ms": 30_000,

@@ -1,6 +1,10 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesTesting
+import RootcausesTransport
+import Subprocess
+import SystemPackage
 import Testing
 
 /// All integration tests run one at a time: each starts real processes and a database, and
@@ -115,4 +119,40 @@ func parseCSV(_ text: String) -> [[String]] {
     }
     if !field.isEmpty || !row.isEmpty { rows.append(row + [field]) }
     return rows
+}
+
+/// Submits every sample submission through `intake`, requiring each to be stored; the newest seq.
+func submitSample(through intake: ProtocolClient) async throws -> Int64 {
+    var lastSeq: Int64 = 0
+    for line in try sampleSubmissions() {
+        let answer = try await intake.request(["op": "submit", "submission": line])
+        try #require(answer["ok"] == true, "\(answer)")
+        lastSeq = max(lastSeq, answer["seq"]?.int64Value ?? 0)
+    }
+    return lastSeq
+}
+
+/// Runs the `rootcauses` CLI to completion with `environment` added; its exit status and its
+/// output (standard output and error together).
+func runRootcauses(
+    _ arguments: [String],
+    environment: [String: String?] = [:]
+) async throws -> (
+    status: Int32, output: String
+) {
+    var variables: [Environment.Key: String?] = [:]
+    for (name, value) in environment { variables[Environment.Key(stringLiteral: name)] = value }
+    let result = try await Subprocess.run(
+        .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+        arguments: Arguments(arguments),
+        environment: .inherit.updating(variables),
+        output: .string(limit: 1 << 22),
+        error: .combinedWithOutput
+    )
+    let status: Int32 =
+        switch result.terminationStatus {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    return (status, result.standardOutput)
 }
