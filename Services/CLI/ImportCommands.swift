@@ -45,10 +45,10 @@ struct ImportDHIS2Command: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard
-            let cataloguePath = catalogue ?? environment["ROOTCAUSES_CATALOGUE"] ?? findShippedFile("catalogue.json")
-        else { throw CLIError("no catalogue found: pass --catalogue") }
-        let catalogue = try Catalogue.load(path: cataloguePath)
+        // Found as the services find it: the flag, ROOTCAUSES_CATALOGUE, then the shipped file.
+        var catalogueOptions = ServiceOptions()
+        catalogueOptions.catalogue = catalogue
+        let catalogue = try Catalogue.load(path: try catalogueOptions.resolvedCataloguePath())
         guard
             let mappingPath = mapping ?? environment["ROOTCAUSES_DHIS2_MAPPING"]
                 ?? findShippedFile("dhis2-mapping.json")

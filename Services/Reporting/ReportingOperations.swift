@@ -393,24 +393,27 @@ public struct ReportingOperations: Sendable {
             }
         )
         let targets = try await request.targets ? TargetScope(request, catalogue: catalogue, queries: queries) : nil
-        let rows = totals.rows.map { row in
-            var json = totalsRow(row, groupBy: request.groupBy)
-            if let bounds = overlaps?.bounds(of: row) {
-                json = json.setting("value", to: .number("\(bounds.value)"))
-                if let lower = bounds.lower {
-                    json = json.setting("lower", to: .number("\(lower)"))
-                    json = json.setting("upper", to: .number("\(bounds.value)"))
+        // The JSON rows, for the formats made of them (DHIS2 and IATI read the totals directly).
+        func jsonRows() -> [JSON] {
+            totals.rows.map { row in
+                var json = totalsRow(row, groupBy: request.groupBy)
+                if let bounds = overlaps?.bounds(of: row) {
+                    json = json.setting("value", to: .number("\(bounds.value)"))
+                    if let lower = bounds.lower {
+                        json = json.setting("lower", to: .number("\(lower)"))
+                        json = json.setting("upper", to: .number("\(bounds.value)"))
+                    }
                 }
+                if let target = targets?.target(of: row) {
+                    json = json.setting("target", to: .number("\(target.target)"))
+                    json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
+                }
+                return json
             }
-            if let target = targets?.target(of: row) {
-                json = json.setting("target", to: .number("\(target.target)"))
-                json = json.setting("achieved", to: target.achieved.map { .number("\($0)") } ?? .null)
-            }
-            return json
         }
         switch request.format {
         case .json:
-            return [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned)), ("rows", .array(rows))]
+            return [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned)), ("rows", .array(jsonRows()))]
         case .dhis2:
             return [
                 ("applied_seq", .int(applied)),
@@ -451,6 +454,7 @@ public struct ReportingOperations: Sendable {
         case .csv:
             break
         }
+        let rows = jsonRows()
         // The same rows as a sheet: one column per member a JSON row can have (bounds only when
         // some total is unresolved, targets only when asked), empty where a row has none.
         var columns = totalsColumns(groupBy: request.groupBy)

@@ -1,5 +1,8 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOSSL
+import RootcausesJSON
+import RootcausesTransport
 
 #if canImport(Glibc)
 import Glibc
@@ -83,6 +86,38 @@ public final class ManagedProcess: Sendable {
     public func logTail(lines: Int = 20) -> String {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// Waits until this process answers `ping` on `port`, and makes sure it is this process
+    /// answering: a service that failed to bind exits, and whoever holds the port must not
+    /// pass for it.
+    public func waitUntilServing(port: Int, tls: NIOSSLContext? = nil, timeout: Duration = .seconds(60)) async throws {
+        let process = self
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw LaunchError(
+                    "\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())"
+                )
+            }
+            if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port, tls: tls) {
+                let answer = try? await client.request(["op": "ping"])
+                await client.close()
+                if answer?["ok"] == .bool(true) {
+                    switch RootcausesLocalStack.process(process.pid, isListeningOn: port) {
+                    case true?: return
+                    case false?: break  // someone else answered; ours has not bound (yet), or failed to
+                    case nil:
+                        // /proc cannot tell: a service that failed to bind exits at once, so
+                        // being alive a moment after the answer is good enough.
+                        try await Task.sleep(for: .milliseconds(200))
+                        if process.isRunning { return }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LaunchError("\(process.name) did not answer on port \(port) within \(timeout):\n\(process.logTail())")
     }
 
     /// Sends SIGTERM and waits for a graceful exit; SIGKILL after `timeout`. Returns the exit status.

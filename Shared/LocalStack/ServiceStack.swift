@@ -361,7 +361,7 @@ public final class ServiceStack: Sendable {
             let process = try launch(name, port: port, label: label, extra: extra, environment: environment)
             record(process)
             do {
-                try await waitUntilReady(process, port: port)
+                try await process.waitUntilServing(port: port, tls: clientTLS)
                 return (process, port)
             } catch let error as LaunchError {
                 let lostThePort = !process.isRunning && process.logTail(lines: 3).contains("Address already in use")
@@ -409,34 +409,4 @@ public final class ServiceStack: Sendable {
         )
     }
 
-    /// Waits until `process` answers `ping` on `port`, and makes sure it is that process
-    /// answering: a service that failed to bind exits, and whoever holds the port must not
-    /// pass for it.
-    private func waitUntilReady(_ process: ManagedProcess, port: Int, timeout: Duration = .seconds(60)) async throws {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                throw LaunchError(
-                    "\(process.name) exited with status \(process.exitStatus ?? -1) during start:\n\(process.logTail())"
-                )
-            }
-            if let client = try? await ProtocolClient.connect(host: "127.0.0.1", port: port, tls: clientTLS) {
-                let answer = try? await client.request(["op": "ping"])
-                await client.close()
-                if answer?["ok"] == .bool(true) {
-                    switch RootcausesLocalStack.process(process.pid, isListeningOn: port) {
-                    case true?: return
-                    case false?: break  // someone else answered; ours has not bound (yet), or failed to
-                    case nil:
-                        // /proc cannot tell: a service that failed to bind exits at once, so
-                        // being alive a moment after the answer is good enough.
-                        try await Task.sleep(for: .milliseconds(200))
-                        if process.isRunning { return }
-                    }
-                }
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw LaunchError("\(process.name) did not answer on port \(port) within \(timeout):\n\(process.logTail())")
-    }
 }

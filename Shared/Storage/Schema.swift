@@ -462,17 +462,7 @@ public enum Schema {
             try connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey)::bigint)" as PostgresQuery)
             // A schema already current needs no DDL: services whose roles may not change the
             // schema (docs/SECURITY.md) start against a database their owner has migrated.
-            let tableExists =
-                try connection.query(
-                    "SELECT to_regclass('\(unescaped: Storage.Table.schemaMigrations.rawValue)') IS NOT NULL AS present"
-                        as PostgresQuery
-                ).first?.decode(column: "present", as: Bool.self) ?? false
-            let newestApplied =
-                tableExists
-                ? try connection.query(
-                    "SELECT max(version) AS newest FROM \(Storage.Table.schemaMigrations)" as PostgresQuery
-                )
-                .first?.decode(column: "newest", as: Int?.self) : nil
+            let newestApplied = try appliedVersion(connection)
             if newestApplied == currentVersion { return }
             if let newestApplied, newestApplied > currentVersion {
                 throw SchemaError(

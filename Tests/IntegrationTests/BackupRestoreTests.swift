@@ -20,16 +20,12 @@ extension Integration {
     @Suite struct BackupRestoreTests {
         /// Runs one of PostgreSQL's client tools with the superuser's password in its environment.
         static func run(_ tool: String, _ arguments: [String], cluster: LocalCluster) async throws {
-            let result = try await Subprocess.run(
-                .path(FilePath(cluster.binDirectory + "/" + tool)),
-                arguments: Arguments(arguments),
-                environment: .inherit.updating(["PGPASSWORD": cluster.password]),
-                output: .string(limit: 1 << 20),
-                error: .string(limit: 1 << 20)
+            let result = try await runProgram(
+                cluster.binDirectory + "/" + tool,
+                arguments,
+                environment: ["PGPASSWORD": cluster.password]
             )
-            guard result.terminationStatus.isSuccess else {
-                throw LaunchError("\(tool) failed: \(result.standardError)")
-            }
+            guard result.status == 0 else { throw LaunchError("\(tool) failed: \(result.output)") }
         }
 
         @Test func aDumpRestoredIntoAnEmptyDatabaseReproducesAPublishedFactSheetExactly() async throws {

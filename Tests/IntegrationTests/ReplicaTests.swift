@@ -33,17 +33,8 @@ extension Integration {
                 environment: environment,
                 logPath: logDirectory + "/\(name).log"
             )
-            let address = "127.0.0.1:\(port)"
-            for _ in 0..<300 {
-                guard process.isRunning else { throw LaunchError("\(name) exited:\n\(process.logTail())") }
-                if let client = try? await ProtocolClient.connect(address: address) {
-                    let answer = try? await client.request(["op": "ping"])
-                    await client.close()
-                    if answer?["ok"] == true { return (process, address) }
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            throw LaunchError("\(name) did not answer:\n\(process.logTail())")
+            try await process.waitUntilServing(port: port)
+            return (process, "127.0.0.1:\(port)")
         }
 
         /// `url` with another port.

@@ -140,10 +140,22 @@ func runRootcauses(
 ) async throws -> (
     status: Int32, output: String
 ) {
+    try await runProgram(ServiceStack.defaultBinDirectory + "/rootcauses", arguments, environment: environment)
+}
+
+/// Runs `executable` to completion with `environment` added; its exit status and its output
+/// (standard output and error together).
+func runProgram(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String?] = [:]
+) async throws
+    -> (status: Int32, output: String)
+{
     var variables: [Environment.Key: String?] = [:]
     for (name, value) in environment { variables[Environment.Key(stringLiteral: name)] = value }
     let result = try await Subprocess.run(
-        .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+        .path(FilePath(executable)),
         arguments: Arguments(arguments),
         environment: .inherit.updating(variables),
         output: .string(limit: 1 << 22),
