@@ -27,6 +27,8 @@ let package = Package(
         // Metrics: the API in every module, Prometheus text on the metrics port.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // The HTML fact sheet: elements built as values, text escaped by the builder.
+        .package(url: "https://github.com/JohnSundell/Plot.git", from: "0.14.0"),
     ],
     targets: [
         // libpq, the PostgreSQL C client, as a system library.
@@ -171,6 +173,7 @@ let package = Package(
                 "RootcausesService", "RootcausesModel", "RootcausesProtocol", "RootcausesPostgres", "RootcausesStorage",
                 "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Plot", package: "Plot"),
             ],
             path: "Services/Reporting",
             exclude: ["Command"]

@@ -376,7 +376,13 @@ struct FactSheetCommand: AsyncParsableCommand {
 
     @OptionGroup var addresses: ServiceAddresses
 
-    @Option(help: "markdown or json.") var format: String = "markdown"
+    @Option(
+        help:
+            "markdown, json, html (one self-contained file with charts and explanations) or pdf (the HTML printed by headless Chromium; needs -o)."
+    )
+    var format: String = "markdown"
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Write the fact sheet to this file.")
+    var output: String?
     @Option(help: "The fact sheet's date, YYYY-MM-DD (default: today).") var date: String?
     @Option(name: .customLong("min-seq"), help: "Wait until every submission up to this seq is aggregated.") var minSeq:
         Int64?
@@ -395,7 +401,9 @@ struct FactSheetCommand: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON answer (with --format markdown, the Markdown is in its text).") var json = false
 
     func validate() throws {
-        try validateFactSheetOptions(date: date, format: format)
+        try validateFactSheetOptions(date: date, format: format, allowed: ["markdown", "json", "html", "pdf"])
+        if format == "pdf", output == nil { throw ValidationError("--format pdf writes a file: give -o FILE") }
+        if format == "pdf", json { throw ValidationError("--format pdf writes a file, not JSON: leave out --json") }
         try validateAsOf(asOf, asOfSeq: asOfSeq)
         if publishedID != nil, date != nil || asOf != nil || asOfSeq != nil {
             throw ValidationError(
@@ -405,19 +413,26 @@ struct FactSheetCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var request: JSON = ["op": "factsheet", "format": .string(format)]
+        var request: JSON = ["op": "factsheet", "format": .string(format == "pdf" ? "html" : format)]
         if let date { request = request.setting("date", to: .string(date)) }
         if let minSeq { request = request.setting("min_seq", to: .int(minSeq)) }
         if let asOfSeq { request = request.setting("as_of_seq", to: .int(asOfSeq)) }
         if let asOf { request = request.setting("as_of", to: .string(asOf)) }
         if let publishedID { request = request.setting("published_id", to: .string(publishedID)) }
         let answer = try await addresses.send(.reporting, request)
+        let document: String
         if json {
-            print(answer.prettyPrinted)
+            document = answer.prettyPrinted
         } else if format == "json" {
-            print(answer.withoutEnvelope.prettyPrinted)
+            document = answer.withoutEnvelope.prettyPrinted
         } else {
-            print(answer["text"]?.stringValue ?? "")
+            document = answer["text"]?.stringValue ?? ""
+        }
+        guard let output else { return print(document) }
+        if format == "pdf" {
+            try await printToPDF(html: document, output: output)
+        } else {
+            try writeOutput(document + (document.hasSuffix("\n") ? "" : "\n"), to: output)
         }
     }
 }
@@ -528,14 +543,16 @@ struct StatusCommand: AsyncParsableCommand {
 }
 
 /// Checks a fact sheet's `--date` (a real day, YYYY-MM-DD, years 1900-9999) and `--format`.
-func validateFactSheetOptions(date: String?, format: String) throws {
+func validateFactSheetOptions(date: String?, format: String, allowed: [String] = ["markdown", "json"]) throws {
     if let date, Day(iso: date) == nil {
         throw ValidationError(
             "--date \(date) is not a day: write YYYY-MM-DD, e.g. 2023-02-06, with a year from \(Day.supportedYears.lowerBound) to \(Day.supportedYears.upperBound)"
         )
     }
-    guard format == "markdown" || format == "json" else {
-        throw ValidationError("--format \(format) is not markdown or json")
+    guard allowed.contains(format) else {
+        throw ValidationError(
+            "--format \(format) is not " + allowed.dropLast().joined(separator: ", ") + " or " + allowed.last!
+        )
     }
 }
 

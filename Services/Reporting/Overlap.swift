@@ -154,6 +154,15 @@ extension ReportingOperations {
             return (taken, overlap)
         }
 
+        /// Every point behind a fact sheet number where reporters' figures meet, resolved or
+        /// open, by country and period (a document drawn twice must come out the same).
+        func points(indicator: String, countries: [String]?) -> [Point] {
+            points.filter {
+                $0.indicator.code == indicator && (countries?.contains($0.country) ?? true)
+                    && ($0.adjustment != nil || $0.isOpen)
+            }.sorted { ($0.country, $0.periodStart, $0.periodEnd) < ($1.country, $1.periodStart, $1.periodEnd) }
+        }
+
         /// The adjustments in force behind the row, each with the point's figures.
         func adjustments(in row: ReportingQueries.TotalRow) -> [Point] {
             points.filter { $0.adjustment != nil && contains(row, $0) }

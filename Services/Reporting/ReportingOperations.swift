@@ -251,17 +251,22 @@ public struct ReportingOperations: Sendable {
         }
     }
 
-    /// `{"op":"factsheet","date":"2023-02-06","format":"markdown"}`.
+    /// `{"op":"factsheet","date":"2023-02-06","format":"markdown"}` (or `json`, or `html`).
     struct FactSheetRequest: OperationInput {
+        enum Format: String, CaseIterable {
+            case markdown, json, html
+        }
+
         var read: ReadConsistency
         var date: Day?
-        var json: Bool
+        var format: Format
+        var json: Bool { format == .json }
         /// A published fact sheet to answer as it was published.
         var publishedID: String?
 
         static func decode(from reader: FieldReader) -> FactSheetRequest? {
             let read = ReadConsistency(from: reader)
-            let format = reader.oneOf("format", ["markdown", "json"])
+            let format = reader.oneOf("format", Format.allCases.map(\.rawValue)).flatMap(Format.init) ?? .markdown
             let date = reader.parsed("date", expected: "a day written YYYY-MM-DD, from 1900 to 9999") { Day(iso: $0) }
             let publishedID = reader.string("published_id")
             ReportingOperations.checkIdentifier(publishedID, "published_id", in: reader)
@@ -271,7 +276,7 @@ public struct ReportingOperations: Sendable {
                     reader.report(key, code: "invalid", "a published fact sheet is fixed: leave out '\(key)'")
                 }
             }
-            return FactSheetRequest(read: read, date: date, json: format == "json", publishedID: publishedID)
+            return FactSheetRequest(read: read, date: date, format: format, publishedID: publishedID)
         }
     }
 
@@ -515,6 +520,7 @@ public struct ReportingOperations: Sendable {
     }
 
     func factSheet(_ request: FactSheetRequest, context: RequestContext) async throws -> AnswerFields {
+        if request.format == .html { return try await htmlFactSheet(request) }
         if let id = request.publishedID { return try await publishedFactSheet(id: id, json: request.json) }
         let (applied, pinned, sheet) = try await renderFactSheet(date: request.date ?? Day.today(), read: request.read)
         var fields: AnswerFields = [("applied_seq", .int(applied)), ("as_of_seq", .int(pinned))]
@@ -529,10 +535,16 @@ public struct ReportingOperations: Sendable {
 
     /// Fills the template for `date` from totals pinned like every read. Asking again with the
     /// same date and the answer's as_of_seq gives the same fact sheet, whatever arrived since.
-    private func renderFactSheet(
+    func renderFactSheet(
         date: Day,
         read: ReadConsistency
     ) async throws -> (applied: Int64, asOfSeq: Int64, sheet: FactSheet) {
+        let (applied, inputs) = try await factSheetInputs(date: date, read: read)
+        return (applied, inputs.asOfSeq, template.render(date: date, catalogue: catalogue, total: inputs.total(of:)))
+    }
+
+    /// Everything the fact sheet's numbers for `date` are made of, pinned like every read.
+    func factSheetInputs(date: Day, read: ReadConsistency) async throws -> (applied: Int64, inputs: FactSheetInputs) {
         // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
         let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
             read,
@@ -555,25 +567,17 @@ public struct ReportingOperations: Sendable {
         )
         // Exact numbers for the sums; a value PostgreSQL spelled in a way Decimal cannot read is an error.
         let series = try totals.rows.map { row in
-            (row: row, exact: try Decimal.decode(postgresText: row.value))
+            FactSheetInputs.Series(row: row, exact: try Decimal.decode(postgresText: row.value))
         }
-        // Each placeholder names one indicator: look at its rows only.
-        let byIndicator = Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" }
-        let shares = try await sharesAchieved(date: date, asOfSeq: pinned)
-        let sheet = template.render(date: date, catalogue: catalogue) { placeholder in
-            if let share = shares[placeholder.source] { return share }
-            var number = total(of: placeholder, in: byIndicator[placeholder.indicator] ?? [])
-            if placeholder.reporters == nil, let overlaps {
-                let (taken, openOverlap) = overlaps.adjustment(
-                    indicator: placeholder.indicator,
-                    countries: placeholder.countries
-                )
-                number.exact -= taken
-                number.lower = openOverlap.map { number.exact - $0 }
-            }
-            return number
-        }
-        return (applied, pinned, sheet)
+        let inputs = FactSheetInputs(
+            date: date,
+            asOfSeq: pinned,
+            // Each placeholder names one indicator: look at its rows only.
+            byIndicator: Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" },
+            overlaps: overlaps,
+            shares: try await sharesAchieved(date: date, asOfSeq: pinned)
+        )
+        return (applied, inputs)
     }
 
     /// For each share-achieved placeholder: the reporter's result in the fiscal year (periods
@@ -787,14 +791,14 @@ public struct ReportingOperations: Sendable {
 
     // MARK: - Publications
 
-    private func unknownPublication(_ id: String, path: String) -> ProtocolError {
+    func unknownPublication(_ id: String, path: String) -> ProtocolError {
         ProtocolError.validationFailed(
             [Problem(path: path, code: "unknown_publication", message: "there is no publication '\(id)'")],
             lead: "no such publication"
         )
     }
 
-    private func publicationFields(_ publication: ReportingQueries.Publication) -> AnswerFields {
+    func publicationFields(_ publication: ReportingQueries.Publication) -> AnswerFields {
         [
             ("publication_id", .string(publication.id)),
             ("date", .string(publication.date)),
@@ -1033,24 +1037,5 @@ public struct ReportingOperations: Sendable {
         members.append(("submissions", .int(row.submissions)))
         members.append(("estimate", .bool(row.estimate)))
         return .object(members)
-    }
-
-    private func total(
-        of placeholder: FactSheetPlaceholder,
-        in series: [(row: ReportingQueries.TotalRow, exact: Decimal)]
-    ) -> NumberTotal {
-        var exact = Decimal(0)
-        var estimate = false
-        var submissions = 0
-        for (entry, value) in series {
-            guard let indicator = entry.keys["indicator"] ?? nil, let country = entry.keys["country"] ?? nil,
-                let reporter = entry.keys["reporter"] ?? nil, indicator == placeholder.indicator,
-                placeholder.countries?.contains(country) ?? true, placeholder.reporters?.contains(reporter) ?? true
-            else { continue }
-            exact += value
-            estimate = estimate || entry.estimate
-            submissions += entry.submissions
-        }
-        return NumberTotal(exact: exact, estimate: estimate, submissionCount: submissions)
     }
 }

@@ -281,32 +281,23 @@ public struct FactSheetTemplate: Sendable {
             cache[placeholder.source] = result
             return result
         }
-        func fill(_ segments: [TemplateSegment]) -> (String, [FactSheet.Number]) {
-            var text = ""
-            var numbers: [FactSheet.Number] = []
+        func fill(_ segments: [TemplateSegment]) -> FactSheet.Paragraph {
+            var pieces: [FactSheet.Piece] = []
             for segment in segments {
                 switch segment {
-                case .text(let t): text += t
-                case .date: text += date.monthAndYear
-                case .number(let placeholder):
-                    let n = number(placeholder)
-                    text += n.phrased.text
-                    numbers.append(n)
+                case .text(let t): pieces.append(.text(t))
+                case .date: pieces.append(.text(date.monthAndYear))
+                case .number(let placeholder): pieces.append(.number(number(placeholder)))
                 }
             }
-            return (text, numbers)
-        }
-        let preambleTexts = preamble.map { fill($0).0 }
-        let rendered = highlights.map { highlight -> FactSheet.Highlight in
-            let (text, numbers) = fill(highlight.body)
-            return FactSheet.Highlight(heading: highlight.heading, text: text, numbers: numbers)
+            return FactSheet.Paragraph(pieces: pieces)
         }
         return FactSheet(
             title: title,
             date: date,
-            preamble: preambleTexts,
-            highlights: rendered,
-            closing: closing.map { fill($0).0 }
+            preambleParagraphs: preamble.map(fill),
+            highlights: highlights.map { FactSheet.Highlight(heading: $0.heading, paragraph: fill($0.body)) },
+            closingParagraphs: closing.map(fill)
         )
     }
 }
@@ -353,17 +344,55 @@ public struct FactSheet: Sendable {
         public let lower: Decimal?
     }
 
+    /// A piece of filled-in text: words as written, or a number from the data.
+    public enum Piece: Sendable {
+        case text(String)
+        case number(Number)
+    }
+
+    /// A filled-in paragraph, kept in pieces so a renderer can mark and link each number.
+    public struct Paragraph: Sendable {
+        public let pieces: [Piece]
+
+        public var text: String {
+            pieces.map {
+                switch $0 {
+                case .text(let text): text
+                case .number(let number): number.phrased.text
+                }
+            }.joined()
+        }
+
+        public var numbers: [Number] {
+            pieces.compactMap {
+                if case .number(let number) = $0 { number } else { nil }
+            }
+        }
+    }
+
     public struct Highlight: Sendable {
         public let heading: String
-        public let text: String
-        public let numbers: [Number]
+        public let paragraph: Paragraph
+        public var text: String { paragraph.text }
+        public var numbers: [Number] { paragraph.numbers }
     }
 
     public let title: String
     public let date: Day
-    public let preamble: [String]
+    public let preambleParagraphs: [Paragraph]
     public let highlights: [Highlight]
-    public let closing: [String]
+    public let closingParagraphs: [Paragraph]
+
+    public var preamble: [String] { preambleParagraphs.map(\.text) }
+    public var closing: [String] { closingParagraphs.map(\.text) }
+
+    /// Every number, once each (by placeholder), in order of appearance.
+    public var numbers: [Number] {
+        var seen = Set<String>()
+        return (preambleParagraphs + highlights.map(\.paragraph) + closingParagraphs).flatMap(\.numbers).filter {
+            seen.insert($0.placeholder.source).inserted
+        }
+    }
 
     /// The lead: preamble paragraphs other than the date line and the closing "...include:" line.
     public var lead: String {

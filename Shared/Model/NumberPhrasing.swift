@@ -172,3 +172,34 @@ extension NumberPhrasing {
         return PhrasedNumber(exact: achieved, rounded: rounded, qualifier: nil, figure: "\(rounded)%")
     }
 }
+
+extension NumberPhrasing {
+    /// An exact figure for a table: every digit, thousands separated, money with `$`
+    /// (`$4,278,572`, `1,312`, `$12.5`).
+    public static func exactFigure(_ value: Decimal, isMoney: Bool) -> String {
+        let sign = value < 0 ? "-" : ""
+        let magnitude = grouped(value < 0 ? -value : value)
+        return sign + (isMoney ? "$" : "") + magnitude
+    }
+
+    /// A short label for a chart, rounded to three significant figures at most
+    /// (`$179M`, `$1.25B`, `90,412`, `17.3M`); the exact figure is in the chart's title.
+    public static func compactFigure(_ value: Decimal, isMoney: Bool) -> String {
+        let sign = value < 0 ? "-" : ""
+        let magnitude = value < 0 ? -value : value
+        let prefix = sign + (isMoney ? "$" : "")
+        if magnitude >= 1_000_000_000 { return prefix + shortened(magnitude, by: 9) + "B" }
+        if magnitude >= 1_000_000 { return prefix + shortened(magnitude, by: 6) + "M" }
+        var rounded = Decimal()
+        var copy = magnitude
+        NSDecimalRound(&rounded, &copy, 0, .plain)
+        return prefix + grouped(rounded)
+    }
+
+    /// `value / 10^power` with one or two decimals, as three significant figures need.
+    private static func shortened(_ value: Decimal, by power: Int) -> String {
+        let whole = Decimal(sign: .plus, exponent: value.exponent - power, significand: value.significand)
+        let decimals = whole >= 100 ? 0 : whole >= 10 ? 1 : 2
+        return scaled(value, by: power, decimals: decimals)
+    }
+}
