@@ -174,6 +174,9 @@ let package = Package(
                 "RootcausesJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Plot", package: "Plot"),
+                // Subscriptions run as a service beside the server, and count themselves.
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Services/Reporting",
             exclude: ["Command"]

@@ -49,9 +49,35 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-intake"), help: "Skip the intake throughput, lag and catch-up runs.")
     var skipIntake = false
 
+    @Option(help: "Connections subscribed to live totals on one reporting process; 0 to skip.")
+    var subscribers: Int = 1000
+
+    @Option(name: .customLong("subscription-changes"), help: "Changes timed from ack to every subscriber's event.")
+    var subscriptionChanges: Int = 30
+
+    @Option(
+        name: .customLong("subscription-queries"),
+        help: "Distinct queries the subscribers watch, comma-separated runs (1: all watch one number)."
+    )
+    var subscriptionQueries: String = "1,10"
+
     func run() async throws {
         guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
             throw ValidationError("counts must be positive, and --values at most 10000")
+        }
+        guard (0...1000).contains(subscribers), subscriptionChanges > 0 else {
+            throw ValidationError(
+                "--subscribers takes 0 to 1000 (reporting serves 1,024 connections); --subscription-changes a positive count"
+            )
+        }
+        if subscribers > 0 { SubscriptionBench.raiseOpenFileLimit() }
+        let queryCounts = try subscriptionQueries.split(separator: ",").map { text -> Int in
+            guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...20).contains(count) else {
+                throw ValidationError(
+                    "--subscription-queries takes counts from 1 to 20, comma-separated, not '\(text)'"
+                )
+            }
+            return count
         }
         let instanceCounts = try catchUp.split(separator: ",").map { text -> Int in
             guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...16).contains(count) else {
@@ -80,6 +106,17 @@ struct BenchCommand: AsyncParsableCommand {
             if !skipIntake {
                 try await measure(running: running, cells: Array(cells.prefix(values)))
                 for count in instanceCounts { try await measureCatchUp(stack: running.stack, instances: count) }
+            }
+            if subscribers > 0 {
+                for queries in queryCounts {
+                    try await SubscriptionBench(
+                        stack: running.stack,
+                        catalogue: catalogue,
+                        subscribers: subscribers,
+                        queries: queries,
+                        changes: subscriptionChanges
+                    ).run()
+                }
             }
             if !sizes.isEmpty {
                 // Reads are timed with one aggregation instance, as a small deployment runs.

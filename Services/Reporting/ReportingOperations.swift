@@ -14,6 +14,8 @@ public struct ReportingOperations: Sendable {
     let template: FactSheetTemplate
     let queries: ReportingQueries
     let dhis2: DHIS2Mapping?
+    /// Live totals: run it as a service beside the server.
+    public let subscriptions: SubscriptionHub
 
     static let defaultTimeoutMilliseconds: Int64 = 5_000
     static let maximumTimeoutMilliseconds: Int64 = 60_000
@@ -31,7 +33,14 @@ public struct ReportingOperations: Sendable {
         self.catalogue = catalogue
         self.template = template
         self.dhis2 = dhis2
-        self.queries = ReportingQueries(pool: pool, primary: primary, catalogue: catalogue)
+        let queries = ReportingQueries(pool: pool, primary: primary, catalogue: catalogue)
+        self.queries = queries
+        self.subscriptions = SubscriptionHub(
+            appliedSeq: { try await queries.appliedSeq() },
+            logger: Self.subscriptionLogger
+        )
+        let operations = self
+        subscriptions.attach { request, seq in try await operations.pinnedTotals(request, asOfSeq: seq) }
     }
 
     public var registry: OperationRegistry {
@@ -56,6 +65,13 @@ public struct ReportingOperations: Sendable {
                     decode: { [catalogue] in ExplainRequest.decode(from: $0, catalogue: catalogue) },
                     handler: explain
                 ),
+                Operation(
+                    "subscribe",
+                    access: .read,
+                    decode: { [catalogue] in SubscribeRequest.decode(from: $0, catalogue: catalogue) },
+                    handler: subscribe
+                ),
+                Operation("unsubscribe", UnsubscribeRequest.self, access: .read, handler: unsubscribe),
             ]
         )
     }
@@ -69,6 +85,8 @@ public struct ReportingOperations: Sendable {
         var timeoutMilliseconds: Int64
         var asOfSeq: Int64?
         var asOf: Timestamp?
+        /// A watermark the caller has already read (a subscription's refresh): no need to ask.
+        var knownApplied: Int64?
 
         init(from reader: FieldReader) {
             minSeq = reader.integer("min_seq", in: 0...Int64.max)
@@ -985,6 +1003,7 @@ public struct ReportingOperations: Sendable {
     /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
     func waitForApplied(_ request: ReadConsistency) async throws -> Int64 {
         let read = try await resolvingTime(request)
+        if let known = read.knownApplied, known >= read.waitFor ?? 0 { return known }
         var applied = try await queries.appliedSeq()
         guard let minSeq = read.waitFor, applied < minSeq else { return applied }
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(read.timeoutMilliseconds))

@@ -88,10 +88,13 @@ public struct Session: Sendable {
     public var identity: Identity?
     /// The peer's address, for logs and for throttling failed attempts.
     public var peer: String
+    /// Where the connection's pushed lines go; `nil` in process.
+    public var events: (any EventSink)?
 
-    public init(identity: Identity? = nil, peer: String = "in-process") {
+    public init(identity: Identity? = nil, peer: String = "in-process", events: (any EventSink)? = nil) {
         self.identity = identity
         self.peer = peer
+        self.events = events
     }
 }
 

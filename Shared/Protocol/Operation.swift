@@ -7,10 +7,22 @@ public struct RequestContext: Sendable {
     public var logger: Logger
     /// The connection's key; `nil` only for open ops sent before `auth`.
     public var identity: Identity?
+    /// The connection's pushed lines (subscriptions); `nil` in process.
+    public var events: (any EventSink)?
+    /// Whether the request's key is still valid, asked again later by work that outlives the
+    /// request (a subscription stops when its key is revoked). Always true without a key.
+    public var keyStillValid: @Sendable () async throws -> Bool
 
-    public init(logger: Logger, identity: Identity? = nil) {
+    public init(
+        logger: Logger,
+        identity: Identity? = nil,
+        events: (any EventSink)? = nil,
+        keyStillValid: @escaping @Sendable () async throws -> Bool = { true }
+    ) {
         self.logger = logger
         self.identity = identity
+        self.events = events
+        self.keyStillValid = keyStillValid
     }
 
     /// The connection's key, for handlers of ops that need one (the responder has checked it).

@@ -113,7 +113,17 @@ public struct Responder: Sendable {
                     details: [["supported": .array(registry.names.map(JSON.string))]]
                 )
             }
-            let context = RequestContext(logger: logger, identity: session.identity)
+            let authenticator = self.authenticator
+            let identity = session.identity
+            let context = RequestContext(
+                logger: logger,
+                identity: identity,
+                events: session.events,
+                keyStillValid: {
+                    guard let identity else { return true }
+                    return try await authenticator.isValid(identity)
+                }
+            )
             guard operation.access != .open else {
                 return try await operation.respond(to: request.body, context: context)
             }

@@ -5,7 +5,7 @@ import RootcausesStorage
 import RootcausesTransport
 
 /// The version every service reports in `hello`.
-public let rootcausesVersion = "0.6.0"
+public let rootcausesVersion = "0.7.0"
 
 /// Options every service takes. Each has an environment fallback, so containers are
 /// configured with variables and people with flags.

@@ -24,12 +24,17 @@ public final class ProtocolClient: Sendable {
     /// fails with `NoUnaskedAnswer` if the connection closed without one.
     private let unaskedAnswer: EventLoopFuture<InboundFrame>
 
-    private init(channel: any Channel, unaskedAnswer: EventLoopFuture<InboundFrame>) {
+    /// Lines the server pushed (subscription events: an `event` and no `ok`), in order, kept
+    /// apart from answers. The stream ends when the connection does; it buffers what is not
+    /// read yet, so a client that subscribes reads it.
+    public let events: AsyncStream<JSON>
+
+    private init(channel: any Channel, unaskedAnswer: EventLoopFuture<InboundFrame>, events: AsyncStream<JSON>) {
         self.channel = channel
         self.unaskedAnswer = unaskedAnswer
+        self.events = events
     }
 
-    /// Connects to `host:port`.
     /// Connects to `host:port`; with `tls`, over TLS (the server's certificate is verified for
     /// `host`, a name or an IP address).
     public static func connect(
@@ -40,6 +45,7 @@ public final class ProtocolClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ProtocolClient {
         let unasked = group.any().makePromise(of: InboundFrame.self)
+        let (events, pushed) = AsyncStream.makeStream(of: JSON.self)
         do {
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
@@ -55,14 +61,16 @@ public final class ProtocolClient: Sendable {
                         }
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
+                            PushedEventSplitter(events: pushed),
                             UnaskedAnswerCatcher(unasked: unasked),
                             RequestResponseHandler<ByteBuffer, InboundFrame>()
                         )
                     }
                 }
                 .connect(host: host, port: port).get()
-            return ProtocolClient(channel: channel, unaskedAnswer: unasked.futureResult)
+            return ProtocolClient(channel: channel, unaskedAnswer: unasked.futureResult, events: events)
         } catch {
+            pushed.finish()
             unasked.fail(UnaskedAnswerCatcher.NoUnaskedAnswer())
             throw ClientError("cannot connect to \(host):\(port): \(error)")
         }
@@ -233,6 +241,38 @@ public func parseAddress(_ address: String) throws -> (host: String, port: Int) 
 /// Sits before the `RequestResponseHandler`, which takes an answer nobody asked for as an error
 /// and loses it: the first such answer (a server's refusal, sent before any request) is kept in
 /// a promise instead. Counts the requests written below it; touched only on the event loop.
+/// Takes the lines the server pushed out of the answers' way: a line that holds `"event":` is
+/// parsed, and one whose top level has `event` and no `ok` goes to the client's `events`.
+final class PushedEventSplitter: ChannelInboundHandler {
+    typealias InboundIn = InboundFrame
+    typealias InboundOut = InboundFrame
+
+    private static let marker = Array(#""event":"#.utf8)
+    private let events: AsyncStream<JSON>.Continuation
+
+    init(events: AsyncStream<JSON>.Continuation) { self.events = events }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        if case .line(let buffer) = frame, buffer.readableBytesView.firstRange(of: Self.marker) != nil,
+            let line = try? JSONParser.parse(Array(buffer.readableBytesView)), line["event"] != nil, line["ok"] == nil
+        {
+            events.yield(line)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        events.finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        events.finish()
+    }
+}
+
 final class UnaskedAnswerCatcher: ChannelDuplexHandler {
     typealias InboundIn = InboundFrame
     typealias InboundOut = InboundFrame

@@ -199,7 +199,9 @@ public final class ProtocolServer: Service, Sendable {
             returnMemoryAfterBurst()
         }
         // Requests of a connection are answered one after the other: its session needs no lock.
-        var session = Session(peer: Self.host(of: channel.remoteAddress))
+        let events = ConnectionEvents(channel: channel)
+        defer { events.closed() }
+        var session = Session(peer: Self.host(of: channel.remoteAddress), events: events)
         do {
             try await connection.executeThenClose { inbound, _ in
                 for try await frame in inbound {
@@ -211,6 +213,7 @@ public final class ProtocolServer: Service, Sendable {
                         // (a large one, or the last before a half-close or shutdown).
                         try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
                     }
+                    events.answered()
                     if case .line(let line) = frame { pending.answered(line) }
                     guard keepOpen, connections.markIdle(token) else { break }
                 }

@@ -28,7 +28,7 @@ extension Integration {
                             "hello", "ping", "auth", "health", "ready", "indicators", "totals", "factsheet", "history",
                             "publish",
                             "published",
-                            "diff", "explain",
+                            "diff", "explain", "subscribe", "unsubscribe",
                         ]
                     ),
                 ]

@@ -85,7 +85,7 @@ struct ReportingCommand: AsyncParsableCommand {
                 primary: primary,
                 dhis2: dhis2
             )
-            return (operations.registry, primary.map { [$0] } ?? [])
+            return (operations.registry, (primary.map { [$0] } ?? []) + [operations.subscriptions])
         }
     }
 }
