@@ -49,6 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-intake"), help: "Skip the intake throughput, lag and catch-up runs.")
     var skipIntake = false
 
+    @Flag(help: "Print each figure as one JSON object a line ({\"figure\":…}), for scripts.")
+    var json = false
+
     @Option(help: "Connections subscribed to live totals on one reporting process; 0 to skip.")
     var subscribers: Int = 1000
 
@@ -62,6 +65,10 @@ struct BenchCommand: AsyncParsableCommand {
     var subscriptionQueries: String = "1,10"
 
     func run() async throws {
+        try await BenchOutput.$json.withValue(json) { try await measureAll() }
+    }
+
+    private func measureAll() async throws {
         guard submissions > 0, values > 0, values <= 10_000, clients > 0, window > 0, lagSamples > 0 else {
             throw ValidationError("counts must be positive, and --values at most 10000")
         }
@@ -147,7 +154,8 @@ struct BenchCommand: AsyncParsableCommand {
         copyTimes.sort()
         let copySeconds = copyTimes[1]
         let copyRate = Double(totalValues) / copySeconds
-        print(
+        BenchOutput.figure(
+            "raw_copy",
             String(
                 format:
                     "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of 3; %.0f to %.0f)",
@@ -156,7 +164,11 @@ struct BenchCommand: AsyncParsableCommand {
                 copyRate,
                 Double(totalValues) / copyTimes[2],
                 Double(totalValues) / copyTimes[0]
-            )
+            ),
+            [
+                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(copySeconds)),
+                ("values_per_second", BenchOutput.number(copyRate, decimals: 0)),
+            ]
         )
 
         // 2. Durable intake: every answer comes after its commit. The request lines are made
@@ -187,7 +199,8 @@ struct BenchCommand: AsyncParsableCommand {
         for intake in connections { await intake.close() }
         let intakeSeconds = (ContinuousClock.now - started).seconds
         let intakeRate = Double(totalValues) / intakeSeconds
-        print(
+        BenchOutput.figure(
+            "intake",
             String(
                 format:
                     "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY",
@@ -196,7 +209,13 @@ struct BenchCommand: AsyncParsableCommand {
                 intakeRate,
                 Double(submissions) / intakeSeconds,
                 100 * intakeRate / copyRate
-            )
+            ),
+            [
+                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(intakeSeconds)),
+                ("values_per_second", BenchOutput.number(intakeRate, decimals: 0)),
+                ("submissions_per_second", BenchOutput.number(Double(submissions) / intakeSeconds, decimals: 0)),
+                ("share_of_raw_copy", BenchOutput.number(intakeRate / copyRate, decimals: 3)),
+            ]
         )
 
         // Let aggregation drain the backlog before measuring lag.
@@ -205,11 +224,11 @@ struct BenchCommand: AsyncParsableCommand {
         _ = try await reporting.expectOK([
             "op": "totals", "indicator": "firms_supported", "min_seq": .int(submissions), "timeout_ms": 60_000,
         ])
-        print(
-            String(
-                format: "aggregation drained the backlog %.2f s after the last ack",
-                (ContinuousClock.now - drainStart).seconds
-            )
+        let drainSeconds = (ContinuousClock.now - drainStart).seconds
+        BenchOutput.figure(
+            "drain",
+            String(format: "aggregation drained the backlog %.2f s after the last ack", drainSeconds),
+            [("seconds", BenchOutput.number(drainSeconds))]
         )
 
         // 3. Ack-to-visible lag while one connection keeps intake busy.
@@ -250,7 +269,8 @@ struct BenchCommand: AsyncParsableCommand {
         await reporting.close()
         lags.sort()
         func percentile(_ p: Double) -> Double { lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
-        print(
+        BenchOutput.figure(
+            "lag",
             String(
                 format:
                     "ack-to-visible lag under load (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
@@ -259,7 +279,12 @@ struct BenchCommand: AsyncParsableCommand {
                 percentile(0.95),
                 percentile(0.99),
                 lags.last!
-            )
+            ),
+            [
+                ("samples", .int(Int64(lags.count))), ("p50_ms", BenchOutput.number(percentile(0.5))),
+                ("p95_ms", BenchOutput.number(percentile(0.95))), ("p99_ms", BenchOutput.number(percentile(0.99))),
+                ("max_ms", BenchOutput.number(lags.last!)),
+            ]
         )
     }
 
@@ -333,7 +358,8 @@ struct BenchCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(10))
         }
         let seconds = (ContinuousClock.now - started).seconds
-        print(
+        BenchOutput.figure(
+            "catch_up",
             String(
                 format:
                     "aggregation catch-up of %d values with %d instance%@: %.2f s = %.0f values/s; partitions held: %@",
@@ -343,7 +369,13 @@ struct BenchCommand: AsyncParsableCommand {
                 seconds,
                 Double(backlog) / seconds,
                 held.map(String.init).joined(separator: ", ")
-            )
+            ),
+            [
+                ("values", .int(Int64(backlog))), ("instances", .int(Int64(instances))),
+                ("seconds", BenchOutput.number(seconds)),
+                ("values_per_second", BenchOutput.number(Double(backlog) / seconds, decimals: 0)),
+                ("partitions_held", .array(held.map { .int(Int64($0)) })),
+            ]
         )
     }
 
@@ -432,4 +464,23 @@ private func benchSubmission(_ id: String, values: [JSON]) -> JSON {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// How `bench` prints its figures: a sentence each on a terminal, or with `--json` one JSON
+/// object a line (`{"figure":"intake",…}`), for scripts that track them.
+enum BenchOutput {
+    @TaskLocal static var json = false
+
+    static func figure(_ name: String, _ text: String, _ fields: [(String, JSON)]) {
+        if json {
+            print(JSON.object([("figure", .string(name))] + fields).serialized)
+        } else {
+            print(text)
+        }
+    }
+
+    /// A measured figure for JSON, to `decimals` places.
+    static func number(_ value: Double, decimals: Int = 2) -> JSON {
+        .number(String(format: "%.\(decimals)f", value))
+    }
 }

@@ -72,14 +72,24 @@ struct ImportDHIS2Command: AsyncParsableCommand {
             NumberedSubmission(lineNumber: $0.offset + 1, submission: $0.element.submission)
         }
         var outcomes: [JSON] = []
+        // A progress bar for a person at a terminal; nothing of it in a pipe or a file.
+        let progress =
+            !json && isatty(STDERR_FILENO) == 1
+            ? ProgressBar(
+                submissions: plan.submissions.count,
+                values: plan.submissions.reduce(0) { $0 + $1.valueCount }
+            )
+            : nil
         _ = try await submitLines(
             numbered,
             to: addresses.intakeAddress,
             token: try addresses.token(for: addresses.intakeAddress),
             tls: try addresses.tls(),
             dryRun: dryRun,
+            progress: { done, values in progress?.update(submissions: done, values: values) },
             report: { _, answer in outcomes.append(answer) }
         )
+        progress?.finish()
         var summary = plan.summary
         for (planned, answer) in zip(plan.submissions, outcomes) {
             summary.record(planned, answer: answer)

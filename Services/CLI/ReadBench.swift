@@ -34,13 +34,18 @@ struct ReadBench {
             }
             let (applySeconds, applied) = try await waitForAggregation()
             try await vacuumAnalyze()
-            print(
+            BenchOutput.figure(
+                "reads_loaded",
                 String(
                     format: "reads at %d stored values (%d submissions); aggregation applied the load in %.1f s",
                     stored,
                     applied,
                     applySeconds
-                )
+                ),
+                [
+                    ("stored_values", .int(Int64(stored))), ("submissions", .int(applied)),
+                    ("apply_seconds", BenchOutput.number(applySeconds)),
+                ]
             )
             try await measure(appliedSeq: applied)
             try await measureExplain()
@@ -84,7 +89,8 @@ struct ReadBench {
                     times.append((ContinuousClock.now - started).seconds * 1000)
                 }
                 times.sort()
-                print(
+                BenchOutput.figure(
+                    "read",
                     String(
                         format: "  %@, %@: p50 %.2f ms, p99 %.2f ms (%d requests; answer %d bytes)",
                         name,
@@ -93,7 +99,13 @@ struct ReadBench {
                         percentile(times, 0.99),
                         samples,
                         size
-                    )
+                    ),
+                    [
+                        ("shape", .string(name)), ("when", .string(when)),
+                        ("p50_ms", BenchOutput.number(percentile(times, 0.5))),
+                        ("p99_ms", BenchOutput.number(percentile(times, 0.99))), ("requests", .int(Int64(samples))),
+                        ("answer_bytes", .int(Int64(size))),
+                    ]
                 )
             }
         }
@@ -127,7 +139,8 @@ struct ReadBench {
         ]
         func report(_ name: String, _ times: [Double], _ size: Int) {
             let sorted = times.sorted()
-            print(
+            BenchOutput.figure(
+                "explain",
                 String(
                     format: "  %@: p50 %.2f ms, p99 %.2f ms (%d requests; answer %d bytes)",
                     name,
@@ -135,7 +148,12 @@ struct ReadBench {
                     percentile(sorted, 0.99),
                     sorted.count,
                     size
-                )
+                ),
+                [
+                    ("shape", .string(name)), ("p50_ms", BenchOutput.number(percentile(sorted, 0.5))),
+                    ("p99_ms", BenchOutput.number(percentile(sorted, 0.99))), ("requests", .int(Int64(sorted.count))),
+                    ("answer_bytes", .int(Int64(size))),
+                ]
             )
         }
         for (name, request) in shapes {
@@ -184,13 +202,18 @@ struct ReadBench {
                     times.append((ContinuousClock.now - started).seconds * 1000)
                 }
                 times.sort()
-                print(
+                BenchOutput.figure(
+                    "plain_sql",
                     String(
                         format: "  %@: median %.0f ms, max %.0f ms (5 runs)",
                         name,
                         percentile(times, 0.5),
                         times.last!
-                    )
+                    ),
+                    [
+                        ("shape", .string(name)), ("median_ms", BenchOutput.number(percentile(times, 0.5))),
+                        ("max_ms", BenchOutput.number(times.last!)),
+                    ]
                 )
             }
         }
@@ -376,18 +399,25 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 /// Resident and peak memory of each service process, from /proc.
 func printServiceMemory(_ stack: ServiceStack, when: String) {
     var parts: [String] = []
+    var fields: [(String, JSON)] = [("when", .string(when))]
     for process in stack.processes where process.isRunning {
         guard let status = try? String(contentsOfFile: "/proc/\(process.pid)/status", encoding: .utf8) else {
             continue
         }
-        func field(_ name: String) -> String {
+        func megabytes(_ name: String) -> Double {
             let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
-            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-            return String(format: "%.0f MB", Double(kilobytes) / 1024)
+            return Double(Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
         }
-        parts.append("\(process.name) \(field("VmRSS")) (peak \(field("VmHWM")))")
+        let (resident, peak) = (megabytes("VmRSS"), megabytes("VmHWM"))
+        parts.append(String(format: "%@ %.0f MB (peak %.0f MB)", process.name, resident, peak))
+        fields.append(
+            (
+                process.name,
+                ["rss_mb": BenchOutput.number(resident, decimals: 0), "peak_mb": BenchOutput.number(peak, decimals: 0)]
+            )
+        )
     }
-    print("memory \(when): " + parts.joined(separator: ", "))
+    BenchOutput.figure("memory", "memory \(when): " + parts.joined(separator: ", "), fields)
 }
 
 /// Values of committed submissions (those with a seq): what aggregation has to apply.

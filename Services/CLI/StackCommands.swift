@@ -30,6 +30,8 @@ struct StackOptions: ParsableArguments {
 struct LocalStack {
     let stack: ServiceStack
     let cluster: LocalCluster?
+    /// Where the admin key's token is kept (0600).
+    let tokenFile: String
 
     /// Starts PostgreSQL (unless a URL is given) and the three services. Fixed ports (non-zero)
     /// are checked first: a taken one fails at once, naming it, before anything starts.
@@ -104,7 +106,7 @@ struct LocalStack {
             try? await cluster?.stop()
             throw error
         }
-        return LocalStack(stack: stack, cluster: cluster)
+        return LocalStack(stack: stack, cluster: cluster, tokenFile: tokenFile)
     }
 
     /// Stops the services gracefully, then the private cluster if one was started.
@@ -224,8 +226,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "markdown or json.")
     var format: String = "markdown"
 
+    @Flag(help: "Print one JSON object: what was loaded, and the fact sheet's answer in --format.")
+    var json = false
+
     func validate() throws {
-        try validateFactSheetOptions(date: date, format: format)
+        try validateFactSheetOptions(date: date, format: format, allowed: ["markdown", "json", "html"])
     }
 
     func run() async throws {
@@ -252,6 +257,7 @@ struct DemoCommand: AsyncParsableCommand {
             // What happened after the submissions: corrections, a retraction, targets, and the
             // analysts' resolutions of overlapping figures.
             var lastSeq = summary.lastSeq
+            var historyStatuses: [String: Int]?
             if let history = historyPath(besides: samplePath) {
                 // Deduplications are checked against the aggregated figures: let them catch up first.
                 _ = try await call(
@@ -260,10 +266,13 @@ struct DemoCommand: AsyncParsableCommand {
                     token: running.stack.adminToken,
                     ["op": "indicators", "min_seq": .int(summary.lastSeq), "timeout_ms": 30_000]
                 )
-                lastSeq = max(
-                    lastSeq,
-                    try await loadHistory(history, to: running.stack.intakeAddress, token: running.stack.adminToken)
+                let loaded = try await loadHistory(
+                    history,
+                    to: running.stack.intakeAddress,
+                    token: running.stack.adminToken
                 )
+                lastSeq = max(lastSeq, loaded.newest)
+                historyStatuses = loaded.statuses
             }
             let answer = try await call(
                 "reporting",
@@ -274,7 +283,28 @@ struct DemoCommand: AsyncParsableCommand {
                     "min_seq": .int(lastSeq), "timeout_ms": 30_000,
                 ]
             )
-            if format == "json" {
+            if json {
+                // One object for scripts: what was loaded, and the fact sheet's answer.
+                var result: [(String, JSON)] = [
+                    (
+                        "submissions",
+                        [
+                            "accepted": .int(Int64(summary.accepted)), "duplicate": .int(Int64(summary.duplicate)),
+                            "failed": .int(Int64(summary.failed)), "last_seq": .int(summary.lastSeq),
+                        ]
+                    )
+                ]
+                if let historyStatuses {
+                    result.append(
+                        (
+                            "history",
+                            .object(historyStatuses.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })
+                        )
+                    )
+                }
+                result.append(("factsheet", answer.withoutEnvelope))
+                print(JSON.object(result).prettyPrinted)
+            } else if format == "json" {
                 print(answer.withoutEnvelope.prettyPrinted)
             } else {
                 print(answer["text"]?.stringValue ?? "")
@@ -300,7 +330,11 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// Sends each line of `path` (an intake request) in order; returns the newest seq. Sent
     /// again, every request answers duplicate: nothing changes.
-    private func loadHistory(_ path: String, to address: String, token: String?) async throws -> Int64 {
+    private func loadHistory(
+        _ path: String,
+        to address: String,
+        token: String?
+    ) async throws -> (newest: Int64, statuses: [String: Int]) {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var newest: Int64 = 0
         var statuses: [String: Int] = [:]
@@ -316,7 +350,7 @@ struct DemoCommand: AsyncParsableCommand {
         progress(
             "history: " + statuses.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         )
-        return newest
+        return (newest, statuses)
     }
 
     private func findSample() -> String? {
@@ -339,6 +373,11 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("intake-port")) var intakePort: Int = 7401
     @Option(name: .customLong("aggregation-port")) var aggregationPort: Int = 7402
     @Option(name: .customLong("reporting-port")) var reportingPort: Int = 7403
+    @Flag(
+        help:
+            "Print one JSON line when the stack is up (its addresses and admin token file) and one when it stops, for scripts that wait on it."
+    )
+    var json = false
 
     func run() async throws {
         // Trap the signals before anything starts, so Ctrl-C during start-up still cleans up.
@@ -351,6 +390,16 @@ struct UpCommand: AsyncParsableCommand {
         progress(
             "up: intake \(running.stack.intakeAddress), aggregation \(running.stack.aggregationAddresses[0]), reporting \(running.stack.reportingAddress). Ctrl-C to stop."
         )
+        if json {
+            let up: JSON = [
+                "event": "up", "intake": .string(running.stack.intakeAddress),
+                "aggregation": .array(running.stack.aggregationAddresses.map(JSON.string)),
+                "reporting": .string(running.stack.reportingAddress),
+                "admin_token_file": .string(running.tokenFile),
+            ]
+            // Written straight to the descriptor: a script reading a pipe sees it now, not at exit.
+            FileHandle.standardOutput.write(Data((up.serialized + "\n").utf8))
+        }
         // Until Ctrl-C, or until one of our services exits on its own: then the stack is broken.
         let exited = await withTaskGroup(of: ManagedProcess?.self) { group in
             group.addTask { await running.stack.firstExit() }
@@ -365,12 +414,19 @@ struct UpCommand: AsyncParsableCommand {
         guard let exited else {
             progress("stopping")
             await running.stop(log: progress)
+            if json { FileHandle.standardOutput.write(Data(#"{"event":"stopped"}"#.utf8 + [0x0A])) }
             return
         }
         progress(
             "\(exited.name) exited with status \(exited.exitStatus ?? -1); stopping the rest. The end of its log (\(exited.logPath)):\n\(exited.logTail(lines: 10))"
         )
         await running.stop(log: progress)
+        if json {
+            let stopped: JSON = [
+                "event": "stopped", "failed": .string(exited.name), "exit_status": .int(Int64(exited.exitStatus ?? -1)),
+            ]
+            FileHandle.standardOutput.write(Data((stopped.serialized + "\n").utf8))
+        }
         throw ExitCode(1)
     }
 }

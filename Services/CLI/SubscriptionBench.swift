@@ -115,10 +115,12 @@ struct SubscriptionBench {
         await readers.value
         latencies.sort()
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        print(
+        firsts.sort()
+        BenchOutput.figure(
+            "subscriptions",
             String(
                 format:
-                    "subscriptions: %d subscribers of %d queries on one reporting process, %d changes (%d events): ack to event p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
+                    "subscriptions: %d subscribers of %d queries on one reporting process, %d changes (%d events): ack to event p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; the first subscriber of a change p50 %.1f ms",
                 subscribers,
                 indicators.count,
                 changes,
@@ -126,16 +128,16 @@ struct SubscriptionBench {
                 percentile(0.5),
                 percentile(0.95),
                 percentile(0.99),
-                latencies.last ?? 0
-            )
-        )
-        firsts.sort()
-        print(
-            String(
-                format: "subscriptions: the first subscriber of each change: p50 %.1f ms, max %.1f ms",
-                firsts[firsts.count / 2],
-                firsts.last ?? 0
-            )
+                latencies.last ?? 0,
+                firsts[firsts.count / 2]
+            ),
+            [
+                ("subscribers", .int(Int64(subscribers))), ("queries", .int(Int64(indicators.count))),
+                ("changes", .int(Int64(changes))), ("events", .int(Int64(latencies.count))),
+                ("p50_ms", BenchOutput.number(percentile(0.5))), ("p95_ms", BenchOutput.number(percentile(0.95))),
+                ("p99_ms", BenchOutput.number(percentile(0.99))), ("max_ms", BenchOutput.number(latencies.last ?? 0)),
+                ("first_subscriber_p50_ms", BenchOutput.number(firsts[firsts.count / 2])),
+            ]
         )
     }
 

@@ -313,6 +313,65 @@ extension Integration {
             }
         }
 
+        /// `import` shows the same bar as `submit` on a terminal, and nothing of it in a pipe.
+        @Test func importShowsAProgressBarOnATerminalOnly() async throws {
+            try await withServiceStack { stack in
+                _ = try await submitSample(through: try await stack.intakeClient())
+                let export = try await runRootcauses(
+                    ["totals", "--reporter", "DOL", "--dhis2", "--min-seq", "1"],
+                    environment: ["ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress]
+                )
+                #expect(export.status == 0, "\(export.output)")
+                let file = "/tmp/rootcauses-tests-\(getpid())-dol-dhis2.json"
+                try export.output.write(toFile: file, atomically: true, encoding: .utf8)
+                defer { unlink(file) }
+                let environment: [String: String?] = [
+                    "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_INTAKE": stack.intakeAddress,
+                ]
+                let command = [
+                    ServiceStack.defaultBinDirectory + "/rootcauses", "import", "dhis2", file, "--reporter", "DOL",
+                ]
+                .map { "'\($0)'" }.joined(separator: " ")
+                let onTerminal = try await runProgram(
+                    "/usr/bin/script",
+                    ["-q", "-e", "-c", command, "/dev/null"],
+                    environment: environment
+                )
+                #expect(onTerminal.status == 0, "\(onTerminal.output)")
+                #expect(
+                    onTerminal.output.contains(" submissions, ") && onTerminal.output.contains("ETA"),
+                    "\(onTerminal.output)"
+                )
+                let inPipe = try await runRootcauses(
+                    ["import", "dhis2", file, "--reporter", "DOL"],
+                    environment: environment
+                )
+                #expect(inPipe.status == 0, "\(inPipe.output)")
+                #expect(!inPipe.output.contains("ETA"))
+                #expect(!inPipe.output.contains("\u{1B}["))
+            }
+        }
+
+        /// `demo --json` prints one JSON object on standard output: what it loaded, and the fact sheet.
+        @Test func demoWithJSONPrintsOneObject() async throws {
+            let url = try await TestDatabase.create()
+            let folder = "/tmp/rootcauses-tests-\(getpid())/demo-json"
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let result = try await Subprocess.run(
+                .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                arguments: ["demo", "--data-dir", folder, "--database-url", url, "--json"],
+                output: .string(limit: 1 << 22),
+                error: .string(limit: 1 << 22)
+            )
+            #expect(result.terminationStatus.isSuccess, "\(result.standardError)")
+            let answer = try JSONParser.parse(result.standardOutput)
+            #expect(answer["submissions"]?["accepted"] == 269)
+            #expect(answer["submissions"]?["failed"] == 0)
+            #expect(answer["history"]?["retracted"] == 1)
+            #expect(answer["factsheet"]?["format"] == "markdown")
+            #expect(answer["factsheet"]?["text"]?.stringValue?.contains("more than 90,000") == true)
+        }
+
         /// The admin's key commands, and a reporter's key used from a private file.
         @Test func keysAreMadeListedUsedAndRevokedFromTheCommandLine() async throws {
             try await withServiceStack { stack in
@@ -504,7 +563,7 @@ extension Integration {
                 arguments: Arguments([
                     "up", "--data-dir", folder, "--database-url", url,
                     "--intake-port", String(try freeTCPPort()), "--aggregation-port", String(try freeTCPPort()),
-                    "--reporting-port", String(reportingPort),
+                    "--reporting-port", String(reportingPort), "--json",
                 ]),
                 input: .none,
                 output: .fileDescriptor(log, closeAfterSpawningProcess: true),
@@ -523,6 +582,16 @@ extension Integration {
             let output = readLog()
             #expect(result.terminationStatus == .exited(1), "\(output)")
             #expect(output.contains("reporting exited with status 137; stopping the rest"), "\(output)")
+            // With --json, a line for scripts when it was up and one when it stopped.
+            let events = output.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap {
+                try? JSONParser.parse(String($0))
+            }
+            #expect(events.first?["event"] == "up")
+            #expect(events.first?["reporting"] == .string("127.0.0.1:\(reportingPort)"))
+            #expect(events.first?["admin_token_file"] == .string(folder + "/admin.token"))
+            #expect(events.last?["event"] == "stopped")
+            #expect(events.last?["failed"] == "reporting")
+            #expect(events.last?["exit_status"] == 137)
             try? FileManager.default.removeItem(atPath: folder)
         }
     }
