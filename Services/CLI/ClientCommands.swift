@@ -5,6 +5,7 @@ import RootcausesJSON
 import RootcausesModel
 import RootcausesProtocol
 import RootcausesTransport
+import UnixSignals
 
 struct SubmitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -258,8 +259,20 @@ struct TotalsCommand: AsyncParsableCommand {
     @Flag(help: "Print one reporter's IATI 2.03 activity file of the totals (give exactly one --reporter).")
     var iati = false
 
+    @Flag(
+        help:
+            "Keep watching: subscribe, and print the rows again each time they change (with --json, each event as a line) until Ctrl-C."
+    )
+    var watch = false
+
     func validate() throws {
         try validateAsOf(asOf, asOfSeq: asOfSeq)
+        if watch, asOf != nil || asOfSeq != nil {
+            throw ValidationError("--watch follows the data as it changes: leave out --as-of and --as-of-seq")
+        }
+        if watch, csv || dhis2 || iati {
+            throw ValidationError("--watch prints tables or JSON: leave out --csv, --dhis2 and --iati")
+        }
         if [json, csv, dhis2, iati].filter({ $0 }).count > 1 {
             throw ValidationError("choose one of --json, --csv, --dhis2 and --iati")
         }
@@ -318,6 +331,7 @@ struct TotalsCommand: AsyncParsableCommand {
         if csv { request = request.setting("format", to: "csv") }
         if dhis2 { request = request.setting("format", to: "dhis2") }
         if iati { request = request.setting("format", to: "iati") }
+        if watch { return try await watch(request, keys: keys) }
         let answer = try await addresses.send(.reporting, request)
         if dhis2 {
             print((answer["dataValueSet"] ?? ["dataValues": []]).prettyPrinted)
@@ -331,6 +345,10 @@ struct TotalsCommand: AsyncParsableCommand {
             print(answer.prettyPrinted)
             return
         }
+        printRows(answer, keys: keys)
+    }
+
+    private func printRows(_ answer: JSON, keys: [String]) {
         let rows = answer["rows"]?.arrayValue ?? []
         let columns =
             keys.flatMap { $0 == "period" ? ["period"] : $0 == "indicator" ? ["indicator"] : [$0] }
@@ -350,6 +368,53 @@ struct TotalsCommand: AsyncParsableCommand {
         print(
             "(as of seq \(answer["as_of_seq"]?.serialized ?? "?"); \(rows.count) row\(rows.count == 1 ? "" : "s"))"
         )
+    }
+
+    /// `subscribe`, then the rows again at each event until Ctrl-C or the connection ends.
+    private func watch(_ totals: JSON, keys: [String]) async throws {
+        let request = totals.setting("op", to: "subscribe").setting("id", to: "watch")
+        let address = addresses.reportingAddress
+        let client = try await connect(
+            to: "reporting",
+            at: address,
+            token: try addresses.token(for: address),
+            tls: try addresses.tls()
+        )
+        let answer = try await client.request(request)
+        guard answer["ok"] == true else {
+            await client.close()
+            throw CLIError(
+                "reporting refused the subscription: \(answer["error"]?["message"]?.stringValue ?? answer.serialized)"
+            )
+        }
+        func show(_ state: JSON) {
+            if json {
+                print(state.serialized)
+            } else {
+                print("")
+                printRows(state, keys: keys)
+            }
+            fflush(nil)
+        }
+        show(answer.withoutEnvelope)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in client.events {
+                    if event["event"] == "ended" {
+                        FileHandle.standardError.write(
+                            Data("rootcauses: \(event["message"]?.stringValue ?? "the subscription ended")\n".utf8)
+                        )
+                        return
+                    }
+                    show(event)
+                }
+            }
+            group.addTask { for await _ in signals { return } }
+            await group.next()
+            group.cancelAll()
+        }
+        await client.close()
     }
 }
 

@@ -4,6 +4,7 @@ import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
 import RootcausesTesting
+import RootcausesTransport
 import Subprocess
 import SystemPackage
 import Testing
@@ -349,6 +350,50 @@ extension Integration {
                 #expect(inPipe.status == 0, "\(inPipe.output)")
                 #expect(!inPipe.output.contains("ETA"))
                 #expect(!inPipe.output.contains("\u{1B}["))
+            }
+        }
+
+        /// `totals --watch --json` prints the answer, then a line per change, until Ctrl-C.
+        @Test func totalsWatchPrintsEachChangeUntilInterrupted() async throws {
+            try await withServiceStack { stack in
+                let folder = "/tmp/rootcauses-tests-\(getpid())/watch"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: folder) }
+                let logPath = folder + "/watch.out"
+                let log = try FileDescriptor.open(
+                    FilePath(logPath),
+                    .writeOnly,
+                    options: [.create, .truncate],
+                    permissions: [.ownerReadWrite]
+                )
+                let lines: @Sendable () -> [JSON] = {
+                    ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n")
+                        .compactMap { try? JSONParser.parse(String($0)) }
+                }
+                let intake = try await stack.intakeClient()
+                let result = try await Subprocess.run(
+                    .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                    arguments: ["totals", "--watch", "--json", "--indicator", "jobs_created", "--group-by", "country"],
+                    environment: .inherit.updating([
+                        "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress,
+                    ]),
+                    input: .none,
+                    output: .fileDescriptor(log, closeAfterSpawningProcess: true),
+                    error: .discarded
+                ) { execution in
+                    try await waitFor(seconds: 30) { !lines().isEmpty }
+                    _ = try await intake.expectOK(
+                        submitRequest(submission("USAID-W-1", values: [value("jobs_created", "GT", 42)]))
+                    )
+                    try await waitFor(seconds: 30) { lines().count >= 2 }
+                    try execution.send(signal: .interrupt)
+                }
+                #expect(result.terminationStatus.isSuccess)
+                let seen = lines()
+                #expect(seen.first?["subscription"] == "watch")
+                #expect(seen.first?["rows"] == [])
+                #expect(seen.last?["event"] == "totals")
+                #expect(seen.last?["rows"]?[0]?["value"] == 42)
             }
         }
 
