@@ -32,6 +32,12 @@ func printToPDF(html: String, output: String) async throws {
     let page = folder.appendingPathComponent("factsheet.html")
     try writeOutput(html, to: page.path)
     let target = URL(fileURLWithPath: output).standardizedFileURL.path
+    // Chromium may exit 0 without printing: only a file it made now counts.
+    if FileManager.default.fileExists(atPath: target) {
+        do { try FileManager.default.removeItem(atPath: target) } catch {
+            throw CLIError("cannot replace \(output): \(error.localizedDescription)")
+        }
+    }
     var arguments = [
         "--headless", "--disable-gpu", "--no-first-run", "--no-pdf-header-footer",
         "--user-data-dir=\(folder.appendingPathComponent("profile").path)",

@@ -223,7 +223,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The fact sheet's date, YYYY-MM-DD. The sample data is as of the seed fact sheet's date.")
     var date: String = "2023-02-06"
 
-    @Option(help: "markdown or json.")
+    @Option(help: "markdown, json or html.")
     var format: String = "markdown"
 
     @Flag(help: "Print one JSON object: what was loaded, and the fact sheet's answer in --format.")

@@ -205,11 +205,28 @@ extension ReportingOperations {
                 limit: FactSheetDocument.entriesShown + 1,
                 catalogue: catalogue
             )
+            // A share of a target adds up the reporter's figures of its fiscal year only.
+            var rows = inputs.rows(of: placeholder)
+            if placeholder.achievedFiscalYear != nil {
+                rows = try await queries.totals(
+                    filters: ReportingQueries.Filters(
+                        indicators: [indicator.code],
+                        countries: placeholder.countries ?? indicator.countries,
+                        reporters: placeholder.reporters,
+                        from: selection.from,
+                        to: selection.to,
+                        startedBy: date,
+                        asOfSeq: inputs.asOfSeq
+                    ),
+                    groupBy: [.indicator, .country, .reporter],
+                    catalogue: catalogue
+                ).rows.map { FactSheetInputs.Series(row: $0, exact: try Decimal.decode(postgresText: $0.value)) }
+            }
             explanations.append(
                 FactSheetDocument.Explanation(
                     number: number,
                     indicator: indicator,
-                    rows: inputs.rows(of: placeholder),
+                    rows: rows,
                     overlaps: placeholder.reporters == nil
                         ? inputs.overlaps?.points(indicator: indicator.code, countries: placeholder.countries) ?? []
                         : [],

@@ -1,5 +1,6 @@
 import Foundation
 import Plot
+import RootcausesJSON
 import RootcausesModel
 
 /// The fact sheet as one self-contained HTML file: inline CSS and SVG, no script, nothing
@@ -30,7 +31,7 @@ struct FactSheetHTML {
                 .element(
                     named: "main",
                     nodes: [
-                        element("header", [], [element("h1", [], [text(sheet.title)])])
+                        element("header", [("id", "top")], [element("h1", [], [text(sheet.title)])])
                     ]
                         + sheet.preambleParagraphs.map { paragraph($0, class: paragraphClass($0)) }
                         + [legend()]
@@ -449,23 +450,43 @@ struct FactSheetHTML {
                             [("class", "note")],
                             [
                                 text(
-                                    "The first \(FactSheetDocument.entriesShown) values are shown. The explain operation with indicator \(indicator.code), date \(document.sheet.date) and as_of_seq \(document.asOfSeq) lists them all."
+                                    "The first \(FactSheetDocument.entriesShown) values are shown. The explain operation lists them all: "
+                                        + explainHint(placeholder, indicator: indicator) + "."
                                 )
                             ]
                         ) : .empty,
                     element(
                         "p",
                         [],
-                        [element("a", [("href", "#h-\(highlightIndex(of: number) + 1)")], [text("Back")])]
+                        [
+                            element(
+                                "a",
+                                [("href", highlightIndex(of: number).map { "#h-\($0 + 1)" } ?? "#top")],
+                                [text("Back")]
+                            )
+                        ]
                     ),
                 ]
         )
     }
 
-    private func highlightIndex(of number: FactSheet.Number) -> Int {
+    /// The highlight the number is in; `nil` for a number of the lead or the closing.
+    private func highlightIndex(of number: FactSheet.Number) -> Int? {
         document.sheet.highlights.firstIndex {
             $0.numbers.contains { $0.placeholder.source == number.placeholder.source }
-        } ?? 0
+        }
+    }
+
+    /// The `explain` request that pages through a number's values.
+    private func explainHint(_ placeholder: FactSheetPlaceholder, indicator: Indicator) -> String {
+        var request: [(String, JSON)] = [("op", "explain"), ("indicator", .string(indicator.code))]
+        if let countries = placeholder.countries { request.append(("country", .array(countries.map(JSON.string)))) }
+        if let reporters = placeholder.reporters { request.append(("reporter", .array(reporters.map(JSON.string)))) }
+        if let year = placeholder.achievedFiscalYear {
+            request += [("period_from", .string("FY\(year)")), ("period_to", .string("FY\(year)"))]
+        }
+        request += [("date", .string(document.sheet.date.description)), ("as_of_seq", .int(document.asOfSeq))]
+        return JSON.object(request).serialized
     }
 
     private func overlapTable(_ points: [ReportingOperations.OverlapBounds.Point], indicator: Indicator) -> Content {

@@ -72,9 +72,16 @@ extension ReportingOperations {
             seq: seq
         )
         let hub = subscriptions
-        sink.onClose { hub.removeAll(of: sink) }
-        // Events follow the acknowledgement, never precede it.
-        sink.afterAnswer { [id = request.id] in hub.activate(id: id, sink: sink) }
+        if hub.watchConnection(sink) { sink.onClose { hub.removeAll(of: sink) } }
+        // Events follow the acknowledgement, never precede it; an error answer (the key was
+        // found revoked beside the read) leaves no subscription behind.
+        sink.afterAnswer { [id = request.id] succeeded in
+            if succeeded {
+                hub.activate(id: id, sink: sink)
+            } else {
+                hub.discard(id: id, sink: sink)
+            }
+        }
         return [("subscription", request.id)] + answer
     }
 

@@ -153,6 +153,14 @@ public final class SubscriptionHub: Service, Sendable {
         var groups: [String: Group] = [:]
         var groupOf: [Key: String] = [:]
         var count = 0
+        /// Connections whose end already removes their subscriptions.
+        var watched: Set<ObjectIdentifier> = []
+        /// The seq of the last refresh, and whether a group joined since with older rows (read
+        /// before that refresh, which did not know it): then the next poll reads again.
+        var refreshedSeq: Int64 = -1
+        var refreshAgain = false
+        /// Shut down: no new subscriptions.
+        var stopped = false
     }
 
     /// Subscriptions open in this process.
@@ -194,6 +202,9 @@ public final class SubscriptionHub: Service, Sendable {
     ) throws {
         let key = Key(connection: ObjectIdentifier(subscriber.sink), id: subscriber.id.serialized)
         try state.withLock { state in
+            guard !state.stopped else {
+                throw ProtocolError(.unavailable, "this reporting instance is shutting down; subscribe again elsewhere")
+            }
             guard state.groupOf[key] == nil else {
                 throw ProtocolError.validationFailed(
                     [
@@ -227,8 +238,20 @@ public final class SubscriptionHub: Service, Sendable {
             )
             state.groupOf[key] = queryKey
             state.count += 1
+            if seq < state.refreshedSeq { state.refreshAgain = true }
         }
         openGauge.record(count)
+    }
+
+    /// Whether the connection is new to the hub (its end must then remove its subscriptions):
+    /// `true` once per connection.
+    func watchConnection(_ sink: any EventSink) -> Bool {
+        state.withLock { $0.watched.insert(ObjectIdentifier(sink)).inserted }
+    }
+
+    /// The subscribe request was answered with an error after all: forget it.
+    func discard(id: JSON, sink: any EventSink) {
+        detach(Key(connection: ObjectIdentifier(sink), id: id.serialized))?.abandon()
     }
 
     /// The acknowledgement is written: events may follow. If the group moved on meanwhile,
@@ -267,7 +290,10 @@ public final class SubscriptionHub: Service, Sendable {
     /// Removes every subscription of a connection that ended.
     func removeAll(of sink: any EventSink) {
         let connection = ObjectIdentifier(sink)
-        let keys = state.withLock { $0.groupOf.keys.filter { $0.connection == connection } }
+        let keys = state.withLock { state in
+            state.watched.remove(connection)
+            return state.groupOf.keys.filter { $0.connection == connection }
+        }
         for key in keys { detach(key)?.abandon() }
     }
 
@@ -286,21 +312,38 @@ public final class SubscriptionHub: Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown { await self.poll() }
-        let all = state.withLock { state in state.groups.values.flatMap { $0.members.values.map(\.subscriber) } }
-        for subscriber in all { subscriber.abandon() }
+        // Subscribers learn that this instance is going away, and subscribe again elsewhere.
+        let all = state.withLock { state in
+            state.stopped = true
+            return state.groups.values.flatMap { $0.members.values.map(\.subscriber) }
+        }
+        for subscriber in all {
+            subscriber.offerLast([
+                "id": subscriber.id, "event": "ended", "reason": "shutdown",
+                "message": "this reporting instance is shutting down; subscribe again (elsewhere)",
+            ])
+        }
     }
 
-    /// Watches the applied watermark and refreshes every group when it moves.
+    /// Watches the applied watermark and refreshes every group when it moves (or when a group
+    /// joined with rows older than the last refresh). A refresh that failed is tried again.
     private func poll() async {
-        var seen: Int64 = -1
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: pollInterval)
             guard count > 0 else { continue }
             do {
                 let applied = try await appliedSeq()
-                guard applied > seen else { continue }
-                seen = applied
-                try await refresh(at: applied)
+                let due = state.withLock { state in
+                    guard applied > state.refreshedSeq || state.refreshAgain else { return false }
+                    state.refreshAgain = false
+                    return true
+                }
+                guard due else { continue }
+                if await refresh(at: applied) {
+                    state.withLock { $0.refreshedSeq = max($0.refreshedSeq, applied) }
+                } else {
+                    state.withLock { $0.refreshAgain = true }
+                }
             } catch {
                 logger.warning("subscriptions not refreshed; retrying", metadata: ["error": "\(error)"])
             }
@@ -308,25 +351,43 @@ public final class SubscriptionHub: Service, Sendable {
     }
 
     /// Reads each group's query once as of `seq` and offers the rows to members that had others.
-    private func refresh(at seq: Int64) async throws {
-        guard let read = reader.withLock({ $0 }) else { return }
+    /// A group whose read fails is logged and left for the next round; the others go on.
+    private func refresh(at seq: Int64) async -> Bool {
+        guard let read = reader.withLock({ $0 }) else { return false }
         let groups = state.withLock { state in state.groups.map { ($0.key, $0.value.request) } }
-        // A few reads at a time: the pool is shared with requests.
         // Each key is asked once a round, however many groups its subscriptions are in.
         var keys: [String: Bool] = [:]
-        try await withThrowingTaskGroup(of: (String, AnswerFields).self) { tasks in
+        var succeeded = true
+        let logger = self.logger
+        await withTaskGroup(of: (String, AnswerFields?).self) { tasks in
             var pending = groups[...]
             func startNext() {
                 guard let (queryKey, request) = pending.popFirst() else { return }
-                tasks.addTask { (queryKey, try await read(request, seq)) }
+                tasks.addTask {
+                    do {
+                        return (queryKey, try await read(request, seq))
+                    } catch {
+                        logger.warning(
+                            "a subscribed query could not be read; retrying",
+                            metadata: ["error": "\(error)", "seq": "\(seq)"]
+                        )
+                        return (queryKey, nil)
+                    }
+                }
             }
+            // A few reads at a time: the pool is shared with requests.
             for _ in 0..<4 { startNext() }
             // Each group's events go out as soon as its read is done.
-            while let (queryKey, fields) = try await tasks.next() {
+            while let (queryKey, fields) = await tasks.next() {
                 startNext()
-                try await publish(fields, queryKey: queryKey, seq: seq, keys: &keys)
+                guard let fields else {
+                    succeeded = false
+                    continue
+                }
+                await publish(fields, queryKey: queryKey, seq: seq, keys: &keys)
             }
         }
+        return succeeded
     }
 
     private func publish(
@@ -334,7 +395,7 @@ public final class SubscriptionHub: Service, Sendable {
         queryKey: String,
         seq: Int64,
         keys validity: inout [String: Bool]
-    ) async throws {
+    ) async {
         let rows = fields.first { $0.0 == "rows" }?.1 ?? .null
         let changed: [Subscriber] = state.withLock { state in
             guard var group = state.groups[queryKey] else { return [] }
@@ -355,7 +416,8 @@ public final class SubscriptionHub: Service, Sendable {
         // A revoked key's subscriptions end.
         for subscriber in changed {
             guard let keyID = subscriber.keyID else { continue }
-            if validity[keyID] == nil { validity[keyID] = (try? await subscriber.keyStillValid()) ?? false }
+            // A check that fails (the database, not the key) counts as valid: asked again next time.
+            if validity[keyID] == nil { validity[keyID] = (try? await subscriber.keyStillValid()) ?? true }
         }
         for subscriber in changed {
             if let keyID = subscriber.keyID, validity[keyID] == false {

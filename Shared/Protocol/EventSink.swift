@@ -13,9 +13,11 @@ public protocol EventSink: AnyObject, Sendable {
     /// the order of the calls.
     func push(serialized line: String, completion: @escaping @Sendable (Bool) -> Void)
 
-    /// Runs `action` right after the answer to the request being handled is written: a
-    /// subscription's events must follow its acknowledgement.
-    func afterAnswer(_ action: @escaping @Sendable () -> Void)
+    /// Runs `action` right after the answer to the request being handled is written, with
+    /// whether that answer was a success (`ok`): a subscription's events must follow its
+    /// acknowledgement, and a request answered with an error (a key found revoked beside it)
+    /// must leave nothing behind.
+    func afterAnswer(_ action: @escaping @Sendable (_ succeeded: Bool) -> Void)
 
     /// Runs `action` once, when the connection ends (at once if it already has).
     func onClose(_ action: @escaping @Sendable () -> Void)

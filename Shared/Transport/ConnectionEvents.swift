@@ -8,7 +8,7 @@ import RootcausesProtocol
 /// after-answer and on-close actions.
 final class ConnectionEvents: EventSink {
     private struct State {
-        var afterAnswer: [@Sendable () -> Void] = []
+        var afterAnswer: [@Sendable (Bool) -> Void] = []
         var onClose: [@Sendable () -> Void] = []
         var closed = false
     }
@@ -33,7 +33,7 @@ final class ConnectionEvents: EventSink {
         }
     }
 
-    func afterAnswer(_ action: @escaping @Sendable () -> Void) {
+    func afterAnswer(_ action: @escaping @Sendable (_ succeeded: Bool) -> Void) {
         state.withLockedValue { $0.afterAnswer.append(action) }
     }
 
@@ -47,12 +47,12 @@ final class ConnectionEvents: EventSink {
     }
 
     /// After the current answer is written (or when there was none to write).
-    func answered() {
-        let actions = state.withLockedValue { state -> [@Sendable () -> Void] in
+    func answered(succeeded: Bool) {
+        let actions = state.withLockedValue { state -> [@Sendable (Bool) -> Void] in
             defer { state.afterAnswer = [] }
             return state.afterAnswer
         }
-        for action in actions { action() }
+        for action in actions { action(succeeded) }
     }
 
     /// The connection ended.

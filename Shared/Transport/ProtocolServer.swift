@@ -213,7 +213,7 @@ public final class ProtocolServer: Service, Sendable {
                         // (a large one, or the last before a half-close or shutdown).
                         try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
                     }
-                    events.answered()
+                    events.answered(succeeded: answer?["ok"] == true)
                     if case .line(let line) = frame { pending.answered(line) }
                     guard keepOpen, connections.markIdle(token) else { break }
                 }

@@ -179,6 +179,19 @@ extension Integration {
                 #expect(events.last?["event"] == "ended")
                 #expect(events.last?["reason"] == "revoked")
                 #expect(events.allSatisfy { $0["event"] != "totals" })
+
+                // A subscribe refused because the key was revoked leaves nothing behind.
+                let other = try await intake.expectOK(["op": "keys_create", "scopes": ["read"], "label": "other"])
+                let late = try await stack.reportingClient(token: try #require(other["token"]?.stringValue))
+                _ = try await intake.expectOK(["op": "keys_revoke", "key_id": other["key_id"] ?? .null])
+                let refused = try await late.request(["op": "subscribe", "id": "late", "indicator": "jobs_created"])
+                #expect(refused["error"]?["code"] == "unauthenticated")
+                let answer = try await intake.expectOK(Self.jobs("USAID-R-2", 6))
+                let seq = try #require(answer["seq"]?.int64Value)
+                let reader = try await stack.reportingClient()
+                _ = try await reader.expectOK(["op": "totals", "min_seq": .int(seq)])
+                let after = await Self.collect(late, timeout: .milliseconds(500)) { _ in true }
+                #expect(after.isEmpty, "\(after)")
             }
         }
 
