@@ -419,6 +419,7 @@ public final class SubscriptionHub: Service, Sendable {
             // A check that fails (the database, not the key) counts as valid: asked again next time.
             if validity[keyID] == nil { validity[keyID] = (try? await subscriber.keyStillValid()) ?? true }
         }
+        var current: [Subscriber] = []
         for subscriber in changed {
             if let keyID = subscriber.keyID, validity[keyID] == false {
                 detach(Key(connection: ObjectIdentifier(subscriber.sink), id: subscriber.id.serialized))
@@ -430,8 +431,14 @@ public final class SubscriptionHub: Service, Sendable {
                 ])
                 continue
             }
-            subscriber.offer(sharedFields: shared)
-            eventsOffered.increment()
+            current.append(subscriber)
         }
+        // One hand-over per writer thread rather than one per subscriber.
+        for (_, sameWriter) in Dictionary(grouping: current, by: \.sink.writer) {
+            sameWriter[0].sink.onWriter {
+                for subscriber in sameWriter { subscriber.offer(sharedFields: shared) }
+            }
+        }
+        eventsOffered.increment(by: Int64(current.count))
     }
 }

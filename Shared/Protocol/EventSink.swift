@@ -13,6 +13,13 @@ public protocol EventSink: AnyObject, Sendable {
     /// the order of the calls.
     func push(serialized line: String, completion: @escaping @Sendable (Bool) -> Void)
 
+    /// Connections with the same writer write on the same thread: a change going to many
+    /// subscribers is handed to each writer once (``onWriter(_:)``), not once per line.
+    var writer: ObjectIdentifier { get }
+
+    /// Runs `body` on this connection's writer; pushes made there go out without a hop.
+    func onWriter(_ body: @escaping @Sendable () -> Void)
+
     /// Runs `action` right after the answer to the request being handled is written, with
     /// whether that answer was a success (`ok`): a subscription's events must follow its
     /// acknowledgement, and a request answered with an error (a key found revoked beside it)

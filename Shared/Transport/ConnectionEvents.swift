@@ -33,6 +33,12 @@ final class ConnectionEvents: EventSink {
         }
     }
 
+    var writer: ObjectIdentifier { ObjectIdentifier(channel.eventLoop) }
+
+    func onWriter(_ body: @escaping @Sendable () -> Void) {
+        channel.eventLoop.execute(body)
+    }
+
     func afterAnswer(_ action: @escaping @Sendable (_ succeeded: Bool) -> Void) {
         state.withLockedValue { $0.afterAnswer.append(action) }
     }
