@@ -13,22 +13,11 @@ import Testing
 /// when done): status and body. Not URLSession, which would follow any proxy set in the
 /// environment, even for loopback.
 func httpGet(_ address: String, _ path: String, method: String = "GET") async throws -> (status: Int, body: String) {
-    guard let (host, port) = splitAddress(address) else { throw LaunchError("not an address: \(address)") }
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw LaunchError("socket: \(errno)") }
-    defer { close(descriptor) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var target = sockaddr_in()
-    target.sin_family = sa_family_t(AF_INET)
-    target.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &target.sin_addr)
-    let connected = withUnsafePointer(to: &target) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
+    let descriptor = try connectedSocket(address) { descriptor in
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
-    guard connected == 0 else { throw LaunchError("cannot connect to \(address): errno \(errno)") }
+    defer { close(descriptor) }
     let request = Array("\(method) \(path) HTTP/1.0\r\nHost: \(address)\r\n\r\n".utf8)
     guard write(descriptor, request, request.count) == request.count else { throw LaunchError("write failed") }
     var response: [UInt8] = []

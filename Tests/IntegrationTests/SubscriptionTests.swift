@@ -233,20 +233,10 @@ final class RawLineClient {
     private var buffered: [UInt8] = []
 
     init(address: String, receiveBuffer: Int32) throws {
-        guard let (host, port) = splitAddress(address) else { throw ClientError("bad address \(address)") }
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var size = receiveBuffer
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &socketAddress.sin_addr)
-        let connected = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+        descriptor = try connectedSocket(address) { descriptor in
+            var size = receiveBuffer
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
-        guard connected == 0 else { throw ClientError("cannot connect to \(address): errno \(errno)") }
     }
 
     func send(_ request: JSON) throws {

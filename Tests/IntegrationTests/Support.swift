@@ -168,3 +168,27 @@ func runProgram(
         }
     return (status, result.standardOutput)
 }
+
+/// A blocking TCP socket connected to `address` (IPv4), after `configure` set its options
+/// (a receive buffer must be sized before connecting). For tests that need a plain socket.
+func connectedSocket(_ address: String, configure: (Int32) -> Void = { _ in }) throws -> Int32 {
+    guard let (host, port) = splitAddress(address) else { throw LaunchError("not an address: \(address)") }
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw LaunchError("socket: \(errno)") }
+    configure(descriptor)
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &target.sin_addr)
+    let connected = withUnsafePointer(to: &target) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else {
+        let reason = errno
+        close(descriptor)
+        throw LaunchError("cannot connect to \(address): errno \(reason)")
+    }
+    return descriptor
+}
