@@ -114,7 +114,6 @@ struct SubscriptionBench {
         await intake.close()
         await readers.value
         latencies.sort()
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         firsts.sort()
         BenchOutput.figure(
             "subscriptions",
@@ -125,17 +124,19 @@ struct SubscriptionBench {
                 indicators.count,
                 changes,
                 latencies.count,
-                percentile(0.5),
-                percentile(0.95),
-                percentile(0.99),
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.95),
+                percentile(latencies, 0.99),
                 latencies.last ?? 0,
                 firsts[firsts.count / 2]
             ),
             [
                 ("subscribers", .int(Int64(subscribers))), ("queries", .int(Int64(indicators.count))),
                 ("changes", .int(Int64(changes))), ("events", .int(Int64(latencies.count))),
-                ("p50_ms", BenchOutput.number(percentile(0.5))), ("p95_ms", BenchOutput.number(percentile(0.95))),
-                ("p99_ms", BenchOutput.number(percentile(0.99))), ("max_ms", BenchOutput.number(latencies.last ?? 0)),
+                ("p50_ms", BenchOutput.number(percentile(latencies, 0.5))),
+                ("p95_ms", BenchOutput.number(percentile(latencies, 0.95))),
+                ("p99_ms", BenchOutput.number(percentile(latencies, 0.99))),
+                ("max_ms", BenchOutput.number(latencies.last ?? 0)),
                 ("first_subscriber_p50_ms", BenchOutput.number(firsts[firsts.count / 2])),
             ]
         )

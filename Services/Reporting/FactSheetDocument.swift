@@ -148,7 +148,8 @@ extension ReportingOperations {
             {
                 let through = min(quarter.period.end, date)
                 let atQuarter =
-                    through == date ? inputs : try await factSheetInputs(date: through, read: pinned).inputs
+                    through == date
+                    ? inputs : try await factSheetInputs(date: through, read: pinned, sharesAchieved: false).inputs
                 quarterInputs.append((quarter.label, through, atQuarter))
             }
         }

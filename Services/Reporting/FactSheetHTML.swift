@@ -211,14 +211,11 @@ struct FactSheetHTML {
         for (i, point) in points.enumerated() {
             let barHeight = max(point.value > 0 ? 1 : 0, plotHeight * ratio(point.value, largest))
             let x = Double(i) * slot + (slot - barWidth) / 2
-            var classes = ["mark"]
-            if point.upperBound { classes.append("upper") }
-            if point.estimate { classes.append("estimate") }
             marks.append(
                 svgElement(
                     "rect",
                     [
-                        ("class", classes.joined(separator: " ")), ("x", format(x)),
+                        ("class", markClass(upperBound: point.upperBound, estimate: point.estimate)), ("x", format(x)),
                         ("y", format(top + plotHeight - barHeight)), ("width", format(barWidth)),
                         ("height", format(barHeight)),
                     ],
@@ -290,9 +287,6 @@ struct FactSheetHTML {
         for (i, part) in parts.enumerated() {
             let y = Double(i) * rowHeight + 2
             let barWidth = max(part.value > 0 ? 1 : 0, barSpace * ratio(part.value, largest))
-            var classes = ["mark"]
-            if part.upperBound { classes.append("upper") }
-            if part.estimate { classes.append("estimate") }
             marks.append(
                 svgText(
                     part.name,
@@ -304,7 +298,8 @@ struct FactSheetHTML {
                 svgElement(
                     "rect",
                     [
-                        ("class", classes.joined(separator: " ")), ("x", format(labelWidth)),
+                        ("class", markClass(upperBound: part.upperBound, estimate: part.estimate)),
+                        ("x", format(labelWidth)),
                         ("y", format(y + 3)), ("width", format(barWidth)), ("height", format(rowHeight - 8)),
                     ],
                     [svgText("\(part.name): \(exactFigure(part.value, chart.indicator))", tag: "title")]
@@ -319,6 +314,11 @@ struct FactSheetHTML {
             )
         }
         return svg(id: id, class: "chart countries", width: width, height: height, marks)
+    }
+
+    /// A bar's classes: upper bounds drawn as dashed outlines, estimates lighter (the CSS).
+    private func markClass(upperBound: Bool, estimate: Bool) -> String {
+        (["mark"] + (upperBound ? ["upper"] : []) + (estimate ? ["estimate"] : [])).joined(separator: " ")
     }
 
     private func summary(of chart: FactSheetDocument.Chart) -> String {

@@ -562,7 +562,13 @@ public struct ReportingOperations: Sendable {
     }
 
     /// Everything the fact sheet's numbers for `date` are made of, pinned like every read.
-    func factSheetInputs(date: Day, read: ReadConsistency) async throws -> (applied: Int64, inputs: FactSheetInputs) {
+    /// `sharesAchieved: false` leaves out the share-of-target numbers' reads (a chart's earlier
+    /// quarters draw totals only).
+    func factSheetInputs(
+        date: Day,
+        read: ReadConsistency,
+        sharesAchieved withShares: Bool = true
+    ) async throws -> (applied: Int64, inputs: FactSheetInputs) {
         // Figures of all reporters that may overlap: deduplicated where resolved, bounded where not.
         let (applied, pinned, totals, overlaps) = try await pinnedReadWithBounds(
             read,
@@ -593,7 +599,7 @@ public struct ReportingOperations: Sendable {
             // Each placeholder names one indicator: look at its rows only.
             byIndicator: Dictionary(grouping: series) { ($0.row.keys["indicator"] ?? nil) ?? "" },
             overlaps: overlaps,
-            shares: try await sharesAchieved(date: date, asOfSeq: pinned)
+            shares: withShares ? try await sharesAchieved(date: date, asOfSeq: pinned) : [:]
         )
         return (applied, inputs)
     }

@@ -1,6 +1,5 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import RootcausesJSON
 import RootcausesProtocol
 
 /// One connection's ``EventSink``: pushed lines are written on its channel beside the answers
