@@ -88,6 +88,12 @@ final class AggregationWorker: Service, Sendable {
         while !Task.isShuttingDownGracefully {
             do {
                 try await heartbeatIfDue(&ownership)
+                let pending = try await applier.pendingWork()
+                if !pending.behind {
+                    lastShare.withLockedValue { $0 = pending.owned }
+                    metrics.partitionsHeld.record(pending.owned.count)
+                    return
+                }
                 let started = ContinuousClock.now
                 let pass = try await applier.applyPass()
                 lastShare.withLockedValue { $0 = pass.held }

@@ -258,6 +258,40 @@ extension Integration {
             }
         }
 
+        @Test func anIdleAggregationInstanceRunsNoPasses() async throws {
+            try await withServiceStack(metrics: true) { stack in
+                let address = try #require(stack.metricsAddress("aggregation-0"))
+                func metrics() async throws -> (held: Double?, passes: Double) {
+                    let text = try await httpGet(address, "/metrics").body
+                    return (
+                        sample(text, "rootcauses_aggregation_partitions_held"),
+                        sample(text, "rootcauses_aggregation_pass_duration_seconds_count") ?? 0
+                    )
+                }
+                // The instance has looked for work: it holds its partitions.
+                for _ in 0..<100 where try await metrics().held != 64 { try await Task.sleep(for: .milliseconds(100)) }
+                try #require(try await metrics().held == 64)
+                // A pass costs ~10 ms of planning: with nothing to apply, the 200 ms polls run none.
+                let idle = try await metrics().passes
+                try await Task.sleep(for: .milliseconds(1500))
+                #expect(try await metrics().passes == idle)
+                // Work is still found: a submission is applied by a pass.
+                let intake = try await stack.intakeClient()
+                defer { Task { await intake.close() } }
+                let accepted = try await intake.expectOK(["op": "submit", "submission": try sampleSubmissions()[0]])
+                let reporting = try await stack.reportingClient()
+                defer { Task { await reporting.close() } }
+                _ = try await reporting.expectOK([
+                    "op": "totals", "min_seq": try #require(accepted["seq"]), "timeout_ms": 10_000,
+                ])
+                // (The pass is counted just after its commit, which the read may beat.)
+                for _ in 0..<50 where try await metrics().passes == idle {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(try await metrics().passes > idle)
+            }
+        }
+
         @Test func backlogMetricShowsWorkAStoppedInstanceHolds() async throws {
             // Long leases: the stopped instance keeps its partitions for the whole test.
             try await withServiceStack(environment: ["ROOTCAUSES_LEASE_MS": "30000"], metrics: true) { stack in
