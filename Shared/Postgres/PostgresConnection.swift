@@ -26,17 +26,32 @@ public final class PostgresConnection: @unchecked Sendable {
     /// SQL text to the name it was prepared under on this connection.
     private var preparedStatements: [String: String] = [:]
 
+    /// How PostgreSQL plans this connection's prepared statements (`plan_cache_mode`).
+    public enum PlanCacheMode: String, Sendable {
+        /// Planned for their actual parameters at every execution. The default: a generic plan
+        /// made while the tables were small stayed in use as they grew (aggregation, whose
+        /// tables grow by the second, fell minutes behind).
+        case forceCustom = "force_custom_plan"
+        /// PostgreSQL's own choice: after five custom plans, a generic plan is kept when its
+        /// estimated cost is no worse than theirs, until ANALYZE or DDL invalidates it. For
+        /// reads whose planning costs more than their execution.
+        case automatic = "auto"
+    }
+
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string.
-    public init(conninfo: String, applicationName: String = "rootcauses", logger: Logger) throws(PostgresError) {
+    public init(
+        conninfo: String,
+        applicationName: String = "rootcauses",
+        planCacheMode: PlanCacheMode = .forceCustom,
+        logger: Logger
+    ) throws(PostgresError) {
         // Defaults first: settings spelled in the URL win over them. JIT is off: it compiled
         // for a second on short statements whose row estimates were poor (seen on aggregation).
-        // Prepared statements are planned for their actual parameters every time: a generic plan
-        // made while the tables were empty stayed in use as they grew (aggregation fell minutes behind).
         let keywords = ["connect_timeout", "application_name", "options", "dbname"]
         let values = [
             "5", applicationName,
             // A client that vanishes mid-transaction must not hold locks (the seq counter) for long.
-            "-c jit=off -c plan_cache_mode=force_custom_plan -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            "-c jit=off -c plan_cache_mode=\(planCacheMode.rawValue) -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
             conninfo,
         ]
         let connection: OpaquePointer? = withCStrings(keywords) { keywordPointers in

@@ -20,6 +20,7 @@ public final class PostgresPool: Service, Sendable {
     public let conninfo: String
     public let maximumConnections: Int
     private let applicationName: String
+    private let planCacheMode: PostgresConnection.PlanCacheMode
     private let logger: Logger
     private let threadPool: NIOThreadPool
     private let state: NIOLockedValueBox<State>
@@ -45,6 +46,7 @@ public final class PostgresPool: Service, Sendable {
         conninfo: String,
         maximumConnections: Int = 8,
         applicationName: String,
+        planCacheMode: PostgresConnection.PlanCacheMode = .forceCustom,
         logger: Logger,
         metricsName: String = "main"
     ) {
@@ -53,6 +55,7 @@ public final class PostgresPool: Service, Sendable {
         self.conninfo = conninfo
         self.maximumConnections = maximumConnections
         self.applicationName = applicationName
+        self.planCacheMode = planCacheMode
         self.logger = logger
         self.threadPool = NIOThreadPool(numberOfThreads: maximumConnections)
         self.threadPool.start()
@@ -153,7 +156,12 @@ public final class PostgresPool: Service, Sendable {
     }
 
     private func openConnection() throws -> PostgresConnection {
-        try PostgresConnection(conninfo: conninfo, applicationName: applicationName, logger: logger)
+        try PostgresConnection(
+            conninfo: conninfo,
+            applicationName: applicationName,
+            planCacheMode: planCacheMode,
+            logger: logger
+        )
     }
 
     private func checkIn(_ connection: PostgresConnection) {

@@ -33,6 +33,7 @@ public func runService(
     defaultPort: Int,
     options: ServiceOptions,
     readsStandby: Bool = false,
+    planCacheMode: PostgresConnection.PlanCacheMode = .forceCustom,
     makeOperations: @Sendable (ServiceContext) async throws -> (operations: OperationRegistry, services: [any Service])
 ) async throws {
     let logger = makeLogger(
@@ -54,6 +55,7 @@ public func runService(
         conninfo: try options.resolvedDatabaseURL(),
         maximumConnections: options.resolvedConnections(),
         applicationName: "rootcauses-\(name)",
+        planCacheMode: planCacheMode,
         logger: logger
     )
     try await migrateWhenReachable(pool: pool, acceptsStandby: readsStandby, logger: logger)

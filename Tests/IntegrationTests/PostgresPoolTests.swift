@@ -91,6 +91,35 @@ extension Integration {
             await pool.shutdown()
         }
 
+        @Test func thePoolsConnectionsPlanAsTheyWereAsked() async throws {
+            let url = try await TestDatabase.create()
+            func mode(_ pool: PostgresPool) async throws -> String? {
+                try await pool.withConnection { connection in
+                    try connection.query("SELECT current_setting('plan_cache_mode') AS mode" as PostgresQuery)
+                        .first?.decode(column: "mode", as: String.self)
+                }
+            }
+            // Aggregation's default: every execution planned for its values.
+            let custom = PostgresPool(
+                conninfo: url,
+                maximumConnections: 1,
+                applicationName: "tests",
+                logger: Self.logger
+            )
+            #expect(try await mode(custom) == "force_custom_plan")
+            await custom.shutdown()
+            // Intake's and reporting's: PostgreSQL may keep a generic plan.
+            let automatic = PostgresPool(
+                conninfo: url,
+                maximumConnections: 1,
+                applicationName: "tests",
+                planCacheMode: .automatic,
+                logger: Self.logger
+            )
+            #expect(try await mode(automatic) == "auto")
+            await automatic.shutdown()
+        }
+
         @Test func asAServiceThePoolWorksBeforeRunAndClosesWhenCancelled() async throws {
             let url = try await TestDatabase.create()
             let pool = PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: Self.logger)

@@ -43,7 +43,11 @@ struct IntakeCommand: AsyncParsableCommand {
             try TLSClientSettings(caPath: ca, certificatePath: serving?.certificatePath, keyPath: serving?.keyPath)
                 .makeContext()
         }
-        try await runService(name: "intake", defaultPort: 7401, options: options) { context in
+        // Intake's statements are planned for longer than some of them run (the key check:
+        // 0.12 ms of planning for 0.02 ms of work), and their plans do not depend on the
+        // tables' sizes (look-ups by unique keys, inserts): PostgreSQL may keep generic plans.
+        try await runService(name: "intake", defaultPort: 7401, options: options, planCacheMode: .automatic) {
+            context in
             let nudger = AggregationNudger(
                 addresses: addresses,
                 token: token,
