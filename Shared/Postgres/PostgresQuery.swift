@@ -16,8 +16,8 @@
 /// Trusted fragments (fixed column lists, table names) go in with `\(unescaped: …)`, identifiers
 /// that are not constants with `\(identifier: …)`, which quotes them.
 ///
-/// The SQL text of a given code path is always the same, whatever the values, so each
-/// connection prepares it once and reuses the plan.
+/// The SQL text of a given code path and shape (which filters it has) is always the same,
+/// whatever the values, so each connection prepares it once and reuses the plan.
 public struct PostgresQuery: Sendable, Hashable {
     /// The statement, with `$n` placeholders.
     public var sql: String
@@ -96,6 +96,22 @@ extension PostgresQuery: ExpressibleByStringInterpolation {
         /// Trusted SQL text, spliced in as is: only for text built from constants.
         public mutating func appendInterpolation(unescaped fragment: String) {
             sql.append(fragment)
+        }
+
+        /// `condition` with `value` bound as its parameter (the closure is given the
+        /// placeholder), or `true` when `value` is `nil`. The SQL text then says which filters a
+        /// statement has, so one generic plan per shape serves every value: a `$1 IS NULL OR …`
+        /// test hides from a generic plan whether an index can serve the filter.
+        public mutating func appendInterpolation<Value: PostgresEncodable>(
+            filter value: Value?,
+            _ condition: (String) -> String
+        ) {
+            guard let value else {
+                sql.append("true")
+                return
+            }
+            binds.append(value)
+            sql.append(condition("$\(binds.count)"))
         }
 
         /// An identifier (a table, column or database name), quoted: safe for names that are

@@ -54,6 +54,24 @@ struct PostgresQueryTests {
         #expect(make("a", 1) != make("bbb", nil))
     }
 
+    @Test func anAbsentFilterIsTrueAndAPresentOneBindsItsValue() {
+        func make(_ countries: [String]?, _ from: String?) -> PostgresQuery {
+            """
+            SELECT 1 WHERE \(filter: countries, { "country = ANY(\($0)::text[])" }) \
+            AND \(filter: from, { "day >= \($0)::date" }) AND seq <= \(Int64(9))
+            """
+        }
+        let none = make(nil, nil)
+        #expect(none.sql == "SELECT 1 WHERE true AND true AND seq <= $1")
+        #expect(none.binds.texts == ["9"])
+        let both = make(["HN", "SV"], "2024-01-01")
+        #expect(both.sql == "SELECT 1 WHERE country = ANY($1::text[]) AND day >= $2::date AND seq <= $3")
+        #expect(both.binds.texts == [#"{"HN","SV"}"#, "2024-01-01", "9"])
+        // The text names the filters present, not their values: one plan per shape.
+        #expect(make(["GT"], nil).sql == make(["HN", "SV"], nil).sql)
+        #expect(make(["GT"], nil).sql != none.sql)
+    }
+
     @Test func unescapedFragmentsAreSplicedAsIs() {
         let columns = ["indicator", "country"].joined(separator: ", ")
         let limit = 5
