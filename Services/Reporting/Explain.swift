@@ -144,6 +144,14 @@ extension ReportingOperations {
         // The number, its bounds and its page are independent reads pinned to the same seq: run
         // them at once, each on a connection of its own.
         let selection = request.selection(in: catalogue)
+        // Only the row's own indicators, country and reporter are read: the other rows of the
+        // totals would be summed only to be thrown away. Overlap points are per indicator and
+        // country, so the row's bounds are the same either way.
+        if request.rowUnit != nil || request.row.keys.contains(where: { $0 == .indicator || $0 == .pillar }) {
+            filters.indicators = selection.indicators
+        }
+        if request.row[.country] != nil { filters.countries = selection.countries }
+        if request.row[.reporter] != nil { filters.reporters = selection.reporters }
         // Deduplications in force behind the row: the counted values plus their amounts make the value.
         async let overlapBounds = OverlapBounds(
             request.totals,
