@@ -627,22 +627,22 @@ extension ReportingQueries {
                 FROM \(Storage.Table.submissions) s
                 LEFT JOIN \(Storage.Table.submissions) t ON t.id = s.replaces
                 WHERE s.seq > \(after)::bigint AND s.seq <= \(through)::bigint
-                  AND (\(reporters)::text[] IS NULL OR s.reporter = ANY(\(reporters)::text[]))
+                  AND \(filter: reporters, { "s.reporter = ANY(\($0)::text[])" })
                   AND (s.period_start <= \(date.description)::date OR t.period_start <= \(date.description)::date)
                   AND (EXISTS (SELECT 1 FROM \(Storage.Table.submissionValues) v
                                WHERE v.submission = s.id AND v.indicator = \(indicator)
-                                 AND (\(countries)::text[] IS NULL OR v.country = ANY(\(countries)::text[])))
+                                 AND \(filter: countries, { "v.country = ANY(\($0)::text[])" }))
                        OR EXISTS (SELECT 1 FROM \(Storage.Table.submissionValues) v
                                   WHERE v.submission = s.replaces AND v.indicator = \(indicator)
-                                    AND (\(countries)::text[] IS NULL OR v.country = ANY(\(countries)::text[]))))
+                                    AND \(filter: countries, { "v.country = ANY(\($0)::text[])" })))
                 UNION ALL
                 -- Deduplications of the indicator (they resolve all reporters' figures).
                 SELECT d.seq, NULL, NULL, 'deduplication', r.seq, d.reason, d.adjustment_id, d.method
                 FROM \(Storage.Table.deduplications) d
                 LEFT JOIN \(Storage.Table.deduplications) r ON r.id = d.replaces
-                WHERE d.seq > \(after)::bigint AND d.seq <= \(through)::bigint AND \(reporters)::text[] IS NULL
+                WHERE d.seq > \(after)::bigint AND d.seq <= \(through)::bigint AND \(unescaped: reporters == nil ? "true" : "false")
                   AND d.indicator = \(indicator) AND d.period_start <= \(date.description)::date
-                  AND (\(countries)::text[] IS NULL OR d.country = ANY(\(countries)::text[]))
+                  AND \(filter: countries, { "d.country = ANY(\($0)::text[])" })
             )
             SELECT *, count(*) OVER () AS total FROM touched ORDER BY seq LIMIT \(limit)::bigint
             """

@@ -36,6 +36,11 @@ public final class PostgresConnection: @unchecked Sendable {
         /// estimated cost is no worse than theirs, until ANALYZE or DDL invalidates it. For
         /// reads whose planning costs more than their execution.
         case automatic = "auto"
+        /// One generic plan per statement, made at its first execution and again after ANALYZE
+        /// or DDL. Only for statements whose text carries their shape (which filters, which
+        /// branch), values alone being parameters: their generic plans are as good as custom
+        /// ones, which `automatic` cannot tell when a parameter is a list of unknown length.
+        case forceGeneric = "force_generic_plan"
     }
 
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string.

@@ -108,7 +108,7 @@ extension Integration {
             )
             #expect(try await mode(custom) == "force_custom_plan")
             await custom.shutdown()
-            // Intake's and reporting's: PostgreSQL may keep a generic plan.
+            // Intake's: PostgreSQL may keep a generic plan.
             let automatic = PostgresPool(
                 conninfo: url,
                 maximumConnections: 1,

@@ -41,15 +41,16 @@ struct ReportingCommand: AsyncParsableCommand {
         guard let templatePath else {
             throw ValidationError("no fact sheet template found: pass --template or set ROOTCAUSES_FACTSHEET_TEMPLATE")
         }
-        // Reporting's reads plan for longer than they run (a totals read: ~1.5 ms of planning,
-        // ~0.3 ms of execution at 10 M values), and their tables change only by aggregation:
-        // PostgreSQL may keep a generic plan where it costs no more than custom ones.
+        // Planning reporting's reads took longer than running them (at 10 M values, totals:
+        // 1.3 ms of planning for 1.0 ms of execution; explain: 3 ms for 1 ms). Their SQL text
+        // carries their shape, values alone are parameters, so one generic plan per statement
+        // serves every read (docs/ROLLUPS.md, Costs).
         try await runService(
             name: "reporting",
             defaultPort: 7403,
             options: options,
             readsStandby: true,
-            planCacheMode: .automatic
+            planCacheMode: .forceGeneric
         ) { context in
             let factSheet = try FactSheetTemplate.load(path: templatePath, catalogue: context.catalogue)
             context.logger.info(
