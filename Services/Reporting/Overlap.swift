@@ -123,20 +123,19 @@ extension ReportingOperations {
         /// The row's value deduplicated where resolved, and its lower bound where any figure
         /// behind it is still open (`nil`: the value is exact).
         func bounds(of row: ReportingQueries.TotalRow) -> (value: Decimal, lower: Decimal?)? {
-            guard let sum = try? Decimal.decode(postgresText: row.value) else { return nil }
+            // Most rows touch no point: they are not decoded at all.
+            let touching = points.filter { contains(row, $0) }
+            guard !touching.isEmpty, let sum = try? Decimal.decode(postgresText: row.value) else { return nil }
             var value = sum
             var overlap = Decimal(0)
             var open = false
-            var touched = false
-            for point in points where contains(row, point) {
-                touched = true
+            for point in touching {
                 value -= point.sum - point.resolved
                 if point.isOpen {
                     overlap += point.sum - point.largest
                     open = true
                 }
             }
-            guard touched else { return nil }
             return (value, open ? value - overlap : nil)
         }
 

@@ -64,7 +64,8 @@ public struct NumberLiteral: Sendable, Equatable {
 
 /// PostgreSQL's numeric text without insignificant trailing zeros (`12.50` becomes `12.5`).
 public func canonicalNumber(_ text: String) -> String {
-    guard text.contains(".") else { return text }
+    // Bytes, not `String.contains`, which Foundation turns into a locale-aware search.
+    guard text.utf8.contains(UInt8(ascii: ".")) else { return text }
     var trimmed = Substring(text)
     while trimmed.hasSuffix("0") { trimmed.removeLast() }
     if trimmed.hasSuffix(".") { trimmed.removeLast() }
