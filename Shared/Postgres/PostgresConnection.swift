@@ -23,8 +23,21 @@ public final class PostgresConnection: @unchecked Sendable {
     private let lock = NIOLock()
     private let noticeSink: NoticeSink
     private var closed = false
-    /// SQL text to the name it was prepared under on this connection.
-    private var preparedStatements: [String: String] = [:]
+    /// SQL text to the statement prepared for it on this connection.
+    private var preparedStatements: [String: PreparedStatement] = [:]
+    /// Statements prepared so far (they are named by it) and uses so far (the clock of `lastUse`).
+    private var statementsPrepared = 0
+    private var statementUses: UInt64 = 0
+
+    private struct PreparedStatement {
+        let name: String
+        var lastUse: UInt64
+    }
+
+    /// The most statements a connection keeps prepared; past it, the least recently used is
+    /// deallocated. Statements whose text carries their shape (which filters a read has) are
+    /// many, and each keeps its plan in the server's memory for the session.
+    public static let maximumPreparedStatements = 256
 
     /// How PostgreSQL plans this connection's prepared statements (`plan_cache_mode`).
     public enum PlanCacheMode: String, Sendable {
@@ -329,12 +342,25 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: - Internals (call with the lock held)
 
     /// The name of this connection's prepared statement for `sql`, preparing it the first time:
-    /// statements run again and again (every submission, every pass) are parsed and planned once.
+    /// statements run again and again (every submission, every read) are parsed once, and
+    /// planned once where `plan_cache_mode` lets PostgreSQL keep a generic plan.
     private func preparedName(for sql: String, parameterCount: Int) throws -> String {
-        if let name = preparedStatements[sql] { return name }
-        let name = "rootcauses_\(preparedStatements.count + 1)"
+        statementUses += 1
+        if let known = preparedStatements[sql] {
+            preparedStatements[sql]?.lastUse = statementUses
+            return known.name
+        }
+        if preparedStatements.count >= Self.maximumPreparedStatements,
+            let oldest = preparedStatements.min(by: { $0.value.lastUse < $1.value.lastUse })
+        {
+            // The statements of a pipeline being prepared were just used: never the oldest.
+            _ = try consume(PQexec(handle, "DEALLOCATE \(oldest.value.name)"))
+            preparedStatements[oldest.key] = nil
+        }
+        statementsPrepared += 1
+        let name = "rootcauses_\(statementsPrepared)"
         _ = try consume(PQprepare(handle, name, sql, Int32(parameterCount), nil))
-        preparedStatements[sql] = name
+        preparedStatements[sql] = PreparedStatement(name: name, lastUse: statementUses)
         return name
     }
 

@@ -118,6 +118,37 @@ extension Integration {
             )
             #expect(try await mode(automatic) == "auto")
             await automatic.shutdown()
+            // Reporting's: one generic plan per statement.
+            let generic = PostgresPool(
+                conninfo: url,
+                maximumConnections: 1,
+                applicationName: "tests",
+                planCacheMode: .forceGeneric,
+                logger: Self.logger
+            )
+            #expect(try await mode(generic) == "force_generic_plan")
+            await generic.shutdown()
+        }
+
+        @Test func aConnectionKeepsABoundedNumberOfPreparedStatements() async throws {
+            let url = try await TestDatabase.create()
+            let connection = try PostgresConnection(conninfo: url, applicationName: "tests", logger: Self.logger)
+            defer { connection.close() }
+            let limit = PostgresConnection.maximumPreparedStatements
+            func run(_ index: Int) throws -> Int? {
+                try connection.query(PostgresQuery(unsafeSQL: "SELECT \(index) AS n")).first?.decode(
+                    column: "n",
+                    as: Int.self
+                )
+            }
+            for index in 0..<(limit + 40) { #expect(try run(index) == index) }
+            // Statements texts shaped by their filters are many: the oldest were deallocated.
+            let prepared = try connection.query("SELECT count(*)::integer AS n FROM pg_prepared_statements")
+                .first?.decode(column: "n", as: Int.self)
+            #expect(prepared == limit)
+            // One of the deallocated ones is prepared again when it comes back.
+            #expect(try run(0) == 0)
+            #expect(try run(limit + 39) == limit + 39)
         }
 
         @Test func asAServiceThePoolWorksBeforeRunAndClosesWhenCancelled() async throws {
