@@ -27,11 +27,8 @@ struct ReportingQueries: Sendable {
         var latest: String
 
         init(_ catalogue: Catalogue) {
-            // A string literal of the array's text form, quotes doubled (standard_conforming_strings
-            // is on: backslashes are literal in it).
-            func text(_ values: [String]) -> String {
-                "'" + (values.postgresText ?? "{}").replacingOccurrences(of: "'", with: "''") + "'::text[]"
-            }
+            // A string literal of the array's text form (units and pillars are free text).
+            func text(_ values: [String]) -> String { PostgresQuery.literal(values.postgresText ?? "{}") + "::text[]" }
             codes = text(catalogue.indicators.map(\.code))
             pillars = text(catalogue.indicators.map(\.pillar))
             units = text(catalogue.indicators.map(\.unit))
@@ -266,8 +263,8 @@ struct ReportingQueries: Sendable {
                 FROM \(Storage.Table.rollups) r
                 WHERE r.period_start <> \(unescaped: seriesStart)
                   AND r.created_seq <= (SELECT seq FROM pin)
-                  -- The EXISTS is decided once, before any row: nothing stale, no scan.
                   AND \(unescaped: allPeriods
+                      // The EXISTS is decided once, before any row: nothing stale, no scan.
                       ? "(EXISTS (SELECT 1 FROM stale) AND (r.indicator, r.country, r.reporter) IN (SELECT * FROM stale))"
                       : "true")
                   AND \(filter: filters.indicators, { "r.indicator = ANY(\($0)::text[])" })

@@ -13,11 +13,14 @@
 /// ```
 ///
 /// Arrays bind as one array parameter (`\(codes)::text[]`) and optionals as NULL when `nil`.
-/// Trusted fragments (fixed column lists, table names) go in with `\(unescaped: …)`, identifiers
-/// that are not constants with `\(identifier: …)`, which quotes them.
+/// An optional filter goes in with `\(filter: value, { "col = ANY(\($0)::text[])" })`: `true`
+/// when `nil`, else the condition with the value bound (the closure must use only constants and
+/// the placeholder it is given). Trusted fragments (fixed column lists, table names) go in with
+/// `\(unescaped: …)`, identifiers that are not constants with `\(identifier: …)`, which quotes them.
 ///
 /// The SQL text of a given code path and shape (which filters it has) is always the same,
-/// whatever the values, so each connection prepares it once and reuses the plan.
+/// whatever the values, so each connection prepares it once and reuses it (and its generic
+/// plan, where `plan_cache_mode` allows one).
 public struct PostgresQuery: Sendable, Hashable {
     /// The statement, with `$n` placeholders.
     public var sql: String
@@ -29,6 +32,13 @@ public struct PostgresQuery: Sendable, Hashable {
     public init(unsafeSQL sql: String, binds: PostgresBindings = PostgresBindings()) {
         self.sql = sql
         self.binds = binds
+    }
+
+    /// `text` as a PostgreSQL string literal, for constants spliced in with `\(unescaped: …)`:
+    /// an escape string (`E'…'`) with backslashes and quotes doubled, so it reads the same
+    /// whatever `standard_conforming_strings` says.
+    public static func literal(_ text: String) -> String {
+        "E'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''") + "'"
     }
 
     /// `name` quoted as a PostgreSQL identifier: `a"b` becomes `"a""b"`. Quoting keeps the name's

@@ -72,6 +72,13 @@ struct PostgresQueryTests {
         #expect(make(["GT"], nil).sql != none.sql)
     }
 
+    @Test func literalsDoubleQuotesAndBackslashes() {
+        #expect(PostgresQuery.literal("people") == "E'people'")
+        #expect(PostgresQuery.literal("children's") == "E'children''s'")
+        #expect(PostgresQuery.literal(#"a\b"#) == #"E'a\\b'"#)
+        #expect(PostgresQuery.literal(#"{"x\"y"}"#) == #"E'{"x\\"y"}'"#)
+    }
+
     @Test func unescapedFragmentsAreSplicedAsIs() {
         let columns = ["indicator", "country"].joined(separator: ", ")
         let limit = 5
