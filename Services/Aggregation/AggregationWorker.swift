@@ -4,7 +4,8 @@ import NIOConcurrencyHelpers
 import RootcausesService
 import ServiceLifecycle
 
-/// Runs passes of the applier: at start, on every nudge, and every poll interval.
+/// Runs passes of the applier: at start, on every nudge, and every poll interval, each time
+/// there is work (an idle instance only looks).
 final class AggregationWorker: Service, Sendable {
     private let applier: Applier
     private let pollInterval: Duration
@@ -22,7 +23,7 @@ final class AggregationWorker: Service, Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Partitions this instance worked on in its last pass.
+    /// Partitions this instance worked on in its last pass, or owns while it has nothing to apply.
     var share: [Int] { lastShare.withLockedValue { $0 } }
 
     /// Asks for a pass now (a nudge).
@@ -154,7 +155,7 @@ struct AggregationMetrics: Sendable {
     let backlog = Gauge(label: "rootcauses_aggregation_backlog_submissions")
     /// Seconds since the oldest unapplied submission was numbered; 0 with no backlog.
     let lag = Gauge(label: "rootcauses_aggregation_lag_seconds")
-    /// Partitions this instance worked on in its last pass.
+    /// Partitions this instance worked on in its last pass, or owns while it has nothing to apply.
     let partitionsHeld = Gauge(label: "rootcauses_aggregation_partitions_held")
     /// Seqs (submissions, retractions, deduplications) applied by this instance, counted once
     /// per partition they were applied in.

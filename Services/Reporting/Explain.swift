@@ -147,8 +147,15 @@ extension ReportingOperations {
         // Only the row's own indicators, country and reporter are read: the other rows of the
         // totals would be summed only to be thrown away. Overlap points are per indicator and
         // country, so the row's bounds are the same either way.
-        if request.rowUnit != nil || request.row.keys.contains(where: { $0 == .indicator || $0 == .pillar }) {
-            filters.indicators = selection.indicators
+        if request.row.keys.contains(where: { $0 == .indicator || $0 == .pillar }) || request.rowUnit != nil {
+            // A row grouped by indicator is that indicator's, whatever unit the client says
+            // (its number was always read so; only its entries are narrowed by the unit).
+            if case .some(.some(let code)) = request.row[.indicator] {
+                let asked = filters.indicators ?? [code]
+                filters.indicators = asked.filter { $0 == code }
+            } else {
+                filters.indicators = selection.indicators
+            }
         }
         if request.row[.country] != nil { filters.countries = selection.countries }
         if request.row[.reporter] != nil { filters.reporters = selection.reporters }
