@@ -99,35 +99,26 @@ extension Integration {
                         .first?.decode(column: "mode", as: String.self)
                 }
             }
-            // Aggregation's default: every execution planned for its values.
-            let custom = PostgresPool(
-                conninfo: url,
-                maximumConnections: 1,
-                applicationName: "tests",
-                logger: Self.logger
-            )
-            #expect(try await mode(custom) == "force_custom_plan")
-            await custom.shutdown()
-            // Intake's: PostgreSQL may keep a generic plan.
-            let automatic = PostgresPool(
-                conninfo: url,
-                maximumConnections: 1,
-                applicationName: "tests",
-                planCacheMode: .automatic,
-                logger: Self.logger
-            )
-            #expect(try await mode(automatic) == "auto")
-            await automatic.shutdown()
-            // Reporting's: one generic plan per statement.
-            let generic = PostgresPool(
-                conninfo: url,
-                maximumConnections: 1,
-                applicationName: "tests",
-                planCacheMode: .forceGeneric,
-                logger: Self.logger
-            )
-            #expect(try await mode(generic) == "force_generic_plan")
-            await generic.shutdown()
+            // nil: the default, aggregation's (every execution planned for its values); intake's
+            // auto (PostgreSQL may keep a generic plan); reporting's one generic plan per statement.
+            let cases: [(PostgresConnection.PlanCacheMode?, String)] = [
+                (nil, "force_custom_plan"), (.automatic, "auto"), (.forceGeneric, "force_generic_plan"),
+            ]
+            for (asked, expected) in cases {
+                let pool =
+                    asked.map {
+                        PostgresPool(
+                            conninfo: url,
+                            maximumConnections: 1,
+                            applicationName: "tests",
+                            planCacheMode: $0,
+                            logger: Self.logger
+                        )
+                    }
+                    ?? PostgresPool(conninfo: url, maximumConnections: 1, applicationName: "tests", logger: Self.logger)
+                #expect(try await mode(pool) == expected)
+                await pool.shutdown()
+            }
         }
 
         @Test func aConnectionKeepsABoundedNumberOfPreparedStatements() async throws {
