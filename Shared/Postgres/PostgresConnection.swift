@@ -287,10 +287,42 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Streams rows into a table with `COPY ... FROM STDIN` (text format).
     ///
-    /// `rows` yields already-escaped lines (see `postgresCopyEscape`), each ending in `\n`.
+    /// `lines` are already-escaped lines (see `postgresCopyEscape`), each ending in `\n`.
     /// Returns the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: String, lines: [String]) throws -> Int {
+        try copyIn(sql) { send in
+            var batch = [UInt8]()
+            batch.reserveCapacity(64 * 1024)
+            for line in lines {
+                batch.append(contentsOf: line.utf8)
+                if batch.count >= 60 * 1024 {
+                    guard send(batch[...]) else { return }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            _ = send(batch[...])
+        }
+    }
+
+    /// Copies `rows` into a table with `COPY ... FROM STDIN` (text format); returns the number
+    /// of rows copied. Inside a transaction, a failure leaves it aborted: the caller rolls back.
+    @discardableResult
+    public func copyIn(_ sql: String, rows: PostgresCopyRows) throws -> Int {
+        try copyIn(sql) { send in
+            let chunk = 60 * 1024
+            var start = 0
+            while start < rows.bytes.count {
+                let end = min(start + chunk, rows.bytes.count)
+                guard send(rows.bytes[start..<end]) else { return }
+                start = end
+            }
+        }
+    }
+
+    /// Starts `COPY … FROM STDIN`, lets `feed` send the data (its `send` answers false once
+    /// sending failed: stop then), ends the copy and reads its result.
+    private func copyIn(_ sql: String, feed: (_ send: (ArraySlice<UInt8>) -> Bool) -> Void) throws -> Int {
         try lock.withLock { () throws -> Int in
             try ensureOpen()
             guard let start = PQexec(handle, sql) else { throw connectionError() }
@@ -300,24 +332,16 @@ public final class PostgresConnection: @unchecked Sendable {
                 throw resultError(start)
             }
             PQclear(start)
-            var batch = [UInt8]()
-            batch.reserveCapacity(64 * 1024)
             var failure: PostgresError?
-            func flush() {
-                guard !batch.isEmpty, failure == nil else { return }
-                let sent = batch.withUnsafeBufferPointer { buffer in
+            feed { bytes in
+                guard failure == nil else { return false }
+                guard !bytes.isEmpty else { return true }
+                let sent = bytes.withUnsafeBufferPointer { buffer in
                     buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
                 }
-                if sent != 1 {
-                    failure = PostgresError(code: .copyFailed, message: lastErrorMessage())
-                }
-                batch.removeAll(keepingCapacity: true)
+                if sent != 1 { failure = PostgresError(code: .copyFailed, message: lastErrorMessage()) }
+                return failure == nil
             }
-            for line in lines {
-                batch.append(contentsOf: line.utf8)
-                if batch.count >= 60 * 1024 { flush() }
-            }
-            flush()
             let endStatus =
                 failure == nil ? PQputCopyEnd(handle, nil) : PQputCopyEnd(handle, "client could not send data")
             if endStatus != 1, failure == nil {

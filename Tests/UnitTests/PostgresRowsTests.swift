@@ -42,6 +42,21 @@ struct PostgresRowsTests {
         #expect(postgresCopyEscape("é\t😀") == "é\\t😀")
     }
 
+    @Test func copyRowsAreTabSeparatedEscapedAndCounted() {
+        var rows = PostgresCopyRows()
+        rows.append(Int64(-7))
+        rows.append("a\tb\\c\nd\re")
+        rows.append(nil as String?)
+        rows.append(true)
+        rows.endRow()
+        rows.append("é😀")
+        rows.append(false)
+        rows.append(#"\N"#)
+        rows.endRow()
+        #expect(rows.count == 2)
+        #expect(String(decoding: rows.bytes, as: UTF8.self) == "-7\ta\\tb\\\\c\\nd\\re\t\\N\tt\né😀\tf\t\\\\N\n")
+    }
+
     static let rows = PostgresRows(
         columns: ["seq", "name", "flag", "missing", "seqs", "value"],
         rows: [["5", "x", "t", nil, "{1,2,3}", "12.50"], ["6", "y", "f", nil, "{}", "-0.001"]],
