@@ -88,8 +88,9 @@ public struct JSONParser {
             position += 1
             var members: [(String, JSON)] = []
             // Names compared by code points, as JSON does: Swift's String equality would take
-            // canonically equivalent names ("é", "e\u{301}") for duplicates.
-            var seen = Set<[UInt8]>()
+            // canonically equivalent names ("é", "e\u{301}") for duplicates. Small objects (every
+            // value of a submission) are searched in place; a set is made only for large ones.
+            var seen: Set<[UInt8]>? = nil
             skipWhitespace()
             if !atEnd, bytes[position] == UInt8(ascii: "}") {
                 position += 1
@@ -100,7 +101,16 @@ public struct JSONParser {
                 guard !atEnd, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected an object key") }
                 let keyOffset = position
                 let key = try parseString()
-                guard seen.insert(Array(key.utf8)).inserted else {
+                let duplicate: Bool
+                if members.count < 16 {
+                    duplicate = members.contains {
+                        $0.0.utf8.count == key.utf8.count && $0.0.utf8.elementsEqual(key.utf8)
+                    }
+                } else {
+                    if seen == nil { seen = Set(members.map { Array($0.0.utf8) }) }
+                    duplicate = !seen!.insert(Array(key.utf8)).inserted
+                }
+                guard !duplicate else {
                     throw JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
                 }
                 skipWhitespace()

@@ -35,6 +35,8 @@ public struct Indicator: Sendable, Equatable {
     public let precision: Decimal
     /// The largest single value accepted.
     public let maximumValue: Decimal
+    /// The same, as its literal: values are checked against it digit by digit.
+    public let maximumLiteral: NumberLiteral
     public let description: String?
 
     public var isMoney: Bool { unit == "USD" }
@@ -155,9 +157,11 @@ public struct Catalogue: Sendable {
             let precision = Decimal(string: precisionLiteral) ?? 0
             if !isPowerOfTen(precision) { problems.append("\(here) precision must be 1, 10, 100, ...") }
             var maximum = Decimal(string: "1000000000000")!
+            var maximumLiteral = NumberLiteral("1000000000000")!
             if let literal = entry["max_value"]?.numberLiteral {
-                if let value = Decimal(string: literal), value > 0 {
+                if let value = Decimal(string: literal), value > 0, let exact = NumberLiteral(literal) {
                     maximum = value
+                    maximumLiteral = exact
                 } else {
                     problems.append("\(here) max_value must be a positive number")
                 }
@@ -174,6 +178,7 @@ public struct Catalogue: Sendable {
                     dimensions: dims,
                     precision: precision,
                     maximumValue: maximum,
+                    maximumLiteral: maximumLiteral,
                     description: entry["description"]?.stringValue
                 )
             )

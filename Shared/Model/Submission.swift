@@ -243,37 +243,38 @@ public struct SubmissionValidator: Sendable {
     func validateValues(_ drafts: [SubmissionDraft.Value], problems: inout [Problem]) -> [SubmittedValue] {
         var values: [SubmittedValue] = []
         values.reserveCapacity(drafts.count)
-        var firstIndexOfKey: [String: Int] = [:]
+        // Keys of structs, not interpolated strings: a submission's values are checked at every
+        // submit, and building strings per value was a good part of intake's time.
+        var firstIndexOfKey: [CellKey: Int] = [:]
+        firstIndexOfKey.reserveCapacity(drafts.count)
         // Per indicator and country: the dimension set used and where it was first seen.
-        var shapeOfSeries: [String: (dimensions: String, index: Int)] = [:]
+        var shapeOfSeries: [SeriesKey: (dimensions: String, index: Int)] = [:]
         for (i, raw) in drafts.enumerated() {
-            let at = "values[\(i)]"
             let countBefore = problems.count
             let indicator = catalogue.indicator(raw.indicator)
-            checkReference(raw, indicator: indicator, at: at, problems: &problems)
-            let canonical = canonicalValue(raw, indicator: indicator, at: at, problems: &problems)
-            let cell = raw.disaggregation.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: ";")
-            let key = "\(raw.indicator)\u{1}\(raw.country)\u{1}\(cell)"
-            if let first = firstIndexOfKey[key] {
+            checkReference(raw, indicator: indicator, index: i, problems: &problems)
+            let canonical = canonicalValue(raw, indicator: indicator, at: "values[\(i)]", problems: &problems)
+            let cell = Self.cellKey(raw.disaggregation)
+            if let first = firstIndexOfKey[CellKey(indicator: raw.indicator, country: raw.country, cell: cell)] {
                 problems.append(
                     Problem(
-                        path: at,
+                        path: "values[\(i)]",
                         code: "duplicate_value",
                         message:
                             "values[\(first)] already gives \(raw.indicator) for \(raw.country)\(cell.isEmpty ? "" : " (\(cell))")"
                     )
                 )
             } else {
-                firstIndexOfKey[key] = i
+                firstIndexOfKey[CellKey(indicator: raw.indicator, country: raw.country, cell: cell)] = i
             }
-            let series = "\(raw.indicator)\u{1}\(raw.country)"
-            let dimensionSet = raw.disaggregation.map(\.0).sorted().joined(separator: ",")
+            let series = SeriesKey(indicator: raw.indicator, country: raw.country)
+            let dimensionSet = Self.dimensionSet(raw.disaggregation)
             if let seen = shapeOfSeries[series] {
                 if seen.dimensions != dimensionSet {
                     let whole = seen.dimensions.isEmpty || dimensionSet.isEmpty
                     problems.append(
                         Problem(
-                            path: at,
+                            path: "values[\(i)]",
                             code: whole ? "whole_and_parts" : "mixed_dimensions",
                             message: whole
                                 ? "values[\(seen.index)] and this value give both a whole and a part of \(raw.indicator) for \(raw.country); send either the total or its cells"
@@ -297,6 +298,36 @@ public struct SubmissionValidator: Sendable {
             }
         }
         return values
+    }
+
+    private struct CellKey: Hashable {
+        var indicator: String
+        var country: String
+        var cell: String
+    }
+
+    private struct SeriesKey: Hashable {
+        var indicator: String
+        var country: String
+    }
+
+    /// The canonical cell: `dimension=value` pairs sorted by dimension, joined by `;`
+    /// (`age=15-19;sex=female`), or `""` for the whole.
+    static func cellKey(_ pairs: [(String, String)]) -> String {
+        switch pairs.count {
+        case 0: return ""
+        case 1: return pairs[0].0 + "=" + pairs[0].1
+        default: return pairs.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
+        }
+    }
+
+    /// The dimensions a value is disaggregated by, sorted and joined by `,`.
+    static func dimensionSet(_ pairs: [(String, String)]) -> String {
+        switch pairs.count {
+        case 0: return ""
+        case 1: return pairs[0].0
+        default: return pairs.map(\.0).sorted().joined(separator: ",")
+        }
     }
 
     /// The reporter is one of the catalogue's.
@@ -350,10 +381,14 @@ public struct SubmissionValidator: Sendable {
     private func checkReference(
         _ raw: SubmissionDraft.Value,
         indicator: Indicator?,
-        at: String,
+        index: Int,
         problems: inout [Problem]
     ) {
-        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at).")
+        // Paths are made only for problems.
+        func at() -> String { "values[\(index)]" }
+        if indicator == nil || !catalogue.hasCountry(raw.country) || !indicator!.countries.contains(raw.country) {
+            problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
+        }
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true
@@ -362,7 +397,7 @@ public struct SubmissionValidator: Sendable {
                     indicator.map { $0.dimensions.isEmpty ? "none" : $0.dimensions.joined(separator: ", ") } ?? ""
                 problems.append(
                     Problem(
-                        path: "\(at).disaggregation.\(dimension)",
+                        path: "\(at()).disaggregation.\(dimension)",
                         code: "unknown_dimension",
                         message: indicator.map {
                             "\($0.code) is not disaggregated by '\(dimension)' (accepted: \(accepted))"
@@ -376,7 +411,7 @@ public struct SubmissionValidator: Sendable {
                 let options = catalogue.dimensions.first { $0.name == dimension }?.values.joined(separator: ", ") ?? ""
                 problems.append(
                     Problem(
-                        path: "\(at).disaggregation.\(dimension)",
+                        path: "\(at()).disaggregation.\(dimension)",
                         code: "unknown_dimension_value",
                         message: "'\(cellValue)' is not a value of \(dimension) (accepted: \(options))"
                     )
@@ -385,26 +420,23 @@ public struct SubmissionValidator: Sendable {
         }
     }
 
-    /// The value in canonical decimal text, or `nil` with its problems. Exactness is judged on
-    /// the literal, magnitude before conversion, so nothing is lost to rounding.
     /// The value in canonical form (PostgreSQL `numeric` text), or `nil` with the problems: not
     /// negative, within range, whole for counts and at most cents for money. Targets follow the
-    /// same rules as values.
+    /// same rules as values. Everything is judged on the literal's digits, so nothing is lost
+    /// to rounding.
     func canonicalValue(
         _ raw: SubmissionDraft.Value,
         indicator: Indicator?,
-        at: String,
+        at: @autoclosure () -> String,
         problems: inout [Problem]
     ) -> String? {
         let literal = NumberLiteral(raw.literal)
         // Zero is zero whatever its exponent (`0e999999`).
         if let literal, literal.magnitude == nil { return "0" }
-        guard let literal, let magnitude = literal.magnitude, magnitude < 30,
-            let exact = Decimal(string: raw.literal), exact.isFinite
-        else {
+        guard let literal, let magnitude = literal.magnitude, magnitude < 30 else {
             problems.append(
                 Problem(
-                    path: "\(at).value",
+                    path: "\(at()).value",
                     code: "out_of_range",
                     message: "\(raw.literal) is far outside any value a result can take"
                 )
@@ -413,17 +445,17 @@ public struct SubmissionValidator: Sendable {
         }
         if literal.isNegative {
             problems.append(
-                Problem(path: "\(at).value", code: "negative", message: "values cannot be negative (\(raw.literal))")
+                Problem(path: "\(at()).value", code: "negative", message: "values cannot be negative (\(raw.literal))")
             )
             return nil
         }
-        guard let indicator else { return "\(exact)" }
+        guard let indicator else { return literal.canonicalText }
         let countBefore = problems.count
         if indicator.isMoney {
             if literal.decimalPlaces > 2 {
                 problems.append(
                     Problem(
-                        path: "\(at).value",
+                        path: "\(at()).value",
                         code: "too_many_decimals",
                         message: "amounts in USD take at most 2 decimal places (\(raw.literal))"
                     )
@@ -432,23 +464,23 @@ public struct SubmissionValidator: Sendable {
         } else if literal.decimalPlaces > 0 {
             problems.append(
                 Problem(
-                    path: "\(at).value",
+                    path: "\(at()).value",
                     code: "not_whole",
                     message:
                         "\(indicator.code) counts \(indicator.unit): the value must be a whole number (\(raw.literal))"
                 )
             )
         }
-        if exact > indicator.maximumValue {
+        if literal.isGreater(than: indicator.maximumLiteral) {
             problems.append(
                 Problem(
-                    path: "\(at).value",
+                    path: "\(at()).value",
                     code: "out_of_range",
                     message:
                         "\(raw.literal) is above the largest value accepted for \(indicator.code) (\(indicator.maximumValue))"
                 )
             )
         }
-        return problems.count == countBefore ? "\(exact)" : nil
+        return problems.count == countBefore ? literal.canonicalText : nil
     }
 }

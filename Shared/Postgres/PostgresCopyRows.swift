@@ -27,15 +27,25 @@ public struct PostgresCopyRows: Sendable {
             bytes.append(contentsOf: #"\N"#.utf8)
             return
         }
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
-            default: bytes.append(byte)
-            }
-        }
+        appendEscaped(text)
+    }
+
+    /// Appends a text field (escaped).
+    public mutating func append(_ value: String) {
+        separate()
+        appendEscaped(value)
+    }
+
+    /// Appends an integer field.
+    public mutating func append(_ value: Int) {
+        separate()
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    /// Appends an integer field.
+    public mutating func append(_ value: Int64) {
+        separate()
+        bytes.append(contentsOf: String(value).utf8)
     }
 
     /// Appends a boolean as `t` or `f`.
@@ -49,6 +59,18 @@ public struct PostgresCopyRows: Sendable {
         bytes.append(UInt8(ascii: "\n"))
         atRowStart = true
         count += 1
+    }
+
+    private mutating func appendEscaped(_ text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
+            default: bytes.append(byte)
+            }
+        }
     }
 
     private mutating func separate() {

@@ -88,6 +88,14 @@ struct JSONTests {
         #expect(rejects(#"{"x":{"a":1,"b":2,"a":3}}"#))
         // Same key in different objects is fine.
         #expect(!rejects(#"[{"a":1},{"a":2}]"#))
+        // Names are compared by code points: canonically equivalent names are two names.
+        #expect(!rejects("{\"\u{E9}\":1,\"e\u{301}\":2}"))
+        // Large objects (a set past 16 members) find duplicates before and after the switch.
+        let many = (0..<40).map { "\"k\($0)\":\($0)" }
+        #expect(!rejects("{" + many.joined(separator: ",") + "}"))
+        #expect(rejects("{" + (many + ["\"k3\":0"]).joined(separator: ",") + "}"))
+        #expect(rejects("{" + (many + ["\"k39\":0"]).joined(separator: ",") + "}"))
+        #expect(rejects("{" + (many.prefix(10) + ["\"k9\":0"]).joined(separator: ",") + "}"))
     }
 
     @Test func duplicateKeyErrorPointsAtTheSecondKey() {

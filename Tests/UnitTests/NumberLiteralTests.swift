@@ -1,3 +1,4 @@
+import Foundation
 import RootcausesModel
 import Testing
 
@@ -30,5 +31,60 @@ struct NumberLiteralTests {
     @Test(arguments: ["", "-", "1.", ".5", "1e", "1e+", "01x", "1e1234567", "abc"])
     func rejectsWhatIsNotANumber(text: String) {
         #expect(NumberLiteral(text) == nil)
+    }
+
+    @Test(arguments: [
+        ("0", "0"), ("-0.000", "0"), ("0e99", "0"), ("1250", "1250"), ("1250.0", "1250"), ("12.50", "12.5"),
+        ("0.05", "0.05"), ("0.00120", "0.0012"), ("1e3", "1000"), ("1.5e1", "15"), ("15E-1", "1.5"),
+        ("-4", "4"), ("123.456e1", "1234.56"),
+        ("1.000000000000000000000000000000000000000001", "1.000000000000000000000000000000000000000001"),
+    ])
+    func writesTheCanonicalText(text: String, canonical: String) throws {
+        #expect(try #require(NumberLiteral(text)).canonicalText == canonical)
+    }
+
+    /// Submissions stored before the canonical text was made from the digits hold `Decimal`'s
+    /// text in their content digest: for every value intake accepts (under 10^30, at most two
+    /// places) both must agree, or a retry would be taken for a conflict.
+    @Test func agreesWithDecimalOnEveryAcceptedShape() throws {
+        var generator = SystemRandomNumberGenerator()
+        var literals: [String] = []
+        for _ in 0..<5000 {
+            let integerDigits = Int.random(in: 1...30, using: &generator)
+            var integer = String((0..<integerDigits).map { _ in "0123456789".randomElement(using: &generator)! })
+            if Bool.random(using: &generator) {
+                integer = String(integer.prefix(Int.random(in: 1...3, using: &generator)))
+            }
+            let fraction = String(
+                (0..<Int.random(in: 0...4, using: &generator)).map { _ in "0123456789".randomElement(using: &generator)!
+                }
+            )
+            var literal = fraction.isEmpty ? integer : integer + "." + fraction
+            if Int.random(in: 0..<4, using: &generator) == 0 {
+                literal += "e" + String(Int.random(in: -3...3, using: &generator))
+            }
+            literals.append(literal)
+        }
+        for text in literals {
+            let literal = try #require(NumberLiteral(text))
+            // The digits intake accepts: under 10^30, at most two places (money).
+            guard (literal.magnitude ?? 0) < 30, literal.decimalPlaces <= 2 else { continue }
+            let decimal = try #require(Decimal(string: text))
+            #expect(literal.canonicalText == "\(decimal)", "\(text)")
+        }
+    }
+
+    @Test func comparesMagnitudesExactly() throws {
+        let ordered = [
+            "0", "0.001", "0.01", "0.0100001", "0.5", "1", "1.000000000000000000000000000000000000000001", "1.5",
+            "9.99", "10", "10.5", "99", "100", "1e12", "1000000000000.01",
+        ]
+        let literals = try ordered.map { try #require(NumberLiteral($0)) }
+        for (i, a) in literals.enumerated() {
+            for (j, b) in literals.enumerated() {
+                #expect(a.isGreater(than: b) == (i > j), "\(ordered[i]) > \(ordered[j])")
+            }
+        }
+        #expect(try #require(NumberLiteral("1.50e1")).isGreater(than: #require(NumberLiteral("15"))) == false)
     }
 }
