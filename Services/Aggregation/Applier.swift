@@ -388,16 +388,23 @@ struct Applier: Sendable {
                 RETURNING r.key_id, r.indicator, r.country, r.reporter, r.period_start, r.period_end, r.cell,
                           r.value, r.submissions, r.estimates
             ), logged AS (
-                -- Each period row's state after each seq that changed it: its new state less the changes after that seq.
+                -- Each period row's state after each seq that changed it: its new state less the
+                -- changes after that seq (a period row gets one change per seq). One window over
+                -- integer keys: sorting the changes by their six text columns, and two windows,
+                -- were two thirds of a pass.
                 INSERT INTO \(Storage.Table.rollupVersions) (key_id, seq, value, submissions, estimates)
-                SELECT u.key_id, e.seq,
-                       u.value - (sum(e.value) OVER whole - sum(e.value) OVER (whole ORDER BY e.seq)),
-                       u.submissions - (sum(e.submissions) OVER whole - sum(e.submissions) OVER (whole ORDER BY e.seq)),
-                       u.estimates - (sum(e.estimates) OVER whole - sum(e.estimates) OVER (whole ORDER BY e.seq))
-                FROM effective e JOIN upserted u USING (indicator, country, reporter, period_start, period_end, cell)
-                -- Rows of all periods keep no versions: reads as of a past seq read the periods.
-                WHERE e.period_start <> \(allPeriods.start)::date
-                WINDOW whole AS (PARTITION BY u.key_id)
+                SELECT key_id, seq,
+                       value - coalesce(sum(change_value) OVER later, 0),
+                       submissions - coalesce(sum(change_submissions) OVER later, 0),
+                       estimates - coalesce(sum(change_estimates) OVER later, 0)
+                FROM (
+                    SELECT u.key_id, e.seq, u.value, u.submissions, u.estimates,
+                           e.value AS change_value, e.submissions AS change_submissions, e.estimates AS change_estimates
+                    FROM effective e JOIN upserted u USING (indicator, country, reporter, period_start, period_end, cell)
+                    -- Rows of all periods keep no versions: reads as of a past seq read the periods.
+                    WHERE e.period_start <> \(allPeriods.start)::date
+                ) changed
+                WINDOW later AS (PARTITION BY key_id ORDER BY seq DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                 RETURNING 1
             ), moved AS (
                 UPDATE \(Storage.Table.aggregationPartitions) p SET applied_seq = t.to_seq, applied_by = \(instance), applied_at = now()
