@@ -66,9 +66,10 @@ public struct NumberLiteral: Sendable, Equatable {
     }
 
     /// The absolute value in plain decimal notation without insignificant zeros: `1.50e1` is
-    /// `15`, `0.00120` is `0.0012`, zero is `0`. That is how `Decimal` and PostgreSQL's
-    /// `numeric` write it, made from the digits themselves: no rounding at any length, and
-    /// none of the cost of a `Decimal` (a fifth of intake's time went to them).
+    /// `15`, `0.00120` is `0.0012`, zero is `0`: what `Decimal`'s description writes (stored
+    /// digests rely on it), and what `numeric` reads back unchanged. Made from the digits
+    /// themselves: no rounding at any length, and none of the cost of a `Decimal` (a fifth
+    /// of intake's time went to them).
     public var canonicalText: String {
         guard let magnitude else { return "0" }
         var text: [UInt8] = []

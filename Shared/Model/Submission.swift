@@ -255,7 +255,8 @@ public struct SubmissionValidator: Sendable {
             checkReference(raw, indicator: indicator, index: i, problems: &problems)
             let canonical = canonicalValue(raw, indicator: indicator, at: "values[\(i)]", problems: &problems)
             let cell = Self.cellKey(raw.disaggregation)
-            if let first = firstIndexOfKey[CellKey(indicator: raw.indicator, country: raw.country, cell: cell)] {
+            let key = CellKey(indicator: raw.indicator, country: raw.country, cell: cell)
+            if let first = firstIndexOfKey[key] {
                 problems.append(
                     Problem(
                         path: "values[\(i)]",
@@ -265,7 +266,7 @@ public struct SubmissionValidator: Sendable {
                     )
                 )
             } else {
-                firstIndexOfKey[CellKey(indicator: raw.indicator, country: raw.country, cell: cell)] = i
+                firstIndexOfKey[key] = i
             }
             let series = SeriesKey(indicator: raw.indicator, country: raw.country)
             let dimensionSet = Self.dimensionSet(raw.disaggregation)
@@ -433,7 +434,9 @@ public struct SubmissionValidator: Sendable {
         let literal = NumberLiteral(raw.literal)
         // Zero is zero whatever its exponent (`0e999999`).
         if let literal, literal.magnitude == nil { return "0" }
-        guard let literal, let magnitude = literal.magnitude, magnitude < 30 else {
+        // Too large, or too small to use at all: `1e-400` (Decimal, which this replaced, took at
+        // most 128 places too; the bound also keeps the canonical text short).
+        guard let literal, let magnitude = literal.magnitude, magnitude < 30, literal.decimalPlaces <= 128 else {
             problems.append(
                 Problem(
                     path: "\(at()).value",
@@ -449,7 +452,8 @@ public struct SubmissionValidator: Sendable {
             )
             return nil
         }
-        guard let indicator else { return literal.canonicalText }
+        // An unknown indicator is a problem of its own (`checkReference`): no value to make.
+        guard let indicator else { return nil }
         let countBefore = problems.count
         if indicator.isMoney {
             if literal.decimalPlaces > 2 {

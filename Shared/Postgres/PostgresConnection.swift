@@ -358,7 +358,10 @@ public final class PostgresConnection: @unchecked Sendable {
                 }
                 PQclear(result)
             }
-            if let failure { throw failure }
+            // The server's own error says most (a shutdown's SQLSTATE, say); a connection that
+            // died while sending is a lost connection, which callers may retry elsewhere.
+            if case .failure(let serverError) = outcome { throw serverError }
+            if let failure { throw PQstatus(handle) == CONNECTION_OK ? failure : connectionError() }
             return try outcome.get()
         }
     }

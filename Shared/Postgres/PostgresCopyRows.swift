@@ -4,6 +4,7 @@
 /// tabs, newlines and carriage returns are escaped. Escaping works byte by byte: those four
 /// bytes never occur inside a multi-byte UTF-8 character. Building bytes instead of a `String`
 /// per row keeps a submission's 50 values to a few appends (intake writes them this way).
+/// PostgreSQL refuses NUL in text: a field holding one fails the whole COPY (nothing is stored).
 ///
 /// ```swift
 /// var rows = PostgresCopyRows()
@@ -15,7 +16,7 @@ public struct PostgresCopyRows: Sendable {
     /// The text sent to the server.
     public private(set) var bytes: [UInt8] = []
     /// Rows ended so far.
-    public private(set) var count = 0
+    public private(set) var rowCount = 0
     private var atRowStart = true
 
     public init(reservingCapacity capacity: Int = 0) { bytes.reserveCapacity(capacity) }
@@ -58,7 +59,7 @@ public struct PostgresCopyRows: Sendable {
     public mutating func endRow() {
         bytes.append(UInt8(ascii: "\n"))
         atRowStart = true
-        count += 1
+        rowCount += 1
     }
 
     private mutating func appendEscaped(_ text: String) {

@@ -36,7 +36,10 @@ struct NumberLiteralTests {
     @Test(arguments: [
         ("0", "0"), ("-0.000", "0"), ("0e99", "0"), ("1250", "1250"), ("1250.0", "1250"), ("12.50", "12.5"),
         ("0.05", "0.05"), ("0.00120", "0.0012"), ("1e3", "1000"), ("1.5e1", "15"), ("15E-1", "1.5"),
-        ("-4", "4"), ("123.456e1", "1234.56"),
+        ("-4", "4"), ("123.456e1", "1234.56"), ("0.10", "0.1"), ("100.00", "100"), ("1e2", "100"),
+        ("1.5e-1", "0.15"), ("0.0", "0"), ("1e29", "100000000000000000000000000000"),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ("12345678901234567890123456789.99", "12345678901234567890123456789.99"), ("7.000000000000000000000", "7"),
         ("1.000000000000000000000000000000000000000001", "1.000000000000000000000000000000000000000001"),
     ])
     func writesTheCanonicalText(text: String, canonical: String) throws {
@@ -47,7 +50,8 @@ struct NumberLiteralTests {
     /// text in their content digest: for every value intake accepts (under 10^30, at most two
     /// places) both must agree, or a retry would be taken for a conflict.
     @Test func agreesWithDecimalOnEveryAcceptedShape() throws {
-        var generator = SystemRandomNumberGenerator()
+        // Seeded, so a failure names a literal that fails again.
+        var generator = SplitMix64(seed: 20_261_130)
         var literals: [String] = []
         for _ in 0..<5000 {
             let integerDigits = Int.random(in: 1...30, using: &generator)
@@ -86,5 +90,18 @@ struct NumberLiteralTests {
             }
         }
         #expect(try #require(NumberLiteral("1.50e1")).isGreater(than: #require(NumberLiteral("15"))) == false)
+    }
+}
+
+/// A small seeded generator (SplitMix64), so random corpora are the same at every run.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -53,7 +53,7 @@ struct PostgresRowsTests {
         rows.append(false)
         rows.append(#"\N"#)
         rows.endRow()
-        #expect(rows.count == 2)
+        #expect(rows.rowCount == 2)
         #expect(String(decoding: rows.bytes, as: UTF8.self) == "-7\ta\\tb\\\\c\\nd\\re\t\\N\tt\né😀\tf\t\\\\N\n")
     }
 

@@ -302,6 +302,23 @@ struct SubmissionTests {
                 Pair("values[0].value", "out_of_range")
             ]
         )
+        // Too small to use at all, and merely fractional.
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1e-400")))) == [
+                Pair("values[0].value", "out_of_range")
+            ]
+        )
+        #expect(
+            invalid(check(submission(values: one("jobs_created", "HN", "1e-40")))) == [
+                Pair("values[0].value", "not_whole")
+            ]
+        )
+        // An unknown indicator's value makes no text (and no megabyte of zeros).
+        #expect(
+            invalid(check(submission(values: one("jobs", "HN", "1e-99999")))).map(\.code) == [
+                "unknown_indicator", "out_of_range",
+            ]
+        )
     }
 
     @Test func duplicateValue() {
