@@ -100,9 +100,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let cataloguePath = findShippedFile("catalogue.json") ?? "Deploy/config/catalogue.json"
         let catalogue = try Catalogue.load(path: cataloguePath)
-        let cells = benchCells(catalogue)
-        guard cells.count >= values else {
-            throw ValidationError("the catalogue has only \(cells.count) distinct cells")
+        let workload = BenchWorkload(catalogue: catalogue, values: values)
+        guard workload.distinctCells >= values else {
+            throw ValidationError("the catalogue has only \(workload.distinctCells) distinct cells")
         }
 
         var options = stackOptions
@@ -111,7 +111,7 @@ struct BenchCommand: AsyncParsableCommand {
         let running = try await LocalStack.start(options: options, ports: (0, 0, 0), database: database, log: progress)
         do {
             if !skipIntake {
-                try await measure(running: running, cells: Array(cells.prefix(values)))
+                try await measure(running: running, workload: workload)
                 for count in instanceCounts { try await measureCatchUp(stack: running.stack, instances: count) }
             }
             if subscribers > 0 {
@@ -140,7 +140,7 @@ struct BenchCommand: AsyncParsableCommand {
         await running.stop(log: progress)
     }
 
-    private func measure(running: LocalStack, cells: [JSON]) async throws {
+    private func measure(running: LocalStack, workload: BenchWorkload) async throws {
         let stack = running.stack
         let totalValues = submissions * values
         progress(
@@ -150,7 +150,7 @@ struct BenchCommand: AsyncParsableCommand {
         // 1. Raw COPY of the same rows into the same tables, one durable transaction; three
         //    times, since a single run swings widely on a shared 2-core machine: the median counts.
         var copyTimes: [Double] = []
-        for _ in 0..<3 { copyTimes.append(try await rawCopy(databaseURL: stack.databaseURL, cells: cells)) }
+        for _ in 0..<3 { copyTimes.append(try await rawCopy(databaseURL: stack.databaseURL, workload: workload)) }
         copyTimes.sort()
         let copySeconds = copyTimes[1]
         let copyRate = Double(totalValues) / copySeconds
@@ -173,7 +173,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         // 2. Durable intake: every answer comes after its commit. The request lines are made
         //    before the clock starts: the client's own JSON work is not intake's.
-        let lines = (0..<submissions).map { i in submitRequest(benchSubmission("bench-\(i)", values: cells)).serialized
+        let lines = (0..<submissions).map { i in
+            submitRequest(benchSubmission("bench-\(i)", values: workload.cells(ofSubmission: i))).serialized
         }
         let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
             for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
@@ -236,7 +237,11 @@ struct BenchCommand: AsyncParsableCommand {
             let intake = try await stack.intakeClient()
             var i = 0
             while !Task.isCancelled {
-                let requests = (0..<window).map { k in submitRequest(benchSubmission("load-\(i)-\(k)", values: cells)) }
+                let requests = (0..<window).map { k in
+                    submitRequest(
+                        benchSubmission("load-\(i)-\(k)", values: workload.cells(ofSubmission: i * window + k))
+                    )
+                }
                 do {
                     _ = try await intake.pipeline(requests)
                 } catch {
@@ -379,21 +384,34 @@ struct BenchCommand: AsyncParsableCommand {
         )
     }
 
-    /// Inserts the same rows intake would, with COPY, in one transaction; returns seconds. Cleans up after.
-    private func rawCopy(databaseURL: String, cells: [JSON]) async throws -> Double {
+    /// Inserts the same rows intake would, with COPY, in one transaction; returns seconds (the
+    /// COPY and its commit, not the making of its text). Cleans up after.
+    private func rawCopy(databaseURL: String, workload: BenchWorkload) async throws -> Double {
         let logger = Logger(label: "bench")
         let submissions = self.submissions
-        let rows: [String] = cells.enumerated().map { ordinal, cell in
-            let parts = cell["disaggregation"]?.objectValue ?? []
-            let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }.joined(
-                separator: ";"
+        // Negative ids keep these rows apart from real ones; they get no seq, so nothing aggregates them.
+        var submissionLines: [String] = []
+        var valueLines: [String] = []
+        submissionLines.reserveCapacity(submissions)
+        valueLines.reserveCapacity(submissions * values)
+        for i in 1...submissions {
+            let cells = workload.cells(ofSubmission: i - 1)
+            submissionLines.append(
+                "-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(cells.count)\tx\n"
             )
-            return
-                "\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
+            for (ordinal, cell) in cells.enumerated() {
+                let parts = cell["disaggregation"]?.objectValue ?? []
+                let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }
+                    .joined(separator: ";")
+                valueLines.append(
+                    "-\(i)\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
+                )
+            }
         }
         let (submissionsTable, valuesTable) = (
             Storage.Table.submissions.rawValue, Storage.Table.submissionValues.rawValue
         )
+        let (submissionRows, valueRows) = (submissionLines, valueLines)
         return try await PostgresConnection.withConnection(
             conninfo: databaseURL,
             applicationName: "rootcauses-bench",
@@ -401,24 +419,13 @@ struct BenchCommand: AsyncParsableCommand {
         ) { connection in
             let start = ContinuousClock.now
             try connection.transaction { connection in
-                // Negative ids keep these rows apart from real ones; they get no seq, so nothing aggregates them.
-                var submissionLines: [String] = []
-                var valueLines: [String] = []
-                submissionLines.reserveCapacity(submissions)
-                valueLines.reserveCapacity(submissions * rows.count)
-                for i in 1...submissions {
-                    submissionLines.append(
-                        "-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(rows.count)\tx\n"
-                    )
-                    for row in rows { valueLines.append("-\(i)" + row) }
-                }
                 try connection.copyIn(
                     "COPY \(submissionsTable) (id, reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest) FROM STDIN",
-                    lines: submissionLines
+                    lines: submissionRows
                 )
                 try connection.copyIn(
                     "COPY \(valuesTable) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN",
-                    lines: valueLines
+                    lines: valueRows
                 )
             }
             let seconds = (ContinuousClock.now - start).seconds
@@ -435,26 +442,52 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
-/// Distinct (indicator, country, sex, age) cells from indicators disaggregated by both.
-private func benchCells(_ catalogue: Catalogue) -> [JSON] {
-    let sexes = catalogue.dimensions.first { $0.name == "sex" }?.values ?? []
-    let ages = catalogue.dimensions.first { $0.name == "age" }?.values ?? []
-    var cells: [JSON] = []
-    for indicator in catalogue.indicators where Set(indicator.dimensions) == ["sex", "age"] && !indicator.isMoney {
-        for country in indicator.countries {
-            for sex in sexes {
-                for age in ages {
-                    cells.append([
-                        "indicator": .string(indicator.code), "country": .string(country),
-                        "value": .int(cells.count % 97 + 1),
-                        "disaggregation": ["sex": .string(sex), "age": .string(age)],
-                    ])
+/// What the intake bench submits: every submission starts with one `firms_supported` cell (the
+/// lag probes read that number), then `values - 1` distinct cells of the indicators
+/// disaggregated by sex and age, whole (indicator, country) groups of ten cells in a row. Each
+/// submission takes the next cells of the list, so the load spreads over all eleven such
+/// indicators, and so over the aggregation partitions, as real reports from several agencies do.
+/// (Every submission once carried the same 50 cells of three indicators: at most three
+/// partitions had work, and a second aggregation instance could only get in the first's way.)
+struct BenchWorkload: Sendable {
+    private let first: JSON = ["indicator": "firms_supported", "country": "SV", "value": 1]
+    /// Groups of one (indicator, country), taking the indicators in turn.
+    private let rest: [JSON]
+    private let values: Int
+
+    init(catalogue: Catalogue, values: Int) {
+        let sexes = catalogue.dimensions.first { $0.name == "sex" }?.values ?? []
+        let ages = catalogue.dimensions.first { $0.name == "age" }?.values ?? []
+        let indicators = catalogue.indicators.filter { Set($0.dimensions) == ["sex", "age"] && !$0.isMoney }
+        var cells: [JSON] = []
+        let rounds = indicators.map(\.countries.count).max() ?? 0
+        for round in 0..<rounds {
+            for indicator in indicators where round < indicator.countries.count {
+                for sex in sexes {
+                    for age in ages {
+                        cells.append([
+                            "indicator": .string(indicator.code), "country": .string(indicator.countries[round]),
+                            "value": .int(cells.count % 97 + 1),
+                            "disaggregation": ["sex": .string(sex), "age": .string(age)],
+                        ])
+                    }
                 }
             }
         }
+        self.rest = cells
+        self.values = values
     }
-    // firms_supported is whole-only; put one cell of it first so lag probes can read it.
-    return [["indicator": "firms_supported", "country": "SV", "value": 1]] + cells
+
+    /// How many distinct cells a submission can hold.
+    var distinctCells: Int { rest.count + 1 }
+
+    /// The cells of the `index`th submission (from 0).
+    func cells(ofSubmission index: Int) -> [JSON] {
+        let count = values - 1
+        guard count > 0, !rest.isEmpty else { return [first] }
+        let start = (index * count) % rest.count
+        return [first] + (0..<count).map { rest[(start + $0) % rest.count] }
+    }
 }
 
 /// A USAID submission for FY2022Q1 with these values.
