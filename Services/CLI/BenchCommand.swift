@@ -400,9 +400,9 @@ struct BenchCommand: AsyncParsableCommand {
                 "-\(i)\tBENCH\tcopy-\(i)\tFY2022Q1\t2021-10-01\t2021-12-31\t\\N\t\(cells.count)\tx\n"
             )
             for (ordinal, cell) in cells.enumerated() {
-                let parts = cell["disaggregation"]?.objectValue ?? []
-                let cellKey = parts.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1.stringValue ?? "")" }
-                    .joined(separator: ";")
+                let cellKey = SubmissionValidator.cellKey(
+                    (cell["disaggregation"]?.objectValue ?? []).map { ($0.0, $0.1.stringValue ?? "") }
+                )
                 valueLines.append(
                     "-\(i)\t\(ordinal)\t\(cell["indicator"]!.stringValue!)\t\(cell["country"]!.stringValue!)\t\(cellKey)\t\(cell["value"]!.numberLiteral!)\tf\n"
                 )

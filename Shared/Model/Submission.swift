@@ -314,7 +314,7 @@ public struct SubmissionValidator: Sendable {
 
     /// The canonical cell: `dimension=value` pairs sorted by dimension, joined by `;`
     /// (`age=15-19;sex=female`), or `""` for the whole.
-    static func cellKey(_ pairs: [(String, String)]) -> String {
+    public static func cellKey(_ pairs: [(String, String)]) -> String {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0 + "=" + pairs[0].1
@@ -345,13 +345,13 @@ public struct SubmissionValidator: Sendable {
 
     /// The indicator and country exist in the catalogue and the indicator applies to the
     /// country; paths are `<prefix>indicator` and `<prefix>country`.
-    func referenceProblems(indicator code: String, country: String, at prefix: String) -> [Problem] {
+    func referenceProblems(indicator code: String, country: String, at prefix: @autoclosure () -> String) -> [Problem] {
         var problems: [Problem] = []
         let indicator = catalogue.indicator(code)
         if indicator == nil {
             problems.append(
                 Problem(
-                    path: "\(prefix)indicator",
+                    path: "\(prefix())indicator",
                     code: "unknown_indicator",
                     message: "'\(code)' is not an indicator in the catalogue"
                 )
@@ -360,7 +360,7 @@ public struct SubmissionValidator: Sendable {
         if !catalogue.hasCountry(country) {
             problems.append(
                 Problem(
-                    path: "\(prefix)country",
+                    path: "\(prefix())country",
                     code: "unknown_country",
                     message: "'\(country)' is not a country in the catalogue"
                 )
@@ -368,7 +368,7 @@ public struct SubmissionValidator: Sendable {
         } else if let indicator, !indicator.countries.contains(country) {
             problems.append(
                 Problem(
-                    path: "\(prefix)country",
+                    path: "\(prefix())country",
                     code: "country_not_applicable",
                     message:
                         "\(indicator.code) applies to \(indicator.countries.joined(separator: ", ")), not \(country)"
@@ -387,9 +387,7 @@ public struct SubmissionValidator: Sendable {
     ) {
         // Paths are made only for problems.
         func at() -> String { "values[\(index)]" }
-        if indicator == nil || !catalogue.hasCountry(raw.country) || !indicator!.countries.contains(raw.country) {
-            problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
-        }
+        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true

@@ -292,27 +292,19 @@ struct SubmissionTests {
     }
 
     @Test func outOfRange() {
-        #expect(
-            invalid(check(submission(values: one("jobs_created", "HN", "1000000000001")))) == [
-                Pair("values[0].value", "out_of_range")
-            ]
-        )
-        #expect(
-            invalid(check(submission(values: one("jobs_created", "HN", "1e400")))) == [
-                Pair("values[0].value", "out_of_range")
-            ]
-        )
-        // Too small to use at all, and merely fractional.
-        #expect(
-            invalid(check(submission(values: one("jobs_created", "HN", "1e-400")))) == [
-                Pair("values[0].value", "out_of_range")
-            ]
-        )
-        #expect(
-            invalid(check(submission(values: one("jobs_created", "HN", "1e-40")))) == [
-                Pair("values[0].value", "not_whole")
-            ]
-        )
+        // Above the maximum, too large or too small to use at all, and merely fractional.
+        let cases = [
+            ("1000000000001", "out_of_range"), ("1e400", "out_of_range"), ("1e-400", "out_of_range"),
+            ("1e-40", "not_whole"),
+        ]
+        for (literal, code) in cases {
+            #expect(
+                invalid(check(submission(values: one("jobs_created", "HN", literal)))) == [
+                    Pair("values[0].value", code)
+                ],
+                "\(literal)"
+            )
+        }
         // An unknown indicator's value makes no text (and no megabyte of zeros).
         #expect(
             invalid(check(submission(values: one("jobs", "HN", "1e-99999")))).map(\.code) == [
