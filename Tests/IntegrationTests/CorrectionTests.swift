@@ -271,6 +271,37 @@ extension Integration {
             }
         }
 
+        /// A correction need not carry the indicators of what it replaces: one with only a `sum`
+        /// value takes the replaced `latest` snapshot away, from the current rows and the period rows.
+        @Test func aCorrectionWithoutSnapshotValuesTakesTheReplacedSnapshotAway() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                func send(_ body: JSON) async throws -> Int64 {
+                    try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+                }
+                let snapshot = "cta_companies_committed"
+                let both = try await send(
+                    submission(
+                        "both",
+                        period: "2022Q2",
+                        values: [value(snapshot, "HN", 7), value("firms_supported", "HN", 2)]
+                    )
+                )
+                #expect(try await Self.total(reporting, snapshot, minSeq: both)?["value"] == 7)
+                let fix = try await send(
+                    submission("both-fix", period: "2022Q2", values: [value("firms_supported", "HN", 3)])
+                        .setting("replaces", to: "both")
+                )
+                #expect(try await Self.total(reporting, snapshot, minSeq: fix) == nil)
+                #expect(try await Self.total(reporting, snapshot, extra: [("period_from", "2000")]) == nil)
+                #expect(try await Self.total(reporting, "firms_supported")?["value"] == 3)
+                #expect(try await Self.total(reporting, snapshot, asOf: both)?["value"] == 7)
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
         /// A submission and its correction applied in one aggregation pass: the rows of all
         /// periods net to nothing, yet a read as of the seq between them must see the submission.
         @Test func aSubmissionAndItsRetractionInOnePassStayExactInBetween() async throws {
