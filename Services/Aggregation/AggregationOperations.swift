@@ -12,6 +12,7 @@ public struct AggregationOperations: Sendable {
     let applier: Applier
     let worker: AggregationWorker
     let sampler: BacklogSampler
+    let listener: NumberingListener
 
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
@@ -36,6 +37,7 @@ public struct AggregationOperations: Sendable {
         let metrics = AggregationMetrics()
         self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, metrics: metrics, logger: logger)
         self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), metrics: metrics, logger: logger)
+        self.listener = NumberingListener(conninfo: pool.conninfo, logger: logger) { [worker] in worker.nudge() }
     }
 
     public var registry: OperationRegistry {
@@ -49,8 +51,9 @@ public struct AggregationOperations: Sendable {
     }
 
     /// The services to run beside the protocol server: the worker that applies submissions,
-    /// and the sampler that keeps the backlog metrics current.
-    public var services: [any Service] { [worker, sampler] }
+    /// the listener that wakes it at every numbering, and the sampler that keeps the backlog
+    /// metrics current.
+    public var services: [any Service] { [worker, listener, sampler] }
 
     /// `{"op":"nudge","seq":42}`: `seq` (optional) is the newest committed seq, a hint.
     struct NudgeRequest: OperationInput {

@@ -7,7 +7,8 @@ import ServiceLifecycle
 
 /// Tells aggregation instances that new submissions are committed.
 ///
-/// A nudge is only a hint (aggregation also catches up on a timer), so it never delays or fails
+/// A nudge is only a hint (aggregation also hears every numbering from PostgreSQL, and catches
+/// up on a timer), so it never delays or fails
 /// an acknowledgement: nudges are coalesced into the newest seq and sent in the background.
 public final class AggregationNudger: Service, Sendable {
     private let addresses: [String]
@@ -19,14 +20,15 @@ public final class AggregationNudger: Service, Sendable {
     private let stream: AsyncStream<Int64>
     private let continuation: AsyncStream<Int64>.Continuation
 
-    /// Without a `token` no nudge is sent: aggregation then finds new submissions on its poll.
+    /// Without a `token` no nudge is sent: aggregation still hears every numbering from
+    /// PostgreSQL (it listens), and catches up on its poll.
     public init(addresses: [String], token: String?, tls: NIOSSLContext? = nil, logger: Logger) {
         self.addresses = addresses
         self.token = token
         self.tls = tls
         self.logger = logger
         if token == nil {
-            logger.warning("no key to nudge aggregation with: it finds new submissions on its poll interval only")
+            logger.warning("no key to nudge aggregation with: it learns of new submissions from PostgreSQL only")
         }
         (stream, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -82,7 +84,7 @@ public final class AggregationNudger: Service, Sendable {
             let refused = (error as? RefusedNudge)?.isAboutTheKey ?? "\(error)".contains("the key was refused")
             if refused, await clients.pause(address, for: .seconds(60)) {
                 logger.warning(
-                    "aggregation refused intake's key; nudges to it paused for 60 s (it still catches up on its poll)",
+                    "aggregation refused intake's key; nudges to it paused for 60 s (it still hears commits from PostgreSQL)",
                     metadata: ["address": "\(address)", "error": "\(error)"]
                 )
             }

@@ -291,21 +291,24 @@ public final class ServiceStack: Sendable {
             label: "aggregation-\(index)",
             port: port,
             mayPickAnotherPort: mayPickAnotherPort,
-            extra: ["--poll-interval-ms", "200"] + extra,
+            // A poll of its own in `extra` replaces the stack's.
+            extra: (extra.contains("--poll-interval-ms") ? [] : ["--poll-interval-ms", "200"]) + extra,
             record: record
         )
         state.withLockedValue { $0.aggregationPorts[index] = boundPort }
     }
 
     /// Adds one more aggregation instance on a new port and starts it. Returns its index.
+    /// Intake is not told of it (it nudges the addresses it started with), as with an
+    /// instance an operator scales out.
     @discardableResult
-    public func addAggregation() async throws -> Int {
+    public func addAggregation(extra: [String] = []) async throws -> Int {
         let port = try freeTCPPort()
         let index = state.withLockedValue { state in
             state.aggregationPorts.append(port)
             return state.aggregationPorts.count - 1
         }
-        try await startAggregation(index: index)
+        try await startAggregation(index: index, extra: extra)
         return index
     }
 

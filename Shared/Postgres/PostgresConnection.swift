@@ -251,6 +251,56 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// The notifications that arrive within `timeout` on the channels this session listens to
+    /// (after `execute("LISTEN …")`): those already read, else the first batch to arrive, else
+    /// none once `timeout` has passed.
+    ///
+    /// Blocks the calling thread, and holds the connection, while it waits: listen on a
+    /// connection of its own, never on a pooled one (a pool would see the pending notifications
+    /// as input from a dead session). A session that is not listening simply waits out `timeout`.
+    public func notifications(waitingUpTo timeout: Duration) throws -> [PostgresNotification] {
+        try lock.withLock { () throws -> [PostgresNotification] in
+            try ensureOpen()
+            var arrived = takeNotifications()
+            guard arrived.isEmpty else { return arrived }
+            let socket = PQsocket(handle)
+            guard socket >= 0 else { throw connectionError() }
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let milliseconds = Int32(
+                clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+            )
+            let ready = poll(&descriptor, 1, max(0, milliseconds))
+            // Interrupted or timed out: nothing yet (the caller asks again).
+            guard ready > 0 else { return [] }
+            // Reads what came: notifications, or the error and close of a session that ended.
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(code: .connectionLost, message: lastErrorMessage())
+            }
+            arrived = takeNotifications()
+            // Readable and nothing to read but a close: the server went away.
+            if arrived.isEmpty, PQstatus(handle) != CONNECTION_OK {
+                throw PostgresError(code: .connectionLost, message: lastErrorMessage())
+            }
+            return arrived
+        }
+    }
+
+    /// The notifications libpq has read and not handed out yet.
+    private func takeNotifications() -> [PostgresNotification] {
+        var arrived: [PostgresNotification] = []
+        while let notification = PQnotifies(handle) {
+            arrived.append(
+                PostgresNotification(
+                    channel: String(cString: notification.pointee.relname),
+                    payload: notification.pointee.extra.map { String(cString: $0) } ?? "",
+                    senderPID: notification.pointee.be_pid
+                )
+            )
+            PQfreemem(notification)
+        }
+        return arrived
+    }
+
     /// The SCRAM-SHA-256 verifier of `password` for `user`, computed here (libpq's
     /// `PQencryptPasswordConn`): `ALTER ROLE … PASSWORD` can then carry the verifier, so the
     /// clear password never reaches the server's logs or statistics.

@@ -36,6 +36,10 @@ public enum Storage {
     /// The period of a rollup row that holds all periods of a `sum` indicator's series together:
     /// `(-infinity, infinity)`. Never a real period.
     public static let allPeriods = (start: "-infinity", end: "infinity")
+
+    /// The channel every numbering notifies on commit, with the newest seq as its payload (the
+    /// `seq_counter` trigger of migration 13): aggregation instances listen on it.
+    public static let numberedChannel = "rootcauses_numbered"
 }
 
 extension PostgresQuery.StringInterpolation {
@@ -424,6 +428,25 @@ public enum Schema {
                     END IF;
                     PERFORM 1 FROM seq_counter FOR SHARE;
                 END $$;
+                """
+        ),
+        Migration(
+            version: 13,
+            name: "every numbering notifies aggregation",
+            sql: """
+                -- Intake nudged only the aggregation instances it was told of: one started later
+                -- (scaled out) waited for its poll, and totals waited with it. Now every numbering,
+                -- whoever makes it, notifies on commit, and every instance listens. The payload is
+                -- the newest seq; identical notifications of one transaction arrive once.
+                CREATE OR REPLACE FUNCTION notify_numbered() RETURNS trigger
+                LANGUAGE plpgsql SET search_path = public AS $$
+                BEGIN
+                    PERFORM pg_notify('rootcauses_numbered', NEW.last_seq::text);
+                    RETURN NULL;
+                END $$;
+                DROP TRIGGER IF EXISTS seq_counter_numbered ON seq_counter;
+                CREATE TRIGGER seq_counter_numbered AFTER UPDATE OF last_seq ON seq_counter
+                    FOR EACH ROW WHEN (NEW.last_seq > OLD.last_seq) EXECUTE FUNCTION notify_numbered();
                 """
         ),
     ]

@@ -28,6 +28,40 @@ extension Integration {
             Issue.record("backend \(pid) did not go away")
         }
 
+        /// A listening session gets what other sessions notify once they commit, with its
+        /// payload; a wait with nothing sent ends empty; a wait on a session the server ended
+        /// throws `connectionLost` instead of waiting forever.
+        @Test func aListeningSessionReceivesNotifications() async throws {
+            let url = try await TestDatabase.create()
+            let listener = try PostgresConnection(conninfo: url, applicationName: "tests-listener", logger: Self.logger)
+            defer { listener.close() }
+            let sender = try PostgresConnection(conninfo: url, applicationName: "tests-sender", logger: Self.logger)
+            defer { sender.close() }
+            try listener.execute("LISTEN tests_channel")
+            #expect(try listener.notifications(waitingUpTo: .milliseconds(50)).isEmpty)
+            // Inside a transaction nothing is sent before COMMIT; the same notification twice arrives once.
+            try sender.transaction { connection in
+                try connection.query("SELECT pg_notify('tests_channel', 'seq 7')" as PostgresQuery)
+                try connection.query("SELECT pg_notify('tests_channel', 'seq 7')" as PostgresQuery)
+                try connection.query("SELECT pg_notify('other_channel', 'not ours')" as PostgresQuery)
+                #expect(try listener.notifications(waitingUpTo: .milliseconds(50)).isEmpty)
+            }
+            var arrived: [PostgresNotification] = []
+            for _ in 0..<100 where arrived.isEmpty {
+                arrived = try listener.notifications(waitingUpTo: .milliseconds(100))
+            }
+            #expect(
+                arrived == [
+                    PostgresNotification(channel: "tests_channel", payload: "seq 7", senderPID: sender.backendPID)
+                ]
+            )
+            #expect(try listener.notifications(waitingUpTo: .milliseconds(50)).isEmpty)
+            try Self.terminate(backend: listener.backendPID, url: url)
+            #expect {
+                for _ in 0..<100 { _ = try listener.notifications(waitingUpTo: .milliseconds(100)) }
+            } throws: { ($0 as? PostgresError)?.code == .connectionLost }
+        }
+
         @Test func aConnectionTheServerClosedWhileIdleIsReplaced() async throws {
             let url = try await TestDatabase.create()
             let pool = PostgresPool(conninfo: url, maximumConnections: 2, applicationName: "tests", logger: Self.logger)

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import RootcausesJSON
 import RootcausesLocalStack
+import RootcausesPostgres
 import RootcausesTesting
 import RootcausesTransport
 import Testing
@@ -81,6 +82,60 @@ extension Integration {
                 await intake.close()
                 // The killed slot is started again, so the stack stops cleanly.
                 try await stack.startAggregation(index: 1)
+            }
+        }
+
+        /// An instance intake was never told of (scaled out later) applies every commit at
+        /// once: it listens for numberings. Its poll is an hour away, so only the notification
+        /// can wake it in time; a read waiting for the seq would otherwise answer `not_ready`.
+        /// The listening session is cut once too: the listener reconnects by itself.
+        @Test func anInstanceIntakeWasNotToldOfAppliesAtOnce() async throws {
+            try await withServiceStack { stack in
+                // The first instance gives its partitions up as it stops; the new one takes all.
+                await stack.aggregations[0].stop()
+                let added = try await stack.addAggregation(extra: ["--poll-interval-ms", "3600000"])
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                func submitAndRead(_ id: String, _ firms: Int) async throws -> JSON {
+                    let body = submission(
+                        id,
+                        period: "2022Q1",
+                        values: [value("firms_supported", "HN", .int(Int64(firms)))]
+                    )
+                    let seq = try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+                    return try await reporting.expectOK([
+                        "op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 10_000,
+                    ])
+                }
+                var total = 0
+                for i in 1...3 {
+                    total += i
+                    let answer = try await submitAndRead("heard-\(i)", i)
+                    #expect(answer["rows"]?.arrayValue?.first?["value"] == .int(Int64(total)))
+                }
+                // Cut the listening session: the next commits are heard once it reconnected.
+                let terminated = try await PostgresConnection.withConnection(
+                    conninfo: stack.databaseURL,
+                    logger: .init(label: "tests")
+                ) { connection in
+                    try connection.query(
+                        """
+                        SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                        WHERE application_name = 'rootcauses-aggregation-listener' AND datname = current_database()
+                        """ as PostgresQuery
+                    ).first?.decode(column: "n", as: Int.self) ?? 0
+                }
+                #expect(terminated == 1)
+                for i in 4...6 {
+                    total += i
+                    let answer = try await submitAndRead("heard-\(i)", i)
+                    #expect(answer["rows"]?.arrayValue?.first?["value"] == .int(Int64(total)))
+                }
+                #expect(stack.aggregations[added].isRunning)
+                await intake.close()
+                await reporting.close()
+                // The stopped slot is started again, so the stack stops cleanly.
+                try await stack.startAggregation(index: 0)
             }
         }
     }

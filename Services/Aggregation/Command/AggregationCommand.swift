@@ -9,14 +9,15 @@ struct AggregationCommand: AsyncParsableCommand {
         commandName: "aggregation",
         abstract: "Applies accepted submissions to the aggregate tables exactly once (default port 7402).",
         discussion:
-            "Work is split into partitions by indicator; each partition has a watermark that moves in the same transaction as the aggregates it covers, so a crash never loses or repeats work. Run as many instances as you like: they share the partitions through row locks. Catches up on start, on every nudge from intake, and on a timer."
+            "Work is split into partitions by indicator; each partition has a watermark that moves in the same transaction as the aggregates it covers, so a crash never loses or repeats work. Run as many instances as you like: they share the partitions through row locks. Catches up on start, on every numbering it hears from PostgreSQL (LISTEN) or nudge from intake, and on a timer."
     )
 
     @OptionGroup var options: ServiceOptions
 
     @Option(
         name: .customLong("poll-interval-ms"),
-        help: "How often to catch up without a nudge, in milliseconds. Env: ROOTCAUSES_POLL_INTERVAL_MS. Default: 1000."
+        help:
+            "How often to catch up without a notification or nudge, in milliseconds. Env: ROOTCAUSES_POLL_INTERVAL_MS. Default: 1000."
     )
     var pollIntervalMilliseconds: Int?
 
