@@ -171,66 +171,50 @@ struct BenchCommand: AsyncParsableCommand {
             ]
         )
 
-        // 2. Durable intake: every answer comes after its commit. The request lines are made
-        //    before the clock starts: the client's own JSON work is not intake's.
-        let lines = (0..<submissions).map { i in
-            submitRequest(benchSubmission("bench-\(i)", values: workload.cells(ofSubmission: i))).serialized
-        }
-        let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
-            for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
-            return try await group.reduce(into: [ProtocolClient]()) { $0.append($1) }
-        }
-        let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (client, intake) in connections.enumerated() {
-                group.addTask {
-                    let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
-                    for chunk in stride(from: 0, to: mine.count, by: window) {
-                        for answer in try await intake.pipeline(
-                            lines: Array(mine[chunk..<min(chunk + window, mine.count)])
-                        )
-                        where !answer.contains("\"status\":\"accepted\"") {
-                            throw CLIError("bench submission failed: \(answer.prefix(300))")
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        for intake in connections { await intake.close() }
-        let intakeSeconds = (ContinuousClock.now - started).seconds
-        let intakeRate = Double(totalValues) / intakeSeconds
+        // 2. Durable intake: every answer comes after its commit, with aggregation applying
+        //    beside it on the same cores (the whole system on one machine).
+        let (intakeRate, benchSeq) = try await timeIntake(stack: stack, workload: workload, prefix: "bench")
         BenchOutput.figure(
             "intake",
             String(
                 format:
                     "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY",
                 totalValues,
-                intakeSeconds,
+                Double(totalValues) / intakeRate,
                 intakeRate,
-                Double(submissions) / intakeSeconds,
+                intakeRate / Double(values),
                 100 * intakeRate / copyRate
             ),
             [
-                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(intakeSeconds)),
+                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(Double(totalValues) / intakeRate)),
                 ("values_per_second", BenchOutput.number(intakeRate, decimals: 0)),
-                ("submissions_per_second", BenchOutput.number(Double(submissions) / intakeSeconds, decimals: 0)),
+                ("submissions_per_second", BenchOutput.number(intakeRate / Double(values), decimals: 0)),
                 ("share_of_raw_copy", BenchOutput.number(intakeRate / copyRate, decimals: 3)),
             ]
         )
+        try await drain(stack: stack, through: benchSeq, report: true)
 
-        // Let aggregation drain the backlog before measuring lag.
-        let drainStart = ContinuousClock.now
-        let reporting = try await stack.reportingClient()
-        _ = try await reporting.expectOK([
-            "op": "totals", "indicator": "firms_supported", "min_seq": .int(submissions), "timeout_ms": 60_000,
-        ])
-        let drainSeconds = (ContinuousClock.now - drainStart).seconds
+        // 2b. The same with aggregation stopped, as when it runs on other machines: intake's own
+        //     path against the COPY. Aggregation then applies the backlog before the lag run.
+        for process in stack.aggregations where process.isRunning { await process.stop() }
+        let (aloneRate, aloneSeq) = try await timeIntake(stack: stack, workload: workload, prefix: "alone")
+        try await stack.startAggregation(index: 0)
         BenchOutput.figure(
-            "drain",
-            String(format: "aggregation drained the backlog %.2f s after the last ack", drainSeconds),
-            [("seconds", BenchOutput.number(drainSeconds))]
+            "intake_alone",
+            String(
+                format:
+                    "intake alone (aggregation stopped, as on other machines): %.0f values/s = %.0f%% of raw COPY",
+                aloneRate,
+                100 * aloneRate / copyRate
+            ),
+            [
+                ("values_per_second", BenchOutput.number(aloneRate, decimals: 0)),
+                ("share_of_raw_copy", BenchOutput.number(aloneRate / copyRate, decimals: 3)),
+            ]
         )
+
+        try await drain(stack: stack, through: aloneSeq, report: false)
+        let reporting = try await stack.reportingClient()
 
         // 3. Ack-to-visible lag while one connection keeps intake busy.
         let load = Task {
@@ -290,6 +274,68 @@ struct BenchCommand: AsyncParsableCommand {
                 ("p95_ms", BenchOutput.number(percentile(0.95))), ("p99_ms", BenchOutput.number(percentile(0.99))),
                 ("max_ms", BenchOutput.number(lags.last!)),
             ]
+        )
+    }
+
+    /// Submits the workload (`submissions` of it, ids starting with `prefix`) over `clients`
+    /// connections with `window` requests in flight each; returns values per second and the
+    /// newest seq acknowledged. The request lines are made before the clock starts: the
+    /// client's own JSON work is not intake's.
+    private func timeIntake(
+        stack: ServiceStack,
+        workload: BenchWorkload,
+        prefix: String
+    ) async throws -> (valuesPerSecond: Double, newestSeq: Int64) {
+        let lines = (0..<submissions).map { i in
+            submitRequest(benchSubmission("\(prefix)-\(i)", values: workload.cells(ofSubmission: i))).serialized
+        }
+        let (submissions, clients, window) = (self.submissions, self.clients, self.window)
+        let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
+            for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
+            return try await group.reduce(into: [ProtocolClient]()) { $0.append($1) }
+        }
+        let started = ContinuousClock.now
+        let answers = try await withThrowingTaskGroup(of: [String].self) { group in
+            for (client, intake) in connections.enumerated() {
+                group.addTask {
+                    let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
+                    var answers: [String] = []
+                    for chunk in stride(from: 0, to: mine.count, by: window) {
+                        for answer in try await intake.pipeline(
+                            lines: Array(mine[chunk..<min(chunk + window, mine.count)])
+                        ) {
+                            guard answer.contains("\"status\":\"accepted\"") else {
+                                throw CLIError("bench submission failed: \(answer.prefix(300))")
+                            }
+                            answers.append(answer)
+                        }
+                    }
+                    return answers
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        for intake in connections { await intake.close() }
+        let newestSeq = try answers.compactMap { try JSONParser.parse($0)["seq"]?.int64Value }.max() ?? 0
+        return (Double(submissions * values) / seconds, newestSeq)
+    }
+
+    /// Waits until aggregation applied every seq through `through`; prints how long that took
+    /// after the last acknowledgement when `report` is set.
+    private func drain(stack: ServiceStack, through seq: Int64, report: Bool) async throws {
+        let drainStart = ContinuousClock.now
+        let reporting = try await stack.reportingClient()
+        _ = try await reporting.expectOK([
+            "op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 60_000,
+        ])
+        await reporting.close()
+        let drainSeconds = (ContinuousClock.now - drainStart).seconds
+        guard report else { return }
+        BenchOutput.figure(
+            "drain",
+            String(format: "aggregation drained the backlog %.2f s after the last ack", drainSeconds),
+            [("seconds", BenchOutput.number(drainSeconds))]
         )
     }
 
