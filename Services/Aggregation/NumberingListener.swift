@@ -27,25 +27,34 @@ final class NumberingListener: Service, Sendable {
         let thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
         var pause = Duration.milliseconds(100)
+        var failed = false
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                try await listen(on: thread)
+                try await listen(on: thread) {
+                    // Listening again: the next loss starts its backoff from the shortest pause.
+                    pause = .milliseconds(100)
+                    if failed { logger.info("listening for numberings again") }
+                    failed = false
+                }
             } catch {
+                failed = true
                 logger.warning(
                     "not listening for numberings; reconnecting (nudges and the poll still wake aggregation)",
                     metadata: ["error": "\(error)", "retry_in": "\(pause)"]
                 )
-                try? await Task.sleep(for: pause)
+                // Cut short by graceful shutdown: the worker stops after this service, and its
+                // hand-over of the partitions must not wait for a backoff.
+                let wait = pause
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                 pause = min(pause * 2, .seconds(5))
-                continue
             }
-            pause = .milliseconds(100)
         }
         try? await thread.shutdownGracefully()
     }
 
-    /// Opens the session, listens, and wakes the worker at every notification until shutdown.
-    private func listen(on thread: NIOThreadPool) async throws {
+    /// Opens the session, listens (then calls `listening`), and wakes the worker at every
+    /// notification until shutdown.
+    private func listen(on thread: NIOThreadPool, listening: () -> Void) async throws {
         let (conninfo, logger) = (self.conninfo, self.logger)
         let connection = try await thread.runIfActive {
             let connection = try PostgresConnection(
@@ -62,6 +71,7 @@ final class NumberingListener: Service, Sendable {
             return connection
         }
         logger.debug("listening for numberings")
+        listening()
         // Seqs numbered while no session listened (at start, or while reconnecting).
         wake()
         do {

@@ -28,7 +28,9 @@ public final class AggregationNudger: Service, Sendable {
         self.tls = tls
         self.logger = logger
         if token == nil {
-            logger.warning("no key to nudge aggregation with: it learns of new submissions from PostgreSQL only")
+            logger.warning(
+                "no key to nudge aggregation with: it learns of new submissions from PostgreSQL and its poll"
+            )
         }
         (stream, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }

@@ -65,9 +65,15 @@ public final class PostgresConnection: @unchecked Sendable {
     ) throws(PostgresError) {
         // Defaults first: settings spelled in the URL win over them. JIT is off: it compiled
         // for a second on short statements whose row estimates were poor (seen on aggregation).
-        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
+        // Keepalives from this side too: a server that vanished without a word (a partition, a
+        // dead host) is noticed in about a minute, not after the system's two hours; that
+        // matters most to a session that only waits (aggregation's listener).
+        let keywords = [
+            "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+            "application_name", "options", "dbname",
+        ]
         let values = [
-            "5", applicationName,
+            "5", "1", "30", "10", "3", applicationName,
             // A client that vanishes mid-transaction must not hold locks (the seq counter) for long.
             "-c jit=off -c plan_cache_mode=\(planCacheMode.rawValue) -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
             conninfo,
@@ -261,6 +267,11 @@ public final class PostgresConnection: @unchecked Sendable {
     public func notifications(waitingUpTo timeout: Duration) throws -> [PostgresNotification] {
         try lock.withLock { () throws -> [PostgresNotification] in
             try ensureOpen()
+            // What TLS has decrypted already is invisible to poll(2): read it first (libpq's
+            // sockets do not block, so this only takes what is there).
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(code: .connectionLost, message: lastErrorMessage())
+            }
             var arrived = takeNotifications()
             guard arrived.isEmpty else { return arrived }
             let socket = PQsocket(handle)
@@ -270,8 +281,12 @@ public final class PostgresConnection: @unchecked Sendable {
                 clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
             )
             let ready = poll(&descriptor, 1, max(0, milliseconds))
-            // Interrupted or timed out: nothing yet (the caller asks again).
-            guard ready > 0 else { return [] }
+            // Timed out or interrupted: nothing yet (the caller asks again). Any other failure
+            // is thrown, never taken for a timeout the caller would retry at once, forever.
+            if ready == 0 || (ready < 0 && errno == EINTR) { return [] }
+            guard ready > 0 else {
+                throw PostgresError(code: .connectionLost, message: "poll failed: errno \(errno)")
+            }
             // Reads what came: notifications, or the error and close of a session that ended.
             guard PQconsumeInput(handle) == 1 else {
                 throw PostgresError(code: .connectionLost, message: lastErrorMessage())

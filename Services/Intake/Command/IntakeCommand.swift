@@ -24,7 +24,7 @@ struct IntakeCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("aggregation-token-file"),
         help:
-            "File holding the API key (admin scope) intake nudges aggregation with. Env: ROOTCAUSES_AGGREGATION_TOKEN_FILE, or the token itself in ROOTCAUSES_AGGREGATION_TOKEN. Without one, aggregation learns of new submissions from PostgreSQL only (it listens)."
+            "File holding the API key (admin scope) intake nudges aggregation with. Env: ROOTCAUSES_AGGREGATION_TOKEN_FILE, or the token itself in ROOTCAUSES_AGGREGATION_TOKEN. Without one, aggregation learns of new submissions from PostgreSQL (it listens) and its poll."
     )
     var aggregationTokenFile: String?
 
