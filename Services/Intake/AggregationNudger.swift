@@ -8,8 +8,8 @@ import ServiceLifecycle
 /// Tells aggregation instances that new submissions are committed.
 ///
 /// A nudge is only a hint (aggregation also hears every numbering from PostgreSQL, and catches
-/// up on a timer), so it never delays or fails
-/// an acknowledgement: nudges are coalesced into the newest seq and sent in the background.
+/// up on a timer), so it never delays or fails an acknowledgement: nudges are coalesced into
+/// the newest seq and sent in the background.
 public final class AggregationNudger: Service, Sendable {
     private let addresses: [String]
     /// The key intake nudges with (aggregation's `nudge` needs `admin`).
