@@ -31,9 +31,7 @@ struct Applier: Sendable {
     /// up): a new instance gets partitions handed over by the others within a heartbeat or two,
     /// and a dead one's are taken once its lease has run out. One statement, one round trip.
     func heartbeat() async throws -> Ownership {
-        let leaseMilliseconds = Int64(
-            lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000
-        )
+        let leaseMilliseconds = lease.wholeMilliseconds
         let query: PostgresQuery = """
             WITH heartbeat AS (
                 INSERT INTO \(Storage.Table.aggregationInstances) (instance, heartbeat_at, expires_at)

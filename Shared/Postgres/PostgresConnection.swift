@@ -277,9 +277,7 @@ public final class PostgresConnection: @unchecked Sendable {
             let socket = PQsocket(handle)
             guard socket >= 0 else { throw connectionError() }
             var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(
-                clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-            )
+            let milliseconds = Int32(clamping: timeout.wholeMilliseconds)
             let ready = poll(&descriptor, 1, max(0, milliseconds))
             // Timed out or interrupted: nothing yet (the caller asks again). Any other failure
             // is thrown, never taken for a timeout the caller would retry at once, forever.

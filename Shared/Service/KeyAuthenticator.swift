@@ -73,9 +73,7 @@ public struct KeyAuthenticator: Authenticator {
             return until > now ? now.duration(to: until) : nil
         }
         if let wait {
-            let milliseconds = Int64(
-                wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
-            )
+            let milliseconds = wait.wholeMilliseconds
             throw ProtocolError(
                 .throttled,
                 "too many failed auth attempts from this address; retry in \(milliseconds) ms",

@@ -27,6 +27,11 @@ extension Integration {
             return rows.first
         }
 
+        /// Submits `body` through `intake` and returns its seq.
+        static func submit(to intake: ProtocolClient, _ body: JSON) async throws -> Int64 {
+            try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+        }
+
         @Test func replaceRetractConflictsRetriesAndHistory() async throws {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
@@ -214,12 +219,13 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
-                func send(_ body: JSON) async throws -> Int64 {
-                    try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
-                }
                 let indicator = "cta_companies_committed"
-                let first = try await send(submission("q4-a", period: "2022Q4", values: [value(indicator, "HN", 10)]))
-                let second = try await send(
+                let first = try await Self.submit(
+                    to: intake,
+                    submission("q4-a", period: "2022Q4", values: [value(indicator, "HN", 10)])
+                )
+                let second = try await Self.submit(
+                    to: intake,
                     submission("q4-b", period: "2022Q4", values: [value(indicator, "HN", 12, estimate: true)])
                 )
                 // Same series and period: the newer one wins, never added to the older.
@@ -228,7 +234,10 @@ extension Integration {
                 #expect(newest["submissions"] == 1)
                 #expect(newest["estimate"] == true)
                 // An older period does not count once a later one exists.
-                let older = try await send(submission("q3", period: "2022Q3", values: [value(indicator, "HN", 5)]))
+                let older = try await Self.submit(
+                    to: intake,
+                    submission("q3", period: "2022Q3", values: [value(indicator, "HN", 5)])
+                )
                 #expect(try await Self.total(reporting, indicator, minSeq: older)?["value"] == 12)
                 // Retract the winner: the earlier submission for the period is current again.
                 let retraction = try #require(
@@ -240,7 +249,8 @@ extension Integration {
                 #expect(fellBack["value"] == 10)
                 #expect(fellBack["estimate"] == false)
                 // Replace that one: the replacement is the newest.
-                let fix = try await send(
+                let fix = try await Self.submit(
+                    to: intake,
                     submission("q4-a-fix", period: "2022Q4", values: [value(indicator, "HN", 11)])
                         .setting("replaces", to: "q4-a")
                 )
@@ -277,11 +287,9 @@ extension Integration {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let reporting = try await stack.reportingClient()
-                func send(_ body: JSON) async throws -> Int64 {
-                    try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
-                }
                 let snapshot = "cta_companies_committed"
-                let both = try await send(
+                let both = try await Self.submit(
+                    to: intake,
                     submission(
                         "both",
                         period: "2022Q2",
@@ -289,7 +297,8 @@ extension Integration {
                     )
                 )
                 #expect(try await Self.total(reporting, snapshot, minSeq: both)?["value"] == 7)
-                let fix = try await send(
+                let fix = try await Self.submit(
+                    to: intake,
                     submission("both-fix", period: "2022Q2", values: [value("firms_supported", "HN", 3)])
                         .setting("replaces", to: "both")
                 )
