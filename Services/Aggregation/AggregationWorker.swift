@@ -90,13 +90,13 @@ final class AggregationWorker: Service, Sendable {
             do {
                 try await heartbeatIfDue(&ownership)
                 let pending = try await applier.pendingWork()
-                if !pending.behind {
+                if pending.gap <= 0 {
                     lastShare.withLockedValue { $0 = pending.owned }
                     metrics.partitionsHeld.record(pending.owned.count)
                     return
                 }
                 let started = ContinuousClock.now
-                let pass = try await applier.applyPass()
+                let pass = try await applier.applyPass(gap: pending.gap)
                 lastShare.withLockedValue { $0 = pass.held }
                 metrics.partitionsHeld.record(pass.held.count)
                 metrics.advanced.increment(by: pass.advanced)

@@ -136,26 +136,40 @@ struct Applier: Sendable {
         return states
     }
 
-    /// The partitions this instance owns, and whether any of them is behind the seq counter.
-    /// A pass costs ~10 ms of planning even with nothing to apply, and an idle instance would
-    /// pay it at every poll: this look (one small statement) decides whether a pass is needed.
-    func pendingWork() async throws -> (owned: [Int], behind: Bool) {
+    /// The partitions this instance owns, and how many seqs the one furthest behind is behind
+    /// the counter (0: nothing to apply). A pass costs ~10 ms of planning even with nothing to
+    /// apply, and an idle instance would pay it at every poll: this look (one small statement)
+    /// decides whether a pass is needed, and which plan it runs on.
+    func pendingWork() async throws -> (owned: [Int], gap: Int64) {
         let instance = self.instance
         let query: PostgresQuery = """
-            SELECT p.partition, p.applied_seq < c.last_seq AS behind
+            SELECT p.partition, c.last_seq - p.applied_seq AS gap
             FROM \(Storage.Table.aggregationPartitions) p, \(Storage.Table.seqCounter) c
             WHERE p.owner = \(instance)
             ORDER BY p.partition
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
         var owned: [Int] = []
-        var behind = false
+        var gap: Int64 = 0
         for row in rows {
             owned.append(try row.decode(column: "partition", as: Int.self))
-            behind = try behind || row.decode(column: "behind", as: Bool.self)
+            gap = max(gap, try row.decode(column: "gap", as: Int64.self))
         }
-        return (owned, behind)
+        return (owned, gap)
     }
+
+    /// Passes over at most this many seqs (in the partition furthest behind) run on a generic
+    /// plan: planning the pass for its values took 5 ms and more under load, about as long as
+    /// applying a few submissions, and was most of the ack-to-visible lag. Larger passes
+    /// (catching up a backlog) are still planned for their values: a generic plan made them
+    /// slower.
+    static let genericPlanGap: Int64 = 64
+
+    /// The oldest a generic plan of the pass may be when used; an older one is made again.
+    /// A generic plan is made for the tables as they are: one made while they were nearly empty
+    /// scanned them whole once they had grown, and kept aggregation a minute behind until
+    /// autovacuum's ANALYZE threw it away (the reason passes were planned every time before).
+    static let genericPlanLifetime: Duration = .seconds(5)
 
     /// What one pass over the partitions did.
     struct Pass: Sendable {
@@ -181,7 +195,10 @@ struct Applier: Sendable {
     /// newest current submission's, so each touched (indicator, country, reporter, period) is
     /// worked out again from the stored submissions at every seq that touches it (and at the
     /// watermark, as the baseline), and the changes are the differences. docs/ROLLUPS.md.
-    func applyPass() async throws -> Pass {
+    ///
+    /// `gap` is how far behind the counter the partition furthest behind was just before (see
+    /// ``pendingWork()``): a small pass runs on a generic plan (``genericPlanGap``).
+    func applyPass(gap: Int64) async throws -> Pass {
         let batchSize = self.batchSize
         let instance = self.instance
         let latest = latestIndicators
@@ -422,7 +439,23 @@ struct Applier: Sendable {
             ORDER BY t.partition
             """
         // Running a pass again is harmless: the watermarks it moved make it start after them.
-        let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
+        let rows = try await pool.withConnection(idempotent: true) { connection -> PostgresRows in
+            guard gap <= Self.genericPlanGap else { return try connection.query(query) }
+            if connection.cachedPlansAge > Self.genericPlanLifetime { try connection.discardCachedPlans() }
+            do {
+                let results = try connection.pipeline([
+                    "BEGIN", "SET LOCAL plan_cache_mode = force_generic_plan", query, "COMMIT",
+                ])
+                guard results.count == 4, results[3].commandTag == "COMMIT" else {
+                    throw PostgresError(code: .unexpectedResult, message: "an aggregation pass did not commit")
+                }
+                return results[2]
+            } catch {
+                // The transaction is aborted (or the connection gone): leave the connection clean.
+                if connection.isHealthy { try? connection.execute("ROLLBACK") }
+                throw error
+            }
+        }
         var pass = Pass()
         for row in rows {
             let (partition, from, to, latest) = try (

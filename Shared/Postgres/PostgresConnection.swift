@@ -28,6 +28,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Statements prepared so far (they are named by it) and uses so far (the clock of `lastUse`).
     private var statementsPrepared = 0
     private var statementUses: UInt64 = 0
+    /// When the plans cached for this session's prepared statements were last thrown away.
+    private var plansDiscardedAt = ContinuousClock.now
 
     private struct PreparedStatement {
         let name: String
@@ -255,6 +257,20 @@ public final class PostgresConnection: @unchecked Sendable {
             try checkNoNUL(sql)
             _ = try consume(PQexec(handle, sql))
         }
+    }
+
+    /// How long ago the plans PostgreSQL caches for this session's prepared statements were
+    /// last thrown away (``discardCachedPlans()``), or the session opened.
+    public var cachedPlansAge: Duration {
+        lock.withLock { ContinuousClock.now - plansDiscardedAt }
+    }
+
+    /// Throws away every plan cached for this session's prepared statements (`DISCARD PLANS`):
+    /// they stay prepared, and each is planned again, for the tables as they are now, at its
+    /// next use.
+    public func discardCachedPlans() throws {
+        try execute("DISCARD PLANS")
+        lock.withLock { plansDiscardedAt = .now }
     }
 
     /// The notifications that arrive within `timeout` on the channels this session listens to
