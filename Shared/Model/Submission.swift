@@ -31,9 +31,42 @@ public struct ValidSubmission: Sendable {
         var text = "reporter=\(reporter)\nperiod=\(period.start)..\(period.end)\nactivity=\(activity ?? "")\n"
         // Only when present, so the digests of submissions stored before corrections existed still match.
         if let replaces { text += "replaces=\(replaces)\n" }
-        let lines = values.map { "\($0.indicator)\t\($0.country)\t\($0.cell)\t\($0.value)\t\($0.estimate ? "e" : "")" }
-        text += lines.sorted().joined(separator: "\n")
+        text += Self.sortedValueLines(values)
         return text
+    }
+
+    /// One line per value (`indicator\tcountry\tcell\tvalue\te-or-nothing`), sorted as strings
+    /// and joined by newlines. Built as bytes, computed at every submit: the strings, their
+    /// sort and their join were 5 % of intake's time. Sorting ASCII lines by their bytes is
+    /// sorting them as strings; lines with other characters are sorted as strings.
+    static func sortedValueLines(_ values: [SubmittedValue]) -> String {
+        var ascii = true
+        var lines: [[UInt8]] = values.map { value in
+            var line: [UInt8] = []
+            line.reserveCapacity(value.indicator.utf8.count + value.country.utf8.count + value.cell.utf8.count + 24)
+            line += value.indicator.utf8
+            line.append(UInt8(ascii: "\t"))
+            line += value.country.utf8
+            line.append(UInt8(ascii: "\t"))
+            line += value.cell.utf8
+            line.append(UInt8(ascii: "\t"))
+            line += value.value.utf8
+            line.append(UInt8(ascii: "\t"))
+            if value.estimate { line.append(UInt8(ascii: "e")) }
+            if ascii, line.contains(where: { $0 >= 0x80 }) { ascii = false }
+            return line
+        }
+        guard ascii else {
+            return lines.map { String(decoding: $0, as: UTF8.self) }.sorted().joined(separator: "\n")
+        }
+        lines.sort { $0.lexicographicallyPrecedes($1) }
+        var joined: [UInt8] = []
+        joined.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
+        for (index, line) in lines.enumerated() {
+            if index > 0 { joined.append(UInt8(ascii: "\n")) }
+            joined += line
+        }
+        return String(decoding: joined, as: UTF8.self)
     }
 }
 

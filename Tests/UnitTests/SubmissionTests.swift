@@ -577,6 +577,33 @@ struct SubmissionTests {
         )
     }
 
+    /// The value lines are sorted as strings (the digests of stored submissions depend on it),
+    /// although they are built and sorted as bytes.
+    @Test func canonicalContentSortsValueLinesAsStrings() throws {
+        let values = [
+            #"{"indicator":"youth_vocational_employed","country":"HN","value":7,"disaggregation":{"sex":"male","age":"30+"}}"#,
+            #"{"indicator":"jobs_created","country":"HN","value":12,"disaggregation":{"age":"15-19","sex":"male"}}"#,
+            #"{"indicator":"commerce_delegation_participants","country":"GT","value":3,"estimate":true}"#,
+            #"{"indicator":"jobs_created","country":"HN","value":1.5e1,"disaggregation":{"age":"0-14","sex":"female"}}"#,
+            #"{"indicator":"youth_vocational_completed","country":"HN","value":9,"disaggregation":{"sex":"male","age":"30+"}}"#,
+            #"{"indicator":"commerce_delegation_companies","country":"GT","value":30}"#,
+            #"{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female","age":"15-19"}}"#,
+            #"{"indicator":"cta_usd_committed","country":"HN","value":100.10}"#,
+            #"{"indicator":"cta_companies_committed","country":"HN","value":2,"estimate":true}"#,
+            #"{"indicator":"jobs_created","country":"GT","value":5,"disaggregation":{"age":"30+","sex":"male"}}"#,
+        ]
+        let checked = try #require(valid(check(submission(values: "[\(values.joined(separator: ","))]"))))
+        let asStrings = checked.values
+            .map { "\($0.indicator)\t\($0.country)\t\($0.cell)\t\($0.value)\t\($0.estimate ? "e" : "")" }
+            .sorted()
+            .joined(separator: "\n")
+        #expect(checked.canonicalContent.hasSuffix("\n" + asStrings))
+        let lines = checked.canonicalContent.split(separator: "\n").suffix(values.count).map(String.init)
+        #expect(lines == lines.sorted())
+        #expect(lines.first == "commerce_delegation_companies\tGT\t\t30\t")
+        #expect(lines.last == "youth_vocational_employed\tHN\tage=30+;sex=male\t7\t")
+    }
+
     @Test func canonicalContentIgnoresPeriodSpelling() throws {
         let fiscal = try #require(content(period: "FY2023Q1", "[\(a)]"))
         #expect(content(period: "2022Q4", "[\(a)]") == fiscal)
