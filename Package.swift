@@ -252,6 +252,7 @@ let package = Package(
             name: "UnitTests",
             dependencies: [
                 "RootcausesModel", "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
+                "RootcausesService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

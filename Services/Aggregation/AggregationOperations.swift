@@ -3,6 +3,7 @@ import RootcausesJSON
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesService
 import RootcausesStorage
 import ServiceLifecycle
 
@@ -12,7 +13,7 @@ public struct AggregationOperations: Sendable {
     let applier: Applier
     let worker: AggregationWorker
     let sampler: BacklogSampler
-    let listener: NumberingListener
+    let listener: NotificationListener
 
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
@@ -37,7 +38,15 @@ public struct AggregationOperations: Sendable {
         let metrics = AggregationMetrics()
         self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, metrics: metrics, logger: logger)
         self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), metrics: metrics, logger: logger)
-        self.listener = NumberingListener(conninfo: pool.conninfo, logger: logger) { [worker] in worker.nudge() }
+        // Every numbering, whoever made it: nudges over TCP reach only the instances intake was
+        // given, and one scaled out later would wait for its poll (and every read with min_seq
+        // with it). While the session reconnects, nudges and the poll still wake the worker.
+        self.listener = NotificationListener(
+            conninfo: pool.conninfo,
+            channel: Storage.numberedChannel,
+            applicationName: "rootcauses-aggregation-listener",
+            logger: logger
+        ) { [worker] in worker.nudge() }
     }
 
     public var registry: OperationRegistry {

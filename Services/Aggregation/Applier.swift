@@ -12,12 +12,6 @@ struct Applier: Sendable {
     /// The indicators whose periods hold snapshots (`latest`): the newest submission of a cell wins.
     let latestIndicators: [String]
 
-    /// Makes `connection` listen to every numbering (`Storage.numberedChannel`): its
-    /// notifications then wait for `PostgresConnection.notifications(waitingUpTo:)`.
-    static func listenForNumberings(on connection: PostgresConnection) throws {
-        try connection.execute("LISTEN \(PostgresQuery.quoteIdentifier(Storage.numberedChannel))")
-    }
-
     /// What this instance holds after a heartbeat.
     struct Ownership: Sendable, Equatable {
         /// The partitions it owns, in order.

@@ -4,6 +4,8 @@ import RootcausesJSON
 import RootcausesModel
 import RootcausesPostgres
 import RootcausesProtocol
+import RootcausesService
+import RootcausesStorage
 
 /// Reporting's ops, each declared once in `registry`: `indicators`, `totals`, `factsheet`,
 /// `history`, `explain`, and the publications: `publish`, `published` and `diff`.
@@ -16,6 +18,12 @@ public struct ReportingOperations: Sendable {
     let dhis2: DHIS2Mapping?
     /// Live totals: run it as a service beside the server.
     public let subscriptions: SubscriptionHub
+    /// Hears every applied pass (migration 14): run it as a service beside the server.
+    public let listener: NotificationListener
+    /// Signalled at every applied pass: reads waiting for `min_seq` and the subscriptions wake.
+    let applied: WakeSignal
+    /// How long a wait for the watermark goes without looking: see ``init``.
+    let watermarkPoll: @Sendable () -> Duration
 
     static let defaultTimeoutMilliseconds: Int64 = 5_000
     static let maximumTimeoutMilliseconds: Int64 = 60_000
@@ -23,20 +31,43 @@ public struct ReportingOperations: Sendable {
     /// Reads go to `pool`; with `primary`, `pool` may be a hot standby: publications are
     /// written to `primary`, and reads as of a time wait for the standby to catch up with it.
     /// `dhis2` maps the catalogue to DHIS2 metadata for `totals` with `format: dhis2`.
+    ///
+    /// A read waiting for `min_seq`, and the subscriptions, look at the applied watermark at
+    /// every pass `listener` hears, and after `watermarkPoll` (50 ms by default) without one.
+    /// While the listener is not listening (starting, reconnecting, or the database is a
+    /// standby), and when reads go to a standby (which replays a pass only after the primary
+    /// notified it), they look every 5 ms.
     public init(
         catalogue: Catalogue,
         template: FactSheetTemplate,
         pool: PostgresPool,
         primary: PostgresPool? = nil,
-        dhis2: DHIS2Mapping? = nil
+        dhis2: DHIS2Mapping? = nil,
+        watermarkPoll: Duration? = nil,
+        logger: Logger = Logger(label: "rootcauses.reporting")
     ) {
         self.catalogue = catalogue
         self.template = template
         self.dhis2 = dhis2
         let queries = ReportingQueries(pool: pool, primary: primary, catalogue: catalogue)
         self.queries = queries
+        let applied = WakeSignal()
+        self.applied = applied
+        // On the primary: a standby cannot LISTEN.
+        let listener = NotificationListener(
+            conninfo: (primary ?? pool).conninfo,
+            channel: Storage.appliedChannel,
+            applicationName: "rootcauses-reporting-listener",
+            logger: logger
+        ) { applied.signal() }
+        self.listener = listener
+        let heard = watermarkPoll ?? .milliseconds(50)
+        let readsStandby = primary != nil
+        self.watermarkPoll = { listener.isListening && !readsStandby ? heard : .milliseconds(5) }
         self.subscriptions = SubscriptionHub(
             appliedSeq: { try await queries.appliedSeq() },
+            applied: applied,
+            pollInterval: self.watermarkPoll,
             logger: Self.subscriptionLogger
         )
         let operations = self
@@ -1006,26 +1037,28 @@ public struct ReportingOperations: Sendable {
         return resolved
     }
 
-    /// Waits until every submission up to the read's seq is aggregated, polling the watermark.
+    /// Waits until every submission up to the read's seq is aggregated: it looks at the
+    /// watermark again at every applied pass, or after ``watermarkPoll`` without one.
     func waitForApplied(_ request: ReadConsistency) async throws -> Int64 {
         let read = try await resolvingTime(request)
         if let known = read.knownApplied, known >= read.waitFor ?? 0 { return known }
+        // Taken before each look: a pass applied during the look still wakes the wait after it.
+        var seen = self.applied.generation
         var applied = try await queries.appliedSeq()
         guard let minSeq = read.waitFor, applied < minSeq else { return applied }
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(read.timeoutMilliseconds))
-        var pause = Duration.milliseconds(2)
         while applied < minSeq {
-            guard ContinuousClock.now < deadline else {
+            let now = ContinuousClock.now
+            guard now < deadline else {
                 throw ProtocolError(
                     .notReady,
                     "submissions up to seq \(minSeq) are not all aggregated yet (applied through \(applied)); retry later",
                     details: [["min_seq": .int(minSeq), "applied_seq": .int(applied)]]
                 )
             }
-            try await Task.sleep(for: pause)
-            // A watermark read is one index-free look at 64 rows: polling often costs little, and
-            // a long pause here was most of the ack-to-visible lag (a pass takes ~20 ms under load).
-            pause = min(pause * 2, .milliseconds(5))
+            await self.applied.wait(after: seen, upTo: min(watermarkPoll(), now.duration(to: deadline)))
+            try Task.checkCancellation()
+            seen = self.applied.generation
             applied = try await queries.appliedSeq()
         }
         return applied

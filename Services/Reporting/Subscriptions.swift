@@ -3,12 +3,14 @@ import Logging
 import Metrics
 import RootcausesJSON
 import RootcausesProtocol
+import RootcausesService
 import ServiceLifecycle
 import Synchronization
 
 /// Live totals: every subscription of this process, refreshed when the applied watermark moves.
 ///
-/// One loop polls the watermark (one cheap read however many subscribers there are). When it
+/// One loop looks at the watermark at every applied pass (one cheap read however many
+/// subscribers there are; ``ReportingOperations/init`` says when it polls instead). When it
 /// moves, each distinct query is read once, pinned to the new watermark, and every subscriber
 /// whose rows differ from what it was last offered gets an event. A subscriber holds at most
 /// one event not yet written: a newer one replaces it, so a client that reads slowly gets the
@@ -171,15 +173,20 @@ public final class SubscriptionHub: Service, Sendable {
     private let state = Mutex(State())
     private let reader = Mutex<Read?>(nil)
     private let appliedSeq: @Sendable () async throws -> Int64
-    private let pollInterval: Duration
+    /// Signalled at every applied pass.
+    private let applied: WakeSignal
+    /// How long the hub goes without looking at the watermark when no pass was signalled.
+    private let pollInterval: @Sendable () -> Duration
     private let logger: Logger
 
     init(
         appliedSeq: @escaping @Sendable () async throws -> Int64,
-        pollInterval: Duration = .milliseconds(5),
+        applied: WakeSignal,
+        pollInterval: @escaping @Sendable () -> Duration,
         logger: Logger
     ) {
         self.appliedSeq = appliedSeq
+        self.applied = applied
         self.pollInterval = pollInterval
         self.logger = logger
     }
@@ -202,7 +209,7 @@ public final class SubscriptionHub: Service, Sendable {
         seq: Int64
     ) throws {
         let key = Key(connection: ObjectIdentifier(subscriber.sink), id: subscriber.id.serialized)
-        try state.withLock { state in
+        let behind = try state.withLock { state -> Bool in
             guard !state.stopped else {
                 throw ProtocolError(.unavailable, "this reporting instance is shutting down; subscribe again elsewhere")
             }
@@ -239,9 +246,13 @@ public final class SubscriptionHub: Service, Sendable {
             )
             state.groupOf[key] = queryKey
             state.count += 1
-            if seq < state.refreshedSeq { state.refreshAgain = true }
+            guard seq < state.refreshedSeq else { return false }
+            state.refreshAgain = true
+            return true
         }
         openGauge.record(count)
+        // Behind the others: the loop reads again now, not at the next pass.
+        if behind { applied.signal() }
     }
 
     /// Whether the connection is new to the hub (its end must then remove its subscriptions):
@@ -326,11 +337,15 @@ public final class SubscriptionHub: Service, Sendable {
         }
     }
 
-    /// Watches the applied watermark and refreshes every group when it moves (or when a group
-    /// joined with rows older than the last refresh). A refresh that failed is tried again.
+    /// Watches the applied watermark (at every applied pass, or after `pollInterval` without
+    /// one) and refreshes every group when it moves (or when a group joined with rows older
+    /// than the last refresh). A refresh that failed is tried again.
     private func poll() async {
+        var seen = applied.generation
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: pollInterval)
+            await applied.wait(after: seen, upTo: pollInterval())
+            // Taken before the look: a pass applied during it wakes the next wait at once.
+            seen = applied.generation
             guard count > 0 else { continue }
             do {
                 let applied = try await appliedSeq()

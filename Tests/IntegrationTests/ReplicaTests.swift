@@ -197,6 +197,13 @@ extension Integration {
                 #expect(await wrongIntake.stop() != 0)
                 #expect(wrongIntake.logTail().contains("hot standby"))
 
+                // Reporting listens for applied passes on the primary; alone, on a standby that
+                // cannot LISTEN, it says so once, polls, and warns of nothing.
+                let aloneLog = readOnly.logTail(lines: 10_000)
+                #expect(aloneLog.contains("cannot listen for notifications"))
+                #expect(!aloneLog.contains("not listening for notifications"))
+                #expect(!replica.logTail(lines: 10_000).contains("listen for notifications"))
+
                 for client in [onStandby, alone, onPrimary, intake] { await client.close() }
                 #expect(await replica.stop() == 0)
                 #expect(await readOnly.stop() == 0)

@@ -1,5 +1,6 @@
 import Foundation
 import RootcausesJSON
+import RootcausesPostgres
 import RootcausesTesting
 import RootcausesTransport
 import Testing
@@ -221,6 +222,69 @@ extension Integration {
                 let seq = try #require(answer["seq"]?.int64Value)
                 let events = await Self.collect(second) { ($0["as_of_seq"]?.int64Value ?? 0) >= seq }
                 #expect(events.last?["id"] == 1)
+            }
+        }
+
+        /// Reads waiting for `min_seq` and the subscriptions learn of every applied pass from
+        /// PostgreSQL (migration 14), also after the listening session was cut: with reporting's
+        /// own look at the watermark an hour apart, nothing else could answer them in time.
+        @Test func readsAndSubscriptionsHearEveryAppliedPass() async throws {
+            try await withServiceStack(environment: ["ROOTCAUSES_WATERMARK_POLL_MS": "3600000"]) { stack in
+                let intake = try await stack.intakeClient()
+                let reader = try await stack.reportingClient()
+                let watcher = try await stack.reportingClient()
+                /// The pids of reporting's listening sessions that have listened (last query: LISTEN).
+                func listeners() async throws -> [Int] {
+                    try await PostgresConnection.withConnection(
+                        conninfo: stack.databaseURL,
+                        logger: .init(label: "tests")
+                    ) { connection in
+                        try connection.query(
+                            """
+                            SELECT pid FROM pg_stat_activity
+                            WHERE application_name = 'rootcauses-reporting-listener' AND datname = current_database()
+                              AND state = 'idle' AND query LIKE 'LISTEN%'
+                            """
+                        ).map { try $0.decode(column: "pid", as: Int.self) }
+                    }
+                }
+                /// Waits for one listening session other than `previous`; returns its pid.
+                func newListener(besides previous: Int? = nil) async throws -> Int? {
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while ContinuousClock.now < deadline {
+                        if let pid = try await listeners().first(where: { $0 != previous }) { return pid }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    return nil
+                }
+                let first = try #require(try await newListener())
+                _ = try await watcher.expectOK(["op": "subscribe", "id": "jobs", "indicator": "jobs_created"])
+                var total = 0
+                func submitAndRead(_ round: Int) async throws {
+                    total += round
+                    let seq = try #require(
+                        try await intake.expectOK(Self.jobs("USAID-heard-\(round)", round))["seq"]?.int64Value
+                    )
+                    let answer = try await reader.expectOK([
+                        "op": "totals", "indicator": "jobs_created", "min_seq": .int(seq), "timeout_ms": 15_000,
+                    ])
+                    #expect(answer["rows"]?[0]?["value"] == .int(Int64(total)))
+                    let events = await Self.collect(watcher, timeout: .seconds(15)) {
+                        ($0["as_of_seq"]?.int64Value ?? 0) >= seq
+                    }
+                    #expect(events.last?["rows"]?[0]?["value"] == .int(Int64(total)))
+                }
+                for round in 1...3 { try await submitAndRead(round) }
+                // Cut the listening session: once another listens, passes are heard again.
+                try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: .init(label: "tests"))
+                {
+                    _ = try $0.query("SELECT pg_terminate_backend(\(first))")
+                }
+                #expect(try await newListener(besides: first) != nil)
+                for round in 4...6 { try await submitAndRead(round) }
+                await intake.close()
+                await reader.close()
+                await watcher.close()
             }
         }
     }

@@ -35,6 +35,27 @@ struct ReportingCommand: AsyncParsableCommand {
     )
     var dhis2Mapping: String?
 
+    @Option(
+        name: .customLong("watermark-poll-ms"),
+        help:
+            "How often a read waiting for min_seq, and the live subscriptions, look at the applied watermark when no notification of an applied pass came. Env: ROOTCAUSES_WATERMARK_POLL_MS. Default: 50. Every 5 ms instead while reporting is not listening for notifications, and with --primary-database-url (reads on a standby, which replays a pass after the primary notified it)."
+    )
+    var watermarkPollMilliseconds: Int?
+
+    private func watermarkPoll() throws -> Duration? {
+        let text = ServiceOptions.environment["ROOTCAUSES_WATERMARK_POLL_MS"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let milliseconds = watermarkPollMilliseconds ?? text.flatMap({ Int($0) }) else {
+            if let text {
+                throw ValidationError("ROOTCAUSES_WATERMARK_POLL_MS must be a whole number of ms, not '\(text)'")
+            }
+            return nil
+        }
+        guard (1...3_600_000).contains(milliseconds) else {
+            throw ValidationError("--watermark-poll-ms takes 1 to 3600000 ms, not \(milliseconds)")
+        }
+        return .milliseconds(milliseconds)
+    }
+
     func run() async throws {
         let templatePath =
             template ?? ServiceOptions.environment["ROOTCAUSES_FACTSHEET_TEMPLATE"] ?? findShippedFile("factsheet.md")
@@ -93,9 +114,14 @@ struct ReportingCommand: AsyncParsableCommand {
                 template: factSheet,
                 pool: context.pool,
                 primary: primary,
-                dhis2: dhis2
+                dhis2: dhis2,
+                watermarkPoll: try watermarkPoll(),
+                logger: context.logger
             )
-            return (operations.registry, (primary.map { [$0] } ?? []) + [operations.subscriptions])
+            return (
+                operations.registry,
+                (primary.map { [$0] } ?? []) + [operations.subscriptions, operations.listener]
+            )
         }
     }
 }
