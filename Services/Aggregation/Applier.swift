@@ -445,8 +445,8 @@ struct Applier: Sendable {
                 }
                 return results[2]
             } catch {
-                // The transaction is aborted (or the connection gone): leave the connection clean.
-                if connection.isHealthy { try? connection.execute("ROLLBACK") }
+                // A transaction left open (aborted): end it, so the connection is clean.
+                if connection.isHealthy, !connection.isIdle { try? connection.execute("ROLLBACK") }
                 throw error
             }
         }

@@ -342,8 +342,11 @@ public final class SubscriptionHub: Service, Sendable {
     /// than the last refresh). A refresh that failed is tried again.
     private func poll() async {
         var seen = applied.generation
+        // A failed look or refresh is tried again soon, whether or not a pass comes.
+        var retry = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await applied.wait(after: seen, upTo: pollInterval())
+            await applied.wait(after: seen, upTo: retry ? min(pollInterval(), .milliseconds(50)) : pollInterval())
+            retry = false
             // Taken before the look: a pass applied during it wakes the next wait at once.
             seen = applied.generation
             guard count > 0 else { continue }
@@ -359,9 +362,11 @@ public final class SubscriptionHub: Service, Sendable {
                     state.withLock { $0.refreshedSeq = max($0.refreshedSeq, applied) }
                 } else {
                     state.withLock { $0.refreshAgain = true }
+                    retry = true
                 }
             } catch {
                 logger.warning("subscriptions not refreshed; retrying", metadata: ["error": "\(error)"])
+                retry = true
             }
         }
     }

@@ -81,7 +81,8 @@ public final class NotificationListener: Service, Sendable {
                 )
                 pause = min(pause * 2, .seconds(5))
             }
-            listening.store(false, ordering: .releasing)
+            // Not listening any more: waiters wake now, and poll until it listens again.
+            if listening.exchange(false, ordering: .acquiringAndReleasing) { wake() }
             guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
             // Cut short by graceful shutdown: the service using the wake-ups may stop after
             // this one (aggregation hands its partitions over), and must not wait for a backoff.

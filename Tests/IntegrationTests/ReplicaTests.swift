@@ -200,9 +200,23 @@ extension Integration {
                 // Reporting listens for applied passes on the primary; alone, on a standby that
                 // cannot LISTEN, it says so once, polls, and warns of nothing.
                 let aloneLog = readOnly.logTail(lines: 10_000)
-                #expect(aloneLog.contains("cannot listen for notifications"))
+                #expect(aloneLog.components(separatedBy: "cannot listen for notifications").count == 2)
                 #expect(!aloneLog.contains("not listening for notifications"))
                 #expect(!replica.logTail(lines: 10_000).contains("listen for notifications"))
+                // Listening on the primary: the stack's reporting and the standby's with a primary.
+                let listeners = try PostgresConnection(
+                    conninfo: primary.url(database: "rootcauses"),
+                    applicationName: "replica-test",
+                    logger: logger
+                )
+                defer { listeners.close() }
+                let listening = try listeners.query(
+                    """
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE application_name = 'rootcauses-reporting-listener' AND query LIKE 'LISTEN%'
+                    """ as PostgresQuery
+                ).first?.decode(column: "n", as: Int.self)
+                #expect(listening == 2)
 
                 for client in [onStandby, alone, onPrimary, intake] { await client.close() }
                 #expect(await replica.stop() == 0)

@@ -57,6 +57,7 @@ struct ReportingCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let watermarkPoll = try watermarkPoll()
         let templatePath =
             template ?? ServiceOptions.environment["ROOTCAUSES_FACTSHEET_TEMPLATE"] ?? findShippedFile("factsheet.md")
         guard let templatePath else {
@@ -115,7 +116,7 @@ struct ReportingCommand: AsyncParsableCommand {
                 pool: context.pool,
                 primary: primary,
                 dhis2: dhis2,
-                watermarkPoll: try watermarkPoll(),
+                watermarkPoll: watermarkPoll,
                 logger: context.logger
             )
             return (
