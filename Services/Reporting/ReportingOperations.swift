@@ -43,7 +43,7 @@ public struct ReportingOperations: Sendable {
         pool: PostgresPool,
         primary: PostgresPool? = nil,
         dhis2: DHIS2Mapping? = nil,
-        watermarkPoll: Duration? = nil,
+        watermarkPoll: Duration = .milliseconds(50),
         logger: Logger = Logger(label: "rootcauses.reporting")
     ) {
         self.catalogue = catalogue
@@ -61,9 +61,8 @@ public struct ReportingOperations: Sendable {
             logger: logger
         ) { applied.signal() }
         self.listener = listener
-        let heard = watermarkPoll ?? .milliseconds(50)
         let readsStandby = primary != nil
-        self.watermarkPoll = { listener.isListening && !readsStandby ? heard : .milliseconds(5) }
+        self.watermarkPoll = { listener.isListening && !readsStandby ? watermarkPoll : .milliseconds(5) }
         self.subscriptions = SubscriptionHub(
             appliedSeq: { try await queries.appliedSeq() },
             applied: applied,

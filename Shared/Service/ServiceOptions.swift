@@ -146,30 +146,39 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         return value
     }
 
+    /// A whole-number option: the flag, else the environment variable `variable` (which must be
+    /// a whole number), else `fallback`; at least `minimum` (`name` is the flag's, for errors).
+    public static func integer(
+        _ flag: Int?,
+        _ variable: String,
+        default fallback: Int,
+        minimum: Int,
+        name: String
+    ) throws -> Int {
+        let resolved =
+            try flag ?? environment[variable].map { text in
+                guard let number = Int(text) else {
+                    throw ValidationError("\(variable)='\(text)' is not a whole number")
+                }
+                return number
+            } ?? fallback
+        guard resolved >= minimum else { throw ValidationError("--\(name) must be at least \(minimum)") }
+        return resolved
+    }
+
     /// The limits on what clients may hold, from flags, then the environment, then defaults.
     public func resolvedLimits() throws -> ConnectionLimits {
-        func value(_ flag: Int?, _ variable: String, default fallback: Int, minimum: Int, name: String) throws -> Int {
-            let resolved =
-                try flag ?? Self.environment[variable].map { text in
-                    guard let number = Int(text) else {
-                        throw ValidationError("\(variable)='\(text)' is not a whole number")
-                    }
-                    return number
-                } ?? fallback
-            guard resolved >= minimum else { throw ValidationError("--\(name) must be at least \(minimum)") }
-            return resolved
-        }
         let lineBytes = try resolvedMaxLineBytes()
         return ConnectionLimits(
             maximumLineBytes: lineBytes,
-            maximumConnections: try value(
+            maximumConnections: try Self.integer(
                 maxConnections,
                 "ROOTCAUSES_MAX_CONNECTIONS",
                 default: 1024,
                 minimum: 1,
                 name: "max-connections"
             ),
-            maximumBufferedBytes: try value(
+            maximumBufferedBytes: try Self.integer(
                 maxBufferedBytes,
                 "ROOTCAUSES_MAX_BUFFERED_BYTES",
                 default: 64 << 20,
@@ -177,7 +186,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
                 name: "max-buffered-bytes"
             ),
             idleTimeout: .seconds(
-                try value(
+                try Self.integer(
                     idleTimeoutSeconds,
                     "ROOTCAUSES_IDLE_TIMEOUT_SECONDS",
                     default: 600,

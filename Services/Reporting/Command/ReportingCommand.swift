@@ -42,15 +42,15 @@ struct ReportingCommand: AsyncParsableCommand {
     )
     var watermarkPollMilliseconds: Int?
 
-    private func watermarkPoll() throws -> Duration? {
-        let text = ServiceOptions.environment["ROOTCAUSES_WATERMARK_POLL_MS"].flatMap { $0.isEmpty ? nil : $0 }
-        guard let milliseconds = watermarkPollMilliseconds ?? text.flatMap({ Int($0) }) else {
-            if let text {
-                throw ValidationError("ROOTCAUSES_WATERMARK_POLL_MS must be a whole number of ms, not '\(text)'")
-            }
-            return nil
-        }
-        guard (1...3_600_000).contains(milliseconds) else {
+    private func watermarkPoll() throws -> Duration {
+        let milliseconds = try ServiceOptions.integer(
+            watermarkPollMilliseconds,
+            "ROOTCAUSES_WATERMARK_POLL_MS",
+            default: 50,
+            minimum: 1,
+            name: "watermark-poll-ms"
+        )
+        guard milliseconds <= 3_600_000 else {
             throw ValidationError("--watermark-poll-ms takes 1 to 3600000 ms, not \(milliseconds)")
         }
         return .milliseconds(milliseconds)
