@@ -389,7 +389,7 @@ struct BenchCommand: AsyncParsableCommand {
             connection in
             try connection.transaction { connection in
                 try connection.execute(
-                    "TRUNCATE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupVersions.rawValue)"
+                    "TRUNCATE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupVersions.rawValue), \(Storage.Table.overlapPoints.rawValue)"
                 )
                 try connection.query(
                     "UPDATE \(Storage.Table.aggregationPartitions) SET applied_seq = 0" as PostgresQuery

@@ -1007,8 +1007,8 @@ extension ReportingQueries {
     /// The points of `indicators` within the filters' countries and periods where two or more
     /// reporters had figures as of `asOfSeq` (which must be applied; `nil`: the current
     /// watermark, pinned as `totals` pins it): their sum and largest, and the seq they are as of.
-    /// Read from the rollups' rows of all cells per period, a row changed since the seq as it
-    /// was then, as totals read them.
+    /// Read at the points registered in `overlap_points` by then, from the rollups' rows of all
+    /// cells per period, a row changed since the seq as it was then, as totals read them.
     func overlapPoints(
         indicators: [String],
         filters: Filters,
@@ -1018,16 +1018,15 @@ extension ReportingQueries {
         let query: PostgresQuery = """
             WITH pin AS MATERIALIZED (
                 SELECT coalesce(\(asOfSeq)::bigint, min(applied_seq)) AS seq FROM \(Storage.Table.aggregationPartitions)
-            ), shared_series AS (
-                -- Only a series two or more reporters have ever given figures for can hold a point
-                -- where they meet: its rows of all periods (one per reporter, created no later than
-                -- any of its period rows) find those few, so the period rows of series with one
-                -- reporter, most of them, are never read.
-                SELECT s.indicator, s.country FROM \(Storage.Table.rollups) s
-                WHERE s.indicator = ANY(\(indicators)::text[]) AND s.period_start = '-infinity' AND s.cell = '*'
-                  AND s.created_seq <= (SELECT seq FROM pin)
-                  AND \(filter: filters.countries, { "s.country = ANY(\($0)::text[])" })
-                GROUP BY s.indicator, s.country HAVING count(*) > 1
+            ), shared AS (
+                -- The points two or more reporters had rows for by the seq (registered as they met,
+                -- migration 15): the period rows of the other points, most of them, are never read.
+                SELECT o.indicator, o.country, o.period_start, o.period_end FROM \(Storage.Table.overlapPoints) o
+                WHERE o.indicator = ANY(\(indicators)::text[]) AND o.shared_seq <= (SELECT seq FROM pin)
+                  AND \(filter: filters.countries, { "o.country = ANY(\($0)::text[])" })
+                  AND \(filter: from, { "o.period_start >= \($0)::date" })
+                  AND \(filter: to, { "o.period_end <= \($0)::date" })
+                  AND \(filter: startedBy, { "o.period_start <= \($0)::date" })
             ), figures AS (
                 -- A row changed since the seq is read as it was then; the others as they are. (The
                 -- look-ups sit in the CASE: a lateral join ran one per row, changed or not.)
@@ -1040,14 +1039,11 @@ extension ReportingQueries {
                            SELECT v.submissions FROM \(Storage.Table.rollupVersions) v
                            WHERE v.key_id = r.key_id AND v.seq <= (SELECT seq FROM pin) ORDER BY v.seq DESC LIMIT 1
                        ), 0) ELSE r.submissions END AS submissions
-                FROM shared_series s JOIN \(Storage.Table.rollups) r ON r.indicator = s.indicator AND r.country = s.country
+                FROM shared s JOIN \(Storage.Table.rollups) r
+                  ON r.indicator = s.indicator AND r.country = s.country
+                 AND r.period_start = s.period_start AND r.period_end = s.period_end
                 -- Constants, not parameters: they match the partial index rollups_period_points.
-                WHERE r.indicator = ANY(\(indicators)::text[]) AND r.cell = '*'
-                  AND r.period_start <> '-infinity' AND r.created_seq <= (SELECT seq FROM pin)
-                  AND \(filter: filters.countries, { "r.country = ANY(\($0)::text[])" })
-                  AND \(filter: from, { "r.period_start >= \($0)::date" })
-                  AND \(filter: to, { "r.period_end <= \($0)::date" })
-                  AND \(filter: startedBy, { "r.period_start <= \($0)::date" })
+                WHERE r.cell = '*' AND r.period_start <> '-infinity' AND r.created_seq <= (SELECT seq FROM pin)
             ), points AS (
                 SELECT indicator, country, period_start::text AS period_start, period_end::text AS period_end,
                        sum(value)::text AS sum, max(value)::text AS largest, count(*)::integer AS reporters

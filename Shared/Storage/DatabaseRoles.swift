@@ -33,13 +33,15 @@ public enum DatabaseRoles {
             (.submissions, "SELECT"), (.submissionValues, "SELECT"), (.seqCounter, "SELECT"),
             (.deduplications, "SELECT"), (.apiKeys, "SELECT"), (.schemaMigrations, "SELECT"),
             (.rollups, "SELECT, INSERT, UPDATE, DELETE"), (.rollupVersions, "SELECT, INSERT, UPDATE, DELETE"),
-            (.aggregationPartitions, "SELECT, INSERT, UPDATE"),
+            // overlap_points: written by a trigger on rollups, in the inserting role's rights.
+            (.overlapPoints, "SELECT, INSERT"), (.aggregationPartitions, "SELECT, INSERT, UPDATE"),
             (.aggregationInstances, "SELECT, INSERT, UPDATE, DELETE"),
         ],
         .reporting: [
             (.submissions, "SELECT"), (.submissionValues, "SELECT"), (.seqCounter, "SELECT"),
             (.aggregationPartitions, "SELECT"), (.aggregationInstances, "SELECT"), (.rollups, "SELECT"),
-            (.rollupVersions, "SELECT"), (.targets, "SELECT"), (.deduplications, "SELECT"), (.apiKeys, "SELECT"),
+            (.rollupVersions, "SELECT"), (.overlapPoints, "SELECT"), (.targets, "SELECT"), (.deduplications, "SELECT"),
+            (.apiKeys, "SELECT"),
             (.schemaMigrations, "SELECT"), (.publications, "SELECT, INSERT"),
         ],
     ]

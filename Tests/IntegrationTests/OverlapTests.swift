@@ -1,4 +1,7 @@
+import Logging
 import RootcausesJSON
+import RootcausesPostgres
+import RootcausesStorage
 import RootcausesTesting
 import RootcausesTransport
 import Testing
@@ -144,6 +147,80 @@ extension Integration {
                 #expect(noValue.detailPaths == ["value"])
                 await intake.close()
                 await reporting.close()
+            }
+        }
+
+        /// The points where reporters meet are registered with the seq from which two reporters
+        /// had rows there: by migration 15 for the rows before it, by the trigger for every row
+        /// inserted after, the rows of one statement (a pass) together.
+        @Test func pointsWhereReportersMeetAreRegisteredWithTheSeqTheyMetAt() async throws {
+            let url = try await TestDatabase.create()
+            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            try await PostgresConnection.withConnection(conninfo: url, logger: logger) { connection in
+                try Schema.migrate(connection, logger: logger)
+                // The database as the previous release left it: rows, and no registry yet.
+                try connection.execute(
+                    """
+                    DROP TRIGGER rollups_overlap_points ON rollups;
+                    TRUNCATE overlap_points;
+                    DELETE FROM schema_migrations WHERE version = 15;
+                    """
+                )
+                func rows(_ rows: [(String, String, String, String, Int64)]) throws {
+                    for (indicator, reporter, quarter, cell, created) in rows {
+                        let start = quarter == "all" ? "-infinity" : quarter
+                        let end = quarter == "all" ? "infinity" : quarter
+                        try connection.query(
+                            """
+                            INSERT INTO rollups (partition, indicator, country, reporter, period_start, period_end,
+                                                 cell, value, submissions, estimates, changed_seq, created_seq)
+                            VALUES (0, \(indicator), 'HN', \(reporter), \(start)::date, \(end)::date, \(cell),
+                                    1, 1, 0, \(created), \(created))
+                            """
+                        )
+                    }
+                }
+                func registered() throws -> [String] {
+                    try connection.query(
+                        "SELECT indicator, period_start::text, shared_seq FROM overlap_points ORDER BY 1, 2"
+                            as PostgresQuery
+                    ).map { row in
+                        let (indicator, start, seq) = try row.decode(String.self, String.self, Int64.self)
+                        return "\(indicator) \(start) \(seq)"
+                    }
+                }
+                try rows([
+                    // Three reporters meet at a point: shared from the second one's row on.
+                    ("firms_supported", "USAID", "2023-01-01", "*", 3),
+                    ("firms_supported", "STATE", "2023-01-01", "*", 7),
+                    ("firms_supported", "LABOR", "2023-01-01", "*", 5),
+                    // Alone in its period, whatever the rows of other periods and cells say.
+                    ("firms_supported", "USAID", "2023-04-01", "*", 8),
+                    ("firms_supported", "STATE", "2023-04-01", "sex=female", 9),
+                    ("firms_supported", "STATE", "all", "*", 7), ("firms_supported", "USAID", "all", "*", 3),
+                ])
+                try Schema.migrate(connection, logger: logger)
+                #expect(try registered() == ["firms_supported 2023-01-01 5"])
+
+                // After the migration, the trigger: a second reporter in the lone period.
+                try rows([("firms_supported", "LABOR", "2023-04-01", "*", 11)])
+                // Two reporters meeting in one statement, as in one pass.
+                try connection.execute(
+                    """
+                    INSERT INTO rollups (partition, indicator, country, reporter, period_start, period_end, cell,
+                                         value, submissions, estimates, changed_seq, created_seq)
+                    VALUES (0, 'youth_reached', 'HN', 'USAID', '2023-01-01', '2023-01-01', '*', 1, 1, 0, 14, 14),
+                           (0, 'youth_reached', 'HN', 'STATE', '2023-01-01', '2023-01-01', '*', 1, 1, 0, 13, 12),
+                           (0, 'youth_reached', 'HN', 'LABOR', '2023-04-01', '2023-04-01', '*', 1, 1, 0, 13, 13)
+                    """
+                )
+                // A later reporter at a registered point changes nothing.
+                try rows([("firms_supported", "TREASURY", "2023-01-01", "*", 20)])
+                #expect(
+                    try registered() == [
+                        "firms_supported 2023-01-01 5", "firms_supported 2023-04-01 11", "youth_reached 2023-01-01 14",
+                    ]
+                )
             }
         }
     }
