@@ -33,8 +33,7 @@ public enum DatabaseRoles {
             (.submissions, "SELECT"), (.submissionValues, "SELECT"), (.seqCounter, "SELECT"),
             (.deduplications, "SELECT"), (.apiKeys, "SELECT"), (.schemaMigrations, "SELECT"),
             (.rollups, "SELECT, INSERT, UPDATE, DELETE"), (.rollupVersions, "SELECT, INSERT, UPDATE, DELETE"),
-            // overlap_points: written by a trigger on rollups, in the inserting role's rights.
-            (.overlapPoints, "SELECT, INSERT"), (.aggregationPartitions, "SELECT, INSERT, UPDATE"),
+            (.aggregationPartitions, "SELECT, INSERT, UPDATE"),
             (.aggregationInstances, "SELECT, INSERT, UPDATE, DELETE"),
         ],
         .reporting: [

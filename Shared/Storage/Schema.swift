@@ -485,6 +485,7 @@ public enum Schema {
                 -- is registered once, with the seq from which two reporters have rows there (the
                 -- second smallest created_seq: a row's created_seq never changes, and rows are never
                 -- deleted), so a read as of any seq finds the points that were shared by then.
+                -- Anything that rebuilds the rollups from seq 0 must empty this table with them.
                 CREATE TABLE IF NOT EXISTS overlap_points (
                     indicator     text NOT NULL,
                     country       text NOT NULL,
@@ -497,8 +498,10 @@ public enum Schema {
                 -- instance of the previous release still running during an upgrade too). It
                 -- fires only when a reporter's first row of all cells for a period is inserted;
                 -- fired at the end of the pass's statement, it sees every row the pass inserted.
+                -- Run with its owner's rights: aggregation's role needs no grant on the registry, so
+                -- no pass fails between this migration and provision's grants.
                 CREATE OR REPLACE FUNCTION register_overlap_point() RETURNS trigger
-                LANGUAGE plpgsql SET search_path = public AS $$
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
                 BEGIN
                     INSERT INTO overlap_points (indicator, country, period_start, period_end, shared_seq)
                     SELECT NEW.indicator, NEW.country, NEW.period_start, NEW.period_end, r.created_seq
@@ -510,6 +513,7 @@ public enum Schema {
                     ON CONFLICT DO NOTHING;
                     RETURN NULL;
                 END $$;
+                REVOKE ALL ON FUNCTION register_overlap_point() FROM PUBLIC;
                 -- Taking the table's lock here waits for passes in flight and holds back new ones
                 -- until this commits: the backfill below sees every row, and every later row fires.
                 DROP TRIGGER IF EXISTS rollups_overlap_points ON rollups;

@@ -150,6 +150,47 @@ extension Integration {
             }
         }
 
+        /// Reporters meeting within one pass: read as of a seq inside it, the point is open from
+        /// the second reporter's seq on, although a reporter's row of all periods carries the
+        /// pass's later seq (the bounds once looked for shared series there, and missed it).
+        @Test func reportersMeetingWithinOnePassGiveBoundsAsOfEverySeqInside() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let reporting = try await stack.reportingClient()
+                // With aggregation stopped, one pass applies all three, through aggregation's role.
+                await stack.aggregations[0].stop()
+                let sent: [(String, String, String, Int64)] = [
+                    ("m-1", "USAID", "FY2023Q1", 100), ("m-2", "STATE", "FY2023Q1", 60),
+                    ("m-3", "USAID", "FY2023Q2", 5),
+                ]
+                var seqs: [Int64] = []
+                for (id, reporter, period, amount) in sent {
+                    let body = submission(
+                        id,
+                        reporter: reporter,
+                        period: period,
+                        values: [value("firms_supported", "HN", .int(amount))]
+                    )
+                    seqs.append(try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value))
+                }
+                try await stack.startAggregation(index: 0)
+                let expected: [(seq: Int64, value: JSON, lower: JSON?)] = [
+                    (seqs[0], 100, nil), (seqs[1], 160, 100), (seqs[2], 165, 105),
+                ]
+                for (seq, total, lower) in expected {
+                    let answer = try await reporting.expectOK([
+                        "op": "totals", "indicator": "firms_supported", "min_seq": .int(seqs[2]),
+                        "as_of_seq": .int(seq),
+                    ])
+                    let row = try #require(answer["rows"]?[0])
+                    #expect(row["value"] == total, "as of \(seq)")
+                    #expect(row["lower"] == lower, "as of \(seq)")
+                }
+                await intake.close()
+                await reporting.close()
+            }
+        }
+
         /// The points where reporters meet are registered with the seq from which two reporters
         /// had rows there: by migration 15 for the rows before it, by the trigger for every row
         /// inserted after, the rows of one statement (a pass) together.
