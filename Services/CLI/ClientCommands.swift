@@ -443,7 +443,7 @@ struct FactSheetCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "markdown, json, html (one self-contained file with charts and explanations) or pdf (the HTML printed by headless Chromium; needs -o)."
+            "markdown, json, html (one self-contained file with charts and explanations) or pdf (the HTML printed by headless Chromium, ROOTCAUSES_CHROMIUM or found on PATH, stopped after ROOTCAUSES_PDF_TIMEOUT_SECONDS, default 120; needs -o)."
     )
     var format: String = "markdown"
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write the fact sheet to this file.")

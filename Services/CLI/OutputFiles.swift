@@ -45,18 +45,57 @@ func printToPDF(html: String, output: String) async throws {
     ]
     // Chromium will not run as root with its sandbox (containers, CI).
     if geteuid() == 0 { arguments.insert("--no-sandbox", at: 0) }
-    let result = try await Subprocess.run(
-        .path(FilePath(browser)),
-        arguments: Arguments(arguments),
-        output: .discarded,
-        error: .string(limit: 64 << 10)
-    )
+    // A browser that hangs (a page that never settles, a profile lock) must not hang the CLI:
+    // past the deadline the run is cancelled, and the browser and the processes it started,
+    // all in a process group of their own, are sent SIGTERM, then SIGKILL.
+    var options = PlatformOptions()
+    options.processGroupID = 0
+    options.teardownSequence = [
+        .send(signal: .terminate, toProcessGroup: true, allowedDurationToNextStep: .seconds(2)),
+        .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1)),
+    ]
+    let timeout = try pdfTimeoutSeconds()
+    let (launchArguments, launchOptions) = (arguments, options)
+    let printing = try await withThrowingTaskGroup(
+        of: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?.self
+    ) { group in
+        group.addTask {
+            try await Subprocess.run(
+                .path(FilePath(browser)),
+                arguments: Arguments(launchArguments),
+                platformOptions: launchOptions,
+                output: .discarded,
+                error: .string(limit: 64 << 10)
+            )
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(timeout))
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? nil
+    }
+    guard let result = printing else {
+        throw CLIError(
+            "\(browser) did not print the fact sheet to \(output) within \(timeout) seconds (ROOTCAUSES_PDF_TIMEOUT_SECONDS); it was stopped"
+        )
+    }
     guard result.terminationStatus.isSuccess, FileManager.default.fileExists(atPath: target) else {
         let detail = result.standardError.split(separator: "\n").suffix(3).joined(separator: "; ")
         throw CLIError(
             "\(browser) could not print the fact sheet to \(output) (\(result.terminationStatus)): \(detail)"
         )
     }
+}
+
+/// How many seconds the browser may take to print: `ROOTCAUSES_PDF_TIMEOUT_SECONDS`, 120 unless
+/// set (a fact sheet prints in a few seconds).
+private func pdfTimeoutSeconds() throws -> Int {
+    guard let text = ProcessInfo.processInfo.environment["ROOTCAUSES_PDF_TIMEOUT_SECONDS"] else { return 120 }
+    guard let seconds = Int(text), (1...3600).contains(seconds) else {
+        throw CLIError("ROOTCAUSES_PDF_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 3600, not '\(text)'")
+    }
+    return seconds
 }
 
 private func findChromium() -> String? {

@@ -178,6 +178,62 @@ extension Integration {
             }
         }
 
+        /// A browser that never prints is stopped at the deadline, with the processes it
+        /// started, and the CLI says so instead of waiting for ever.
+        @Test func aBrowserThatHangsIsStoppedWithItsChildrenAtTheDeadline() async throws {
+            try await withServiceStack { stack in
+                let intake = try await stack.intakeClient()
+                let seq = try await submitSample(through: intake)
+                await intake.close()
+                let pids = try Self.temporaryFile("pids")
+                let browser = try Self.temporaryFile("hanging-browser")
+                // Starts a child of its own, as Chromium starts its renderers, then waits.
+                try Data("#!/bin/sh\nsleep 300 &\necho \"$$ $!\" > \(pids)\nwait\n".utf8).write(
+                    to: URL(fileURLWithPath: browser)
+                )
+                chmod(browser, 0o755)
+                let pdfPath = try Self.temporaryFile("sheet.pdf")
+                let started = ContinuousClock.now
+                let pdf = try await runRootcauses(
+                    ["factsheet", "--format", "pdf", "--date", "2023-02-06", "--min-seq", "\(seq)", "-o", pdfPath],
+                    environment: [
+                        "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress,
+                        "ROOTCAUSES_CHROMIUM": browser, "ROOTCAUSES_PDF_TIMEOUT_SECONDS": "2",
+                    ]
+                )
+                #expect(pdf.status != 0)
+                #expect(
+                    pdf.output.contains("did not print the fact sheet to \(pdfPath) within 2 seconds"),
+                    "\(pdf.output)"
+                )
+                #expect(ContinuousClock.now - started < .seconds(60))
+                #expect(!FileManager.default.fileExists(atPath: pdfPath))
+                let written = try String(contentsOfFile: pids, encoding: .utf8).split(separator: " ")
+                let processes = written.compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                #expect(processes.count == 2)
+                for pid in processes { #expect(!Self.isRunning(pid), "process \(pid) was left running") }
+
+                let refused = try await runRootcauses(
+                    ["factsheet", "--format", "pdf", "--date", "2023-02-06", "-o", pdfPath],
+                    environment: [
+                        "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress,
+                        "ROOTCAUSES_CHROMIUM": browser, "ROOTCAUSES_PDF_TIMEOUT_SECONDS": "soon",
+                    ]
+                )
+                #expect(refused.status != 0)
+                #expect(refused.output.contains("ROOTCAUSES_PDF_TIMEOUT_SECONDS must be a whole number"))
+            }
+        }
+
+        /// Whether `pid` is a live process (a zombie waiting for its parent is not).
+        static func isRunning(_ pid: pid_t) -> Bool {
+            guard kill(pid, 0) == 0 else { return false }
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let state = stat.split(separator: ")").last?.split(separator: " ").first
+            else { return false }
+            return state != "Z"
+        }
+
         /// The CLI writes the HTML and, through headless Chromium, the PDF; a published fact
         /// sheet comes out the same as the live one of its date and seq.
         @Test func theCLIWritesHTMLAndPDFAndAPublishedFactSheetDrawsAgain() async throws {
