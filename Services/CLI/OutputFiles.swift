@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Subprocess
 import SystemPackage
@@ -20,6 +21,8 @@ func printToPDF(html: String, output: String) async throws {
             "--format pdf needs headless Chromium: install Debian's chromium package, or name the browser in ROOTCAUSES_CHROMIUM"
         )
     }
+    // Checked before anything is touched: a bad setting must not cost the user their old PDF.
+    let timeout = try pdfTimeoutSeconds()
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rootcauses-pdf-\(UUID().uuidString)")
     try FileManager.default.createDirectory(
         at: folder,
@@ -45,37 +48,46 @@ func printToPDF(html: String, output: String) async throws {
     ]
     // Chromium will not run as root with its sandbox (containers, CI).
     if geteuid() == 0 { arguments.insert("--no-sandbox", at: 0) }
-    // A browser that hangs (a page that never settles, a profile lock) must not hang the CLI:
-    // past the deadline the run is cancelled, and the browser and the processes it started,
-    // all in a process group of their own, are sent SIGTERM, then SIGKILL.
+    // A browser that hangs (a page that never settles, a profile lock) must not hang the CLI,
+    // nor outlive it. It runs in a process group of its own, and past the deadline, or when the
+    // CLI is interrupted (SIGINT, SIGTERM), the run is cancelled and the whole group is killed at
+    // once: what it was printing is thrown away anyway, and with a SIGTERM first, swift-subprocess
+    // ends the teardown as soon as the browser alone has exited, leaving its children running.
     var options = PlatformOptions()
     options.processGroupID = 0
-    options.teardownSequence = [
-        .send(signal: .terminate, toProcessGroup: true, allowedDurationToNextStep: .seconds(2)),
-        .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1)),
-    ]
-    let timeout = try pdfTimeoutSeconds()
+    options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1))]
+    // Constants, so the child tasks capture nothing the caller could still change.
     let (launchArguments, launchOptions) = (arguments, options)
-    let printing = try await withThrowingTaskGroup(
-        of: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?.self
-    ) { group in
-        group.addTask {
-            try await Subprocess.run(
-                .path(FilePath(browser)),
-                arguments: Arguments(launchArguments),
-                platformOptions: launchOptions,
-                output: .discarded,
-                error: .string(limit: 64 << 10)
-            )
+    let printing = Task {
+        try await withThrowingTaskGroup(of: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?.self) {
+            group in
+            group.addTask {
+                try await Subprocess.run(
+                    .path(FilePath(browser)),
+                    arguments: Arguments(launchArguments),
+                    platformOptions: launchOptions,
+                    output: .discarded,
+                    error: .string(limit: 64 << 10)
+                )
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(timeout))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
-        group.addTask {
-            try await Task.sleep(for: .seconds(timeout))
-            return nil
-        }
-        defer { group.cancelAll() }
-        return try await group.next() ?? nil
     }
-    guard let result = printing else {
+    let printed: ExecutionResult<Void, DiscardedOutput, StringOutput<UTF8>>?
+    do {
+        printed = try await awaitCancellingOnSignals(printing)
+    } catch is CancellationError {
+        try? FileManager.default.removeItem(atPath: target)
+        throw CLIError("interrupted: the browser printing the fact sheet to \(output) was stopped")
+    }
+    guard let result = printed else {
+        // Whatever the killed browser left there is a half-written PDF, worse than none.
+        try? FileManager.default.removeItem(atPath: target)
         throw CLIError(
             "\(browser) did not print the fact sheet to \(output) within \(timeout) seconds (ROOTCAUSES_PDF_TIMEOUT_SECONDS); it was stopped"
         )
@@ -86,6 +98,24 @@ func printToPDF(html: String, output: String) async throws {
             "\(browser) could not print the fact sheet to \(output) (\(result.terminationStatus)): \(detail)"
         )
     }
+}
+
+/// Awaits `task`, cancelling it on SIGINT or SIGTERM: the signals are ignored meanwhile, so the
+/// CLI lives to stop what the task started, and get their default handling back after.
+private func awaitCancellingOnSignals<T: Sendable>(_ task: Task<T, any Error>) async throws -> T {
+    let numbers = [SIGINT, SIGTERM]
+    let sources = numbers.map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { task.cancel() }
+        source.resume()
+        return source
+    }
+    defer {
+        for source in sources { source.cancel() }
+        for number in numbers { signal(number, SIG_DFL) }
+    }
+    return try await task.value
 }
 
 /// How many seconds the browser may take to print: `ROOTCAUSES_PDF_TIMEOUT_SECONDS`, 120 unless

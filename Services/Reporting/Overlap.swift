@@ -44,9 +44,9 @@ extension ReportingOperations {
         let asOfSeq: Int64
         /// Points that are open or adjusted: the ones that move a row's value or bounds.
         let points: [Point]
-        /// For each row key (``rowKey(_:)``) that has points, their indexes in ``points``: a row
-        /// finds its points in one look-up. Matching every point against every row, copying
-        /// each, was a third of reporting's time for a total by indicator and country.
+        /// For each row key (``rowKey(groupBy:value:)``) that has points, their indexes in
+        /// ``points``: a row finds its points in one look-up. Matching every point against every
+        /// row, copying each, was a third of reporting's time for a total by indicator and country.
         private let pointsByRow: [String: [Int]]
 
         /// `nil` when no row of the request can have bounds. `asOfSeq` `nil` reads at the current

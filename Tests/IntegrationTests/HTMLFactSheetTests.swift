@@ -1,7 +1,10 @@
 import Foundation
 import RootcausesJSON
+import RootcausesLocalStack
 import RootcausesTesting
 import RootcausesTransport
+import Subprocess
+import SystemPackage
 import Testing
 
 extension Integration {
@@ -178,51 +181,91 @@ extension Integration {
             }
         }
 
-        /// A browser that never prints is stopped at the deadline, with the processes it
-        /// started, and the CLI says so instead of waiting for ever.
-        @Test func aBrowserThatHangsIsStoppedWithItsChildrenAtTheDeadline() async throws {
+        /// A browser that never prints is stopped, with the processes it started, at the deadline
+        /// and when the CLI is interrupted, and the CLI says so instead of waiting for ever.
+        @Test func aBrowserThatHangsIsStoppedWithItsChildrenAtTheDeadlineOrOnInterrupt() async throws {
             try await withServiceStack { stack in
                 let intake = try await stack.intakeClient()
                 let seq = try await submitSample(through: intake)
                 await intake.close()
-                let pids = try Self.temporaryFile("pids")
-                let browser = try Self.temporaryFile("hanging-browser")
-                // Starts a child of its own, as Chromium starts its renderers, then waits.
-                try Data("#!/bin/sh\nsleep 300 &\necho \"$$ $!\" > \(pids)\nwait\n".utf8).write(
-                    to: URL(fileURLWithPath: browser)
-                )
-                chmod(browser, 0o755)
                 let pdfPath = try Self.temporaryFile("sheet.pdf")
-                let started = ContinuousClock.now
-                let pdf = try await runRootcauses(
-                    ["factsheet", "--format", "pdf", "--date", "2023-02-06", "--min-seq", "\(seq)", "-o", pdfPath],
-                    environment: [
+                func environment(_ browser: String, timeout: String) -> [String: String?] {
+                    [
                         "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress,
-                        "ROOTCAUSES_CHROMIUM": browser, "ROOTCAUSES_PDF_TIMEOUT_SECONDS": "2",
+                        "ROOTCAUSES_CHROMIUM": browser, "ROOTCAUSES_PDF_TIMEOUT_SECONDS": timeout,
                     ]
-                )
-                #expect(pdf.status != 0)
+                }
+                let arguments = [
+                    "factsheet", "--format", "pdf", "--date", "2023-02-06", "--min-seq", "\(seq)", "-o", pdfPath,
+                ]
+
+                let deadline = try Self.hangingBrowser()
+                defer { for pid in deadline.started() { kill(pid, SIGKILL) } }
+                let started = ContinuousClock.now
+                let timedOut = try await runRootcauses(arguments, environment: environment(deadline.path, timeout: "2"))
+                #expect(timedOut.status != 0)
                 #expect(
-                    pdf.output.contains("did not print the fact sheet to \(pdfPath) within 2 seconds"),
-                    "\(pdf.output)"
+                    timedOut.output.contains("did not print the fact sheet to \(pdfPath) within 2 seconds"),
+                    "\(timedOut.output)"
                 )
                 #expect(ContinuousClock.now - started < .seconds(60))
                 #expect(!FileManager.default.fileExists(atPath: pdfPath))
-                let written = try String(contentsOfFile: pids, encoding: .utf8).split(separator: " ")
-                let processes = written.compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-                #expect(processes.count == 2)
-                for pid in processes { #expect(!Self.isRunning(pid), "process \(pid) was left running") }
+                #expect(deadline.started().count == 2)
+                for pid in deadline.started() { #expect(!Self.isRunning(pid), "process \(pid) was left running") }
+
+                // Interrupted (Ctrl-C) while the browser hangs: its whole group is stopped too.
+                let interrupted = try await Self.hangingBrowser()
+                defer { for pid in interrupted.started() { kill(pid, SIGKILL) } }
+                var variables: [Environment.Key: String?] = [:]
+                for (name, value) in environment(interrupted.path, timeout: "600") {
+                    variables[Environment.Key(stringLiteral: name)] = value
+                }
+                let outcome = try await Subprocess.run(
+                    .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
+                    arguments: Arguments(arguments),
+                    environment: .inherit.updating(variables),
+                    input: .none,
+                    output: .discarded,
+                    error: .discarded
+                ) { execution in
+                    for _ in 0..<600 where interrupted.started().count < 2 {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    try execution.send(signal: .interrupt)
+                }
+                #expect(outcome.terminationStatus != .exited(0))
+                #expect(interrupted.started().count == 2)
+                for pid in interrupted.started() { #expect(!Self.isRunning(pid), "process \(pid) was left running") }
 
                 let refused = try await runRootcauses(
-                    ["factsheet", "--format", "pdf", "--date", "2023-02-06", "-o", pdfPath],
-                    environment: [
-                        "ROOTCAUSES_TOKEN": stack.adminToken, "ROOTCAUSES_REPORTING": stack.reportingAddress,
-                        "ROOTCAUSES_CHROMIUM": browser, "ROOTCAUSES_PDF_TIMEOUT_SECONDS": "soon",
-                    ]
+                    arguments,
+                    environment: environment(deadline.path, timeout: "soon")
                 )
                 #expect(refused.status != 0)
                 #expect(refused.output.contains("ROOTCAUSES_PDF_TIMEOUT_SECONDS must be a whole number"))
             }
+        }
+
+        /// A stand-in browser that starts a child ignoring SIGTERM, as Chromium starts its
+        /// renderers, writes both pids, and waits. `started()` reads the pids written so far.
+        static func hangingBrowser() throws -> (path: String, started: @Sendable () -> [pid_t]) {
+            let pids = try temporaryFile("pids")
+            let path = try temporaryFile("hanging-browser")
+            try Data(
+                "#!/bin/sh\n(trap '' TERM; exec sleep 300) &\necho \"$$ $!\" > \(pids).tmp\nmv \(pids).tmp \(pids)\nwait\n"
+                    .utf8
+            )
+            .write(to: URL(fileURLWithPath: path))
+            chmod(path, 0o755)
+            return (
+                path,
+                {
+                    let written = (try? String(contentsOfFile: pids, encoding: .utf8)) ?? ""
+                    return written.split(separator: " ").compactMap {
+                        pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                    }
+                }
+            )
         }
 
         /// Whether `pid` is a live process (a zombie waiting for its parent is not).
