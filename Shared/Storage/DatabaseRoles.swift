@@ -94,7 +94,8 @@ public enum DatabaseRoles {
     }
 
     /// Makes the roles (or resets their passwords), gives the database and its tables to the
-    /// owner, migrates the schema as the owner, then grants each service its tables. Run as a
+    /// owner, then, as the owner and in one transaction, migrates the schema and grants each
+    /// service its tables. Run as a
     /// superuser (or a role with CREATEROLE that owns the database), connected to the database.
     public static func provision(
         on connection: PostgresConnection,
@@ -129,15 +130,7 @@ public enum DatabaseRoles {
                 """
             )
         }
-        // Sequences owned by a table follow it; the migrations run as the owner.
-        try connection.execute("SET ROLE \(PostgresQuery.quoteIdentifier(Role.owner.rawValue))")
-        do {
-            try Schema.migrate(connection, logger: logger)
-        } catch {
-            try? connection.execute("RESET ROLE")
-            throw error
-        }
-        try connection.execute("RESET ROLE")
+        // The grants, as the owner of everything they name.
         var statements: [String] = []
         for (role, tables) in grants {
             let name = PostgresQuery.quoteIdentifier(role.rawValue)
@@ -154,8 +147,19 @@ public enum DatabaseRoles {
             // Every service inserts rows with serial ids (reporting: publications).
             statements.append("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO \(name)")
         }
-        try connection.transaction { connection in
-            try connection.execute(statements.joined(separator: ";\n"))
+        // Sequences owned by a table follow it; the migrations run as the owner. The grants
+        // commit with the migrations: a service that sees the new schema version (and becomes
+        // ready) can already read the tables it added; granted after, it failed on them
+        // between the two commits.
+        try connection.execute("SET ROLE \(PostgresQuery.quoteIdentifier(Role.owner.rawValue))")
+        do {
+            try Schema.migrate(connection, logger: logger) { connection in
+                try connection.execute(statements.joined(separator: ";\n"))
+            }
+        } catch {
+            try? connection.execute("RESET ROLE")
+            throw error
         }
+        try connection.execute("RESET ROLE")
     }
 }

@@ -560,13 +560,24 @@ public enum Schema {
     public static var currentVersion: Int { migrations.last?.version ?? 0 }
 
     /// Brings the database to `currentVersion`. Safe to call from several processes at once.
-    public static func migrate(_ connection: PostgresConnection, logger: Logger) throws {
+    ///
+    /// `finishing`, when given, runs in the same transaction after the migrations (also when
+    /// there were none to run): `provision` grants the services their tables there, so no
+    /// service ever sees a schema version whose new tables it may not read yet.
+    public static func migrate(
+        _ connection: PostgresConnection,
+        logger: Logger,
+        finishing: ((PostgresConnection) throws -> Void)? = nil
+    ) throws {
         try connection.transaction { connection in
             try connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey)::bigint)" as PostgresQuery)
             // A schema already current needs no DDL: services whose roles may not change the
             // schema (docs/SECURITY.md) start against a database their owner has migrated.
             let newestApplied = try appliedVersion(connection)
-            if newestApplied == currentVersion { return }
+            if newestApplied == currentVersion {
+                try finishing?(connection)
+                return
+            }
             if let newestApplied, newestApplied > currentVersion {
                 throw SchemaError(
                     message:
@@ -603,6 +614,7 @@ public enum Schema {
                         as PostgresQuery
                 )
             }
+            try finishing?(connection)
         }
     }
 }
