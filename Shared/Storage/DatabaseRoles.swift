@@ -95,8 +95,8 @@ public enum DatabaseRoles {
 
     /// Makes the roles (or resets their passwords), gives the database and its tables to the
     /// owner, then, as the owner and in one transaction, migrates the schema and grants each
-    /// service its tables. Run as a
-    /// superuser (or a role with CREATEROLE that owns the database), connected to the database.
+    /// service its tables. Run as a superuser (or a role with CREATEROLE that owns the
+    /// database), connected to the database.
     public static func provision(
         on connection: PostgresConnection,
         passwords: [Role: String],

@@ -214,16 +214,12 @@ extension Integration {
                 for pid in deadline.started() { #expect(!Self.isRunning(pid), "process \(pid) was left running") }
 
                 // Interrupted (Ctrl-C) while the browser hangs: its whole group is stopped too.
-                let interrupted = try await Self.hangingBrowser()
+                let interrupted = try Self.hangingBrowser()
                 defer { for pid in interrupted.started() { kill(pid, SIGKILL) } }
-                var variables: [Environment.Key: String?] = [:]
-                for (name, value) in environment(interrupted.path, timeout: "600") {
-                    variables[Environment.Key(stringLiteral: name)] = value
-                }
                 let outcome = try await Subprocess.run(
                     .path(FilePath(ServiceStack.defaultBinDirectory + "/rootcauses")),
                     arguments: Arguments(arguments),
-                    environment: .inherit.updating(variables),
+                    environment: inheritedEnvironment(updating: environment(interrupted.path, timeout: "600")),
                     input: .none,
                     output: .discarded,
                     error: .discarded

@@ -152,12 +152,10 @@ func runProgram(
 ) async throws
     -> (status: Int32, output: String)
 {
-    var variables: [Environment.Key: String?] = [:]
-    for (name, value) in environment { variables[Environment.Key(stringLiteral: name)] = value }
     let result = try await Subprocess.run(
         .path(FilePath(executable)),
         arguments: Arguments(arguments),
-        environment: .inherit.updating(variables),
+        environment: inheritedEnvironment(updating: environment),
         output: .string(limit: 1 << 22),
         error: .combinedWithOutput
     )
@@ -167,6 +165,13 @@ func runProgram(
         case .signaled(let signal): 128 + signal
         }
     return (status, result.standardOutput)
+}
+
+/// This process's environment with `variables` set (a `nil` value removes the variable).
+func inheritedEnvironment(updating variables: [String: String?]) -> Environment {
+    var keyed: [Environment.Key: String?] = [:]
+    for (name, value) in variables { keyed[Environment.Key(stringLiteral: name)] = value }
+    return .inherit.updating(keyed)
 }
 
 /// A blocking TCP socket connected to `address` (IPv4), after `configure` set its options
