@@ -214,16 +214,28 @@ struct BenchCommand: AsyncParsableCommand {
         )
 
         try await drain(stack: stack, through: aloneSeq, report: false)
-        let reporting = try await stack.reportingClient()
 
-        // 3. Ack-to-visible lag while one connection keeps intake busy.
+        // 3. Ack-to-visible lag while one connection keeps intake busy: with one submission
+        //    at a time, then `window` pipelined (intake works on them together: a heavier load).
+        for depth in Set([1, window]).sorted() {
+            try await measureLag(stack: stack, workload: workload, depth: depth, printMemory: depth == window)
+        }
+    }
+
+    /// Ack-to-visible lag of probe submissions on their own connection while another keeps
+    /// `depth` submissions in flight.
+    private func measureLag(stack: ServiceStack, workload: BenchWorkload, depth: Int, printMemory: Bool) async throws {
+        let reporting = try await stack.reportingClient()
         let load = Task {
             let intake = try await stack.intakeClient()
             var i = 0
             while !Task.isCancelled {
-                let requests = (0..<window).map { k in
+                let requests = (0..<depth).map { k in
                     submitRequest(
-                        benchSubmission("load-\(i)-\(k)", values: workload.cells(ofSubmission: i * window + k))
+                        benchSubmission(
+                            "load-\(depth)-\(i)-\(k)",
+                            values: workload.cells(ofSubmission: i * depth + k)
+                        )
                     )
                 }
                 do {
@@ -240,7 +252,7 @@ struct BenchCommand: AsyncParsableCommand {
         var lags: [Double] = []
         for i in 0..<lagSamples {
             let probe = benchSubmission(
-                "probe-\(i)",
+                "probe-\(depth)-\(i)",
                 values: [["indicator": "firms_supported", "country": "HN", "value": 1]]
             )
             let acked = try await prober.expectOK(submitRequest(probe))
@@ -251,7 +263,7 @@ struct BenchCommand: AsyncParsableCommand {
             ])
             lags.append((ContinuousClock.now - ackTime).seconds * 1000)
         }
-        printServiceMemory(stack, when: "under the intake load")
+        if printMemory { printServiceMemory(stack, when: "under the intake load") }
         load.cancel()
         _ = try? await load.value
         await prober.close()
@@ -262,7 +274,8 @@ struct BenchCommand: AsyncParsableCommand {
             "lag",
             String(
                 format:
-                    "ack-to-visible lag under load (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
+                    "ack-to-visible lag, %d in flight on the load connection (%d samples, read through reporting with min_seq): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms",
+                depth,
                 lags.count,
                 percentile(0.5),
                 percentile(0.95),
@@ -270,6 +283,7 @@ struct BenchCommand: AsyncParsableCommand {
                 lags.last!
             ),
             [
+                ("load_in_flight", .int(Int64(depth))),
                 ("samples", .int(Int64(lags.count))), ("p50_ms", BenchOutput.number(percentile(0.5))),
                 ("p95_ms", BenchOutput.number(percentile(0.95))), ("p99_ms", BenchOutput.number(percentile(0.99))),
                 ("max_ms", BenchOutput.number(lags.last!)),

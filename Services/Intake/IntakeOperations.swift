@@ -32,8 +32,9 @@ public struct IntakeOperations: Sendable {
         OperationRegistry(
             service: "intake",
             [
-                Operation("submit", SubmitRequest.self, access: .submit, handler: submit),
-                Operation("retract", RetractRequest.self, access: .submit, handler: retract),
+                // A connection's next request may start once a write is queued (in order).
+                Operation("submit", SubmitRequest.self, access: .submit, overlapping: true, handler: submit),
+                Operation("retract", RetractRequest.self, access: .submit, overlapping: true, handler: retract),
                 Operation("target", TargetRequest.self, access: .admin, handler: target),
                 Operation("deduplicate", DeduplicateRequest.self, access: .admin, handler: deduplicate),
                 Operation(
@@ -236,7 +237,14 @@ public struct IntakeOperations: Sendable {
                 lead: "the submission was rejected; nothing was stored"
             )
         }
-        let outcome = try await store.store(submission, keyID: identity.keyID, dryRun: request.dryRun)
+        // A dry run looks at what is stored, so at what the connection sent before it too.
+        if request.dryRun { await context.earlierRequestsAnswered() }
+        let outcome = try await store.store(
+            submission,
+            keyID: identity.keyID,
+            dryRun: request.dryRun,
+            queued: context.admitNext
+        )
         let base: AnswerFields = [("submission_id", .string(submission.submissionID))]
         switch outcome {
         case .accepted(let seq, let replacedSeq):
@@ -276,7 +284,7 @@ public struct IntakeOperations: Sendable {
         var retraction = request.retraction
         retraction.keyID = identity.keyID
         let base: AnswerFields = [("submission_id", .string(retraction.submissionID))]
-        switch try await store.retract(retraction) {
+        switch try await store.retract(retraction, queued: context.admitNext) {
         case .retracted(let seq, let retractedSeq):
             context.logger.info(
                 "submission retracted",

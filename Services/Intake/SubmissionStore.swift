@@ -66,8 +66,12 @@ final class SubmissionStore: Sendable {
         var description: String { "the submission this write corrects was not committed yet when it was written" }
     }
 
-    /// At most this many transactions are being written at once (one commits while the next fills).
-    static let maximumWriters = 2
+    /// One transaction is written at a time, the queue's oldest writes first: transactions then
+    /// commit, and take their seqs, in the order their writes were queued. A connection's
+    /// overlapping requests queue in request order, so their seqs follow it too (a later
+    /// snapshot of a `latest` series wins). Measured in `rootcauses bench`, two writers
+    /// gained nothing once requests overlap (the queue fills while one commits).
+    static let maximumWriters = 1
     /// Limits of one transaction.
     static let maximumBatchSubmissions = 200
     static let maximumBatchValues = 50_000
@@ -90,22 +94,29 @@ final class SubmissionStore: Sendable {
 
     init(pool: PostgresPool) { self.pool = pool }
 
-    /// Stores a submission, or finds it was sent before. Returns after the commit.
-    func store(_ submission: ValidSubmission, keyID: String?, dryRun: Bool) async throws -> Outcome {
+    /// Stores a submission, or finds it was sent before. Returns after the commit; `queued`
+    /// is called once the write is queued behind every write queued before it.
+    func store(
+        _ submission: ValidSubmission,
+        keyID: String?,
+        dryRun: Bool,
+        queued: @Sendable () -> Void = {}
+    ) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
                 try Self.resolve(.submission(submission, keyID: keyID), on: connection) ?? .valid
             }
         }
-        return try await write(.submission(submission, keyID: keyID))
+        return try await write(.submission(submission, keyID: keyID), queued: queued)
     }
 
-    /// Retracts a submission, or finds it was retracted before. Returns after the commit.
-    func retract(_ retraction: Retraction) async throws -> Outcome {
-        try await write(.retraction(retraction))
+    /// Retracts a submission, or finds it was retracted before. Returns after the commit;
+    /// `queued` is called once the retraction is queued.
+    func retract(_ retraction: Retraction, queued: @Sendable () -> Void = {}) async throws -> Outcome {
+        try await write(.retraction(retraction), queued: queued)
     }
 
-    private func write(_ write: Write) async throws -> Outcome {
+    private func write(_ write: Write, queued: @Sendable () -> Void) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let startWriter = state.withLockedValue { state -> Bool in
                 state.queue.append(Pending(write: write, continuation: continuation))
@@ -113,6 +124,7 @@ final class SubmissionStore: Sendable {
                 state.writers += 1
                 return true
             }
+            queued()
             if startWriter { Task { await self.drain() } }
         }
     }

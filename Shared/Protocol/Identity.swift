@@ -90,11 +90,20 @@ public struct Session: Sendable {
     public var peer: String
     /// Where the connection's pushed lines go; `nil` in process.
     public var events: (any EventSink)?
+    /// Waits until every request the connection started so far is answered (see
+    /// `Operation.overlapping`); in process, where requests are answered one by one, at once.
+    public var earlierRequestsAnswered: @Sendable () async -> Void
 
-    public init(identity: Identity? = nil, peer: String = "in-process", events: (any EventSink)? = nil) {
+    public init(
+        identity: Identity? = nil,
+        peer: String = "in-process",
+        events: (any EventSink)? = nil,
+        earlierRequestsAnswered: @escaping @Sendable () async -> Void = {}
+    ) {
         self.identity = identity
         self.peer = peer
         self.events = events
+        self.earlierRequestsAnswered = earlierRequestsAnswered
     }
 }
 

@@ -12,17 +12,30 @@ public struct RequestContext: Sendable {
     /// Whether the request's key is still valid, asked again later by work that outlives the
     /// request (a subscription stops when its key is revoked). Always true without a key.
     public var keyStillValid: @Sendable () async throws -> Bool
+    /// For an op declared `overlapping`: lets the connection start on its next request before
+    /// this one is answered. Call it once what must happen in request order is done (a write is
+    /// queued behind the connection's earlier ones); calling it again does nothing. Answers
+    /// still go out in request order. Elsewhere it does nothing.
+    public var admitNext: @Sendable () -> Void
+    /// For an op declared `overlapping`: waits until every earlier request of the connection is
+    /// answered, for a handler whose answer depends on their effects (a dry run looks for a
+    /// submission a moment ago). Elsewhere it returns at once: earlier requests are answered.
+    public var earlierRequestsAnswered: @Sendable () async -> Void
 
     public init(
         logger: Logger,
         identity: Identity? = nil,
         events: (any EventSink)? = nil,
-        keyStillValid: @escaping @Sendable () async throws -> Bool = { true }
+        keyStillValid: @escaping @Sendable () async throws -> Bool = { true },
+        admitNext: @escaping @Sendable () -> Void = {},
+        earlierRequestsAnswered: @escaping @Sendable () async -> Void = {}
     ) {
         self.logger = logger
         self.identity = identity
         self.events = events
         self.keyStillValid = keyStillValid
+        self.admitNext = admitNext
+        self.earlierRequestsAnswered = earlierRequestsAnswered
     }
 
     /// The connection's key, for handlers of ops that need one (the responder has checked it).
@@ -56,6 +69,11 @@ public struct Operation: Sendable {
     public let name: String
     /// What the connection's key must allow; checked by the responder before decoding.
     public let access: Access
+    /// Whether the connection may read and start its next request while this one is still
+    /// being answered, from the moment its handler calls `RequestContext.admitNext` (a write
+    /// op, once its write is queued in order). Other ops are barriers: they start once every
+    /// earlier request is answered, and nothing starts before they are.
+    public let overlapping: Bool
     private let run: @Sendable (JSON, RequestContext) async throws -> AnswerFields
 
     /// Declares op `name`: requests are decoded as `Input`, then answered by `handler`.
@@ -65,9 +83,10 @@ public struct Operation: Sendable {
         _ name: String,
         _ input: Input.Type = Input.self,
         access: Access,
+        overlapping: Bool = false,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
-        self.init(name, access: access, decode: Input.decode(from:), handler: handler)
+        self.init(name, access: access, overlapping: overlapping, decode: Input.decode(from:), handler: handler)
     }
 
     /// Declares op `name` with its own decoding, for requests whose checks need the service's
@@ -75,11 +94,13 @@ public struct Operation: Sendable {
     public init<Input: Sendable>(
         _ name: String,
         access: Access,
+        overlapping: Bool = false,
         decode: @escaping @Sendable (FieldReader) -> Input?,
         handler: @escaping @Sendable (Input, RequestContext) async throws -> AnswerFields
     ) {
         self.name = name
         self.access = access
+        self.overlapping = overlapping
         self.run = { body, context in
             let reader = FieldReader(body)
             let decoded = decode(reader)

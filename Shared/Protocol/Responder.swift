@@ -1,5 +1,6 @@
 import Logging
 import RootcausesJSON
+import Synchronization
 
 /// Turns request lines into answers for one service: parses the envelope, answers `hello`,
 /// `ping` and `auth`, checks the connection's key against what the op needs, finds the op in the
@@ -40,34 +41,90 @@ public struct Responder: Sendable {
         session: inout Session,
         logger: Logger
     ) async -> JSON? {
-        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+        await begin(line, session: &session, logger: logger).value
+    }
+
+    /// Starts answering one line, and returns once the connection may start its next request:
+    /// with the answer, or for an overlapping op that let the connection go on (see
+    /// `Operation.overlapping`), with the task that will give it.
+    public func begin<Line: Collection<UInt8>>(
+        _ line: Line,
+        session: inout Session,
+        logger: Logger
+    ) async -> PendingAnswer {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return .ready(nil) }
         let request: Request
         switch Request.parse(line: line) {
         case .success(let parsed): request = parsed
         case .failure(let rejection):
             metrics.record(op: RequestMetrics.unknownOp, code: rejection.error.code.rawValue, duration: .zero)
-            return Response.failure(id: rejection.id, rejection.error)
+            return .ready(Response.failure(id: rejection.id, rejection.error))
         }
-        return await respond(to: request, session: &session, logger: logger)
+        return await begin(request, session: &session, logger: logger)
     }
 
     /// The answer to one parsed request.
     public func respond(to request: Request, session: inout Session, logger: Logger) async -> JSON {
+        // `begin` answers a parsed request with JSON, never with nil.
+        await begin(request, session: &session, logger: logger).value ?? .null
+    }
+
+    /// Starts answering one parsed request (see `begin(_:session:logger:)`).
+    public func begin(_ request: Request, session: inout Session, logger: Logger) async -> PendingAnswer {
+        // Any other request is a barrier: it starts once every earlier one is answered, so
+        // that it sees their effects (and `auth` never changes the key under a write).
+        if registry[request.op]?.overlapping != true { await session.earlierRequestsAnswered() }
         var logger = logger
         logger[metadataKey: "op"] = "\(request.op)"
         // The client's id follows the request through every log line it causes.
         if let id = Self.requestID(request.id) { logger[metadataKey: "request_id"] = "\(id)" }
         if let key = session.identity?.keyID { logger[metadataKey: "key"] = "\(key)" }
         let started = ContinuousClock.now
+        let checked: Checked
+        do {
+            checked = try await answer(request, session: &session, logger: logger)
+        } catch {
+            return .ready(finish(request, .failure(error), started: started, logger: logger))
+        }
+        switch checked {
+        case .answered(let fields):
+            return .ready(finish(request, .success(fields), started: started, logger: logger))
+        case .overlapping(let operation, var context):
+            // The handler runs on: the connection goes on once it admits the next request (or
+            // has answered), and the task's answer is written in its turn.
+            let admission = Admission()
+            context.admitNext = { admission.open() }
+            let task = Task { [self] in
+                defer { admission.open() }
+                do {
+                    let fields = try await operation.respond(to: request.body, context: context)
+                    return finish(request, .success(fields), started: started, logger: logger)
+                } catch {
+                    return finish(request, .failure(error), started: started, logger: logger)
+                }
+            }
+            await admission.wait()
+            return .pending(task)
+        }
+    }
+
+    /// The envelope for a handler's result, with its metrics and log line.
+    private func finish(
+        _ request: Request,
+        _ result: Result<AnswerFields, any Error>,
+        started: ContinuousClock.Instant,
+        logger: Logger
+    ) -> JSON {
         let code: ErrorCode?
         let response: JSON
-        do {
-            response = Response.success(id: request.id, try await answer(request, session: &session, logger: logger))
+        switch result {
+        case .success(let fields):
+            response = Response.success(id: request.id, fields)
             code = nil
-        } catch let error as ProtocolError {
+        case .failure(let error as ProtocolError):
             response = Response.failure(id: request.id, error)
             code = error.code
-        } catch {
+        case .failure(let error):
             let mapped = mapError(error, logger)
             response = Response.failure(id: request.id, mapped)
             code = mapped.code
@@ -97,14 +154,20 @@ public struct Responder: Sendable {
         return cleaned
     }
 
-    private func answer(_ request: Request, session: inout Session, logger: Logger) async throws -> AnswerFields {
+    /// What `answer` found: the answer, or an overlapping op whose checks passed, to run.
+    private enum Checked {
+        case answered(AnswerFields)
+        case overlapping(Operation, RequestContext)
+    }
+
+    private func answer(_ request: Request, session: inout Session, logger: Logger) async throws -> Checked {
         switch request.op {
         case "hello":
-            return try hello(request)
+            return .answered(try hello(request))
         case "ping":
-            return [("pong", true)]
+            return .answered([("pong", true)])
         case "auth":
-            return try await authenticate(request, session: &session, logger: logger)
+            return .answered(try await authenticate(request, session: &session, logger: logger))
         default:
             guard let operation = registry[request.op] else {
                 throw ProtocolError(
@@ -122,10 +185,11 @@ public struct Responder: Sendable {
                 keyStillValid: {
                     guard let identity else { return true }
                     return try await authenticator.isValid(identity)
-                }
+                },
+                earlierRequestsAnswered: operation.overlapping ? session.earlierRequestsAnswered : { @Sendable in }
             )
             guard operation.access != .open else {
-                return try await operation.respond(to: request.body, context: context)
+                return .answered(try await operation.respond(to: request.body, context: context))
             }
             guard let identity = session.identity else {
                 throw ProtocolError(
@@ -150,12 +214,14 @@ public struct Responder: Sendable {
                     answer = .failure(error)
                 }
                 guard try await stillValid else { throw revoked(identity, session: &session, logger: logger) }
-                return try answer.get()
+                return .answered(try answer.get())
             }
             guard try await authenticator.isValid(identity) else {
                 throw revoked(identity, session: &session, logger: logger)
             }
-            return try await operation.respond(to: request.body, context: context)
+            // Everything that reads or changes the session is done: the handler may overlap.
+            if operation.overlapping { return .overlapping(operation, context) }
+            return .answered(try await operation.respond(to: request.body, context: context))
         }
     }
 
@@ -217,5 +283,55 @@ public struct Responder: Sendable {
     public static func internalError(_ error: any Error, logger: Logger) -> ProtocolError {
         logger.error("request failed", metadata: ["error": "\(error)"])
         return ProtocolError(.internal, "the server failed to answer this request; see its log")
+    }
+}
+
+/// An answer, or the task working it out for an overlapping op (see `Operation.overlapping`).
+public enum PendingAnswer: Sendable {
+    /// `nil` for a blank line, which gets no answer.
+    case ready(JSON?)
+    case pending(Task<JSON, Never>)
+
+    /// The answer, once there is one.
+    public var value: JSON? {
+        get async {
+            switch self {
+            case .ready(let answer): return answer
+            case .pending(let task): return await task.value
+            }
+        }
+    }
+}
+
+/// A gate opened once, for one waiter: an overlapping op's connection waits at it until the
+/// handler admits the next request or ends.
+final class Admission: Sendable {
+    private enum State {
+        case closed
+        case waiting(CheckedContinuation<Void, Never>)
+        case open
+    }
+    private let state = Mutex(State.closed)
+
+    /// Opens the gate; later calls do nothing.
+    func open() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state = .open }
+            if case .waiting(let continuation) = state { return continuation }
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once the gate is open.
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let openAlready = state.withLock { state -> Bool in
+                guard case .closed = state else { return true }
+                state = .waiting(continuation)
+                return false
+            }
+            if openAlready { continuation.resume() }
+        }
     }
 }

@@ -36,10 +36,12 @@ public struct ConnectionLimits: Sendable {
 
 /// A TCP server for the line-delimited JSON protocol.
 ///
-/// Each connection is served by one task: requests are answered one at a time, in order, so
-/// pipelined requests get their answers in request order. A failure while setting up or serving
-/// one connection closes that connection only. On graceful shutdown the server stops accepting,
-/// lets every connection finish the request it is working on, then closes them.
+/// Each connection is served by two tasks: one reads and starts its requests one after the
+/// other (an overlapping op lets the next start once its ordered part is done; see
+/// `Operation.overlapping`), the other writes their answers in request order. A failure while
+/// setting up or serving one connection closes that connection only. On graceful shutdown the
+/// server stops accepting, lets every connection finish the requests it is working on, then
+/// closes them.
 public final class ProtocolServer: Service, Sendable {
     public let host: String
     public let port: Int
@@ -198,47 +200,108 @@ public final class ProtocolServer: Service, Sendable {
             metrics.closed()
             returnMemoryAfterBurst()
         }
-        // Requests of a connection are answered one after the other: its session needs no lock.
+        // A connection's requests start one after the other, each once the one before it is
+        // answered, or (an overlapping op) has let the connection go on; the session is only
+        // touched there, so it needs no lock. The answers go out in request order, written by a
+        // second task as they come.
         let events = ConnectionEvents(channel: channel)
         defer { events.closed() }
+        let progress = AnswerProgress()
         var session = Session(peer: Self.host(of: channel.remoteAddress), events: events)
-        do {
-            try await connection.executeThenClose { inbound, _ in
-                for try await frame in inbound {
-                    guard connections.markBusy(token) else { break }
-                    let (answer, keepOpen) = await respond(to: frame, session: &session, logger: logger)
-                    if let answer {
-                        // Written on the channel and awaited until it reached the socket: the
-                        // outbound writer's finish-then-close would drop an answer still queued
-                        // (a large one, or the last before a half-close or shutdown).
-                        try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
-                    }
-                    events.answered(succeeded: answer?["ok"] == true)
-                    if case .line(let line) = frame { pending.answered(line) }
-                    guard keepOpen, connections.markIdle(token) else { break }
-                }
+        let (queue, enqueue) = AsyncStream.makeStream(of: QueuedAnswer.self)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.writeAnswers(
+                    queue,
+                    channel: channel,
+                    token: token,
+                    events: events,
+                    pending: pending,
+                    progress: progress
+                )
             }
-        } catch {
-            logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+            do {
+                try await connection.executeThenClose { inbound, _ in
+                    var started = 0
+                    for try await frame in inbound {
+                        guard connections.beginRequest(token) else { break }
+                        started += 1
+                        let earlier = started - 1
+                        session.earlierRequestsAnswered = { await progress.waitUntilWritten(earlier) }
+                        let (answer, keepOpen) = await begin(frame, session: &session, logger: logger)
+                        enqueue.yield(QueuedAnswer(answer: answer, frame: frame, keepOpen: keepOpen))
+                        guard keepOpen else { break }
+                        // Bounds the requests a connection has in the works at once.
+                        await progress.waitUntilWritten(started - Self.maximumOverlappingRequests)
+                    }
+                    enqueue.finish()
+                    // The channel stays open until every answer is written.
+                    await group.waitForAll()
+                }
+            } catch {
+                logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+            }
+            enqueue.finish()
         }
     }
 
-    /// The answer to one frame (`nil` for a blank line), and whether the connection stays open.
-    func respond(
-        to frame: InboundFrame,
+    /// Requests one connection may have started and not yet had answered.
+    static let maximumOverlappingRequests = 32
+
+    /// Writes a connection's answers in request order, each once it is there; closes the
+    /// connection after an answer that ends it, or when the server shuts down and nothing is
+    /// left to answer.
+    private func writeAnswers(
+        _ queue: AsyncStream<QueuedAnswer>,
+        channel: any Channel,
+        token: Int,
+        events: ConnectionEvents,
+        pending: PendingLines,
+        progress: AnswerProgress
+    ) async {
+        var writable = true
+        for await queued in queue {
+            let answer = await queued.answer.value
+            if writable, let answer {
+                do {
+                    // Written on the channel and awaited until it reached the socket: the
+                    // outbound writer's finish-then-close would drop an answer still queued
+                    // (a large one, or the last before a half-close or shutdown).
+                    try await channel.writeAndFlush(Response.encode(answer, allocator: channel.allocator))
+                } catch {
+                    // The peer is gone: later answers are still awaited (their work goes on)
+                    // but not written.
+                    writable = false
+                    channel.close(promise: nil)
+                }
+            }
+            events.answered(succeeded: answer?["ok"] == true)
+            if case .line(let line) = queued.frame { pending.answered(line) }
+            progress.recordWritten()
+            let stayOpen = connections.endRequest(token)
+            if !queued.keepOpen || !stayOpen { channel.close(promise: nil) }
+        }
+    }
+
+    /// The answer to one frame (`nil` for a blank line), maybe still being worked out, and
+    /// whether the connection stays open.
+    func begin(
+        _ frame: InboundFrame,
         session: inout Session,
         logger: Logger
-    ) async -> (answer: JSON?, keepOpen: Bool) {
+    ) async -> (answer: PendingAnswer, keepOpen: Bool) {
         switch frame {
         case .lineTooLong(let limit):
             metrics.linesTooLong.increment()
             return (
-                Response.failure(
-                    id: .null,
-                    ProtocolError(
-                        .lineTooLong,
-                        "the line is longer than \(limit) bytes; it was discarded",
-                        details: [["limit": .int(limit)]]
+                .ready(
+                    Response.failure(
+                        id: .null,
+                        ProtocolError(
+                            .lineTooLong,
+                            "the line is longer than \(limit) bytes; it was discarded",
+                            details: [["limit": .int(limit)]]
+                        )
                     )
                 ), true
             )
@@ -246,17 +309,19 @@ public final class ProtocolServer: Service, Sendable {
             metrics.overBudget.increment()
             logger.warning("connection closed: the process's buffer budget is spent", metadata: ["limit": "\(limit)"])
             return (
-                Response.failure(
-                    id: .null,
-                    ProtocolError(
-                        .overloaded,
-                        "the server is holding too much unfinished input from its clients; this connection is closed, retry later",
-                        details: [["limit": .int(limit)]]
+                .ready(
+                    Response.failure(
+                        id: .null,
+                        ProtocolError(
+                            .overloaded,
+                            "the server is holding too much unfinished input from its clients; this connection is closed, retry later",
+                            details: [["limit": .int(limit)]]
+                        )
                     )
                 ), false
             )
         case .line(let line):
-            return (await responder.respond(to: line.readableBytesView, session: &session, logger: logger), true)
+            return (await responder.begin(line.readableBytesView, session: &session, logger: logger), true)
         }
     }
 
@@ -343,7 +408,8 @@ final class ConnectionRegistry: Sendable {
     }
     private struct Entry {
         let channel: any Channel
-        var busy: Bool
+        /// Requests started and not yet answered.
+        var outstanding: Int
     }
     private struct State {
         var next = 0
@@ -362,7 +428,7 @@ final class ConnectionRegistry: Sendable {
             guard !state.shuttingDown else { return .shuttingDown }
             guard state.entries.count < maximumConnections else { return .full }
             state.next += 1
-            state.entries[state.next] = Entry(channel: channel, busy: false)
+            state.entries[state.next] = Entry(channel: channel, outstanding: 0)
             return .registered(state.next)
         }
     }
@@ -371,28 +437,75 @@ final class ConnectionRegistry: Sendable {
         state.withLockedValue { _ = $0.entries.removeValue(forKey: token) }
     }
 
-    /// Returns false when shutting down: the request must not be started.
-    func markBusy(_ token: Int) -> Bool {
+    /// Counts a request the connection starts; false when shutting down: it must not start.
+    func beginRequest(_ token: Int) -> Bool {
         state.withLockedValue { state in
             guard !state.shuttingDown else { return false }
-            state.entries[token]?.busy = true
+            state.entries[token]?.outstanding += 1
             return true
         }
     }
 
-    /// Returns false when shutting down: the connection should close now.
-    func markIdle(_ token: Int) -> Bool {
+    /// Counts an answer written; false when the connection should close now (shutting down,
+    /// with nothing left to answer).
+    func endRequest(_ token: Int) -> Bool {
         state.withLockedValue { state in
-            state.entries[token]?.busy = false
-            return !state.shuttingDown
+            state.entries[token]?.outstanding -= 1
+            return !state.shuttingDown || (state.entries[token]?.outstanding ?? 0) > 0
         }
     }
 
     func beginShutdown() {
         let idle = state.withLockedValue { state -> [any Channel] in
             state.shuttingDown = true
-            return state.entries.values.filter { !$0.busy }.map(\.channel)
+            return state.entries.values.filter { $0.outstanding == 0 }.map(\.channel)
         }
         for channel in idle { channel.close(promise: nil) }
+    }
+}
+
+/// An answer in a connection's queue, with what it answers.
+struct QueuedAnswer: Sendable {
+    var answer: PendingAnswer
+    var frame: InboundFrame
+    /// False after an answer that ends the connection.
+    var keepOpen: Bool
+}
+
+/// How many of a connection's answers are written, for requests that wait on earlier ones.
+final class AnswerProgress: Sendable {
+    private struct State {
+        var written = 0
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let state = Mutex(State())
+
+    /// One more answer is written.
+    func recordWritten() {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.written += 1
+            let written = state.written
+            var ready: [CheckedContinuation<Void, Never>] = []
+            state.waiters.removeAll { waiter in
+                guard waiter.count <= written else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Returns once at least `count` answers are written.
+    func waitUntilWritten(_ count: Int) async {
+        if state.withLock({ $0.written >= count }) { return }
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Bool in
+                guard state.written < count else { return true }
+                state.waiters.append((count, continuation))
+                return false
+            }
+            if done { continuation.resume() }
+        }
     }
 }
