@@ -133,12 +133,12 @@ public enum ApiKeys {
         return try connection.query(query).decode(ApiKeyRecord.self).first
     }
 
-    /// Whether the key exists and is not revoked.
-    public static func isActive(id: String, on connection: PostgresConnection) throws -> Bool {
+    /// Which of the keys `ids` exist and are not revoked.
+    public static func activeIDs(among ids: [String], on connection: PostgresConnection) throws -> Set<String> {
         let query: PostgresQuery = """
-            SELECT count(*)::integer AS active FROM \(Storage.Table.apiKeys) WHERE id = \(id) AND revoked_at IS NULL
+            SELECT id FROM \(Storage.Table.apiKeys) WHERE id = ANY(\(ids)::text[]) AND revoked_at IS NULL
             """
-        return try connection.query(query).first?.decode(column: "active", as: Int.self) == 1
+        return Set(try connection.query(query).map { try $0.decode(column: "id", as: String.self) })
     }
 
     /// Revokes the key `id`; `revokedNow` is false when it was revoked before (then nothing

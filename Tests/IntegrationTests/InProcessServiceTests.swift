@@ -148,5 +148,72 @@ extension Integration {
                 #expect(status.first { $0.0 == "applied_seq" }?.1 == 1)
             }
         }
+
+        /// Checks arriving together share a look-up, and a check that began after a revocation
+        /// committed always sees it, however many others are running.
+        @Test func keyChecksShareLookUpsAndNeverMissARevocation() async throws {
+            let url = try await TestDatabase.create()
+            let pool = PostgresPool(conninfo: url, maximumConnections: 2, applicationName: "tests", logger: Self.logger)
+            do {
+                try await pool.withConnection { try Schema.migrate($0, logger: Self.logger) }
+                let (kept, revoked) = try await pool.withConnection { connection in
+                    (
+                        try ApiKeys.create(
+                            on: connection,
+                            reporter: nil,
+                            scopes: ["read"],
+                            label: "kept",
+                            createdBy: nil
+                        ),
+                        try ApiKeys.create(
+                            on: connection,
+                            reporter: nil,
+                            scopes: ["read"],
+                            label: "gone",
+                            createdBy: nil
+                        )
+                    )
+                }
+                let authenticator = KeyAuthenticator(pool: pool, logger: Self.logger)
+                func identity(_ key: ApiKeyRecord) -> Identity {
+                    Identity(keyID: key.id, reporter: nil, scopes: [.read])
+                }
+                // Checks keep coming from many tasks while the key is revoked; each notes whether
+                // the revocation had committed before it began.
+                let revokedAt = NIOLockedValueBox(false)
+                let results = try await withThrowingTaskGroup(of: [(Bool, Bool, Bool)].self) { group in
+                    for _ in 0..<16 {
+                        group.addTask {
+                            var seen: [(Bool, Bool, Bool)] = []
+                            // Until twenty checks began after the revocation.
+                            while seen.filter(\.0).count < 20 {
+                                let after = revokedAt.withLockedValue { $0 }
+                                async let keptValid = authenticator.isValid(identity(kept.key))
+                                let revokedValid = try await authenticator.isValid(identity(revoked.key))
+                                seen.append((after, revokedValid, try await keptValid))
+                            }
+                            return seen
+                        }
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .milliseconds(100))
+                        _ = try await pool.withConnection { connection in
+                            try ApiKeys.revoke(id: revoked.key.id, by: nil, on: connection)
+                        }
+                        revokedAt.withLockedValue { $0 = true }
+                        return []
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                #expect(results.allSatisfy { $0.2 }, "the kept key stays valid")
+                #expect(!results.contains { $0.0 && $0.1 }, "a check begun after the revocation passed")
+                #expect(results.contains { !$0.0 && $0.1 }, "the key was valid before")
+                #expect(results.contains { !$0.1 }, "the revocation was seen during the run")
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+            await pool.shutdown()
+        }
     }
 }
