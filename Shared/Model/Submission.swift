@@ -282,10 +282,27 @@ public struct SubmissionValidator: Sendable {
         firstIndexOfKey.reserveCapacity(drafts.count)
         // Per indicator and country: the dimension set used and where it was first seen.
         var shapeOfSeries: [SeriesKey: (dimensions: String, index: Int)] = [:]
+        // Indicators and countries found to fit together, checked once per submission: a
+        // submission gives many cells of a few series, and checking each cell's pair again
+        // (with two catalogue look-ups) was a third of validating it.
+        var fittingSeries: Set<SeriesKey> = []
+        // Cells come grouped by indicator: the last one looked up is usually the next one.
+        var lastIndicator: (code: String, indicator: Indicator?)?
         for (i, raw) in drafts.enumerated() {
             let countBefore = problems.count
-            let indicator = catalogue.indicator(raw.indicator)
-            checkReference(raw, indicator: indicator, index: i, problems: &problems)
+            let indicator: Indicator?
+            if let last = lastIndicator, last.code == raw.indicator {
+                indicator = last.indicator
+            } else {
+                indicator = catalogue.indicator(raw.indicator)
+                lastIndicator = (raw.indicator, indicator)
+            }
+            let series = SeriesKey(indicator: raw.indicator, country: raw.country)
+            if !fittingSeries.contains(series) {
+                let found = referenceProblems(indicator: raw.indicator, country: raw.country, at: "values[\(i)].")
+                if found.isEmpty { fittingSeries.insert(series) } else { problems += found }
+            }
+            checkDimensions(raw, indicator: indicator, index: i, problems: &problems)
             let canonical = canonicalValue(raw, indicator: indicator, at: "values[\(i)]", problems: &problems)
             let cell = Self.cellKey(raw.disaggregation)
             let key = CellKey(indicator: raw.indicator, country: raw.country, cell: cell)
@@ -301,7 +318,6 @@ public struct SubmissionValidator: Sendable {
             } else {
                 firstIndexOfKey[key] = i
             }
-            let series = SeriesKey(indicator: raw.indicator, country: raw.country)
             let dimensionSet = Self.dimensionSet(raw.disaggregation)
             if let seen = shapeOfSeries[series] {
                 if seen.dimensions != dimensionSet {
@@ -351,6 +367,10 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0 + "=" + pairs[0].1
+        case 2:
+            // The common case (sex and age), without sorting an array: made for every value.
+            let (first, second) = pairs[0].0 < pairs[1].0 ? (pairs[0], pairs[1]) : (pairs[1], pairs[0])
+            return first.0 + "=" + first.1 + ";" + second.0 + "=" + second.1
         default: return pairs.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
         }
     }
@@ -360,6 +380,7 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0
+        case 2: return pairs[0].0 < pairs[1].0 ? pairs[0].0 + "," + pairs[1].0 : pairs[1].0 + "," + pairs[0].0
         default: return pairs.map(\.0).sorted().joined(separator: ",")
         }
     }
@@ -411,8 +432,9 @@ public struct SubmissionValidator: Sendable {
         return problems
     }
 
-    /// The indicator, country and disaggregation exist in the catalogue and fit together.
-    private func checkReference(
+    /// The value's disaggregation uses dimensions of its indicator, with values the catalogue
+    /// allows (its indicator and country are checked apart, once per series).
+    private func checkDimensions(
         _ raw: SubmissionDraft.Value,
         indicator: Indicator?,
         index: Int,
@@ -420,7 +442,6 @@ public struct SubmissionValidator: Sendable {
     ) {
         // Paths are made only for problems.
         func at() -> String { "values[\(index)]" }
-        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true
@@ -483,7 +504,7 @@ public struct SubmissionValidator: Sendable {
             )
             return nil
         }
-        // An unknown indicator is a problem of its own (`checkReference`): no value to make.
+        // An unknown indicator is a problem of its own (`referenceProblems`): no value to make.
         guard let indicator else { return nil }
         let countBefore = problems.count
         if indicator.isMoney {
