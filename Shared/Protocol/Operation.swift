@@ -72,7 +72,9 @@ public struct Operation: Sendable {
     /// Whether the connection may read and start its next request while this one is still
     /// being answered, from the moment its handler calls `RequestContext.admitNext` (a write
     /// op, once its write is queued in order). Other ops are barriers: they start once every
-    /// earlier request is answered, and nothing starts before they are.
+    /// earlier request is answered, and the next request starts once they are done. An
+    /// overlapping handler must not depend on the connection's state: no `events` (their
+    /// after-answer actions would follow another request's answer).
     public let overlapping: Bool
     private let run: @Sendable (JSON, RequestContext) async throws -> AnswerFields
 

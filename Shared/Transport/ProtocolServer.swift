@@ -224,7 +224,9 @@ public final class ProtocolServer: Service, Sendable {
                 try await connection.executeThenClose { inbound, _ in
                     var started = 0
                     for try await frame in inbound {
-                        guard connections.beginRequest(token) else { break }
+                        // No request starts once its answer could not be written (the peer is
+                        // gone, or the serve task was cancelled).
+                        guard !progress.isAbandoned, !Task.isCancelled, connections.beginRequest(token) else { break }
                         started += 1
                         let earlier = started - 1
                         session.earlierRequestsAnswered = { await progress.waitUntilWritten(earlier) }
@@ -260,6 +262,8 @@ public final class ProtocolServer: Service, Sendable {
         progress: AnswerProgress
     ) async {
         var writable = true
+        // Ended early only by cancellation: nobody may wait for answers that will not come.
+        defer { progress.abandon() }
         for await queued in queue {
             let answer = await queued.answer.value
             if writable, let answer {
@@ -272,10 +276,11 @@ public final class ProtocolServer: Service, Sendable {
                     // The peer is gone: later answers are still awaited (their work goes on)
                     // but not written.
                     writable = false
+                    progress.abandon()
                     channel.close(promise: nil)
                 }
             }
-            events.answered(succeeded: answer?["ok"] == true)
+            events.answered(succeeded: writable && answer?["ok"] == true)
             if case .line(let line) = queued.frame { pending.answered(line) }
             progress.recordWritten()
             let stayOpen = connections.endRequest(token)
@@ -399,7 +404,8 @@ final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
 }
 
 /// Tracks open connections so a graceful shutdown closes idle ones at once and busy ones
-/// right after their request in flight, and so the process serves at most so many at once.
+/// right after the answers to their requests in flight, and so the process serves at most so
+/// many at once.
 final class ConnectionRegistry: Sendable {
     enum Registration {
         case registered(Int)
@@ -476,9 +482,25 @@ struct QueuedAnswer: Sendable {
 final class AnswerProgress: Sendable {
     private struct State {
         var written = 0
+        /// No more answers will be written: waits end at once.
+        var abandoned = false
         var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
     private let state = Mutex(State())
+
+    /// Whether answers are no longer written (see `abandon`).
+    var isAbandoned: Bool { state.withLock { $0.abandoned } }
+
+    /// No more answers will be written (the peer is gone, or the writer was cancelled): ends
+    /// every wait, now and later.
+    func abandon() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.abandoned = true
+            defer { state.waiters = [] }
+            return state.waiters.map(\.continuation)
+        }
+        for continuation in waiting { continuation.resume() }
+    }
 
     /// One more answer is written.
     func recordWritten() {
@@ -496,12 +518,12 @@ final class AnswerProgress: Sendable {
         for continuation in ready { continuation.resume() }
     }
 
-    /// Returns once at least `count` answers are written.
+    /// Returns once at least `count` answers are written, or they are abandoned.
     func waitUntilWritten(_ count: Int) async {
-        if state.withLock({ $0.written >= count }) { return }
+        if state.withLock({ $0.written >= count || $0.abandoned }) { return }
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
-                guard state.written < count else { return true }
+                guard state.written < count, !state.abandoned else { return true }
                 state.waiters.append((count, continuation))
                 return false
             }
