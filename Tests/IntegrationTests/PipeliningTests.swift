@@ -78,4 +78,53 @@ extension Integration.IntakeTests {
             await intake.close()
         }
     }
+
+    /// Pipelined writes of one batch, mixed: plain submissions are inserted together, a
+    /// correction alone, and a submission sent twice in one batch is stored once.
+    @Test func aBatchMixingRepeatsAndCorrectionsStoresEachOnceInOrder() async throws {
+        try await withServiceStack { stack in
+            let intake = try await stack.intakeClient()
+            let first = submission("mix-a", values: [value("firms_supported", "GT", 7)])
+            // The seq counter is held, so the first write, stored alone at once, waits to be
+            // numbered while the others queue behind it: they are written together.
+            let blocker = try PostgresConnection(conninfo: stack.databaseURL, logger: Logger(label: "tests"))
+            defer { blocker.close() }
+            try blocker.execute("BEGIN")
+            _ = try blocker.query("SELECT last_seq FROM seq_counter FOR UPDATE" as PostgresQuery)
+            let pipelined = Task {
+                try await intake.pipeline([
+                    submitRequest(submission("mix-0", values: [value("firms_supported", "HN", 1)])),
+                    submitRequest(first),
+                    submitRequest(first),
+                    submitRequest(submission("mix-a", values: [value("firms_supported", "GT", 8)])),
+                    submitRequest(
+                        submission("mix-b", values: [value("firms_supported", "GT", 9)])
+                            .setting("replaces", to: "mix-a")
+                    ),
+                    submitRequest(submission("mix-c", values: [value("firms_supported", "SV", 1)])),
+                ])
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            try blocker.execute("COMMIT")
+            let answers = try await pipelined.value
+            #expect(answers[0]["seq"] == 1)
+            #expect(answers[1]["status"] == "accepted")
+            #expect(answers[1]["seq"] == 2)
+            #expect(answers[2]["status"] == "duplicate", "\(answers[2].serialized)")
+            #expect(answers[2]["seq"] == 2)
+            #expect(answers[3].errorCode == "conflict", "\(answers[3].serialized)")
+            #expect(answers[4]["status"] == "accepted")
+            #expect(answers[4]["seq"] == 3)
+            #expect(answers[4]["replaced_seq"] == 2)
+            #expect(answers[5]["status"] == "accepted")
+            #expect(answers[5]["seq"] == 4)
+            // Written in one transaction: no write of it failed, none was stored alone.
+            let transactions = try blocker.query(
+                "SELECT count(DISTINCT xmin::text) AS n FROM submissions WHERE submission_id <> 'mix-0'"
+                    as PostgresQuery
+            ).first?.decode(column: "n", as: Int.self)
+            #expect(transactions == 1)
+            await intake.close()
+        }
+    }
 }
