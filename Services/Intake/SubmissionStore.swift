@@ -272,9 +272,11 @@ final class SubmissionStore: Sendable {
                 switch writes[index] {
                 case .submission(let submission, let keyID):
                     // A single submission is a correction (see InsertGroup).
-                    statements.append(
-                        insertStatement(correction: submission, replaces: submission.replaces ?? "", keyID: keyID)
-                    )
+                    if let replaces = submission.replaces {
+                        statements.append(insertStatement(correction: submission, replaces: replaces, keyID: keyID))
+                    } else {
+                        statements.append(insertStatement(plain: [(submission, keyID)]))
+                    }
                 case .retraction(let retraction): statements.append(insertStatement(retraction))
                 }
             }
@@ -351,6 +353,19 @@ final class SubmissionStore: Sendable {
         }
     }
 
+    /// A submission row's key as PostgreSQL compares it: byte for byte. Swift's `String`
+    /// equality would take two spellings of one accented letter for one key, where the table
+    /// holds two rows.
+    private struct RowKey: Hashable {
+        var reporter: [UInt8]
+        var submissionID: [UInt8]
+
+        init(reporter: String, submissionID: String) {
+            self.reporter = Array(reporter.utf8)
+            self.submissionID = Array(submissionID.utf8)
+        }
+    }
+
     /// How a batch's rows are inserted, in the batch's order: each run of plain submissions in
     /// one statement, each correction or retraction alone (it looks for its target, which may
     /// be earlier in the batch).
@@ -389,16 +404,24 @@ final class SubmissionStore: Sendable {
                 case .single(let index):
                     ids[index] = try rows.first?.decode(column: "id", as: Int64?.self) ?? nil
                 case .plain(let range):
-                    var idOfKey: [String: Int64] = [:]
+                    var idOfKey: [RowKey: Int64] = [:]
                     for row in rows {
                         let (id, reporter, submissionID) = try row.decode(Int64.self, String.self, String.self)
-                        idOfKey[reporter + "\u{0}" + submissionID] = id
+                        idOfKey[RowKey(reporter: reporter, submissionID: submissionID)] = id
                     }
                     for index in range {
                         guard case .submission(let submission, _) = writes[index] else { continue }
-                        // The first of the run with its id was inserted; a later one was not.
+                        // Only the first of the run with its key can have been inserted.
                         ids[index] = idOfKey.removeValue(
-                            forKey: submission.reporter + "\u{0}" + submission.submissionID
+                            forKey: RowKey(reporter: submission.reporter, submissionID: submission.submissionID)
+                        )
+                    }
+                    // A row no write claims would commit without a seq: refuse the batch (each
+                    // write is then stored alone).
+                    guard idOfKey.isEmpty else {
+                        throw PostgresError(
+                            code: .unexpectedResult,
+                            message: "storing submissions inserted rows no submission of the batch claims"
                         )
                     }
                 }

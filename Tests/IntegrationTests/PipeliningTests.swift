@@ -85,15 +85,36 @@ extension Integration.IntakeTests {
         try await withServiceStack { stack in
             let intake = try await stack.intakeClient()
             let first = submission("mix-a", values: [value("firms_supported", "GT", 7)])
-            // The seq counter is held, so the first write, stored alone at once, waits to be
+            // The seq counter is held, so a first write, stored alone at once, waits to be
             // numbered while the others queue behind it: they are written together.
             let blocker = try PostgresConnection(conninfo: stack.databaseURL, logger: Logger(label: "tests"))
             defer { blocker.close() }
             try blocker.execute("BEGIN")
             _ = try blocker.query("SELECT last_seq FROM seq_counter FOR UPDATE" as PostgresQuery)
+            let other = try await stack.intakeClient()
+            let firstWrite = Task {
+                try await other.request(
+                    submitRequest(submission("mix-0", values: [value("firms_supported", "HN", 1)]))
+                )
+            }
+            // Until intake's writer waits for the counter.
+            let observer = try PostgresConnection(conninfo: stack.databaseURL, logger: Logger(label: "tests"))
+            defer { observer.close() }
+            var waited = 0
+            while waited < 1000 {
+                let waiting = try observer.query(
+                    """
+                    SELECT count(*)::integer AS n FROM pg_stat_activity
+                    WHERE wait_event_type = 'Lock' AND query LIKE '%seq_counter%'
+                    """ as PostgresQuery
+                ).first?.decode(column: "n", as: Int.self)
+                if waiting == 1 { break }
+                try await Task.sleep(for: .milliseconds(10))
+                waited += 1
+            }
+            #expect(waited < 1000, "intake's writer never waited for the seq counter")
             let pipelined = Task {
                 try await intake.pipeline([
-                    submitRequest(submission("mix-0", values: [value("firms_supported", "HN", 1)])),
                     submitRequest(first),
                     submitRequest(first),
                     submitRequest(submission("mix-a", values: [value("firms_supported", "GT", 8)])),
@@ -102,11 +123,18 @@ extension Integration.IntakeTests {
                             .setting("replaces", to: "mix-a")
                     ),
                     submitRequest(submission("mix-c", values: [value("firms_supported", "SV", 1)])),
+                    submitRequest(submission("mix-d", values: [value("firms_supported", "SV", 2)])),
+                    // Two spellings of one accented letter: two submission_ids, as PostgreSQL
+                    // compares them (byte for byte), though Swift's String calls them equal.
+                    submitRequest(submission("mix-caf\u{E9}", values: [value("firms_supported", "SV", 3)])),
+                    submitRequest(submission("mix-cafe\u{301}", values: [value("firms_supported", "SV", 4)])),
                 ])
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // Time for the pipeline to queue behind the waiting write.
+            try await Task.sleep(for: .seconds(1))
             try blocker.execute("COMMIT")
-            let answers = try await pipelined.value
+            let answers = [try await firstWrite.value] + (try await pipelined.value)
+            await other.close()
             #expect(answers[0]["seq"] == 1)
             #expect(answers[1]["status"] == "accepted")
             #expect(answers[1]["seq"] == 2)
@@ -118,6 +146,12 @@ extension Integration.IntakeTests {
             #expect(answers[4]["replaced_seq"] == 2)
             #expect(answers[5]["status"] == "accepted")
             #expect(answers[5]["seq"] == 4)
+            #expect(answers[6]["status"] == "accepted")
+            #expect(answers[6]["seq"] == 5)
+            #expect(answers[7]["status"] == "accepted", "\(answers[7].serialized)")
+            #expect(answers[7]["seq"] == 6)
+            #expect(answers[8]["status"] == "accepted", "\(answers[8].serialized)")
+            #expect(answers[8]["seq"] == 7)
             // Written in one transaction: no write of it failed, none was stored alone.
             let transactions = try blocker.query(
                 "SELECT count(DISTINCT xmin::text) AS n FROM submissions WHERE submission_id <> 'mix-0'"
