@@ -76,11 +76,6 @@ struct ProtocolServerTests {
         try await ProtocolClient.connect(host: "127.0.0.1", port: server.listeningPort)
     }
 
-    /// Waits (boundedly) until `condition` holds.
-    func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-    }
-
     @Test func acceptedSocketsHaveNagleOffAtTheTCPLevel() async throws {
         let seen = NIOLockedValueBox<[Int32]>([])
         let readBack: @Sendable (any Channel) throws -> Void = { channel in

@@ -27,9 +27,9 @@ struct SharedLookUpTests {
 
         var asked: [[String]] { state.withLockedValue { $0.asked } }
 
-        /// Waits until `count` look-ups began; false after ten seconds without.
-        func waitForLookUps(_ count: Int) async -> Bool {
-            await eventually { self.state.withLockedValue { $0.asked.count } >= count }
+        /// Waits until `count` look-ups began; false after five seconds without.
+        func waitForLookUps(_ count: Int) async throws -> Bool {
+            try await eventually { self.state.withLockedValue { $0.asked.count } >= count }
         }
 
         /// Lets the running look-up return.
@@ -42,17 +42,17 @@ struct SharedLookUpTests {
         let gate = Gate()
         let lookUp = SharedLookUp<String> { await gate.lookUp($0) }
         async let first = lookUp.contains("a")
-        #expect(await gate.waitForLookUps(1))
+        #expect(try await gate.waitForLookUps(1))
         // "a" leaves the set while the first look-up runs: questions asked from now on must
         // not get that look-up's answer.
-        gate.members.withLockedValue { $0.remove("a") }
+        gate.members.withLockedValue { _ = $0.remove("a") }
         async let second = lookUp.contains("a")
         async let third = lookUp.contains("b")
         async let fourth = lookUp.contains("c")
-        #expect(await eventually { lookUp.questionsWaiting == 3 })
+        #expect(try await eventually { lookUp.questionsWaiting == 3 })
         gate.release()
         #expect(try await first)
-        #expect(await gate.waitForLookUps(2), "the questions asked during the first look-up got its answer")
+        #expect(try await gate.waitForLookUps(2), "the questions asked during the first look-up got its answer")
         gate.release()
         #expect(try await second == false)
         #expect(try await third)
@@ -74,14 +74,4 @@ struct SharedLookUpTests {
         await #expect(throws: Broken.self) { try await lookUp.contains("x") }
         #expect(try await lookUp.contains("x"))
     }
-}
-
-/// Whether `condition` holds within ten seconds.
-private func eventually(_ condition: @Sendable () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(10)
-    while !condition() {
-        if ContinuousClock.now > deadline { return false }
-        try? await Task.sleep(for: .milliseconds(1))
-    }
-    return true
 }

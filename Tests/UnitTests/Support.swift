@@ -27,3 +27,10 @@ enum Fixtures {
         do { return try JSONParser.parse(text) } catch { fatalError("test JSON does not parse: \(error)\n\(text)") }
     }
 }
+
+/// Waits (boundedly, five seconds) until `condition` holds; returns whether it did.
+@discardableResult
+func eventually(_ condition: () -> Bool) async throws -> Bool {
+    for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    return condition()
+}
