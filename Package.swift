@@ -45,7 +45,11 @@ let package = Package(
         // The domain: catalogue, periods, submissions and their validation, fact sheet phrasing.
         .target(
             name: "RootcausesModel",
-            dependencies: ["RootcausesJSON", "RootcausesProtocol"],
+            dependencies: [
+                "RootcausesJSON", "RootcausesProtocol",
+                // The content digest of a submission (duplicate or conflict).
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Shared/Model"
         ),
         // A small, safe Swift layer over libpq: the PostgreSQL client, nothing else.

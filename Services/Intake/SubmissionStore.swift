@@ -193,7 +193,7 @@ final class SubmissionStore: Sendable {
         case .submission(let submission, _):
             let query: PostgresQuery = """
                 SELECT seq, value_count,
-                       content_digest = encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS same_content,
+                       content_digest = \(submission.contentDigest) AS same_content,
                        (SELECT t.seq FROM \(Storage.Table.submissions) t WHERE t.id = s.replaces) AS replaced_seq
                 FROM \(Storage.Table.submissions) s
                 WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID) AND kind = 'submission'
@@ -506,7 +506,7 @@ final class SubmissionStore: Sendable {
             SELECT \(submission.reporter), \(submission.submissionID), \(submission.periodText),
                    \(submission.period.start.description)::date, \(submission.period.end.description)::date,
                    \(submission.activity), \(submission.values.count)::integer,
-                   encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex'), target.id,
+                   \(submission.contentDigest), target.id,
                    \(keyID)
             FROM target
             -- Sent before (a retry), by another connection a moment ago, or a second correction
@@ -531,12 +531,12 @@ final class SubmissionStore: Sendable {
         return """
             INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, api_key_id)
             SELECT reporter, submission_id, period, period_start, period_end, activity, value_count,
-                   encode(sha256(convert_to(content, 'UTF8')), 'hex'), api_key_id
+                   content_digest, api_key_id
             FROM unnest(\(rows.map(\.reporter))::text[], \(rows.map(\.submissionID))::text[], \(rows.map(\.periodText))::text[],
                         \(rows.map(\.period.start.description))::date[], \(rows.map(\.period.end.description))::date[],
                         \(rows.map(\.activity))::text[], \(rows.map(\.values.count))::integer[],
-                        \(rows.map(\.canonicalContent))::text[], \(submissions.map(\.keyID))::text[])
-                 WITH ORDINALITY AS s (reporter, submission_id, period, period_start, period_end, activity, value_count, content, api_key_id, ordinal)
+                        \(rows.map(\.contentDigest))::text[], \(submissions.map(\.keyID))::text[])
+                 WITH ORDINALITY AS s (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, api_key_id, ordinal)
             ORDER BY ordinal
             -- Sent before (a retry), by another connection a moment ago, or twice in this batch.
             ON CONFLICT DO NOTHING

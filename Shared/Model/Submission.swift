@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
@@ -24,14 +25,76 @@ public struct ValidSubmission: Sendable {
     /// The `submission_id` of the reporter's earlier submission this one corrects, if any.
     public let replaces: String?
     public let values: [SubmittedValue]
+    /// The SHA-256 of ``canonicalContent``'s UTF-8 bytes, in lowercase hex: what the database
+    /// keeps to tell a repeat (`duplicate`) from other content (`conflict`). Worked out once,
+    /// as the submission is validated (on its request's own task), so intake's single writer
+    /// neither builds the content nor sends it to the database to be hashed there.
+    public let contentDigest: String
+
+    public init(
+        submissionID: String,
+        reporter: String,
+        periodText: String,
+        period: Period,
+        activity: String?,
+        replaces: String?,
+        values: [SubmittedValue]
+    ) {
+        self.submissionID = submissionID
+        self.reporter = reporter
+        self.periodText = periodText
+        self.period = period
+        self.activity = activity
+        self.replaces = replaces
+        self.values = values
+        self.contentDigest = Self.digest(
+            Self.canonicalContent(
+                reporter: reporter,
+                period: period,
+                activity: activity,
+                replaces: replaces,
+                values: values
+            )
+        )
+    }
+
+    /// Lowercase hex SHA-256 of `text`'s UTF-8 bytes, as PostgreSQL's
+    /// `encode(sha256(convert_to(text, 'UTF8')), 'hex')` gives it (the digests of submissions
+    /// stored before were made that way).
+    public static func digest(_ text: String) -> String {
+        let hexDigits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(64)
+        for byte in SHA256.hash(data: Array(text.utf8)) {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0f)])
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
 
     /// Everything that makes two submissions "the same content", independent of value order
     /// and of how numbers or periods are spelled. Its digest decides duplicate versus conflict.
     public var canonicalContent: String {
+        Self.canonicalContent(
+            reporter: reporter,
+            period: period,
+            activity: activity,
+            replaces: replaces,
+            values: values
+        )
+    }
+
+    private static func canonicalContent(
+        reporter: String,
+        period: Period,
+        activity: String?,
+        replaces: String?,
+        values: [SubmittedValue]
+    ) -> String {
         var text = "reporter=\(reporter)\nperiod=\(period.start)..\(period.end)\nactivity=\(activity ?? "")\n"
         // Only when present, so the digests of submissions stored before corrections existed still match.
         if let replaces { text += "replaces=\(replaces)\n" }
-        text += Self.sortedValueLines(values)
+        text += sortedValueLines(values)
         return text
     }
 

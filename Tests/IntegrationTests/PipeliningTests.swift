@@ -1,5 +1,6 @@
 import Logging
 import RootcausesJSON
+import RootcausesModel
 import RootcausesPostgres
 import RootcausesTesting
 import RootcausesTransport
@@ -159,6 +160,34 @@ extension Integration.IntakeTests {
             ).first?.decode(column: "n", as: Int.self)
             #expect(transactions == 1)
             await intake.close()
+        }
+    }
+
+    /// Intake works out a submission's content digest itself; it must be the one PostgreSQL
+    /// worked out for the submissions stored before (a repeat of one of them must still answer
+    /// `duplicate`), accented letters and all.
+    @Test func theContentDigestIsTheOneTheDatabaseWorksOut() async throws {
+        try await withServiceStack { stack in
+            let submission = ValidSubmission(
+                submissionID: "digest-é",
+                reporter: "USAID",
+                periodText: "FY2023Q1",
+                period: try #require(Period.parse("FY2023Q1")),
+                activity: "Apoyo a la niñez — año 2",
+                replaces: "digest-0",
+                values: []
+            )
+            let digest = try await PostgresConnection.withConnection(
+                conninfo: stack.databaseURL,
+                logger: Logger(label: "tests")
+            ) { connection in
+                try connection.query(
+                    "SELECT encode(sha256(convert_to(\(submission.canonicalContent), 'UTF8')), 'hex') AS digest"
+                        as PostgresQuery
+                ).first?.decode(column: "digest", as: String.self)
+            }
+            #expect(submission.contentDigest == digest)
+            #expect(ValidSubmission.digest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         }
     }
 }
