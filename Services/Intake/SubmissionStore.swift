@@ -15,12 +15,14 @@ import RootcausesStorage
 final class SubmissionStore: Sendable {
     /// What one write asks for: store a submission (maybe a correction), or retract one.
     enum Write: Sendable {
-        /// A submission, and the key that sent it.
-        case submission(ValidSubmission, keyID: String?)
+        /// A submission, the key that sent it, and its values as COPY rows without the
+        /// submission's id (which each row takes first once the row exists): made as the
+        /// request is handled, on its own task, not by the single writer.
+        case submission(ValidSubmission, keyID: String?, valueRows: PostgresCopyRows)
         case retraction(Retraction)
 
         var valueCount: Int {
-            if case .submission(let submission, _) = self { return submission.values.count }
+            if case .submission(let submission, _, _) = self { return submission.values.count }
             return 0
         }
     }
@@ -104,10 +106,14 @@ final class SubmissionStore: Sendable {
     ) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
-                try Self.resolve(.submission(submission, keyID: keyID), on: connection) ?? .valid
+                try Self.resolve(.submission(submission, keyID: keyID, valueRows: PostgresCopyRows()), on: connection)
+                    ?? .valid
             }
         }
-        return try await write(.submission(submission, keyID: keyID), queued: queued)
+        return try await write(
+            .submission(submission, keyID: keyID, valueRows: Self.valueRows(of: submission)),
+            queued: queued
+        )
     }
 
     /// Retracts a submission, or finds it was retracted before. Returns after the commit;
@@ -129,59 +135,119 @@ final class SubmissionStore: Sendable {
         }
     }
 
-    /// Writes batches until the queue is empty.
+    /// Writes batches until the queue is empty, all on one connection and its pool thread:
+    /// between two batches the writer neither waits for a thread of the pool nor for the
+    /// cooperative threads, which are busy decoding and checking the next requests (going back
+    /// to them after each batch was a tenth of the writer's time under load).
     private func drain() async {
         while true {
-            let batch = state.withLockedValue { state -> [Pending] in
-                var values = 0
-                var count = 0
-                for pending in state.queue {
-                    if count == Self.maximumBatchSubmissions { break }
-                    if count > 0, values + pending.write.valueCount > Self.maximumBatchValues { break }
-                    values += pending.write.valueCount
-                    count += 1
+            do {
+                // A batch whose connection broke is queued again first: on a reused connection
+                // (the server dropped it) the pool runs this again once on a fresh one. Safe: a
+                // submission committed before the drop is not inserted again and answers
+                // duplicate with its seq.
+                try await pool.withConnection(idempotent: true) { connection in
+                    while let batch = self.nextBatch() { try self.write(batch, on: connection) }
                 }
-                let batch = Array(state.queue.prefix(count))
-                state.queue.removeFirst(count)
-                if batch.isEmpty { state.writers -= 1 }
-                return batch
+                return
+            } catch {
+                // No connection to write on, or it broke again: the oldest batch fails, and the
+                // writer goes on with the rest (a database back after a restart takes them).
+                guard let batch = nextBatch() else { return }
+                for pending in batch { pending.continuation.resume(throwing: error) }
             }
-            if batch.isEmpty { return }
-            await write(batch)
         }
     }
 
-    private func write(_ batch: [Pending]) async {
+    /// The next batch from the front of the queue, or `nil` when the queue is empty, and then
+    /// this writer has stopped (the next write starts another).
+    private func nextBatch() -> [Pending]? {
+        state.withLockedValue { state -> [Pending]? in
+            var values = 0
+            var count = 0
+            for pending in state.queue {
+                if count == Self.maximumBatchSubmissions { break }
+                if count > 0, values + pending.write.valueCount > Self.maximumBatchValues { break }
+                values += pending.write.valueCount
+                count += 1
+            }
+            guard count > 0 else {
+                state.writers -= 1
+                return nil
+            }
+            let batch = Array(state.queue.prefix(count))
+            state.queue.removeFirst(count)
+            return batch
+        }
+    }
+
+    /// The connection broke while these writes were not answered yet: they go back to the
+    /// front of the queue, in order.
+    private struct ConnectionBroke: Error {
+        var unwritten: [Pending]
+        var underlying: any Error
+    }
+
+    /// Writes a batch and answers each of its writes; throws the connection's failure after
+    /// putting the writes it did not answer back at the front of the queue.
+    private func write(_ batch: [Pending], on connection: PostgresConnection) throws {
+        do {
+            try writeAndAnswer(batch, on: connection)
+        } catch let broke as ConnectionBroke {
+            state.withLockedValue { $0.queue.insert(contentsOf: broke.unwritten, at: 0) }
+            throw broke.underlying
+        }
+    }
+
+    /// Throws only `ConnectionBroke`.
+    private func writeAndAnswer(_ batch: [Pending], on connection: PostgresConnection) throws {
         let started = ContinuousClock.now
         defer {
             metrics.submissions.record(batch.count)
             metrics.values.record(batch.reduce(0) { $0 + $1.write.valueCount })
             metrics.duration.record(duration: ContinuousClock.now - started)
         }
+        let outcomes: [Result<Outcome, any Error>]
         do {
-            // Safe to run again on a fresh connection if the server dropped the first one: a
-            // submission committed before the drop is not inserted again (ON CONFLICT DO
-            // NOTHING on reporter and submission_id) and answers duplicate with its seq.
-            let outcomes = try await pool.withConnection(idempotent: true) { connection in
-                try Self.insert(batch.map(\.write), on: connection)
-            }
-            precondition(outcomes.count == batch.count, "one outcome per submission")
-            for (pending, outcome) in zip(batch, outcomes) {
-                // A correction sent right after its target, on another connection, can be written
-                // while the target's transaction is still open: once that commits, write it again.
-                if case .failure(let error) = outcome, error is TargetNotVisible, !pending.retried {
-                    var again = pending
-                    again.retried = true
-                    await write([again])
-                } else {
-                    pending.continuation.resume(with: outcome)
+            outcomes = try Self.insert(batch.map(\.write), on: connection)
+        } catch let error as PostgresError where error.isConnectionProblem {
+            throw ConnectionBroke(unwritten: batch, underlying: error)
+        } catch is PostgresError where batch.count > 1 {
+            // One submission made the transaction fail: store each alone, so only it fails.
+            for (index, pending) in batch.enumerated() {
+                do {
+                    try writeAndAnswer([pending], on: connection)
+                } catch let broke as ConnectionBroke {
+                    throw ConnectionBroke(
+                        unwritten: broke.unwritten + batch[(index + 1)...],
+                        underlying: broke.underlying
+                    )
                 }
             }
-        } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
-            // One submission made the transaction fail: store each alone, so only it fails.
-            for pending in batch { await write([pending]) }
+            return
         } catch {
             for pending in batch { pending.continuation.resume(throwing: error) }
+            return
+        }
+        precondition(outcomes.count == batch.count, "one outcome per submission")
+        var again: [Pending] = []
+        for (pending, outcome) in zip(batch, outcomes) {
+            // A correction sent right after its target, on another connection, can be written
+            // while the target's transaction is still open: once that commits, write it again.
+            if case .failure(let error) = outcome, error is TargetNotVisible, !pending.retried {
+                var retry = pending
+                retry.retried = true
+                again.append(retry)
+            } else {
+                pending.continuation.resume(with: outcome)
+            }
+        }
+        for (index, pending) in again.enumerated() {
+            do {
+                try writeAndAnswer([pending], on: connection)
+            } catch let broke as ConnectionBroke {
+                throw ConnectionBroke(unwritten: broke.unwritten + again[(index + 1)...], underlying: broke.underlying)
+            }
         }
     }
 
@@ -190,7 +256,7 @@ final class SubmissionStore: Sendable {
     /// missing or already superseded.
     private static func resolve(_ write: Write, on connection: PostgresConnection) throws -> Outcome? {
         switch write {
-        case .submission(let submission, _):
+        case .submission(let submission, _, _):
             let query: PostgresQuery = """
                 SELECT seq, value_count,
                        content_digest = \(submission.contentDigest) AS same_content,
@@ -263,14 +329,14 @@ final class SubmissionStore: Sendable {
                 statements.append(
                     insertStatement(
                         plain: writes[range].compactMap { write in
-                            if case .submission(let submission, let keyID) = write { return (submission, keyID) }
+                            if case .submission(let submission, let keyID, _) = write { return (submission, keyID) }
                             return nil
                         }
                     )
                 )
             case .single(let index):
                 switch writes[index] {
-                case .submission(let submission, let keyID):
+                case .submission(let submission, let keyID, _):
                     // A single submission is a correction (see InsertGroup).
                     if let replaces = submission.replaces {
                         statements.append(insertStatement(correction: submission, replaces: replaces, keyID: keyID))
@@ -297,8 +363,8 @@ final class SubmissionStore: Sendable {
             storedIDs = try InsertGroup.ids(of: writes, groups: groups, inserted: Array(inserted.dropFirst()))
             var values = PostgresCopyRows(reservingCapacity: writes.reduce(0) { $0 + $1.valueCount } * 64)
             for (write, id) in zip(writes, storedIDs) {
-                guard let id, case .submission(let submission, _) = write else { continue }
-                appendValues(of: submission, id: id, to: &values)
+                guard let id, case .submission(_, _, let rows) = write else { continue }
+                values.append(rows, prefixedBy: id)
             }
             // COPY, not an INSERT per submission: PostgreSQL stores the rows in batches, and one
             // statement for the whole group replaces one per submission (half the database time).
@@ -311,7 +377,6 @@ final class SubmissionStore: Sendable {
                     )
                 }
             }
-            // Nothing stored (every write was sent before): no seq to draw, no counter to lock.
             let numberedIDs = storedIDs.compactMap { $0 }
             numbered =
                 numberedIDs.isEmpty
@@ -374,7 +439,7 @@ final class SubmissionStore: Sendable {
         case single(Int)
 
         static func isPlain(_ write: Write) -> Bool {
-            if case .submission(let submission, _) = write { return submission.replaces == nil }
+            if case .submission(let submission, _, _) = write { return submission.replaces == nil }
             return false
         }
 
@@ -410,7 +475,7 @@ final class SubmissionStore: Sendable {
                         idOfKey[RowKey(reporter: reporter, submissionID: submissionID)] = id
                     }
                     for index in range {
-                        guard case .submission(let submission, _) = writes[index] else { continue }
+                        guard case .submission(let submission, _, _) = writes[index] else { continue }
                         // Only the first of the run with its key can have been inserted.
                         ids[index] = idOfKey.removeValue(
                             forKey: RowKey(reporter: submission.reporter, submissionID: submission.submissionID)
@@ -434,10 +499,11 @@ final class SubmissionStore: Sendable {
     private static let valuesCopy =
         "COPY \(Storage.Table.submissionValues.rawValue) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN"
 
-    /// One COPY row per value of a stored submission, numbered in the order they were sent.
-    private static func appendValues(of submission: ValidSubmission, id: Int64, to rows: inout PostgresCopyRows) {
+    /// A submission's values as COPY rows, numbered in the order they were sent, without the
+    /// submission's id: `PostgresCopyRows.append(_:prefixedBy:)` puts it in front of each.
+    static func valueRows(of submission: ValidSubmission) -> PostgresCopyRows {
+        var rows = PostgresCopyRows(reservingCapacity: submission.values.count * 64)
         for (ordinal, value) in submission.values.enumerated() {
-            rows.append(id)
             rows.append(ordinal)
             rows.append(value.indicator)
             rows.append(value.country)
@@ -446,6 +512,7 @@ final class SubmissionStore: Sendable {
             rows.append(value.estimate)
             rows.endRow()
         }
+        return rows
     }
 
     /// Numbers the batch's stored submissions consecutively, in the order they were written,
@@ -473,7 +540,7 @@ final class SubmissionStore: Sendable {
     /// The answer for a write that was stored as `seq`: a correction names the seq it superseded.
     private static func stored(_ write: Write, seq: Int64, on connection: PostgresConnection) throws -> Outcome {
         switch write {
-        case .submission(let submission, _):
+        case .submission(let submission, _, _):
             guard let replaces = submission.replaces else { return .accepted(seq: seq, replacedSeq: nil) }
             let target = try chain(reporter: submission.reporter, submissionID: replaces, on: connection).first
             return .accepted(seq: seq, replacedSeq: target?.seq)

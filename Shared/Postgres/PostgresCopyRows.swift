@@ -55,6 +55,22 @@ public struct PostgresCopyRows: Sendable {
         bytes.append(value ? UInt8(ascii: "t") : UInt8(ascii: "f"))
     }
 
+    /// Appends each row of `rows` with `field` in front of it as a first column: rows made
+    /// ahead (on many threads) before the value they all start with was known.
+    public mutating func append(_ rows: PostgresCopyRows, prefixedBy field: Int64) {
+        precondition(atRowStart, "rows are appended between rows")
+        let prefix = Array(String(field).utf8) + [UInt8(ascii: "\t")]
+        bytes.reserveCapacity(bytes.count + rows.bytes.count + rows.rowCount * prefix.count)
+        // A row ends at its first raw newline: escaping turned every newline inside a field into `\n`.
+        var rowStart = rows.bytes.startIndex
+        while let rowEnd = rows.bytes[rowStart...].firstIndex(of: UInt8(ascii: "\n")) {
+            bytes.append(contentsOf: prefix)
+            bytes.append(contentsOf: rows.bytes[rowStart...rowEnd])
+            rowStart = rowEnd + 1
+        }
+        rowCount += rows.rowCount
+    }
+
     /// Ends the current row.
     public mutating func endRow() {
         bytes.append(UInt8(ascii: "\n"))
