@@ -87,6 +87,8 @@ final class SubmissionStore: Sendable {
         let continuation: CheckedContinuation<Outcome, any Error>
         /// Written again once already (its correction target was not visible the first time).
         var retried = false
+        /// Queued again once already after its connection broke.
+        var requeued = false
     }
 
     private struct State {
@@ -142,17 +144,19 @@ final class SubmissionStore: Sendable {
     private func drain() async {
         while true {
             do {
-                // A batch whose connection broke is queued again first: on a reused connection
-                // (the server dropped it) the pool runs this again once on a fresh one. Safe: a
-                // submission committed before the drop is not inserted again and answers
-                // duplicate with its seq.
-                try await pool.withConnection(idempotent: true) { connection in
-                    while let batch = self.nextBatch() { try self.write(batch, on: connection) }
+                let drained = try await pool.withConnection { connection -> Bool in
+                    while connection.isIdle {
+                        guard let batch = self.nextBatch() else { return true }
+                        guard self.write(batch, on: connection) else { return false }
+                    }
+                    // Broken, or left inside a transaction (a failed ROLLBACK): the pool closes
+                    // it, and the writer goes on with a fresh, checked one.
+                    return false
                 }
-                return
+                if drained { return }
             } catch {
-                // No connection to write on, or it broke again: the oldest batch fails, and the
-                // writer goes on with the rest (a database back after a restart takes them).
+                // No connection to write on: the oldest writes fail, and the writer goes on with
+                // the rest (a database back after a restart takes them).
                 guard let batch = nextBatch() else { return }
                 for pending in batch { pending.continuation.resume(throwing: error) }
             }
@@ -181,21 +185,35 @@ final class SubmissionStore: Sendable {
         }
     }
 
-    /// The connection broke while these writes were not answered yet: they go back to the
-    /// front of the queue, in order.
+    /// The connection broke while these writes were not answered yet.
     private struct ConnectionBroke: Error {
         var unwritten: [Pending]
         var underlying: any Error
     }
 
-    /// Writes a batch and answers each of its writes; throws the connection's failure after
-    /// putting the writes it did not answer back at the front of the queue.
-    private func write(_ batch: [Pending], on connection: PostgresConnection) throws {
+    /// Writes a batch and answers each of its writes; false when the connection broke. Then
+    /// the writes it did not answer go back to the front of the queue, in order, to be written
+    /// on a fresh connection; once only: a write whose connection broke twice fails. Safe: a
+    /// submission committed before the break is not inserted again and answers duplicate with
+    /// its seq.
+    private func write(_ batch: [Pending], on connection: PostgresConnection) -> Bool {
         do {
             try writeAndAnswer(batch, on: connection)
+            return true
         } catch let broke as ConnectionBroke {
-            state.withLockedValue { $0.queue.insert(contentsOf: broke.unwritten, at: 0) }
-            throw broke.underlying
+            var again: [Pending] = []
+            for var pending in broke.unwritten {
+                if pending.requeued {
+                    pending.continuation.resume(throwing: broke.underlying)
+                } else {
+                    pending.requeued = true
+                    again.append(pending)
+                }
+            }
+            state.withLockedValue { $0.queue.insert(contentsOf: again, at: 0) }
+            return false
+        } catch {
+            preconditionFailure("writeAndAnswer throws only ConnectionBroke")
         }
     }
 

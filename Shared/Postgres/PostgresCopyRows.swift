@@ -58,7 +58,7 @@ public struct PostgresCopyRows: Sendable {
     /// Appends each row of `rows` with `field` in front of it as a first column: rows made
     /// ahead (on many threads) before the value they all start with was known.
     public mutating func append(_ rows: PostgresCopyRows, prefixedBy field: Int64) {
-        precondition(atRowStart, "rows are appended between rows")
+        precondition(atRowStart && rows.atRowStart, "whole rows are appended between rows")
         let prefix = Array(String(field).utf8) + [UInt8(ascii: "\t")]
         bytes.reserveCapacity(bytes.count + rows.bytes.count + rows.rowCount * prefix.count)
         // A row ends at its first raw newline: escaping turned every newline inside a field into `\n`.

@@ -190,4 +190,56 @@ extension Integration.IntakeTests {
             #expect(ValidSubmission.digest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         }
     }
+
+    /// The writer keeps its connection from batch to batch. When that connection is cut in the
+    /// middle of a batch, the batch is written again on a fresh one: nothing is lost, nothing
+    /// stored twice, no client sees the cut.
+    @Test func aWriterWhoseConnectionIsCutWritesItsBatchAgain() async throws {
+        try await withServiceStack { stack in
+            let intake = try await stack.intakeClient()
+            _ = try await intake.expectOK(
+                submitRequest(submission("cut-0", values: [value("firms_supported", "GT", 1)]))
+            )
+            // Hold the seq counter: the next batch waits for it, its connection in use.
+            let blocker = try PostgresConnection(conninfo: stack.databaseURL, logger: Logger(label: "tests"))
+            defer { blocker.close() }
+            try blocker.execute("BEGIN")
+            _ = try blocker.query("SELECT last_seq FROM seq_counter FOR UPDATE" as PostgresQuery)
+            let pipelined = Task {
+                try await intake.pipeline(
+                    (1...6).map { i in
+                        submitRequest(submission("cut-\(i)", values: [value("firms_supported", "GT", .int(Int64(i)))]))
+                    }
+                )
+            }
+            let observer = try PostgresConnection(conninfo: stack.databaseURL, logger: Logger(label: "tests"))
+            defer { observer.close() }
+            var cut = 0
+            for _ in 0..<1000 where cut == 0 {
+                cut =
+                    try observer.query(
+                        """
+                        SELECT count(pg_terminate_backend(pid))::integer AS n FROM pg_stat_activity
+                        WHERE wait_event_type = 'Lock' AND query LIKE '%seq_counter%' AND pid <> pg_backend_pid()
+                        """ as PostgresQuery
+                    ).first?.decode(column: "n", as: Int.self) ?? 0
+                if cut == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(cut == 1, "intake's writer never waited for the seq counter")
+            try blocker.execute("COMMIT")
+            let answers = try await pipelined.value
+            #expect(answers.allSatisfy { $0["status"] == "accepted" }, "\(answers.map(\.serialized))")
+            #expect(answers.compactMap { $0["seq"]?.int64Value } == Array(2...7))
+            let stored = try observer.query(
+                "SELECT count(*)::integer AS n FROM submissions WHERE submission_id LIKE 'cut-%'" as PostgresQuery
+            ).first?.decode(column: "n", as: Int.self)
+            #expect(stored == 7)
+            // The writer goes on as before.
+            let after = try await intake.expectOK(
+                submitRequest(submission("cut-8", values: [value("firms_supported", "GT", 8)]))
+            )
+            #expect(after["seq"] == 8)
+            await intake.close()
+        }
+    }
 }
