@@ -25,7 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Submissions in the throughput run.") var submissions: Int = 2000
     @Option(help: "Values per submission (distinct cells, up to 10,000).") var values: Int = 50
     @Option(help: "Concurrent intake connections.") var clients: Int = 16
-    @Option(help: "Requests in flight per connection.") var window: Int = 4
+    @Option(help: "Requests kept in flight on each connection (the next is sent as each is answered).")
+    var window: Int = 4
     @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.")
     var lagSamples: Int = 300
 
@@ -312,16 +313,20 @@ struct BenchCommand: AsyncParsableCommand {
         let answers = try await withThrowingTaskGroup(of: [String].self) { group in
             for (client, intake) in connections.enumerated() {
                 group.addTask {
+                    // `window` requests in flight all along: the next is sent as each is answered.
                     let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
+                    var inFlight = mine.prefix(window).map { intake.begin(lines: [$0]) }
+                    var next = inFlight.count
                     var answers: [String] = []
-                    for chunk in stride(from: 0, to: mine.count, by: window) {
-                        for answer in try await intake.pipeline(
-                            lines: Array(mine[chunk..<min(chunk + window, mine.count)])
-                        ) {
-                            guard answer.contains("\"status\":\"accepted\"") else {
-                                throw CLIError("bench submission failed: \(answer.prefix(300))")
-                            }
-                            answers.append(answer)
+                    while !inFlight.isEmpty {
+                        let answer = try await inFlight.removeFirst().lines()[0]
+                        guard answer.contains("\"status\":\"accepted\"") else {
+                            throw CLIError("bench submission failed: \(answer.prefix(300))")
+                        }
+                        answers.append(answer)
+                        if next < mine.count {
+                            inFlight.append(intake.begin(lines: [mine[next]]))
+                            next += 1
                         }
                     }
                     return answers

@@ -94,14 +94,7 @@ public final class ProtocolClient: Sendable {
 
     /// Sends already-serialized request lines at once (pipelined) and returns the answer lines in order.
     public func pipeline(lines: [String]) async throws -> [String] {
-        let answers = lines.map { line -> EventLoopFuture<InboundFrame> in
-            var buffer = channel.allocator.buffer(capacity: line.utf8.count + 1)
-            buffer.writeString(line)
-            buffer.writeInteger(UInt8(ascii: "\n"))
-            return enqueue(buffer)
-        }
-        channel.flush()
-        return try await answerLines(answers)
+        try await begin(lines: lines).lines()
     }
 
     /// The answer lines of `answers`, in order. When the connection ends before they came, a
@@ -130,8 +123,22 @@ public final class ProtocolClient: Sendable {
         try await pipeline(lines: [line])[0]
     }
 
-    /// Answers the caller will wait for after raw writes (`write(raw:)`), registered before
-    /// the writes so that no answer arrives with nobody expecting it.
+    /// Sends request lines at once (pipelined) and returns their answers to wait for later: a
+    /// client that keeps a number of requests in flight sends the next one as each answer comes.
+    public func begin(lines: [String]) -> PendingAnswers {
+        let answers = lines.map { line -> EventLoopFuture<InboundFrame> in
+            var buffer = channel.allocator.buffer(capacity: line.utf8.count + 1)
+            buffer.writeString(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            return enqueue(buffer)
+        }
+        channel.flush()
+        return PendingAnswers(client: self, futures: answers)
+    }
+
+    /// Answers the caller will wait for after requests sent with `begin(lines:)`, or after raw
+    /// writes (`write(raw:)`), registered before the writes so that no answer arrives with
+    /// nobody expecting it.
     public struct PendingAnswers: Sendable {
         fileprivate let client: ProtocolClient
         fileprivate let futures: [EventLoopFuture<InboundFrame>]
