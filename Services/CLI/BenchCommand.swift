@@ -25,7 +25,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Submissions in the throughput run.") var submissions: Int = 2000
     @Option(help: "Values per submission (distinct cells, up to 10,000).") var values: Int = 50
     @Option(help: "Concurrent intake connections.") var clients: Int = 16
-    @Option(help: "Requests kept in flight on each connection (the next is sent as each is answered).")
+    @Option(
+        help:
+            "Requests kept in flight on each intake connection of the throughput runs (the next is sent as each is answered); the lag runs' load connection sends rounds of this many."
+    )
     var window: Int = 4
     @Option(name: .customLong("lag-samples"), help: "Ack-to-visible samples, taken while a background load runs.")
     var lagSamples: Int = 300
@@ -325,6 +328,8 @@ struct BenchCommand: AsyncParsableCommand {
                         }
                         answers.append(answer)
                         if next < mine.count {
+                            // Another connection failed: stop loading intake.
+                            try Task.checkCancellation()
                             inFlight.append(intake.begin(lines: [mine[next]]))
                             next += 1
                         }
