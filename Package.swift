@@ -45,11 +45,7 @@ let package = Package(
         // The domain: catalogue, periods, submissions and their validation, fact sheet phrasing.
         .target(
             name: "RootcausesModel",
-            dependencies: [
-                "RootcausesJSON", "RootcausesProtocol",
-                // The content digest of a submission (duplicate or conflict).
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["RootcausesJSON", "RootcausesProtocol"],
             path: "Shared/Model"
         ),
         // A small, safe Swift layer over libpq: the PostgreSQL client, nothing else.

@@ -15,15 +15,43 @@ import RootcausesStorage
 final class SubmissionStore: Sendable {
     /// What one write asks for: store a submission (maybe a correction), or retract one.
     enum Write: Sendable {
-        /// A submission, the key that sent it, and its values as COPY rows without the
-        /// submission's id (which each row takes first once the row exists): made as the
-        /// request is handled, on its own task, not by the single writer.
-        case submission(ValidSubmission, keyID: String?, valueRows: PostgresCopyRows)
+        case submission(PreparedSubmission)
         case retraction(Retraction)
 
         var valueCount: Int {
-            if case .submission(let submission, _, _) = self { return submission.values.count }
+            if case .submission(let prepared) = self { return prepared.submission.values.count }
             return 0
+        }
+    }
+
+    /// A submission, the key that sent it, and what the database keeps of it that takes work
+    /// to make: worked out as its request is handled, on the request's own task, not by the
+    /// single writer (building the canonical content and hashing it, and making the COPY rows,
+    /// were a good part of the writer's own time).
+    struct PreparedSubmission: Sendable {
+        let submission: ValidSubmission
+        let keyID: String?
+        /// `content_digest`: tells a repeat (`duplicate`) from other content (`conflict`).
+        let contentDigest: String
+        /// Its values as COPY rows without the row id, which each row takes first once the row
+        /// exists (`PostgresCopyRows.append(_:prefixedBy:)`).
+        let valueRows: PostgresCopyRows
+
+        init(_ submission: ValidSubmission, keyID: String?) {
+            self.submission = submission
+            self.keyID = keyID
+            self.contentDigest = Storage.contentDigest(submission.canonicalContent)
+            var rows = PostgresCopyRows(reservingCapacity: submission.values.count * 64)
+            for (ordinal, value) in submission.values.enumerated() {
+                rows.append(ordinal)
+                rows.append(value.indicator)
+                rows.append(value.country)
+                rows.append(value.cell)
+                rows.append(value.value)
+                rows.append(value.estimate)
+                rows.endRow()
+            }
+            self.valueRows = rows
         }
     }
 
@@ -108,14 +136,10 @@ final class SubmissionStore: Sendable {
     ) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
-                try Self.resolve(.submission(submission, keyID: keyID, valueRows: PostgresCopyRows()), on: connection)
-                    ?? .valid
+                try Self.resolve(.submission(PreparedSubmission(submission, keyID: keyID)), on: connection) ?? .valid
             }
         }
-        return try await write(
-            .submission(submission, keyID: keyID, valueRows: Self.valueRows(of: submission)),
-            queued: queued
-        )
+        return try await write(.submission(PreparedSubmission(submission, keyID: keyID)), queued: queued)
     }
 
     /// Retracts a submission, or finds it was retracted before. Returns after the commit;
@@ -274,10 +298,11 @@ final class SubmissionStore: Sendable {
     /// missing or already superseded.
     private static func resolve(_ write: Write, on connection: PostgresConnection) throws -> Outcome? {
         switch write {
-        case .submission(let submission, _, _):
+        case .submission(let prepared):
+            let submission = prepared.submission
             let query: PostgresQuery = """
                 SELECT seq, value_count,
-                       content_digest = \(submission.contentDigest) AS same_content,
+                       content_digest = \(prepared.contentDigest) AS same_content,
                        (SELECT t.seq FROM \(Storage.Table.submissions) t WHERE t.id = s.replaces) AS replaced_seq
                 FROM \(Storage.Table.submissions) s
                 WHERE reporter = \(submission.reporter) AND submission_id = \(submission.submissionID) AND kind = 'submission'
@@ -347,22 +372,15 @@ final class SubmissionStore: Sendable {
                 statements.append(
                     insertStatement(
                         plain: writes[range].compactMap { write in
-                            if case .submission(let submission, let keyID, _) = write { return (submission, keyID) }
+                            if case .submission(let prepared) = write { return prepared }
                             return nil
                         }
                     )
                 )
-            case .single(let index):
-                switch writes[index] {
-                case .submission(let submission, let keyID, _):
-                    // A single submission is a correction (see InsertGroup).
-                    if let replaces = submission.replaces {
-                        statements.append(insertStatement(correction: submission, replaces: replaces, keyID: keyID))
-                    } else {
-                        statements.append(insertStatement(plain: [(submission, keyID)]))
-                    }
-                case .retraction(let retraction): statements.append(insertStatement(retraction))
-                }
+            case .correction(_, let prepared, let replaces):
+                statements.append(insertStatement(correction: prepared, replaces: replaces))
+            case .retraction(_, let retraction):
+                statements.append(insertStatement(retraction))
             }
         }
         let storedIDs: [Int64?]
@@ -381,8 +399,8 @@ final class SubmissionStore: Sendable {
             storedIDs = try InsertGroup.ids(of: writes, groups: groups, inserted: Array(inserted.dropFirst()))
             var values = PostgresCopyRows(reservingCapacity: writes.reduce(0) { $0 + $1.valueCount } * 64)
             for (write, id) in zip(writes, storedIDs) {
-                guard let id, case .submission(_, _, let rows) = write else { continue }
-                values.append(rows, prefixedBy: id)
+                guard let id, case .submission(let prepared) = write else { continue }
+                values.append(prepared.valueRows, prefixedBy: id)
             }
             // COPY, not an INSERT per submission: PostgreSQL stores the rows in batches, and one
             // statement for the whole group replaces one per submission (half the database time).
@@ -454,24 +472,31 @@ final class SubmissionStore: Sendable {
     /// be earlier in the batch).
     private enum InsertGroup {
         case plain(Range<Int>)
-        case single(Int)
+        /// The write at this index, a correction of `replaces`.
+        case correction(Int, PreparedSubmission, replaces: String)
+        case retraction(Int, Retraction)
 
-        static func isPlain(_ write: Write) -> Bool {
-            if case .submission(let submission, _, _) = write { return submission.replaces == nil }
-            return false
+        /// The write as a group of its own, or `nil` for a plain submission.
+        static func single(_ write: Write, at index: Int) -> InsertGroup? {
+            switch write {
+            case .submission(let prepared):
+                return prepared.submission.replaces.map { .correction(index, prepared, replaces: $0) }
+            case .retraction(let retraction):
+                return .retraction(index, retraction)
+            }
         }
 
         static func groups(of writes: [Write]) -> [InsertGroup] {
             var groups: [InsertGroup] = []
             var start = 0
             while start < writes.count {
-                guard isPlain(writes[start]) else {
-                    groups.append(.single(start))
+                if let single = single(writes[start], at: start) {
+                    groups.append(single)
                     start += 1
                     continue
                 }
                 var end = start + 1
-                while end < writes.count, isPlain(writes[end]) { end += 1 }
+                while end < writes.count, single(writes[end], at: end) == nil { end += 1 }
                 groups.append(.plain(start..<end))
                 start = end
             }
@@ -484,7 +509,7 @@ final class SubmissionStore: Sendable {
             var ids = [Int64?](repeating: nil, count: writes.count)
             for (group, rows) in zip(groups, inserted) {
                 switch group {
-                case .single(let index):
+                case .correction(let index, _, _), .retraction(let index, _):
                     ids[index] = try rows.first?.decode(column: "id", as: Int64?.self) ?? nil
                 case .plain(let range):
                     var idOfKey: [RowKey: Int64] = [:]
@@ -493,10 +518,13 @@ final class SubmissionStore: Sendable {
                         idOfKey[RowKey(reporter: reporter, submissionID: submissionID)] = id
                     }
                     for index in range {
-                        guard case .submission(let submission, _, _) = writes[index] else { continue }
+                        guard case .submission(let prepared) = writes[index] else { continue }
                         // Only the first of the run with its key can have been inserted.
                         ids[index] = idOfKey.removeValue(
-                            forKey: RowKey(reporter: submission.reporter, submissionID: submission.submissionID)
+                            forKey: RowKey(
+                                reporter: prepared.submission.reporter,
+                                submissionID: prepared.submission.submissionID
+                            )
                         )
                     }
                     // A row no write claims would commit without a seq: refuse the batch (each
@@ -516,22 +544,6 @@ final class SubmissionStore: Sendable {
     /// The COPY that stores the values of a batch's submissions.
     private static let valuesCopy =
         "COPY \(Storage.Table.submissionValues.rawValue) (submission, ordinal, indicator, country, cell, value, estimate) FROM STDIN"
-
-    /// A submission's values as COPY rows, numbered in the order they were sent, without the
-    /// submission's id: `PostgresCopyRows.append(_:prefixedBy:)` puts it in front of each.
-    static func valueRows(of submission: ValidSubmission) -> PostgresCopyRows {
-        var rows = PostgresCopyRows(reservingCapacity: submission.values.count * 64)
-        for (ordinal, value) in submission.values.enumerated() {
-            rows.append(ordinal)
-            rows.append(value.indicator)
-            rows.append(value.country)
-            rows.append(value.cell)
-            rows.append(value.value)
-            rows.append(value.estimate)
-            rows.endRow()
-        }
-        return rows
-    }
 
     /// Numbers the batch's stored submissions consecutively, in the order they were written,
     /// under the counter's row lock: the last step before COMMIT, so seqs commit in order. Each
@@ -558,7 +570,8 @@ final class SubmissionStore: Sendable {
     /// The answer for a write that was stored as `seq`: a correction names the seq it superseded.
     private static func stored(_ write: Write, seq: Int64, on connection: PostgresConnection) throws -> Outcome {
         switch write {
-        case .submission(let submission, _, _):
+        case .submission(let prepared):
+            let submission = prepared.submission
             guard let replaces = submission.replaces else { return .accepted(seq: seq, replacedSeq: nil) }
             let target = try chain(reporter: submission.reporter, submissionID: replaces, on: connection).first
             return .accepted(seq: seq, replacedSeq: target?.seq)
@@ -575,32 +588,27 @@ final class SubmissionStore: Sendable {
     /// Inserts a correction's row (its values follow in the batch's COPY), unless its
     /// submission_id is taken or the submission it replaces is missing or already superseded
     /// (decided after COMMIT). Returns the new id, or NULL.
-    private static func insertStatement(
-        correction submission: ValidSubmission,
-        replaces: String,
-        keyID: String?
-    )
-        -> PostgresQuery
-    {
-        """
-        WITH target AS (
-            SELECT id FROM \(Storage.Table.submissions)
-            WHERE reporter = \(submission.reporter) AND submission_id = \(replaces) AND kind = 'submission'
-        ), submission AS (
-            INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, replaces, api_key_id)
-            SELECT \(submission.reporter), \(submission.submissionID), \(submission.periodText),
-                   \(submission.period.start.description)::date, \(submission.period.end.description)::date,
-                   \(submission.activity), \(submission.values.count)::integer,
-                   \(submission.contentDigest), target.id,
-                   \(keyID)
-            FROM target
-            -- Sent before (a retry), by another connection a moment ago, or a second correction
-            -- of the same submission (the chain index): decided after COMMIT.
-            ON CONFLICT DO NOTHING
-            RETURNING id
-        )
-        SELECT (SELECT id FROM submission) AS id
-        """
+    private static func insertStatement(correction prepared: PreparedSubmission, replaces: String) -> PostgresQuery {
+        let submission = prepared.submission
+        return """
+            WITH target AS (
+                SELECT id FROM \(Storage.Table.submissions)
+                WHERE reporter = \(submission.reporter) AND submission_id = \(replaces) AND kind = 'submission'
+            ), submission AS (
+                INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, replaces, api_key_id)
+                SELECT \(submission.reporter), \(submission.submissionID), \(submission.periodText),
+                       \(submission.period.start.description)::date, \(submission.period.end.description)::date,
+                       \(submission.activity), \(submission.values.count)::integer,
+                       \(prepared.contentDigest), target.id,
+                       \(prepared.keyID)
+                FROM target
+                -- Sent before (a retry), by another connection a moment ago, or a second correction
+                -- of the same submission (the chain index): decided after COMMIT.
+                ON CONFLICT DO NOTHING
+                RETURNING id
+            )
+            SELECT (SELECT id FROM submission) AS id
+            """
     }
 
     /// Inserts the rows of plain submissions (no `replaces`), in order, in one statement: one
@@ -611,8 +619,8 @@ final class SubmissionStore: Sendable {
     /// It does not look for a target at all: with `replaces` bound as NULL, a generic plan of a
     /// statement shared with corrections still searched the reporter's submissions for one, an
     /// index entry per earlier submission (2 ms a submission at 6,000 stored).
-    private static func insertStatement(plain submissions: [(ValidSubmission, keyID: String?)]) -> PostgresQuery {
-        let rows = submissions.map(\.0)
+    private static func insertStatement(plain submissions: [PreparedSubmission]) -> PostgresQuery {
+        let rows = submissions.map(\.submission)
         return """
             INSERT INTO \(Storage.Table.submissions) (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, api_key_id)
             SELECT reporter, submission_id, period, period_start, period_end, activity, value_count,
@@ -620,7 +628,7 @@ final class SubmissionStore: Sendable {
             FROM unnest(\(rows.map(\.reporter))::text[], \(rows.map(\.submissionID))::text[], \(rows.map(\.periodText))::text[],
                         \(rows.map(\.period.start.description))::date[], \(rows.map(\.period.end.description))::date[],
                         \(rows.map(\.activity))::text[], \(rows.map(\.values.count))::integer[],
-                        \(rows.map(\.contentDigest))::text[], \(submissions.map(\.keyID))::text[])
+                        \(submissions.map(\.contentDigest))::text[], \(submissions.map(\.keyID))::text[])
                  WITH ORDINALITY AS s (reporter, submission_id, period, period_start, period_end, activity, value_count, content_digest, api_key_id, ordinal)
             ORDER BY ordinal
             -- Sent before (a retry), by another connection a moment ago, or twice in this batch.

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import RootcausesJSON
 import RootcausesProtocol
@@ -25,76 +24,14 @@ public struct ValidSubmission: Sendable {
     /// The `submission_id` of the reporter's earlier submission this one corrects, if any.
     public let replaces: String?
     public let values: [SubmittedValue]
-    /// The SHA-256 of ``canonicalContent``'s UTF-8 bytes, in lowercase hex: what the database
-    /// keeps to tell a repeat (`duplicate`) from other content (`conflict`). Worked out once,
-    /// as the submission is validated (on its request's own task), so intake's single writer
-    /// neither builds the content nor sends it to the database to be hashed there.
-    public let contentDigest: String
-
-    public init(
-        submissionID: String,
-        reporter: String,
-        periodText: String,
-        period: Period,
-        activity: String?,
-        replaces: String?,
-        values: [SubmittedValue]
-    ) {
-        self.submissionID = submissionID
-        self.reporter = reporter
-        self.periodText = periodText
-        self.period = period
-        self.activity = activity
-        self.replaces = replaces
-        self.values = values
-        self.contentDigest = Self.digest(
-            Self.canonicalContent(
-                reporter: reporter,
-                period: period,
-                activity: activity,
-                replaces: replaces,
-                values: values
-            )
-        )
-    }
-
-    /// Lowercase hex SHA-256 of `text`'s UTF-8 bytes, as PostgreSQL's
-    /// `encode(sha256(convert_to(text, 'UTF8')), 'hex')` gives it (the digests of submissions
-    /// stored before were made that way).
-    public static func digest(_ text: String) -> String {
-        let hexDigits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(text.utf8)) {
-            hex.append(hexDigits[Int(byte >> 4)])
-            hex.append(hexDigits[Int(byte & 0x0f)])
-        }
-        return String(decoding: hex, as: UTF8.self)
-    }
 
     /// Everything that makes two submissions "the same content", independent of value order
     /// and of how numbers or periods are spelled. Its digest decides duplicate versus conflict.
     public var canonicalContent: String {
-        Self.canonicalContent(
-            reporter: reporter,
-            period: period,
-            activity: activity,
-            replaces: replaces,
-            values: values
-        )
-    }
-
-    private static func canonicalContent(
-        reporter: String,
-        period: Period,
-        activity: String?,
-        replaces: String?,
-        values: [SubmittedValue]
-    ) -> String {
         var text = "reporter=\(reporter)\nperiod=\(period.start)..\(period.end)\nactivity=\(activity ?? "")\n"
         // Only when present, so the digests of submissions stored before corrections existed still match.
         if let replaces { text += "replaces=\(replaces)\n" }
-        text += sortedValueLines(values)
+        text += Self.sortedValueLines(values)
         return text
     }
 
@@ -345,27 +282,10 @@ public struct SubmissionValidator: Sendable {
         firstIndexOfKey.reserveCapacity(drafts.count)
         // Per indicator and country: the dimension set used and where it was first seen.
         var shapeOfSeries: [SeriesKey: (dimensions: String, index: Int)] = [:]
-        // Indicators and countries found to fit together, checked once per submission: a
-        // submission gives many cells of a few series, and checking each cell's pair again
-        // (with two catalogue look-ups) was a third of validating it.
-        var fittingSeries: Set<SeriesKey> = []
-        // Cells come grouped by indicator: the last one looked up is usually the next one.
-        var lastIndicator: (code: String, indicator: Indicator?)?
         for (i, raw) in drafts.enumerated() {
             let countBefore = problems.count
-            let indicator: Indicator?
-            if let last = lastIndicator, last.code == raw.indicator {
-                indicator = last.indicator
-            } else {
-                indicator = catalogue.indicator(raw.indicator)
-                lastIndicator = (raw.indicator, indicator)
-            }
-            let series = SeriesKey(indicator: raw.indicator, country: raw.country)
-            if !fittingSeries.contains(series) {
-                let found = referenceProblems(indicator: raw.indicator, country: raw.country, at: "values[\(i)].")
-                if found.isEmpty { fittingSeries.insert(series) } else { problems += found }
-            }
-            checkDimensions(raw, indicator: indicator, index: i, problems: &problems)
+            let indicator = catalogue.indicator(raw.indicator)
+            checkReference(raw, indicator: indicator, index: i, problems: &problems)
             let canonical = canonicalValue(raw, indicator: indicator, at: "values[\(i)]", problems: &problems)
             let cell = Self.cellKey(raw.disaggregation)
             let key = CellKey(indicator: raw.indicator, country: raw.country, cell: cell)
@@ -381,6 +301,7 @@ public struct SubmissionValidator: Sendable {
             } else {
                 firstIndexOfKey[key] = i
             }
+            let series = SeriesKey(indicator: raw.indicator, country: raw.country)
             let dimensionSet = Self.dimensionSet(raw.disaggregation)
             if let seen = shapeOfSeries[series] {
                 if seen.dimensions != dimensionSet {
@@ -430,10 +351,6 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0 + "=" + pairs[0].1
-        case 2:
-            // The common case (sex and age), without sorting an array: made for every value.
-            let (first, second) = pairs[0].0 < pairs[1].0 ? (pairs[0], pairs[1]) : (pairs[1], pairs[0])
-            return first.0 + "=" + first.1 + ";" + second.0 + "=" + second.1
         default: return pairs.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
         }
     }
@@ -443,7 +360,6 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0
-        case 2: return pairs[0].0 < pairs[1].0 ? pairs[0].0 + "," + pairs[1].0 : pairs[1].0 + "," + pairs[0].0
         default: return pairs.map(\.0).sorted().joined(separator: ",")
         }
     }
@@ -495,9 +411,8 @@ public struct SubmissionValidator: Sendable {
         return problems
     }
 
-    /// The value's disaggregation uses dimensions of its indicator, with values the catalogue
-    /// allows (its indicator and country are checked apart, once per series).
-    private func checkDimensions(
+    /// The indicator, country and disaggregation exist in the catalogue and fit together.
+    private func checkReference(
         _ raw: SubmissionDraft.Value,
         indicator: Indicator?,
         index: Int,
@@ -505,6 +420,7 @@ public struct SubmissionValidator: Sendable {
     ) {
         // Paths are made only for problems.
         func at() -> String { "values[\(index)]" }
+        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true
@@ -567,7 +483,7 @@ public struct SubmissionValidator: Sendable {
             )
             return nil
         }
-        // An unknown indicator is a problem of its own (`referenceProblems`): no value to make.
+        // An unknown indicator is a problem of its own (`checkReference`): no value to make.
         guard let indicator else { return nil }
         let countBefore = problems.count
         if indicator.isMoney {

@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import RootcausesPostgres
 
@@ -46,6 +47,13 @@ public enum Storage {
     /// `aggregation_partitions` trigger of migration 14): reporting listens on it, then reads
     /// the applied watermark.
     public static let appliedChannel = "rootcauses_applied"
+
+    /// `submissions.content_digest` of a submission with this canonical content: the lower-case
+    /// hex SHA-256 of its UTF-8 bytes, as `encode(sha256(convert_to(content, 'UTF8')), 'hex')`
+    /// made it for the submissions stored before intake worked it out itself.
+    public static func contentDigest(_ canonicalContent: String) -> String {
+        Secrets.hex(SHA256.hash(data: Array(canonicalContent.utf8)))
+    }
 }
 
 extension PostgresQuery.StringInterpolation {
