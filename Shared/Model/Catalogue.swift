@@ -19,27 +19,115 @@ public enum Overlap: String, Sendable {
 }
 
 /// A thing counted: what reporters send values for.
+///
+/// Its fields live in one shared, immutable box: intake looks an indicator up for every value
+/// it checks, and copying a dozen fields (a retain and a release each) was a visible part of
+/// its time. Copies are one retain; equality is still field by field.
 public struct Indicator: Sendable, Equatable {
-    public let code: String
-    public let name: String
+    private final class Fields: Sendable {
+        let code: String
+        let name: String
+        let unit: String
+        let pillar: String
+        let countries: [String]
+        let timeAggregation: TimeAggregation
+        let overlap: Overlap
+        let dimensions: [String]
+        let precision: Decimal
+        let maximumValue: Decimal
+        let maximumLiteral: NumberLiteral
+        let description: String?
+
+        init(
+            code: String,
+            name: String,
+            unit: String,
+            pillar: String,
+            countries: [String],
+            timeAggregation: TimeAggregation,
+            overlap: Overlap,
+            dimensions: [String],
+            precision: Decimal,
+            maximumValue: Decimal,
+            maximumLiteral: NumberLiteral,
+            description: String?
+        ) {
+            self.code = code
+            self.name = name
+            self.unit = unit
+            self.pillar = pillar
+            self.countries = countries
+            self.timeAggregation = timeAggregation
+            self.overlap = overlap
+            self.dimensions = dimensions
+            self.precision = precision
+            self.maximumValue = maximumValue
+            self.maximumLiteral = maximumLiteral
+            self.description = description
+        }
+    }
+
+    private let fields: Fields
+
+    init(
+        code: String,
+        name: String,
+        unit: String,
+        pillar: String,
+        countries: [String],
+        timeAggregation: TimeAggregation,
+        overlap: Overlap,
+        dimensions: [String],
+        precision: Decimal,
+        maximumValue: Decimal,
+        maximumLiteral: NumberLiteral,
+        description: String?
+    ) {
+        fields = Fields(
+            code: code,
+            name: name,
+            unit: unit,
+            pillar: pillar,
+            countries: countries,
+            timeAggregation: timeAggregation,
+            overlap: overlap,
+            dimensions: dimensions,
+            precision: precision,
+            maximumValue: maximumValue,
+            maximumLiteral: maximumLiteral,
+            description: description
+        )
+    }
+
+    public var code: String { fields.code }
+    public var name: String { fields.name }
     /// `USD` for money; any other unit counts things and takes whole numbers only.
-    public let unit: String
-    public let pillar: String
-    public let countries: [String]
-    public let timeAggregation: TimeAggregation
+    public var unit: String { fields.unit }
+    public var pillar: String { fields.pillar }
+    public var countries: [String] { fields.countries }
+    public var timeAggregation: TimeAggregation { fields.timeAggregation }
     /// Whether reporters' figures may overlap.
-    public let overlap: Overlap
+    public var overlap: Overlap { fields.overlap }
     /// The disaggregation dimensions a value may carry.
-    public let dimensions: [String]
+    public var dimensions: [String] { fields.dimensions }
     /// The display rounding unit (a power of ten, at least 1).
-    public let precision: Decimal
+    public var precision: Decimal { fields.precision }
     /// The largest single value accepted.
-    public let maximumValue: Decimal
+    public var maximumValue: Decimal { fields.maximumValue }
     /// The same, as its literal: values are checked against it digit by digit.
-    public let maximumLiteral: NumberLiteral
-    public let description: String?
+    public var maximumLiteral: NumberLiteral { fields.maximumLiteral }
+    public var description: String? { fields.description }
 
     public var isMoney: Bool { unit == "USD" }
+
+    public static func == (lhs: Indicator, rhs: Indicator) -> Bool {
+        lhs.fields === rhs.fields
+            || (lhs.code == rhs.code && lhs.name == rhs.name && lhs.unit == rhs.unit && lhs.pillar == rhs.pillar
+                && lhs.countries == rhs.countries && lhs.timeAggregation == rhs.timeAggregation
+                && lhs.overlap == rhs.overlap && lhs.dimensions == rhs.dimensions && lhs.precision == rhs.precision
+                && lhs.maximumValue == rhs.maximumValue && lhs.maximumLiteral == rhs.maximumLiteral
+                && lhs.description == rhs.description)
+    }
 }
 
 /// The catalogue: indicators, reporters, countries, pillars and disaggregation dimensions.

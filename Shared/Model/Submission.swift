@@ -351,6 +351,20 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0 + "=" + pairs[0].1
+        case 2:
+            // Two dimensions (sex and age) is the common case: no array to sort and join,
+            // and the same order a stable sort gives.
+            let (first, second) = pairs[1].0 < pairs[0].0 ? (pairs[1], pairs[0]) : (pairs[0], pairs[1])
+            var key = ""
+            key.reserveCapacity(first.0.utf8.count + first.1.utf8.count + second.0.utf8.count + second.1.utf8.count + 3)
+            key += first.0
+            key += "="
+            key += first.1
+            key += ";"
+            key += second.0
+            key += "="
+            key += second.1
+            return key
         default: return pairs.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
         }
     }
@@ -360,6 +374,7 @@ public struct SubmissionValidator: Sendable {
         switch pairs.count {
         case 0: return ""
         case 1: return pairs[0].0
+        case 2: return pairs[1].0 < pairs[0].0 ? pairs[1].0 + "," + pairs[0].0 : pairs[0].0 + "," + pairs[1].0
         default: return pairs.map(\.0).sorted().joined(separator: ",")
         }
     }
@@ -379,8 +394,17 @@ public struct SubmissionValidator: Sendable {
     /// The indicator and country exist in the catalogue and the indicator applies to the
     /// country; paths are `<prefix>indicator` and `<prefix>country`.
     func referenceProblems(indicator code: String, country: String, at prefix: @autoclosure () -> String) -> [Problem] {
+        referenceProblems(indicator: code, found: catalogue.indicator(code), country: country, at: prefix())
+    }
+
+    /// The same, for an indicator already looked up (`found`, `nil` when the catalogue has none).
+    private func referenceProblems(
+        indicator code: String,
+        found indicator: Indicator?,
+        country: String,
+        at prefix: @autoclosure () -> String
+    ) -> [Problem] {
         var problems: [Problem] = []
-        let indicator = catalogue.indicator(code)
         if indicator == nil {
             problems.append(
                 Problem(
@@ -420,7 +444,7 @@ public struct SubmissionValidator: Sendable {
     ) {
         // Paths are made only for problems.
         func at() -> String { "values[\(index)]" }
-        problems += referenceProblems(indicator: raw.indicator, country: raw.country, at: "\(at()).")
+        problems += referenceProblems(indicator: raw.indicator, found: indicator, country: raw.country, at: "\(at()).")
         for (dimension, cellValue) in raw.disaggregation {
             guard let allowed = catalogue.allowedValues(ofDimension: dimension),
                 indicator?.dimensions.contains(dimension) ?? true

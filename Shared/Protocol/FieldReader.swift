@@ -27,15 +27,26 @@ public final class ProblemCollector {
 public struct FieldReader {
     /// The object being read (any other JSON value reads as an object without members).
     public let object: JSON
-    /// Where this object sits in the request (`""` for the request itself).
-    public let path: String
+    /// The path of this object, or of the array holding it when `elementIndex` is set.
+    private let basePath: String
+    /// The object's index in that array.
+    private let elementIndex: Int?
     private let collector: ProblemCollector
 
     public init(_ object: JSON, path: String = "", collector: ProblemCollector = ProblemCollector()) {
+        self.init(object, basePath: path, elementIndex: nil, collector: collector)
+    }
+
+    private init(_ object: JSON, basePath: String, elementIndex: Int?, collector: ProblemCollector) {
         self.object = object
-        self.path = path
+        self.basePath = basePath
+        self.elementIndex = elementIndex
         self.collector = collector
     }
+
+    /// Where this object sits in the request (`""` for the request itself). Made when asked
+    /// for, which is when a problem is found: a submission has an element reader per value.
+    public var path: String { elementIndex.map { "\(basePath)[\($0)]" } ?? basePath }
 
     /// Every problem found so far, by this reader and the readers of its nested objects.
     public var problems: [Problem] { collector.problems }
@@ -181,19 +192,19 @@ public struct FieldReader {
         guard let elements = array(key, required: required) else { return nil }
         var readers: [FieldReader] = []
         readers.reserveCapacity(elements.count)
+        let arrayPath = path(of: key)
         for (index, element) in elements.enumerated() {
-            let elementPath = "\(path(of: key))[\(index)]"
             guard case .object = element else {
                 collector.add(
                     Problem(
-                        path: elementPath,
+                        path: "\(arrayPath)[\(index)]",
                         code: "wrong_type",
                         message: "each \(elementName) must be an object, not \(element.kindName)"
                     )
                 )
                 continue
             }
-            readers.append(FieldReader(element, path: elementPath, collector: collector))
+            readers.append(FieldReader(element, basePath: arrayPath, elementIndex: index, collector: collector))
         }
         return readers
     }
@@ -201,13 +212,18 @@ public struct FieldReader {
     /// An object member whose members are all strings (`"disaggregation":{"sex":"female"}`),
     /// in document order.
     public func stringMembers(_ key: String, required: Bool = false) -> [(String, String)]? {
-        guard let reader = object(key, required: required), let members = reader.object.objectValue else { return nil }
+        guard let value = value(key, required: required, expected: "an object") else { return nil }
+        guard let members = value.objectValue else {
+            collector.add(.wrongType(path(of: key), expected: "an object", found: value))
+            return nil
+        }
         var strings: [(String, String)] = []
-        for (name, value) in members {
-            if let text = value.stringValue {
+        strings.reserveCapacity(members.count)
+        for (name, member) in members {
+            if let text = member.stringValue {
                 strings.append((name, text))
             } else {
-                collector.add(.wrongType(reader.path(of: name), expected: "a string", found: value))
+                collector.add(.wrongType("\(path(of: key)).\(name)", expected: "a string", found: member))
             }
         }
         return strings

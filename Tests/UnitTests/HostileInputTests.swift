@@ -69,6 +69,33 @@ struct HostileInputTests {
         )
     }
 
+    @Test func elementReadersNameTheirElementInEveryPath() throws {
+        let reader = FieldReader(
+            Fixtures.json(
+                #"{"values":[{"a":"x","d":{"sex":"female"}},{"a":1,"d":{"sex":2}},7,{"d":[],"o":{"x":null}}]}"#
+            ),
+            path: "submission"
+        )
+        let elements = try #require(reader.objects("values", elementName: "value"))
+        #expect(elements.map(\.path) == ["submission.values[0]", "submission.values[1]", "submission.values[3]"])
+        for element in elements {
+            _ = element.string("a", required: true)
+            _ = element.stringMembers("d")
+            _ = element.object("o")?.string("x", required: true)
+        }
+        #expect(
+            reader.problems.map(\.path) == [
+                "submission.values[2]", "submission.values[1].a", "submission.values[1].d.sex",
+                "submission.values[3].a", "submission.values[3].d", "submission.values[3].o.x",
+            ]
+        )
+        #expect(
+            reader.problems.map(\.code) == [
+                "wrong_type", "wrong_type", "wrong_type", "missing", "wrong_type", "wrong_type",
+            ]
+        )
+    }
+
     @Test func zeroWithAHugeExponentIsZero() throws {
         guard case .valid(let valid) = validator.check(submission(value: "0e999999"), today: Fixtures.today) else {
             Issue.record("0e999999 was rejected")

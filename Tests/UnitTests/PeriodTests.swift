@@ -10,6 +10,12 @@ struct PeriodTests {
         return (period.start, period.end)
     }
 
+    @Test func daysAreWrittenAsPaddedISODates() {
+        #expect(Day(year: 2023, month: 2, day: 6).description == "2023-02-06")
+        #expect(Day(year: 2023, month: 12, day: 31).description == "2023-12-31")
+        #expect(Day(year: 5, month: 1, day: 9).description == "0005-01-09")
+    }
+
     @Test func calendarYear() throws {
         let (s, e) = try range("2023")
         #expect(s == day(2023, 1, 1))

@@ -352,6 +352,29 @@ struct SubmissionTests {
         )
     }
 
+    @Test func theCellKeySortsDimensionsWhateverTheirNumber() {
+        #expect(SubmissionValidator.cellKey([]) == "")
+        #expect(SubmissionValidator.cellKey([("sex", "female")]) == "sex=female")
+        #expect(SubmissionValidator.cellKey([("sex", "female"), ("age", "15-19")]) == "age=15-19;sex=female")
+        #expect(SubmissionValidator.cellKey([("age", "15-19"), ("sex", "female")]) == "age=15-19;sex=female")
+        #expect(SubmissionValidator.cellKey([("b", "2"), ("c", "3"), ("a", "1")]) == "a=1;b=2;c=3")
+    }
+
+    @Test func mixedDimensionsNameBothSetsSorted() throws {
+        let values =
+            #"[{"indicator":"jobs_created","country":"HN","value":4,"disaggregation":{"sex":"female"}},"#
+            + #"{"indicator":"jobs_created","country":"HN","value":6,"disaggregation":{"sex":"male","age":"15-19"}}]"#
+        guard case .invalid(let problems) = check(submission(values: values)) else {
+            Issue.record("mixed dimensions were accepted")
+            return
+        }
+        #expect(
+            problems.map(\.message) == [
+                "values[0] disaggregates jobs_created for HN by [sex], this value by [age,sex]; use one set of dimensions"
+            ]
+        )
+    }
+
     @Test func invalidPeriod() {
         for period in ["2023Q5", "FY23", "", "2023-13", "last year"] {
             #expect(
