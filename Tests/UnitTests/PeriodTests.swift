@@ -1,3 +1,4 @@
+import Foundation
 import RootcausesModel
 import Testing
 
@@ -14,6 +15,33 @@ struct PeriodTests {
         #expect(Day(year: 2023, month: 2, day: 6).description == "2023-02-06")
         #expect(Day(year: 2023, month: 12, day: 31).description == "2023-12-31")
         #expect(Day(year: 5, month: 1, day: 9).description == "0005-01-09")
+    }
+
+    @Test func daysCountedFromTheEpochMatchTheGregorianCalendar() throws {
+        #expect(Day(daysSinceEpoch: 0) == Day(year: 1970, month: 1, day: 1))
+        #expect(Day(daysSinceEpoch: -1) == Day(year: 1969, month: 12, day: 31))
+        #expect(Day(daysSinceEpoch: 19_394) == Day(year: 2023, month: 2, day: 6))
+        #expect(Day(daysSinceEpoch: 11_016) == Day(year: 2000, month: 2, day: 29))
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
+        // Every third day from 1900 to 2100: leap years, century years and month ends included.
+        for days in stride(from: -25_567, through: 47_847, by: 3) {
+            let parts = calendar.dateComponents(
+                [.year, .month, .day],
+                from: Date(timeIntervalSince1970: Double(days) * 86_400)
+            )
+            #expect(Day(daysSinceEpoch: days) == Day(year: parts.year!, month: parts.month!, day: parts.day!))
+        }
+    }
+
+    @Test func todayIsTheUTCDate() throws {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
+        let before = calendar.dateComponents([.year, .month, .day], from: Date())
+        let today = Day.today()
+        let after = calendar.dateComponents([.year, .month, .day], from: Date())
+        let candidates = [before, after].map { Day(year: $0.year!, month: $0.month!, day: $0.day!) }
+        #expect(candidates.contains(today))
     }
 
     @Test func calendarYear() throws {
