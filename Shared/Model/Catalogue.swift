@@ -24,50 +24,27 @@ public enum Overlap: String, Sendable {
 /// it checks, and copying a dozen fields (a retain and a release each) was a visible part of
 /// its time. Copies are one retain; equality is still field by field.
 public struct Indicator: Sendable, Equatable {
-    private final class Fields: Sendable {
-        let code: String
-        let name: String
-        let unit: String
-        let pillar: String
-        let countries: [String]
-        let timeAggregation: TimeAggregation
-        let overlap: Overlap
-        let dimensions: [String]
-        let precision: Decimal
-        let maximumValue: Decimal
-        let maximumLiteral: NumberLiteral
-        let description: String?
-
-        init(
-            code: String,
-            name: String,
-            unit: String,
-            pillar: String,
-            countries: [String],
-            timeAggregation: TimeAggregation,
-            overlap: Overlap,
-            dimensions: [String],
-            precision: Decimal,
-            maximumValue: Decimal,
-            maximumLiteral: NumberLiteral,
-            description: String?
-        ) {
-            self.code = code
-            self.name = name
-            self.unit = unit
-            self.pillar = pillar
-            self.countries = countries
-            self.timeAggregation = timeAggregation
-            self.overlap = overlap
-            self.dimensions = dimensions
-            self.precision = precision
-            self.maximumValue = maximumValue
-            self.maximumLiteral = maximumLiteral
-            self.description = description
-        }
+    private struct Fields: Sendable, Equatable {
+        var code: String
+        var name: String
+        var unit: String
+        var pillar: String
+        var countries: [String]
+        var timeAggregation: TimeAggregation
+        var overlap: Overlap
+        var dimensions: [String]
+        var precision: Decimal
+        var maximumValue: Decimal
+        var maximumLiteral: NumberLiteral
+        var description: String?
     }
 
-    private let fields: Fields
+    private final class Box: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private let box: Box
 
     init(
         code: String,
@@ -83,50 +60,47 @@ public struct Indicator: Sendable, Equatable {
         maximumLiteral: NumberLiteral,
         description: String?
     ) {
-        fields = Fields(
-            code: code,
-            name: name,
-            unit: unit,
-            pillar: pillar,
-            countries: countries,
-            timeAggregation: timeAggregation,
-            overlap: overlap,
-            dimensions: dimensions,
-            precision: precision,
-            maximumValue: maximumValue,
-            maximumLiteral: maximumLiteral,
-            description: description
+        box = Box(
+            Fields(
+                code: code,
+                name: name,
+                unit: unit,
+                pillar: pillar,
+                countries: countries,
+                timeAggregation: timeAggregation,
+                overlap: overlap,
+                dimensions: dimensions,
+                precision: precision,
+                maximumValue: maximumValue,
+                maximumLiteral: maximumLiteral,
+                description: description
+            )
         )
     }
 
-    public var code: String { fields.code }
-    public var name: String { fields.name }
+    public var code: String { box.fields.code }
+    public var name: String { box.fields.name }
     /// `USD` for money; any other unit counts things and takes whole numbers only.
-    public var unit: String { fields.unit }
-    public var pillar: String { fields.pillar }
-    public var countries: [String] { fields.countries }
-    public var timeAggregation: TimeAggregation { fields.timeAggregation }
+    public var unit: String { box.fields.unit }
+    public var pillar: String { box.fields.pillar }
+    public var countries: [String] { box.fields.countries }
+    public var timeAggregation: TimeAggregation { box.fields.timeAggregation }
     /// Whether reporters' figures may overlap.
-    public var overlap: Overlap { fields.overlap }
+    public var overlap: Overlap { box.fields.overlap }
     /// The disaggregation dimensions a value may carry.
-    public var dimensions: [String] { fields.dimensions }
+    public var dimensions: [String] { box.fields.dimensions }
     /// The display rounding unit (a power of ten, at least 1).
-    public var precision: Decimal { fields.precision }
+    public var precision: Decimal { box.fields.precision }
     /// The largest single value accepted.
-    public var maximumValue: Decimal { fields.maximumValue }
+    public var maximumValue: Decimal { box.fields.maximumValue }
     /// The same, as its literal: values are checked against it digit by digit.
-    public var maximumLiteral: NumberLiteral { fields.maximumLiteral }
-    public var description: String? { fields.description }
+    public var maximumLiteral: NumberLiteral { box.fields.maximumLiteral }
+    public var description: String? { box.fields.description }
 
     public var isMoney: Bool { unit == "USD" }
 
     public static func == (lhs: Indicator, rhs: Indicator) -> Bool {
-        lhs.fields === rhs.fields
-            || (lhs.code == rhs.code && lhs.name == rhs.name && lhs.unit == rhs.unit && lhs.pillar == rhs.pillar
-                && lhs.countries == rhs.countries && lhs.timeAggregation == rhs.timeAggregation
-                && lhs.overlap == rhs.overlap && lhs.dimensions == rhs.dimensions && lhs.precision == rhs.precision
-                && lhs.maximumValue == rhs.maximumValue && lhs.maximumLiteral == rhs.maximumLiteral
-                && lhs.description == rhs.description)
+        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
     }
 }
 

@@ -33,13 +33,12 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static func today() -> Day {
         // Worked out from the clock, not through `Calendar`: intake asks at every submit, and
         // making a calendar each time was a visible part of its time.
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Day(daysSinceEpoch: Int(now.tv_sec).floorDivided(by: 86_400))
+        Day(daysSinceEpoch: Int((Date().timeIntervalSince1970 / 86_400).rounded(.down)))
     }
 
     /// The day `days` days after 1970-01-01 (before it when negative), in the proleptic
-    /// Gregorian calendar (Howard Hinnant's `civil_from_days`).
+    /// Gregorian calendar (Howard Hinnant's `civil_from_days`). Defined for every `days`
+    /// below `Int.max - 719_468`, far beyond any date PostgreSQL holds.
     public init(daysSinceEpoch days: Int) {
         let shifted = days + 719_468  // days since 0000-03-01
         let era = shifted.floorDivided(by: 146_097)

@@ -223,7 +223,10 @@ public struct FieldReader {
             if let text = member.stringValue {
                 strings.append((name, text))
             } else {
-                collector.add(.wrongType("\(path(of: key)).\(name)", expected: "a string", found: member))
+                let objectPath = path(of: key)
+                collector.add(
+                    .wrongType(objectPath.isEmpty ? name : "\(objectPath).\(name)", expected: "a string", found: member)
+                )
             }
         }
         return strings

@@ -18,12 +18,14 @@ public enum Secrets {
     public static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
         // By hand rather than `String(format:)` per byte: intake hashes every submission, and
         // formatting byte by byte was 6 % of its time.
-        let digits = Array("0123456789abcdef".utf8)
+        func digit(_ nibble: UInt8) -> UInt8 {
+            nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "a")
+        }
         var text: [UInt8] = []
-        text.reserveCapacity(bytes.underestimatedCount * 2)
+        text.reserveCapacity(max(bytes.underestimatedCount, 32) * 2)
         for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
+            text.append(digit(byte >> 4))
+            text.append(digit(byte & 0x0f))
         }
         return String(decoding: text, as: UTF8.self)
     }

@@ -15,6 +15,8 @@ struct PeriodTests {
         #expect(Day(year: 2023, month: 2, day: 6).description == "2023-02-06")
         #expect(Day(year: 2023, month: 12, day: 31).description == "2023-12-31")
         #expect(Day(year: 5, month: 1, day: 9).description == "0005-01-09")
+        #expect(Day(year: 0, month: 1, day: 1).description == "0000-01-01")
+        #expect(Day(year: 10_000, month: 3, day: 1).description == "10000-03-01")
     }
 
     @Test func daysCountedFromTheEpochMatchTheGregorianCalendar() throws {
