@@ -414,17 +414,19 @@ final class SubmissionStore: Sendable {
                 }
             }
             let numberedIDs = storedIDs.compactMap { $0 }
-            numbered =
-                numberedIDs.isEmpty
-                ? [PostgresRows(columns: [], rows: [], affectedRows: 0)] + (try connection.pipeline(["COMMIT"]))
-                : Array(
-                    try connection.pipeline([
-                        // Planned for this batch and the table as it is now: intake's connections keep
-                        // generic plans, and one made while `submissions` was small kept scanning it
-                        // whole once it had grown (a batch's numbering went from 0.5 to 2 ms).
-                        "SET LOCAL plan_cache_mode = force_custom_plan", numberingStatement(numberedIDs), "COMMIT",
-                    ]).dropFirst()
-                )
+            if numberedIDs.isEmpty {
+                numbered =
+                    [PostgresRows(columns: [], rows: [], affectedRows: 0)] + (try connection.pipeline(["COMMIT"]))
+            } else {
+                let results = try connection.pipeline([
+                    // Planned for this batch and the table as it is now: intake's connections keep
+                    // generic plans, and one made while `submissions` was small scanned the table
+                    // (or its seq index) at every batch until the next ANALYZE.
+                    "SET LOCAL plan_cache_mode = force_custom_plan", numberingStatement(numberedIDs), "COMMIT",
+                ])
+                // Without the SET's own result; anything else fails the count checked below.
+                numbered = results.first?.commandTag == "SET" ? Array(results.dropFirst()) : results
+            }
         } catch {
             // The transaction is aborted (or the connection gone): leave the connection clean.
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
