@@ -37,12 +37,13 @@ final class SubmissionStore: Sendable {
         /// exists (`PostgresCopyRows.append(_:prefixedBy:)`).
         let valueRows: PostgresCopyRows
 
-        init(_ submission: ValidSubmission, keyID: String?) {
+        /// `forWriting: false` (a dry run) leaves out the COPY rows, which only a write sends.
+        init(_ submission: ValidSubmission, keyID: String?, forWriting: Bool = true) {
             self.submission = submission
             self.keyID = keyID
             self.contentDigest = Storage.contentDigest(submission.canonicalContent)
-            var rows = PostgresCopyRows(reservingCapacity: submission.values.count * 64)
-            for (ordinal, value) in submission.values.enumerated() {
+            var rows = PostgresCopyRows(reservingCapacity: forWriting ? submission.values.count * 64 : 0)
+            for (ordinal, value) in submission.values.enumerated() where forWriting {
                 rows.append(ordinal)
                 rows.append(value.indicator)
                 rows.append(value.country)
@@ -136,7 +137,10 @@ final class SubmissionStore: Sendable {
     ) async throws -> Outcome {
         if dryRun {
             return try await pool.withConnection(idempotent: true) { connection in
-                try Self.resolve(.submission(PreparedSubmission(submission, keyID: keyID)), on: connection) ?? .valid
+                try Self.resolve(
+                    .submission(PreparedSubmission(submission, keyID: keyID, forWriting: false)),
+                    on: connection
+                ) ?? .valid
             }
         }
         return try await write(.submission(PreparedSubmission(submission, keyID: keyID)), queued: queued)

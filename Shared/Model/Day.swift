@@ -31,24 +31,12 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Today in UTC.
     public static func today() -> Day {
-        // Worked out from the clock, not through `Calendar`: intake asks at every submit, and
-        // making a calendar each time was a visible part of its time.
-        Day(daysSinceEpoch: Int((Date().timeIntervalSince1970 / 86_400).rounded(.down)))
-    }
-
-    /// The day `days` days after 1970-01-01 (before it when negative), in the proleptic
-    /// Gregorian calendar (Howard Hinnant's `civil_from_days`). Defined for every `days`
-    /// below `Int.max - 719_468`, far beyond any date PostgreSQL holds.
-    public init(daysSinceEpoch days: Int) {
-        let shifted = days + 719_468  // days since 0000-03-01
-        let era = shifted.floorDivided(by: 146_097)
-        let dayOfEra = shifted - era * 146_097  // 0...146096
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365  // 0...399
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // 0...365, from March 1
-        let shiftedMonth = (5 * dayOfYear + 2) / 153  // 0...11, March is 0
-        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        self.init(year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: day)
+        // From the clock through `gmtime_r`, as the JSON log handler stamps its lines: intake
+        // asks at every submit, and making a `Calendar` each time was a visible part of its time.
+        var seconds = time(nil)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return Day(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday))
     }
 
     public static func daysIn(year: Int, month: Int) -> Int {
@@ -87,12 +75,4 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// "February 2023".
     public var monthAndYear: String { "\(Day.monthNames[month - 1]) \(year)" }
-}
-
-extension Int {
-    /// The quotient rounded toward negative infinity (`/` rounds toward zero).
-    fileprivate func floorDivided(by divisor: Int) -> Int {
-        let quotient = self / divisor
-        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
-    }
 }

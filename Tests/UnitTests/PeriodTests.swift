@@ -19,23 +19,6 @@ struct PeriodTests {
         #expect(Day(year: 10_000, month: 3, day: 1).description == "10000-03-01")
     }
 
-    @Test func daysCountedFromTheEpochMatchTheGregorianCalendar() throws {
-        #expect(Day(daysSinceEpoch: 0) == Day(year: 1970, month: 1, day: 1))
-        #expect(Day(daysSinceEpoch: -1) == Day(year: 1969, month: 12, day: 31))
-        #expect(Day(daysSinceEpoch: 19_394) == Day(year: 2023, month: 2, day: 6))
-        #expect(Day(daysSinceEpoch: 11_016) == Day(year: 2000, month: 2, day: 29))
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
-        // Every third day from 1900 to 2100: leap years, century years and month ends included.
-        for days in stride(from: -25_567, through: 47_847, by: 3) {
-            let parts = calendar.dateComponents(
-                [.year, .month, .day],
-                from: Date(timeIntervalSince1970: Double(days) * 86_400)
-            )
-            #expect(Day(daysSinceEpoch: days) == Day(year: parts.year!, month: parts.month!, day: parts.day!))
-        }
-    }
-
     @Test func todayIsTheUTCDate() throws {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
