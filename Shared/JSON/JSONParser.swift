@@ -103,9 +103,7 @@ public struct JSONParser {
                 let key = try parseString()
                 let duplicate: Bool
                 if members.count < 16 {
-                    duplicate = members.contains {
-                        $0.0.utf8.count == key.utf8.count && $0.0.utf8.elementsEqual(key.utf8)
-                    }
+                    duplicate = members.contains { sameName($0.0, key) }
                 } else {
                     if seen == nil { seen = Set(members.map { Array($0.0.utf8) }) }
                     duplicate = !seen!.insert(Array(key.utf8)).inserted
