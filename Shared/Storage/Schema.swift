@@ -537,6 +537,54 @@ public enum Schema {
                 ON CONFLICT DO NOTHING;
                 """
         ),
+        Migration(
+            version: 16,
+            name: "the keys behind submissions checked once per statement",
+            sql: """
+                -- The foreign key from submissions to api_keys checked every new row alone: a
+                -- look-up and a row lock per submission, about a twentieth of the time of the
+                -- session that writes intake's groups. Keys are never deleted nor renamed (a
+                -- revoked key stays: the audit trail names it), so one look-up of all the new rows'
+                -- keys after each statement keeps the same guarantee. Run with its owner's rights:
+                -- no role needs a grant on api_keys to write submissions.
+                ALTER TABLE submissions DROP CONSTRAINT IF EXISTS submissions_api_key_id_fkey;
+                CREATE OR REPLACE FUNCTION check_submission_keys() RETURNS trigger
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+                BEGIN
+                    IF EXISTS (
+                        SELECT 1 FROM new_rows n
+                        WHERE n.api_key_id IS NOT NULL
+                          AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = n.api_key_id)
+                    ) THEN
+                        RAISE foreign_key_violation USING
+                            MESSAGE = 'a submission names an API key that does not exist';
+                    END IF;
+                    RETURN NULL;
+                END $$;
+                REVOKE ALL ON FUNCTION check_submission_keys() FROM PUBLIC;
+                DROP TRIGGER IF EXISTS submissions_keys_exist ON submissions;
+                CREATE TRIGGER submissions_keys_exist AFTER INSERT ON submissions
+                    REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION check_submission_keys();
+                -- What the foreign key also did: a key that submissions name stays. Now no key
+                -- goes, named or not; revoking is how a key ends.
+                CREATE OR REPLACE FUNCTION keep_api_keys() RETURNS trigger
+                LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE restrict_violation USING
+                        MESSAGE = 'API keys are revoked, never deleted nor renamed: the records name them';
+                END $$;
+                DROP TRIGGER IF EXISTS api_keys_kept ON api_keys;
+                CREATE TRIGGER api_keys_kept BEFORE DELETE ON api_keys
+                    FOR EACH ROW EXECUTE FUNCTION keep_api_keys();
+                DROP TRIGGER IF EXISTS api_keys_id_kept ON api_keys;
+                CREATE TRIGGER api_keys_id_kept BEFORE UPDATE OF id ON api_keys
+                    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION keep_api_keys();
+                DROP TRIGGER IF EXISTS api_keys_not_truncated ON api_keys;
+                CREATE TRIGGER api_keys_not_truncated BEFORE TRUNCATE ON api_keys
+                    FOR EACH STATEMENT EXECUTE FUNCTION keep_api_keys();
+                """
+        ),
     ]
 
     /// The schema version of a hot standby (0: not migrated), or `nil` when the database is not

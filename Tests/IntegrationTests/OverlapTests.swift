@@ -204,7 +204,7 @@ extension Integration {
                     """
                     DROP TRIGGER rollups_overlap_points ON rollups;
                     TRUNCATE overlap_points;
-                    DELETE FROM schema_migrations WHERE version = 15;
+                    DELETE FROM schema_migrations WHERE version >= 15;
                     """
                 )
                 func rows(_ rows: [(String, String, String, String, Int64)]) throws {

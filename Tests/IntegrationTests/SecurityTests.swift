@@ -3,6 +3,7 @@ import Logging
 import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesPostgres
+import RootcausesStorage
 import RootcausesTesting
 import RootcausesTransport
 import Testing
@@ -244,6 +245,73 @@ extension Integration {
                     var status = stat()
                     #expect(stat(process.logPath, &status) == 0 && status.st_mode & 0o077 == 0, "\(process.logPath)")
                 }
+            }
+        }
+
+        /// Every submission names a key that exists, and no key ever goes (revoking is how a key
+        /// ends): checked once per statement, not row by row (migration 16).
+        @Test func submissionsNameKeysThatExistAndKeysAreNeverDeleted() async throws {
+            let url = try await TestDatabase.create()
+            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            try await PostgresConnection.withConnection(conninfo: url, logger: logger) { connection in
+                try Schema.migrate(connection, logger: logger)
+                try connection.execute(
+                    """
+                    INSERT INTO api_keys (id, reporter, scopes, secret_sha256)
+                    VALUES ('00000000000000a1', 'USAID', ARRAY['submit'], sha256('secret'));
+                    """
+                )
+                func submissions(_ rows: [(id: String, key: String?)]) throws {
+                    let ids = rows.map(\.id)
+                    let keys = rows.map(\.key)
+                    try connection.query(
+                        """
+                        INSERT INTO submissions (reporter, submission_id, period, period_start, period_end,
+                                                 value_count, content_digest, api_key_id)
+                        SELECT 'USAID', id, 'FY2023Q1', '2022-10-01', '2022-12-31', 1, 'x', key
+                        FROM unnest(\(ids)::text[], \(keys)::text[]) AS s (id, key)
+                        """
+                    )
+                }
+                func sqlState(_ body: () throws -> Void) -> String? {
+                    do {
+                        try body()
+                        return nil
+                    } catch {
+                        return (error as? PostgresError)?.sqlState ?? "\(error)"
+                    }
+                }
+                func stored() throws -> [String] {
+                    try connection.query("SELECT submission_id FROM submissions ORDER BY 1" as PostgresQuery)
+                        .map { try $0.decode(column: "submission_id", as: String.self) }
+                }
+
+                try submissions([("s-1", "00000000000000a1"), ("s-2", nil)])
+                #expect(try stored() == ["s-1", "s-2"])
+                // One unknown key among several rows: the whole statement fails, nothing is stored.
+                #expect(
+                    sqlState { try submissions([("s-3", "00000000000000a1"), ("s-4", "00000000000000ff")]) } == "23503"
+                )
+                #expect(try stored() == ["s-1", "s-2"])
+
+                #expect(
+                    sqlState { try connection.execute("DELETE FROM api_keys WHERE id = '00000000000000a1'") } == "23001"
+                )
+                #expect(
+                    sqlState {
+                        try connection.execute(
+                            "UPDATE api_keys SET id = '00000000000000b2' WHERE id = '00000000000000a1'"
+                        )
+                    }
+                        == "23001"
+                )
+                #expect(sqlState { try connection.execute("TRUNCATE api_keys CASCADE") } == "23001")
+                // Revoking changes the key, and keeps it.
+                try connection.execute("UPDATE api_keys SET revoked_at = now() WHERE id = '00000000000000a1'")
+                #expect(
+                    try connection.query("SELECT count(*) AS keys FROM api_keys" as PostgresQuery).first?
+                        .decode(column: "keys", as: Int.self) == 1
+                )
             }
         }
     }
