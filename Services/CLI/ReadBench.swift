@@ -303,11 +303,16 @@ struct ReadBench {
         }
     }
 
+    /// Leaves the database as it settles after a bulk load, before reads are timed: vacuumed,
+    /// analyzed, and checkpointed. Without the CHECKPOINT, the one the load's WAL had started ran
+    /// through the reads (35 s of writes at 10 M values), taking the disk and a share of the two
+    /// cores from them.
     private func vacuumAnalyze() async throws {
         try await PostgresConnection.withConnection(conninfo: stack.databaseURL, logger: logger) { connection in
             try connection.execute(
                 "VACUUM ANALYZE \(Storage.Table.rollups.rawValue), \(Storage.Table.rollupVersions.rawValue), \(Storage.Table.submissions.rawValue), \(Storage.Table.submissionValues.rawValue)"
             )
+            try connection.execute("CHECKPOINT")
         }
     }
 }
