@@ -82,7 +82,9 @@ public enum Schema {
     /// The number of partitions aggregation splits the work into.
     public static var aggregationPartitions: Int { Storage.aggregationPartitions }
 
-    /// The steps, in order. Never edit a released step: add a new one.
+    /// The steps, in order. Never edit a released step: add a new one. Write each new step so it
+    /// can run again on a schema that has it (`IF EXISTS`, `OR REPLACE`): tests put a database
+    /// back to an earlier version by forgetting the newer steps, then migrate it again.
     public static let migrations: [Migration] = [
         Migration(
             version: 1,
@@ -545,16 +547,17 @@ public enum Schema {
                 -- look-up and a row lock per submission, about a twentieth of the time of the
                 -- session that writes intake's groups. Keys are never deleted nor renamed (a
                 -- revoked key stays: the audit trail names it), so one look-up of all the new rows'
-                -- keys after each statement keeps the same guarantee. Run with its owner's rights:
-                -- no role needs a grant on api_keys to write submissions.
+                -- keys after each statement keeps the same guarantee; a row whose key is changed
+                -- (only the owner may) is checked alone. Run with their owner's rights: no role
+                -- needs a grant on api_keys to write submissions.
                 ALTER TABLE submissions DROP CONSTRAINT IF EXISTS submissions_api_key_id_fkey;
                 CREATE OR REPLACE FUNCTION check_submission_keys() RETURNS trigger
-                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
                 BEGIN
                     IF EXISTS (
                         SELECT 1 FROM new_rows n
                         WHERE n.api_key_id IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = n.api_key_id)
+                          AND NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = n.api_key_id)
                     ) THEN
                         RAISE foreign_key_violation USING
                             MESSAGE = 'a submission names an API key that does not exist';
@@ -566,6 +569,20 @@ public enum Schema {
                 CREATE TRIGGER submissions_keys_exist AFTER INSERT ON submissions
                     REFERENCING NEW TABLE AS new_rows
                     FOR EACH STATEMENT EXECUTE FUNCTION check_submission_keys();
+                CREATE OR REPLACE FUNCTION check_changed_submission_key() RETURNS trigger
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+                BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = NEW.api_key_id) THEN
+                        RAISE foreign_key_violation USING
+                            MESSAGE = 'a submission names an API key that does not exist';
+                    END IF;
+                    RETURN NULL;
+                END $$;
+                REVOKE ALL ON FUNCTION check_changed_submission_key() FROM PUBLIC;
+                DROP TRIGGER IF EXISTS submissions_changed_key_exists ON submissions;
+                CREATE TRIGGER submissions_changed_key_exists AFTER UPDATE OF api_key_id ON submissions
+                    FOR EACH ROW WHEN (NEW.api_key_id IS NOT NULL AND NEW.api_key_id IS DISTINCT FROM OLD.api_key_id)
+                    EXECUTE FUNCTION check_changed_submission_key();
                 -- What the foreign key also did: a key that submissions name stays. Now no key
                 -- goes, named or not; revoking is how a key ends.
                 CREATE OR REPLACE FUNCTION keep_api_keys() RETURNS trigger

@@ -249,12 +249,20 @@ extension Integration {
         }
 
         /// Every submission names a key that exists, and no key ever goes (revoking is how a key
-        /// ends): checked once per statement, not row by row (migration 16).
+        /// ends). Since migration 16 no foreign key does it: new rows are checked once per
+        /// statement, a changed key alone, and the keys table refuses to lose a key.
         @Test func submissionsNameKeysThatExistAndKeysAreNeverDeleted() async throws {
             let url = try await TestDatabase.create()
             let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
             try await PostgresConnection.withConnection(conninfo: url, logger: logger) { connection in
                 try Schema.migrate(connection, logger: logger)
+                let foreignKeys = try connection.query(
+                    """
+                    SELECT count(*) AS keys FROM pg_constraint
+                    WHERE conrelid = 'submissions'::regclass AND confrelid = 'api_keys'::regclass
+                    """ as PostgresQuery
+                ).first?.decode(column: "keys", as: Int.self)
+                #expect(foreignKeys == 0)
                 try connection.execute(
                     """
                     INSERT INTO api_keys (id, reporter, scopes, secret_sha256)
@@ -270,15 +278,18 @@ extension Integration {
                                                  value_count, content_digest, api_key_id)
                         SELECT 'USAID', id, 'FY2023Q1', '2022-10-01', '2022-12-31', 1, 'x', key
                         FROM unnest(\(ids)::text[], \(keys)::text[]) AS s (id, key)
+                        ON CONFLICT DO NOTHING
                         """
                     )
                 }
-                func sqlState(_ body: () throws -> Void) -> String? {
+                func refusal(_ body: () throws -> Void) -> String? {
                     do {
                         try body()
                         return nil
+                    } catch let error as PostgresError {
+                        return "\(error.sqlState ?? "?") \(error.message)"
                     } catch {
-                        return (error as? PostgresError)?.sqlState ?? "\(error)"
+                        return "\(error)"
                     }
                 }
                 func stored() throws -> [String] {
@@ -289,29 +300,38 @@ extension Integration {
                 try submissions([("s-1", "00000000000000a1"), ("s-2", nil)])
                 #expect(try stored() == ["s-1", "s-2"])
                 // One unknown key among several rows: the whole statement fails, nothing is stored.
-                #expect(
-                    sqlState { try submissions([("s-3", "00000000000000a1"), ("s-4", "00000000000000ff")]) } == "23503"
-                )
+                let unknown = refusal {
+                    try submissions([("s-3", "00000000000000a1"), ("s-4", "00000000000000ff")])
+                }
+                #expect(unknown?.hasPrefix("23503") == true, "\(unknown ?? "stored")")
+                #expect(unknown?.contains("names an API key that does not exist") == true)
                 #expect(try stored() == ["s-1", "s-2"])
+                // A row whose key changes is checked too.
+                let changed = refusal {
+                    try connection.execute(
+                        "UPDATE submissions SET api_key_id = '00000000000000ff' WHERE submission_id = 's-2'"
+                    )
+                }
+                #expect(changed?.hasPrefix("23503") == true, "\(changed ?? "changed")")
+                try connection.execute(
+                    "UPDATE submissions SET api_key_id = '00000000000000a1' WHERE submission_id = 's-2'"
+                )
 
-                #expect(
-                    sqlState { try connection.execute("DELETE FROM api_keys WHERE id = '00000000000000a1'") } == "23001"
-                )
-                #expect(
-                    sqlState {
-                        try connection.execute(
-                            "UPDATE api_keys SET id = '00000000000000b2' WHERE id = '00000000000000a1'"
-                        )
-                    }
-                        == "23001"
-                )
-                #expect(sqlState { try connection.execute("TRUNCATE api_keys CASCADE") } == "23001")
+                for statement in [
+                    "DELETE FROM api_keys WHERE id = '00000000000000a1'",
+                    "UPDATE api_keys SET id = '00000000000000b2' WHERE id = '00000000000000a1'",
+                    "TRUNCATE api_keys CASCADE",
+                ] {
+                    let kept = refusal { try connection.execute(statement) }
+                    #expect(kept?.hasPrefix("23001") == true, "\(statement): \(kept ?? "done")")
+                }
                 // Revoking changes the key, and keeps it.
                 try connection.execute("UPDATE api_keys SET revoked_at = now() WHERE id = '00000000000000a1'")
                 #expect(
                     try connection.query("SELECT count(*) AS keys FROM api_keys" as PostgresQuery).first?
                         .decode(column: "keys", as: Int.self) == 1
                 )
+                #expect(try stored() == ["s-1", "s-2"])
             }
         }
     }
