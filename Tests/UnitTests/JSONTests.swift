@@ -88,8 +88,10 @@ struct JSONTests {
         #expect(rejects(#"{"x":{"a":1,"b":2,"a":3}}"#))
         // Same key in different objects is fine.
         #expect(!rejects(#"[{"a":1},{"a":2}]"#))
-        // Names are compared by code points: canonically equivalent names are two names.
+        // Names are compared by code points: canonically equivalent names are two names, also
+        // when their UTF-8 is as long (two combining marks in either order, 5 bytes each).
         #expect(!rejects("{\"\u{E9}\":1,\"e\u{301}\":2}"))
+        #expect(!rejects("{\"a\u{301}\u{323}\":1,\"a\u{323}\u{301}\":2}"))
         // Large objects (a set past 16 members) find duplicates before and after the switch.
         let many = (0..<40).map { "\"k\($0)\":\($0)" }
         #expect(!rejects("{" + many.joined(separator: ",") + "}"))
@@ -243,6 +245,18 @@ struct JSONTests {
         let value: JSON = ["a": 1, "b": 2]
         #expect(value.setting("a", to: 9).serialized == #"{"a":9,"b":2}"#)
         #expect(value.setting("c", to: 3).serialized == #"{"a":1,"b":2,"c":3}"#)
+    }
+
+    /// Member names are looked up, replaced and compared byte for byte, as JSON compares them:
+    /// Swift's `==` holds these two names (the same marks in another order, as many bytes) equal.
+    @Test func namesAreFoundByTheirBytes() {
+        let (written, reordered) = ("a\u{301}\u{323}", "a\u{323}\u{301}")
+        #expect(written == reordered)
+        let value = JSON.object([(written, .int(1))])
+        #expect(value[written] == .int(1))
+        #expect(value[reordered] == nil)
+        #expect(value.setting(reordered, to: 2) == .object([(written, .int(1)), (reordered, .int(2))]))
+        #expect(value != JSON.object([(reordered, .int(1))]))
     }
 
     @Test func prettyPrintedKeepsOrderAndIndents() {
