@@ -553,12 +553,21 @@ public enum Schema {
                 ALTER TABLE submissions DROP CONSTRAINT IF EXISTS submissions_api_key_id_fkey;
                 CREATE OR REPLACE FUNCTION check_submission_keys() RETURNS trigger
                 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+                DECLARE
+                    missing boolean;
                 BEGIN
-                    IF EXISTS (
-                        SELECT 1 FROM new_rows n
-                        WHERE n.api_key_id IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = n.api_key_id)
-                    ) THEN
+                    IF TG_LEVEL = 'STATEMENT' THEN
+                        -- After an insert: every new row at once.
+                        missing := EXISTS (
+                            SELECT 1 FROM new_rows n
+                            WHERE n.api_key_id IS NOT NULL
+                              AND NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = n.api_key_id)
+                        );
+                    ELSE
+                        -- After a change of one row's key.
+                        missing := NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = NEW.api_key_id);
+                    END IF;
+                    IF missing THEN
                         RAISE foreign_key_violation USING
                             MESSAGE = 'a submission names an API key that does not exist';
                     END IF;
@@ -569,20 +578,10 @@ public enum Schema {
                 CREATE TRIGGER submissions_keys_exist AFTER INSERT ON submissions
                     REFERENCING NEW TABLE AS new_rows
                     FOR EACH STATEMENT EXECUTE FUNCTION check_submission_keys();
-                CREATE OR REPLACE FUNCTION check_changed_submission_key() RETURNS trigger
-                LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-                BEGIN
-                    IF NOT EXISTS (SELECT 1 FROM public.api_keys k WHERE k.id = NEW.api_key_id) THEN
-                        RAISE foreign_key_violation USING
-                            MESSAGE = 'a submission names an API key that does not exist';
-                    END IF;
-                    RETURN NULL;
-                END $$;
-                REVOKE ALL ON FUNCTION check_changed_submission_key() FROM PUBLIC;
                 DROP TRIGGER IF EXISTS submissions_changed_key_exists ON submissions;
                 CREATE TRIGGER submissions_changed_key_exists AFTER UPDATE OF api_key_id ON submissions
                     FOR EACH ROW WHEN (NEW.api_key_id IS NOT NULL AND NEW.api_key_id IS DISTINCT FROM OLD.api_key_id)
-                    EXECUTE FUNCTION check_changed_submission_key();
+                    EXECUTE FUNCTION check_submission_keys();
                 -- What the foreign key also did: a key that submissions name stays. Now no key
                 -- goes, named or not; revoking is how a key ends.
                 CREATE OR REPLACE FUNCTION keep_api_keys() RETURNS trigger
