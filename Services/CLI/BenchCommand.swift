@@ -171,41 +171,46 @@ struct BenchCommand: AsyncParsableCommand {
 
         // 1. Raw COPY of the same rows into the same tables, one durable transaction; three
         //    times, since a single run swings widely on a shared 2-core machine: the median counts.
-        var copyTimes: [Double] = []
-        for _ in 0..<3 { copyTimes.append(try await rawCopy(databaseURL: stack.databaseURL, workload: workload)) }
-        copyTimes.sort()
-        let copySeconds = copyTimes[1]
-        let copyRate = Double(totalValues) / copySeconds
+        let copyRates = try await ThreeRuns.measure { _ in
+            Double(totalValues) / (try await rawCopy(databaseURL: stack.databaseURL, workload: workload))
+        }
+        let copyRate = copyRates.median
         BenchOutput.figure(
             "raw_copy",
             String(
                 format:
                     "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of 3; %.0f to %.0f)",
                 totalValues,
-                copySeconds,
+                Double(totalValues) / copyRate,
                 copyRate,
-                Double(totalValues) / copyTimes[2],
-                Double(totalValues) / copyTimes[0]
+                copyRates.lowest,
+                copyRates.highest
             ),
             [
-                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(copySeconds)),
+                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(Double(totalValues) / copyRate)),
                 ("values_per_second", BenchOutput.number(copyRate, decimals: 0)),
             ]
         )
+        /// A run's share of the COPY, for the figures' ranges and their JSON.
+        func shares(_ runs: ThreeRuns) -> (low: Double, high: Double, inOrder: JSON) {
+            (
+                100 * runs.lowest / copyRate, 100 * runs.highest / copyRate,
+                .array(runs.inOrder.map { BenchOutput.number($0 / copyRate, decimals: 3) })
+            )
+        }
 
         // 2. Durable intake: every answer comes after its commit, with aggregation applying
         //    beside it on the same cores (the whole system on one machine). Three runs, like
         //    the COPY (a single run of a second or less swings by ±5 points): the median counts.
         //    Aggregation applies each run's backlog before the next starts.
-        var besideRates: [Double] = []
         var drainSeconds = 0.0
-        for run in 1...3 {
+        let besideRuns = try await ThreeRuns.measure { run in
             let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "bench-\(run)")
-            besideRates.append(rate)
             drainSeconds = try await drain(stack: stack, through: seq)
+            return rate
         }
-        let besideSorted = besideRates.sorted()
-        let intakeRate = besideSorted[1]
+        let intakeRate = besideRuns.median
+        let besideShares = shares(besideRuns)
         BenchOutput.figure(
             "intake",
             String(
@@ -216,18 +221,15 @@ struct BenchCommand: AsyncParsableCommand {
                 intakeRate,
                 intakeRate / Double(values),
                 100 * intakeRate / copyRate,
-                100 * besideSorted[0] / copyRate,
-                100 * besideSorted[2] / copyRate
+                besideShares.low,
+                besideShares.high
             ),
             [
                 ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(Double(totalValues) / intakeRate)),
                 ("values_per_second", BenchOutput.number(intakeRate, decimals: 0)),
                 ("submissions_per_second", BenchOutput.number(intakeRate / Double(values), decimals: 0)),
                 ("share_of_raw_copy", BenchOutput.number(intakeRate / copyRate, decimals: 3)),
-                (
-                    "runs_share_of_raw_copy_in_order",
-                    .array(besideRates.map { BenchOutput.number($0 / copyRate, decimals: 3) })
-                ),
+                ("runs_share_of_raw_copy_in_order", besideShares.inOrder),
             ]
         )
         BenchOutput.figure(
@@ -243,16 +245,15 @@ struct BenchCommand: AsyncParsableCommand {
         //     path against the COPY, median of 3 again. Aggregation then applies the backlog
         //     before the lag run.
         for process in stack.aggregations where process.isRunning { await process.stop() }
-        var aloneRates: [Double] = []
         var aloneSeq: Int64 = 0
-        for run in 1...3 {
+        let aloneRuns = try await ThreeRuns.measure { run in
             let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "alone-\(run)")
-            aloneRates.append(rate)
             aloneSeq = seq
+            return rate
         }
         try await stack.startAggregation(index: 0)
-        let aloneSorted = aloneRates.sorted()
-        let aloneRate = aloneSorted[1]
+        let aloneRate = aloneRuns.median
+        let aloneShares = shares(aloneRuns)
         BenchOutput.figure(
             "intake_alone",
             String(
@@ -260,16 +261,13 @@ struct BenchCommand: AsyncParsableCommand {
                     "intake alone (aggregation stopped, as on other machines): %.0f values/s = %.0f%% of raw COPY (median of 3; %.0f%% to %.0f%%)",
                 aloneRate,
                 100 * aloneRate / copyRate,
-                100 * aloneSorted[0] / copyRate,
-                100 * aloneSorted[2] / copyRate
+                aloneShares.low,
+                aloneShares.high
             ),
             [
                 ("values_per_second", BenchOutput.number(aloneRate, decimals: 0)),
                 ("share_of_raw_copy", BenchOutput.number(aloneRate / copyRate, decimals: 3)),
-                (
-                    "runs_share_of_raw_copy_in_order",
-                    .array(aloneRates.map { BenchOutput.number($0 / copyRate, decimals: 3) })
-                ),
+                ("runs_share_of_raw_copy_in_order", aloneShares.inOrder),
             ]
         )
 
@@ -559,6 +557,22 @@ struct BenchCommand: AsyncParsableCommand {
             try connection.execute("VACUUM ANALYZE \(submissionsTable), \(valuesTable)")
             return seconds
         }
+    }
+}
+
+/// Three runs of one measure, in the order they ran: a single run on a shared 2-core machine
+/// swings widely, so the median counts, and the range is printed beside it.
+struct ThreeRuns {
+    let inOrder: [Double]
+    var median: Double { inOrder.sorted()[1] }
+    var lowest: Double { inOrder.min()! }
+    var highest: Double { inOrder.max()! }
+
+    /// Runs `run` three times (given 1, 2, 3), one after the other.
+    static func measure(_ run: (Int) async throws -> Double) async throws -> ThreeRuns {
+        var results: [Double] = []
+        for index in 1...3 { results.append(try await run(index)) }
+        return ThreeRuns(inOrder: results)
     }
 }
 

@@ -52,7 +52,10 @@ public struct FieldReader {
     public var problems: [Problem] { collector.problems }
 
     /// The path of member `key` of this object.
-    public func path(of key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    public func path(of key: String) -> String { Self.path(of: key, in: path) }
+
+    /// The path of member `key` of the object at `path`.
+    private static func path(of key: String, in path: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     /// Records a problem found by the caller (a rule beyond the field's type).
     public func report(_ problem: Problem) { collector.add(problem) }
@@ -223,10 +226,7 @@ public struct FieldReader {
             if let text = member.stringValue {
                 strings.append((name, text))
             } else {
-                let objectPath = path(of: key)
-                collector.add(
-                    .wrongType(objectPath.isEmpty ? name : "\(objectPath).\(name)", expected: "a string", found: member)
-                )
+                collector.add(.wrongType(Self.path(of: name, in: path(of: key)), expected: "a string", found: member))
             }
         }
         return strings
