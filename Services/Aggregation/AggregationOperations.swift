@@ -15,15 +15,23 @@ public struct AggregationOperations: Sendable {
     let sampler: BacklogSampler
     let listener: NotificationListener
 
+    /// Passes an instance runs at once, over different partitions, unless told otherwise: two
+    /// keep the lag from an acknowledgement to the totals low under a steady load, where one
+    /// pass at a time fell behind (docs/OPERATIONS.md has the figures).
+    public static let defaultConcurrentPasses = 2
+
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
-    /// instance's partitions move to the others after it). The `catalogue` says which
-    /// indicators are snapshots (`latest`), whose newest submission per cell and period wins.
+    /// instance's partitions move to the others after it). `concurrentPasses`: how many passes
+    /// this instance runs at once, each over its own part of the instance's partitions and on a
+    /// database connection of its own. The `catalogue` says which indicators are snapshots
+    /// (`latest`), whose newest submission per cell and period wins.
     public init(
         catalogue: Catalogue,
         pool: PostgresPool,
         instance: String,
         batchSize: Int,
+        concurrentPasses: Int = Self.defaultConcurrentPasses,
         pollInterval: Duration,
         lease: Duration = .seconds(10),
         logger: Logger
@@ -36,7 +44,13 @@ public struct AggregationOperations: Sendable {
             latestIndicators: catalogue.indicators.filter { $0.timeAggregation == .latest }.map(\.code)
         )
         let metrics = AggregationMetrics()
-        self.worker = AggregationWorker(applier: applier, pollInterval: pollInterval, metrics: metrics, logger: logger)
+        self.worker = AggregationWorker(
+            applier: applier,
+            concurrentPasses: concurrentPasses,
+            pollInterval: pollInterval,
+            metrics: metrics,
+            logger: logger
+        )
         self.sampler = BacklogSampler(applier: applier, interval: .seconds(2), metrics: metrics, logger: logger)
         // Every numbering, whoever made it: nudges over TCP reach only the instances intake was
         // given, and one scaled out later would wait for its poll (and every read with min_seq

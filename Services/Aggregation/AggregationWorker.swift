@@ -5,49 +5,78 @@ import RootcausesService
 import ServiceLifecycle
 
 /// Runs passes of the applier: at start, on every nudge, and every poll interval, each time
-/// there is work (an idle instance only looks).
+/// there is work (an idle instance only looks). The instance's partitions are split into
+/// `concurrentPasses` lanes, each with a loop and a database connection of its own, so passes
+/// over different partitions run at once on the database's cores: a pass is one statement,
+/// and one statement runs on one core.
 final class AggregationWorker: Service, Sendable {
     private let applier: Applier
     private let pollInterval: Duration
     private let logger: Logger
-    private let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
-    private let lastShare = NIOLockedValueBox<[Int]>([])
+    private let loops: [LaneLoop]
+    /// The partitions each lane worked on in its last pass, or owns while it has nothing to apply.
+    private let laneShares: NIOLockedValueBox<[[Int]]>
     private let metrics: AggregationMetrics
 
-    init(applier: Applier, pollInterval: Duration, metrics: AggregationMetrics, logger: Logger) {
+    /// One lane's wake-ups: a nudge or a tick wakes every lane.
+    private struct LaneLoop: Sendable {
+        let lane: Applier.Lane
+        let wakeups: AsyncStream<Void>
+        let wake: AsyncStream<Void>.Continuation
+    }
+
+    init(
+        applier: Applier,
+        concurrentPasses: Int = 1,
+        pollInterval: Duration,
+        metrics: AggregationMetrics,
+        logger: Logger
+    ) {
         self.applier = applier
         self.metrics = metrics
         self.pollInterval = pollInterval
         self.logger = logger
-        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let count = max(1, concurrentPasses)
+        self.loops = (0..<count).map { index in
+            let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            return LaneLoop(lane: Applier.Lane(index: index, count: count), wakeups: wakeups, wake: wake)
+        }
+        self.laneShares = NIOLockedValueBox(Array(repeating: [], count: count))
     }
 
-    /// Partitions this instance worked on in its last pass, or owns while it has nothing to apply.
-    var share: [Int] { lastShare.withLockedValue { $0 } }
+    /// Partitions this instance worked on in its last passes, or owns while it has nothing to apply.
+    var share: [Int] { laneShares.withLockedValue { $0.joined().sorted() } }
 
-    /// Asks for a pass now (a nudge).
-    func nudge() { wake.yield() }
+    /// Asks for a pass now (a nudge), in every lane.
+    func nudge() {
+        for loop in loops { loop.wake.yield() }
+    }
 
     func run() async throws {
-        // A timer feeds the same stream as nudges, so one loop handles both.
+        // A timer feeds the same streams as nudges, so one loop per lane handles both.
         let interval = pollInterval
-        let wake = self.wake
-        let ticker = Task {
+        let ticker = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
-                wake.yield()
+                self?.nudge()
             }
         }
         defer { ticker.cancel() }
-        wake.yield()
-        var ownership = OwnershipState()
+        nudge()
+        logger.info("aggregation worker started", metadata: ["concurrent_passes": "\(loops.count)"])
         await withGracefulShutdownHandler {
-            for await _ in wakeups {
-                await runPasses(&ownership)
+            await withTaskGroup(of: Void.self) { group in
+                for loop in loops {
+                    group.addTask {
+                        var ownership = OwnershipState()
+                        for await _ in loop.wakeups {
+                            await self.runPasses(loop.lane, &ownership)
+                        }
+                    }
+                }
             }
-        } onGracefulShutdown: { [wake] in
-            wake.finish()
+        } onGracefulShutdown: { [loops] in
+            for loop in loops { loop.wake.finish() }
         }
         // Hand the partitions over now rather than when the leases run out.
         do {
@@ -70,7 +99,10 @@ final class AggregationWorker: Service, Sendable {
     /// Heartbeats often enough that a lease never runs out while the instance lives.
     private var heartbeatInterval: Duration { min(pollInterval, applier.lease / 3) }
 
-    private func heartbeatIfDue(_ state: inout OwnershipState) async throws {
+    /// Renews the leases when due. Only the first lane heartbeats, for the whole instance; when
+    /// the partitions held change, every lane is woken to look at its new ones.
+    private func heartbeatIfDue(_ lane: Applier.Lane, _ state: inout OwnershipState) async throws {
+        guard lane.index == 0 else { return }
         let now = ContinuousClock.now
         if let last = state.lastHeartbeat, now - last < heartbeatInterval { return }
         let ownership = try await applier.heartbeat()
@@ -81,31 +113,39 @@ final class AggregationWorker: Service, Sendable {
                 metadata: ["count": "\(ownership.partitions.count)", "instances": "\(ownership.instances)"]
             )
             state.held = ownership
+            for loop in loops where loop.lane != lane { loop.wake.yield() }
         }
     }
 
-    private func runPasses(_ ownership: inout OwnershipState) async {
+    /// Records what `lane` worked on, and the instance's whole share in the gauge.
+    private func recordShare(_ partitions: [Int], of lane: Applier.Lane) {
+        let held = laneShares.withLockedValue { shares in
+            shares[lane.index] = partitions
+            return shares.reduce(0) { $0 + $1.count }
+        }
+        metrics.partitionsHeld.record(held)
+    }
+
+    private func runPasses(_ lane: Applier.Lane, _ ownership: inout OwnershipState) async {
         // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
         while !Task.isShuttingDownGracefully {
             do {
-                try await heartbeatIfDue(&ownership)
-                let pending = try await applier.pendingWork()
+                try await heartbeatIfDue(lane, &ownership)
+                let pending = try await applier.pendingWork(lane: lane)
                 if pending.gap <= 0 {
-                    lastShare.withLockedValue { $0 = pending.owned }
-                    metrics.partitionsHeld.record(pending.owned.count)
+                    recordShare(pending.owned, of: lane)
                     return
                 }
                 let started = ContinuousClock.now
-                let pass = try await applier.applyPass(gap: pending.gap)
-                lastShare.withLockedValue { $0 = pass.held }
-                metrics.partitionsHeld.record(pass.held.count)
+                let pass = try await applier.applyPass(lane: lane, gap: pending.gap)
+                recordShare(pass.held, of: lane)
                 metrics.advanced.increment(by: pass.advanced)
                 metrics.passDuration.record(duration: ContinuousClock.now - started)
                 if pass.applied > 0 {
                     logger.debug(
                         "applied submissions",
                         metadata: [
-                            "partitions": "\(pass.held)", "applied": "\(pass.applied)",
+                            "lane": "\(lane.index)", "partitions": "\(pass.held)", "applied": "\(pass.applied)",
                             "duration": "\(ContinuousClock.now - started)",
                         ]
                     )
@@ -113,7 +153,10 @@ final class AggregationWorker: Service, Sendable {
                 if !pass.moreWork { return }
             } catch {
                 metrics.failedPasses.increment()
-                logger.warning("aggregation pass failed; will retry", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "aggregation pass failed; will retry",
+                    metadata: ["lane": "\(lane.index)", "error": "\(error)"]
+                )
                 return
             }
         }
@@ -155,7 +198,7 @@ struct AggregationMetrics: Sendable {
     let backlog = Gauge(label: "rootcauses_aggregation_backlog_submissions")
     /// Seconds since the oldest unapplied submission was numbered; 0 with no backlog.
     let lag = Gauge(label: "rootcauses_aggregation_lag_seconds")
-    /// Partitions this instance worked on in its last pass, or owns while it has nothing to apply.
+    /// Partitions this instance worked on in its last passes, or owns while it has nothing to apply.
     let partitionsHeld = Gauge(label: "rootcauses_aggregation_partitions_held")
     /// Seqs (submissions, retractions, deduplications) applied by this instance, counted once
     /// per partition they were applied in.

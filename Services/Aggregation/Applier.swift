@@ -12,6 +12,17 @@ struct Applier: Sendable {
     /// The indicators whose periods hold snapshots (`latest`): the newest submission of a cell wins.
     let latestIndicators: [String]
 
+    /// Which of this instance's partitions one of its concurrent pass loops works on: those
+    /// whose number leaves `index` when divided by `count`. The loops of one instance never
+    /// touch the same partition, so their passes lock, write and commit independently.
+    struct Lane: Sendable, Hashable {
+        var index: Int
+        var count: Int
+
+        /// Every partition, in one loop.
+        static let all = Lane(index: 0, count: 1)
+    }
+
     /// What this instance holds after a heartbeat.
     struct Ownership: Sendable, Equatable {
         /// The partitions it owns, in order.
@@ -130,16 +141,16 @@ struct Applier: Sendable {
         return states
     }
 
-    /// The partitions this instance owns, and how many seqs the one furthest behind is behind
-    /// the counter (0: nothing to apply). A pass costs ~10 ms of planning even with nothing to
-    /// apply, and an idle instance would pay it at every poll: this look (one small statement)
-    /// decides whether a pass is needed, and which plan it runs on.
-    func pendingWork() async throws -> (owned: [Int], gap: Int64) {
+    /// The partitions of `lane` this instance owns, and how many seqs the one furthest behind
+    /// is behind the counter (0: nothing to apply). A pass costs ~10 ms of planning even with
+    /// nothing to apply, and an idle instance would pay it at every poll: this look (one small
+    /// statement) decides whether a pass is needed, and which plan it runs on.
+    func pendingWork(lane: Lane) async throws -> (owned: [Int], gap: Int64) {
         let instance = self.instance
         let query: PostgresQuery = """
             SELECT p.partition, c.last_seq - p.applied_seq AS gap
             FROM \(Storage.Table.aggregationPartitions) p, \(Storage.Table.seqCounter) c
-            WHERE p.owner = \(instance)
+            WHERE p.owner = \(instance) AND p.partition % \(lane.count) = \(lane.index)
             ORDER BY p.partition
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
@@ -177,7 +188,7 @@ struct Applier: Sendable {
         var moreWork = false
     }
 
-    /// Applies pending versions to the partitions this instance owns, in one statement (one
+    /// Applies pending versions to the partitions of `lane` this instance owns, in one statement (one
     /// round trip, one commit): lock them (`SKIP LOCKED`: a former owner may still be finishing
     /// a pass on one), turn the versions after each one's watermark into changes of the rollups,
     /// keep each changed row's state after each seq that changed it, and move the watermarks. The rollups, the log
@@ -191,8 +202,8 @@ struct Applier: Sendable {
     /// watermark, as the baseline), and the changes are the differences. docs/ROLLUPS.md.
     ///
     /// `gap` is how far behind the counter the partition furthest behind was just before (see
-    /// ``pendingWork()``): a small pass runs on a generic plan (``genericPlanGap``).
-    func applyPass(gap: Int64) async throws -> Pass {
+    /// ``pendingWork(lane:)``): a small pass runs on a generic plan (``genericPlanGap``).
+    func applyPass(lane: Lane, gap: Int64) async throws -> Pass {
         let batchSize = self.batchSize
         let instance = self.instance
         let latest = latestIndicators
@@ -201,7 +212,7 @@ struct Applier: Sendable {
         let query: PostgresQuery = """
             WITH locked AS (
                 SELECT partition, applied_seq FROM \(Storage.Table.aggregationPartitions)
-                WHERE owner = \(instance)
+                WHERE owner = \(instance) AND partition % \(lane.count) = \(lane.index)
                 FOR UPDATE SKIP LOCKED
             ), newest AS (
                 -- Seqs commit in order (see intake): every seq up to the committed counter is visible.

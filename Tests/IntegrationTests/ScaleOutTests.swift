@@ -85,6 +85,61 @@ extension Integration {
             }
         }
 
+        /// One instance runs its passes in lanes, at once, each over the partitions whose number
+        /// leaves the lane's index when divided by the lanes: every lane applies its own part
+        /// (no partition in two lanes), and the totals are exactly the acknowledged values,
+        /// replacements and retractions included.
+        @Test func anInstanceRunsConcurrentPassesOverDisjointPartitions() async throws {
+            try await withServiceStack { stack in
+                // The first instance gives its partitions up as it stops; the new one takes all.
+                await stack.aggregations[0].stop()
+                let added = try await stack.addAggregation(
+                    extra: ["--concurrent-passes", "4", "--log-level", "debug", "--log-format", "json"]
+                )
+                let (requests, totals) = FailureTests.workload(count: 400, prefix: "lanes", corrections: true)
+                let intake = try await stack.intakeClient()
+                let last = try await FailureTests.feed(requests, to: intake, pause: .milliseconds(5))
+                #expect(last == Int64(requests.count))
+                try await FailureTests.expectTotals(stack, minSeq: last, totals)
+
+                var partitionsByLane: [Int: Set<Int>] = [:]
+                for line in stack.aggregations[added].logTail(lines: 1_000_000).split(separator: "\n") {
+                    guard let entry = try? JSONParser.parse(String(line)), entry["message"] == "applied submissions",
+                        let lane = entry["lane"]?.stringValue.flatMap({ Int($0) }),
+                        let listed = entry["partitions"]?.stringValue
+                    else { continue }
+                    let partitions = listed.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+                    partitionsByLane[lane, default: []].formUnion(partitions)
+                }
+                #expect(partitionsByLane.keys.sorted() == [0, 1, 2, 3], "lanes that applied: \(partitionsByLane.keys)")
+                for (lane, partitions) in partitionsByLane {
+                    #expect(partitions.allSatisfy { $0 % 4 == lane }, "lane \(lane) worked on \(partitions.sorted())")
+                }
+                #expect(partitionsByLane.values.reduce(0) { $0 + $1.count } == 64)
+                await intake.close()
+                // The stopped slot is started again, so the stack stops cleanly.
+                try await stack.startAggregation(index: 0)
+            }
+        }
+
+        /// Each concurrent pass holds a database connection, and one more must stay free for
+        /// heartbeats and `status`: a setting that leaves none is refused before anything starts.
+        @Test func concurrentPassesNeedAConnectionToSpare() async throws {
+            for (passes, connections) in [("0", "8"), ("8", "8"), ("2", "2")] {
+                let ran = try await runProgram(
+                    ServiceStack.defaultBinDirectory + "/aggregation",
+                    ["--concurrent-passes", passes, "--db-connections", connections]
+                )
+                #expect(ran.status != 0)
+                #expect(
+                    ran.output.contains(
+                        "--concurrent-passes must be at least 1 and less than --db-connections (\(connections))"
+                    ),
+                    "\(ran.output)"
+                )
+            }
+        }
+
         /// An instance intake was never told of (scaled out later) applies every commit at
         /// once: it listens for numberings. Its poll is an hour away, so only the notification
         /// can wake it in time; a read waiting for the seq would otherwise answer `not_ready`.

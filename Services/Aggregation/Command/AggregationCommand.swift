@@ -28,6 +28,13 @@ struct AggregationCommand: AsyncParsableCommand {
     var batchSize: Int = 500
 
     @Option(
+        name: .customLong("concurrent-passes"),
+        help:
+            "Passes run at once, each over its own part of this instance's partitions and on a database connection of its own (at most --db-connections less one). Env: ROOTCAUSES_CONCURRENT_PASSES. Default: 2."
+    )
+    var concurrentPasses: Int?
+
+    @Option(
         name: .customLong("lease-ms"),
         help:
             "How long this instance's partitions stay its own without a heartbeat; a killed instance's partitions move to the others after this. Env: ROOTCAUSES_LEASE_MS. Default: 10000."
@@ -43,6 +50,17 @@ struct AggregationCommand: AsyncParsableCommand {
         guard interval > 0, batchSize > 0 else {
             throw ValidationError("--poll-interval-ms and --batch-size must be positive")
         }
+        let passes =
+            concurrentPasses
+            ?? ServiceOptions.environment["ROOTCAUSES_CONCURRENT_PASSES"].flatMap { Int($0) }
+            ?? AggregationOperations.defaultConcurrentPasses
+        // Each pass holds a connection for its whole statement; one more stays free for
+        // heartbeats, `status` and the backlog metrics.
+        guard passes >= 1, passes < options.resolvedConnections() else {
+            throw ValidationError(
+                "--concurrent-passes must be at least 1 and less than --db-connections (\(options.resolvedConnections()))"
+            )
+        }
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
             // Host and port name the instance: unique among live ones (one process binds a port),
             // and the same after a restart, which then takes its own partitions back at once.
@@ -51,6 +69,7 @@ struct AggregationCommand: AsyncParsableCommand {
                 pool: context.pool,
                 instance: "\(ProcessInfo.processInfo.hostName):\(context.port)",
                 batchSize: batchSize,
+                concurrentPasses: passes,
                 pollInterval: .milliseconds(interval),
                 lease: .milliseconds(lease),
                 logger: context.logger
