@@ -17,21 +17,32 @@ public struct AggregationOperations: Sendable {
 
     /// Passes an instance runs at once, over different partitions, unless told otherwise: two
     /// keep the lag from an acknowledgement to the totals low under a steady load, where one
-    /// pass at a time fell behind (docs/OPERATIONS.md has the figures).
+    /// pass at a time fell behind (docs/OPERATIONS.md, *Scaling aggregation*, has the figures).
     public static let defaultConcurrentPasses = 2
+
+    /// The passes to run at once with a pool of `databaseConnections`, or nil when `requested`
+    /// cannot be: each pass holds a connection for its whole statement, and one more stays free
+    /// for heartbeats, `status` and the backlog metrics (with a pool of one, one pass shares it).
+    /// Unrequested, the default, lowered to what the pool allows.
+    public static func concurrentPasses(requested: Int?, databaseConnections: Int) -> Int? {
+        let most = max(1, databaseConnections - 1)
+        guard let requested else { return min(defaultConcurrentPasses, most) }
+        return (1...most).contains(requested) ? requested : nil
+    }
 
     /// `instance` names this process in `status` and in the partitions it holds.
     /// `lease`: how long this instance's partitions stay its own without a heartbeat (a killed
     /// instance's partitions move to the others after it). `concurrentPasses`: how many passes
-    /// this instance runs at once, each over its own part of the instance's partitions and on a
-    /// database connection of its own. The `catalogue` says which indicators are snapshots
+    /// this instance runs at once, each over its own part of the instance's partitions; nil for
+    /// the default that `pool` leaves room for (see
+    /// ``concurrentPasses(requested:databaseConnections:)``). The `catalogue` says which indicators are snapshots
     /// (`latest`), whose newest submission per cell and period wins.
     public init(
         catalogue: Catalogue,
         pool: PostgresPool,
         instance: String,
         batchSize: Int,
-        concurrentPasses: Int = Self.defaultConcurrentPasses,
+        concurrentPasses: Int? = nil,
         pollInterval: Duration,
         lease: Duration = .seconds(10),
         logger: Logger
@@ -46,7 +57,8 @@ public struct AggregationOperations: Sendable {
         let metrics = AggregationMetrics()
         self.worker = AggregationWorker(
             applier: applier,
-            concurrentPasses: concurrentPasses,
+            concurrentPasses: concurrentPasses
+                ?? Self.concurrentPasses(requested: nil, databaseConnections: pool.maximumConnections) ?? 1,
             pollInterval: pollInterval,
             metrics: metrics,
             logger: logger

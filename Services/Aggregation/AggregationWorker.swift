@@ -6,9 +6,9 @@ import ServiceLifecycle
 
 /// Runs passes of the applier: at start, on every nudge, and every poll interval, each time
 /// there is work (an idle instance only looks). The instance's partitions are split into
-/// `concurrentPasses` lanes, each with a loop and a database connection of its own, so passes
-/// over different partitions run at once on the database's cores: a pass is one statement,
-/// and one statement runs on one core.
+/// `concurrentPasses` lanes, each with a loop of its own that takes a pooled connection for
+/// each pass, so passes over different partitions run at once on the database's cores: a pass
+/// is one statement, and one statement runs on one core.
 final class AggregationWorker: Service, Sendable {
     private let applier: Applier
     private let pollInterval: Duration
@@ -27,7 +27,7 @@ final class AggregationWorker: Service, Sendable {
 
     init(
         applier: Applier,
-        concurrentPasses: Int = 1,
+        concurrentPasses: Int,
         pollInterval: Duration,
         metrics: AggregationMetrics,
         logger: Logger
@@ -36,7 +36,8 @@ final class AggregationWorker: Service, Sendable {
         self.metrics = metrics
         self.pollInterval = pollInterval
         self.logger = logger
-        let count = max(1, concurrentPasses)
+        precondition(concurrentPasses >= 1, "an aggregation worker needs at least one lane")
+        let count = concurrentPasses
         self.loops = (0..<count).map { index in
             let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             return LaneLoop(lane: Applier.Lane(index: index, count: count), wakeups: wakeups, wake: wake)
@@ -55,10 +56,10 @@ final class AggregationWorker: Service, Sendable {
     func run() async throws {
         // A timer feeds the same streams as nudges, so one loop per lane handles both.
         let interval = pollInterval
-        let ticker = Task { [weak self] in
+        let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
-                self?.nudge()
+                self.nudge()
             }
         }
         defer { ticker.cancel() }
@@ -99,10 +100,10 @@ final class AggregationWorker: Service, Sendable {
     /// Heartbeats often enough that a lease never runs out while the instance lives.
     private var heartbeatInterval: Duration { min(pollInterval, applier.lease / 3) }
 
-    /// Renews the leases when due. Only the first lane heartbeats, for the whole instance; when
-    /// the partitions held change, every lane is woken to look at its new ones.
+    /// Renews the leases when due, if `lane` is the one that heartbeats for the instance; when
+    /// the partitions held change, every other lane is woken to look at its new ones.
     private func heartbeatIfDue(_ lane: Applier.Lane, _ state: inout OwnershipState) async throws {
-        guard lane.index == 0 else { return }
+        guard lane.heartbeats else { return }
         let now = ContinuousClock.now
         if let last = state.lastHeartbeat, now - last < heartbeatInterval { return }
         let ownership = try await applier.heartbeat()
@@ -117,13 +118,13 @@ final class AggregationWorker: Service, Sendable {
         }
     }
 
-    /// Records what `lane` worked on, and the instance's whole share in the gauge.
+    /// Records what `lane` worked on, and the instance's whole share in the gauge (under the
+    /// lock, so two lanes cannot leave the gauge at an older total).
     private func recordShare(_ partitions: [Int], of lane: Applier.Lane) {
-        let held = laneShares.withLockedValue { shares in
+        laneShares.withLockedValue { shares in
             shares[lane.index] = partitions
-            return shares.reduce(0) { $0 + $1.count }
+            metrics.partitionsHeld.record(shares.reduce(0) { $0 + $1.count })
         }
-        metrics.partitionsHeld.record(held)
     }
 
     private func runPasses(_ lane: Applier.Lane, _ ownership: inout OwnershipState) async {
@@ -149,6 +150,12 @@ final class AggregationWorker: Service, Sendable {
                             "duration": "\(ContinuousClock.now - started)",
                         ]
                     )
+                }
+                if pass.held.count < pending.owned.count {
+                    // Some were locked just then (a heartbeat, or a former owner's pass ending):
+                    // look again shortly rather than leave them until the next wake-up.
+                    try? await Task.sleep(for: .milliseconds(10))
+                    continue
                 }
                 if !pass.moreWork { return }
             } catch {

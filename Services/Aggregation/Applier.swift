@@ -16,11 +16,11 @@ struct Applier: Sendable {
     /// whose number leaves `index` when divided by `count`. The loops of one instance never
     /// touch the same partition, so their passes lock, write and commit independently.
     struct Lane: Sendable, Hashable {
-        var index: Int
-        var count: Int
+        let index: Int
+        let count: Int
 
-        /// Every partition, in one loop.
-        static let all = Lane(index: 0, count: 1)
+        /// The first lane also heartbeats, for the whole instance.
+        var heartbeats: Bool { index == 0 }
     }
 
     /// What this instance holds after a heartbeat.
@@ -35,6 +35,11 @@ struct Applier: Sendable {
     /// live instance holds a fair share (the partitions divided by the live instances, rounded
     /// up): a new instance gets partitions handed over by the others within a heartbeat or two,
     /// and a dead one's are taken once its lease has run out. One statement, one round trip.
+    ///
+    /// A partition that one of this instance's passes holds right now is left alone (`SKIP
+    /// LOCKED`): the pass renews its lease as it commits, and a partition to give up goes at a
+    /// later heartbeat. Waiting for it kept the first lane from its own passes while another
+    /// lane's ran, and the heartbeat's locks made passes starting meanwhile skip partitions.
     func heartbeat() async throws -> Ownership {
         let leaseMilliseconds = lease.wholeMilliseconds
         let query: PostgresQuery = """
@@ -52,14 +57,20 @@ struct Applier: Sendable {
             ), mine AS (
                 SELECT partition, row_number() OVER (ORDER BY partition) AS rank
                 FROM \(Storage.Table.aggregationPartitions) WHERE owner = \(instance)
+            ), idle AS (
+                -- Not in a pass of ours right now.
+                SELECT partition FROM \(Storage.Table.aggregationPartitions) WHERE owner = \(instance)
+                FOR UPDATE SKIP LOCKED
             ), released AS (
                 UPDATE \(Storage.Table.aggregationPartitions) p SET owner = NULL, lease_expires_at = NULL
-                FROM mine, fair WHERE p.partition = mine.partition AND mine.rank > fair.share
+                FROM mine, fair, idle
+                WHERE p.partition = mine.partition AND idle.partition = mine.partition AND mine.rank > fair.share
                 RETURNING p.partition
             ), renewed AS (
                 UPDATE \(Storage.Table.aggregationPartitions) p
                 SET lease_expires_at = now() + \(leaseMilliseconds)::bigint * interval '1 millisecond'
-                FROM mine, fair WHERE p.partition = mine.partition AND mine.rank <= fair.share
+                FROM mine, fair, idle
+                WHERE p.partition = mine.partition AND idle.partition = mine.partition AND mine.rank <= fair.share
                 RETURNING p.partition
             ), free AS (
                 -- Unowned, or owned by an instance whose lease ran out. SKIP LOCKED: a partition
@@ -75,8 +86,13 @@ struct Applier: Sendable {
                 FROM free WHERE p.partition = free.partition
                 RETURNING p.partition
             )
-            SELECT partition, (SELECT instances FROM fair) AS instances, (SELECT count(*) FROM heartbeat) AS beat
-            FROM (SELECT partition FROM renewed UNION ALL SELECT partition FROM claimed) owned
+            -- What this instance holds from now on, renewed here or by the pass holding it.
+            SELECT partition, (SELECT instances FROM fair) AS instances, (SELECT count(*) FROM heartbeat) AS beat,
+                   (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM released) AS released
+            FROM (
+                SELECT partition FROM mine, fair WHERE mine.rank <= fair.share
+                UNION ALL SELECT partition FROM claimed
+            ) owned
             ORDER BY partition
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
@@ -205,6 +221,7 @@ struct Applier: Sendable {
     /// ``pendingWork(lane:)``): a small pass runs on a generic plan (``genericPlanGap``).
     func applyPass(lane: Lane, gap: Int64) async throws -> Pass {
         let batchSize = self.batchSize
+        let leaseMilliseconds = lease.wholeMilliseconds
         let instance = self.instance
         let latest = latestIndicators
         let allCells = Storage.allCells
@@ -433,9 +450,14 @@ struct Applier: Sendable {
                 WINDOW later AS (PARTITION BY key_id ORDER BY seq DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                 RETURNING 1
             ), moved AS (
-                UPDATE \(Storage.Table.aggregationPartitions) p SET applied_seq = t.to_seq, applied_by = \(instance), applied_at = now()
+                -- Every partition held renews its lease here: the heartbeat skips partitions in a pass.
+                UPDATE \(Storage.Table.aggregationPartitions) p
+                SET applied_seq = t.to_seq,
+                    applied_by = CASE WHEN t.to_seq > t.from_seq THEN \(instance) ELSE p.applied_by END,
+                    applied_at = CASE WHEN t.to_seq > t.from_seq THEN now() ELSE p.applied_at END,
+                    lease_expires_at = now() + \(leaseMilliseconds)::bigint * interval '1 millisecond'
                 FROM target t
-                WHERE p.partition = t.partition AND t.to_seq > t.from_seq
+                WHERE p.partition = t.partition
                 RETURNING p.partition
             )
             SELECT t.partition, t.from_seq, t.to_seq, (SELECT last_seq FROM newest) AS latest,

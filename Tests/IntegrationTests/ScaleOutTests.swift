@@ -1,3 +1,5 @@
+import AggregationService
+import Foundation
 import NIOConcurrencyHelpers
 import RootcausesJSON
 import RootcausesLocalStack
@@ -102,20 +104,36 @@ extension Integration {
                 #expect(last == Int64(requests.count))
                 try await FailureTests.expectTotals(stack, minSeq: last, totals)
 
+                // Each pass of a lane, from its debug line: the lane, its partitions, and when it ran.
                 var partitionsByLane: [Int: Set<Int>] = [:]
+                var passes: [(lane: Int, start: Double, end: Double)] = []
+                let timestamps = ISO8601DateFormatter()
+                timestamps.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
                 for line in stack.aggregations[added].logTail(lines: 1_000_000).split(separator: "\n") {
                     guard let entry = try? JSONParser.parse(String(line)), entry["message"] == "applied submissions",
                         let lane = entry["lane"]?.stringValue.flatMap({ Int($0) }),
-                        let listed = entry["partitions"]?.stringValue
+                        let listed = entry["partitions"]?.stringValue,
+                        let logged = entry["time"]?.stringValue.flatMap({ timestamps.date(from: $0) }),
+                        let seconds = entry["duration"]?.stringValue?.split(separator: " ").first.flatMap({ Double($0) }
+                        )
                     else { continue }
                     let partitions = listed.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
                     partitionsByLane[lane, default: []].formUnion(partitions)
+                    let end = logged.timeIntervalSince1970
+                    passes.append((lane, end - seconds, end))
                 }
                 #expect(partitionsByLane.keys.sorted() == [0, 1, 2, 3], "lanes that applied: \(partitionsByLane.keys)")
                 for (lane, partitions) in partitionsByLane {
                     #expect(partitions.allSatisfy { $0 % 4 == lane }, "lane \(lane) worked on \(partitions.sorted())")
                 }
                 #expect(partitionsByLane.values.reduce(0) { $0 + $1.count } == 64)
+                // The lanes ran at once: some passes of different lanes overlapped in time.
+                let overlapping = passes.contains { one in
+                    passes.contains { other in
+                        other.lane != one.lane && other.start < one.end && one.start < other.end
+                    }
+                }
+                #expect(overlapping, "\(passes.count) passes, none of two lanes at once")
                 await intake.close()
                 // The stopped slot is started again, so the stack stops cleanly.
                 try await stack.startAggregation(index: 0)
@@ -123,17 +141,32 @@ extension Integration {
         }
 
         /// Each concurrent pass holds a database connection, and one more must stay free for
-        /// heartbeats and `status`: a setting that leaves none is refused before anything starts.
+        /// heartbeats and `status` (a pool of one is shared by one pass): a setting that leaves
+        /// none is refused before anything starts, and the default fits a small pool.
         @Test func concurrentPassesNeedAConnectionToSpare() async throws {
-            for (passes, connections) in [("0", "8"), ("8", "8"), ("2", "2")] {
+            let resolve = AggregationOperations.concurrentPasses(requested:databaseConnections:)
+            #expect(resolve(nil, 8) == 2)
+            #expect(resolve(nil, 2) == 1)
+            #expect(resolve(nil, 1) == 1)
+            #expect(resolve(7, 8) == 7)
+            #expect(resolve(1, 2) == 1)
+            #expect(resolve(1, 1) == 1)
+            #expect(resolve(8, 8) == nil)
+            #expect(resolve(2, 2) == nil)
+            #expect(resolve(0, 8) == nil)
+            for (passes, connections, most) in [("0", "8", 7), ("8", "8", 7), ("2", "2", 1)] {
+                // No database and any free port: refused or not, it must not wait for either.
                 let ran = try await runProgram(
                     ServiceStack.defaultBinDirectory + "/aggregation",
-                    ["--concurrent-passes", passes, "--db-connections", connections]
+                    [
+                        "--concurrent-passes", passes, "--db-connections", connections,
+                        "--database-url", "postgresql://127.0.0.1:1/none", "--listen", "127.0.0.1:0",
+                    ]
                 )
                 #expect(ran.status != 0)
                 #expect(
                     ran.output.contains(
-                        "--concurrent-passes must be at least 1 and less than --db-connections (\(connections))"
+                        "--concurrent-passes must be from 1 to \(most): one less than --db-connections (\(connections)), or 1"
                     ),
                     "\(ran.output)"
                 )

@@ -30,7 +30,7 @@ struct AggregationCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("concurrent-passes"),
         help:
-            "Passes run at once, each over its own part of this instance's partitions and on a database connection of its own (at most --db-connections less one). Env: ROOTCAUSES_CONCURRENT_PASSES. Default: 2."
+            "Passes run at once, each over its own part of this instance's partitions, holding a database connection while it runs (at most --db-connections less one). Env: ROOTCAUSES_CONCURRENT_PASSES. Default: 2, or fewer if --db-connections leaves fewer."
     )
     var concurrentPasses: Int?
 
@@ -50,15 +50,17 @@ struct AggregationCommand: AsyncParsableCommand {
         guard interval > 0, batchSize > 0 else {
             throw ValidationError("--poll-interval-ms and --batch-size must be positive")
         }
-        let passes =
-            concurrentPasses
-            ?? ServiceOptions.environment["ROOTCAUSES_CONCURRENT_PASSES"].flatMap { Int($0) }
-            ?? AggregationOperations.defaultConcurrentPasses
-        // Each pass holds a connection for its whole statement; one more stays free for
-        // heartbeats, `status` and the backlog metrics.
-        guard passes >= 1, passes < options.resolvedConnections() else {
+        let connections = options.resolvedConnections()
+        let requestedPasses =
+            concurrentPasses ?? ServiceOptions.environment["ROOTCAUSES_CONCURRENT_PASSES"].flatMap { Int($0) }
+        guard
+            let passes = AggregationOperations.concurrentPasses(
+                requested: requestedPasses,
+                databaseConnections: connections
+            )
+        else {
             throw ValidationError(
-                "--concurrent-passes must be at least 1 and less than --db-connections (\(options.resolvedConnections()))"
+                "--concurrent-passes must be from 1 to \(max(1, connections - 1)): one less than --db-connections (\(connections)), or 1"
             )
         }
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
