@@ -16,6 +16,9 @@ final class AggregationWorker: Service, Sendable {
     private let loops: [LaneLoop]
     /// The partitions each lane worked on in its last pass, or owns while it has nothing to apply.
     private let laneShares: NIOLockedValueBox<[[Int]]>
+    /// The partitions the last heartbeat kept (nil before the first): passes work on these only,
+    /// so one to give up is held by at most the pass in progress.
+    private let kept = NIOLockedValueBox<[Int]?>(nil)
     private let metrics: AggregationMetrics
 
     /// One lane's wake-ups: a nudge or a tick wakes every lane.
@@ -108,6 +111,7 @@ final class AggregationWorker: Service, Sendable {
         if let last = state.lastHeartbeat, now - last < heartbeatInterval { return }
         let ownership = try await applier.heartbeat()
         state.lastHeartbeat = now
+        kept.withLockedValue { $0 = ownership.partitions }
         if ownership != state.held {
             logger.info(
                 "partitions owned",
@@ -128,17 +132,20 @@ final class AggregationWorker: Service, Sendable {
     }
 
     private func runPasses(_ lane: Applier.Lane, _ ownership: inout OwnershipState) async {
+        var lockedRetryDelay: Duration = .milliseconds(10)
         // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await heartbeatIfDue(lane, &ownership)
-                let pending = try await applier.pendingWork(lane: lane)
+                // Before the first heartbeat there is nothing to work on; it wakes every lane.
+                guard let kept = kept.withLockedValue({ $0 }) else { return }
+                let pending = try await applier.pendingWork(lane: lane, among: kept)
                 if pending.gap <= 0 {
                     recordShare(pending.owned, of: lane)
                     return
                 }
                 let started = ContinuousClock.now
-                let pass = try await applier.applyPass(lane: lane, gap: pending.gap)
+                let pass = try await applier.applyPass(lane: lane, among: kept, gap: pending.gap)
                 recordShare(pass.held, of: lane)
                 metrics.advanced.increment(by: pass.advanced)
                 metrics.passDuration.record(duration: ContinuousClock.now - started)
@@ -152,9 +159,11 @@ final class AggregationWorker: Service, Sendable {
                     )
                 }
                 if pass.held.count < pending.owned.count {
-                    // Some were locked just then (a heartbeat, or a former owner's pass ending):
-                    // look again shortly rather than leave them until the next wake-up.
-                    try? await Task.sleep(for: .milliseconds(10))
+                    // Some were locked just then: by a heartbeat, or by a pass that outlived its
+                    // client (a restarted instance keeps its name, and PostgreSQL finishes the
+                    // killed one's statement). Look again soon, then less and less often.
+                    try? await Task.sleep(for: lockedRetryDelay)
+                    lockedRetryDelay = min(lockedRetryDelay * 2, pollInterval)
                     continue
                 }
                 if !pass.moreWork { return }

@@ -25,7 +25,7 @@ struct Applier: Sendable {
 
     /// What this instance holds after a heartbeat.
     struct Ownership: Sendable, Equatable {
-        /// The partitions it owns, in order.
+        /// The partitions it keeps (its fair share), in order: passes work on these only.
         var partitions: [Int]
         /// Live instances, this one included.
         var instances: Int
@@ -86,9 +86,10 @@ struct Applier: Sendable {
                 FROM free WHERE p.partition = free.partition
                 RETURNING p.partition
             )
-            -- What this instance holds from now on, renewed here or by the pass holding it.
-            SELECT partition, (SELECT instances FROM fair) AS instances, (SELECT count(*) FROM heartbeat) AS beat,
-                   (SELECT count(*) FROM renewed) AS renewed, (SELECT count(*) FROM released) AS released
+            -- What this instance keeps from now on, renewed here or by the pass holding it. A
+            -- partition to give up that a pass holds goes at the next heartbeat: passes keep to
+            -- this list, so only the pass in progress holds it up.
+            SELECT partition, (SELECT instances FROM fair) AS instances, (SELECT count(*) FROM heartbeat) AS beat
             FROM (
                 SELECT partition FROM mine, fair WHERE mine.rank <= fair.share
                 UNION ALL SELECT partition FROM claimed
@@ -157,16 +158,18 @@ struct Applier: Sendable {
         return states
     }
 
-    /// The partitions of `lane` this instance owns, and how many seqs the one furthest behind
-    /// is behind the counter (0: nothing to apply). A pass costs ~10 ms of planning even with
-    /// nothing to apply, and an idle instance would pay it at every poll: this look (one small
-    /// statement) decides whether a pass is needed, and which plan it runs on.
-    func pendingWork(lane: Lane) async throws -> (owned: [Int], gap: Int64) {
+    /// The partitions of `lane` among `kept` (the last heartbeat's ``Ownership/partitions``)
+    /// that this instance owns, and how many seqs the one furthest behind is behind the counter
+    /// (0: nothing to apply). A pass costs ~10 ms of planning even with nothing to apply, and an
+    /// idle instance would pay it at every poll: this look (one small statement) decides whether
+    /// a pass is needed, and which plan it runs on.
+    func pendingWork(lane: Lane, among kept: [Int]) async throws -> (owned: [Int], gap: Int64) {
         let instance = self.instance
         let query: PostgresQuery = """
             SELECT p.partition, c.last_seq - p.applied_seq AS gap
             FROM \(Storage.Table.aggregationPartitions) p, \(Storage.Table.seqCounter) c
             WHERE p.owner = \(instance) AND p.partition % \(lane.count) = \(lane.index)
+              AND p.partition = ANY (\(kept)::integer[])
             ORDER BY p.partition
             """
         let rows = try await pool.withConnection(idempotent: true) { connection in try connection.query(query) }
@@ -204,7 +207,7 @@ struct Applier: Sendable {
         var moreWork = false
     }
 
-    /// Applies pending versions to the partitions of `lane` this instance owns, in one statement (one
+    /// Applies pending versions to the partitions of `lane` among `kept` that this instance owns, in one statement (one
     /// round trip, one commit): lock them (`SKIP LOCKED`: a former owner may still be finishing
     /// a pass on one), turn the versions after each one's watermark into changes of the rollups,
     /// keep each changed row's state after each seq that changed it, and move the watermarks. The rollups, the log
@@ -219,7 +222,7 @@ struct Applier: Sendable {
     ///
     /// `gap` is how far behind the counter the partition furthest behind was just before (see
     /// ``pendingWork(lane:)``): a small pass runs on a generic plan (``genericPlanGap``).
-    func applyPass(lane: Lane, gap: Int64) async throws -> Pass {
+    func applyPass(lane: Lane, among kept: [Int], gap: Int64) async throws -> Pass {
         let batchSize = self.batchSize
         let leaseMilliseconds = lease.wholeMilliseconds
         let instance = self.instance
@@ -230,6 +233,7 @@ struct Applier: Sendable {
             WITH locked AS (
                 SELECT partition, applied_seq FROM \(Storage.Table.aggregationPartitions)
                 WHERE owner = \(instance) AND partition % \(lane.count) = \(lane.index)
+                  AND partition = ANY (\(kept)::integer[])
                 FOR UPDATE SKIP LOCKED
             ), newest AS (
                 -- Seqs commit in order (see intake): every seq up to the committed counter is visible.
@@ -450,12 +454,14 @@ struct Applier: Sendable {
                 WINDOW later AS (PARTITION BY key_id ORDER BY seq DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                 RETURNING 1
             ), moved AS (
-                -- Every partition held renews its lease here: the heartbeat skips partitions in a pass.
+                -- Every partition held renews its lease here: the heartbeat skips partitions in a
+                -- pass. From the clock, not the transaction's start: a long pass must not commit a
+                -- lease that has already run out.
                 UPDATE \(Storage.Table.aggregationPartitions) p
                 SET applied_seq = t.to_seq,
                     applied_by = CASE WHEN t.to_seq > t.from_seq THEN \(instance) ELSE p.applied_by END,
                     applied_at = CASE WHEN t.to_seq > t.from_seq THEN now() ELSE p.applied_at END,
-                    lease_expires_at = now() + \(leaseMilliseconds)::bigint * interval '1 millisecond'
+                    lease_expires_at = clock_timestamp() + \(leaseMilliseconds)::bigint * interval '1 millisecond'
                 FROM target t
                 WHERE p.partition = t.partition
                 RETURNING p.partition
