@@ -35,8 +35,8 @@ public struct AggregationOperations: Sendable {
     /// instance's partitions move to the others after it). `concurrentPasses`: how many passes
     /// this instance runs at once, each over its own part of the instance's partitions; nil for
     /// the default that `pool` leaves room for (see
-    /// ``concurrentPasses(requested:databaseConnections:)``). The `catalogue` says which indicators are snapshots
-    /// (`latest`), whose newest submission per cell and period wins.
+    /// ``concurrentPasses(requested:databaseConnections:)``). The `catalogue` says which
+    /// indicators are snapshots (`latest`), whose newest submission per cell and period wins.
     public init(
         catalogue: Catalogue,
         pool: PostgresPool,

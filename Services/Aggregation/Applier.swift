@@ -207,10 +207,11 @@ struct Applier: Sendable {
         var moreWork = false
     }
 
-    /// Applies pending versions to the partitions of `lane` among `kept` that this instance owns, in one statement (one
-    /// round trip, one commit): lock them (`SKIP LOCKED`: a former owner may still be finishing
-    /// a pass on one), turn the versions after each one's watermark into changes of the rollups,
-    /// keep each changed row's state after each seq that changed it, and move the watermarks. The rollups, the log
+    /// Applies pending versions to the partitions of `lane` among `kept` that this instance
+    /// owns, in one statement (one round trip, one commit): lock them (`SKIP LOCKED`: a former
+    /// owner may still be finishing a pass on one), turn the versions after each one's watermark
+    /// into changes of the rollups, keep each changed row's state after each seq that changed
+    /// it, and move the watermarks, renewing their leases. The rollups, the log
     /// and the watermarks commit together or not at all, so every version is applied exactly once.
     ///
     /// A version adds its values and takes away those of the version it replaces or retracts.
@@ -221,7 +222,7 @@ struct Applier: Sendable {
     /// watermark, as the baseline), and the changes are the differences. docs/ROLLUPS.md.
     ///
     /// `gap` is how far behind the counter the partition furthest behind was just before (see
-    /// ``pendingWork(lane:)``): a small pass runs on a generic plan (``genericPlanGap``).
+    /// ``pendingWork(lane:among:)``): a small pass runs on a generic plan (``genericPlanGap``).
     func applyPass(lane: Lane, among kept: [Int], gap: Int64) async throws -> Pass {
         let batchSize = self.batchSize
         let leaseMilliseconds = lease.wholeMilliseconds
