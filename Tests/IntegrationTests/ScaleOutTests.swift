@@ -140,6 +140,45 @@ extension Integration {
             }
         }
 
+        /// A heartbeat never waits for a partition that a pass holds (here a transaction of the
+        /// test's own stands in for a long pass): the instance keeps beating while its other
+        /// lane's partitions are locked, and the held partition is applied once it is let go.
+        /// (Waiting, the first lane's heartbeat stood still behind the other lane's passes.)
+        @Test func heartbeatsGoOnWhileAPassHoldsAPartition() async throws {
+            try await withServiceStack { stack in
+                let aggregation = try await stack.aggregationClient(0)
+                func heartbeatAt() async throws -> String {
+                    let status = try await aggregation.expectOK(["op": "status"])
+                    return try #require(status["instances"]?.arrayValue?.first?["heartbeat_at"]?.stringValue)
+                }
+                let holder = try PostgresConnection(conninfo: stack.databaseURL, logger: .init(label: "tests"))
+                defer { holder.close() }
+                try holder.execute("BEGIN")
+                _ = try holder.query(
+                    "SELECT partition FROM aggregation_partitions WHERE partition = 1 FOR UPDATE" as PostgresQuery
+                )
+                let before = try await heartbeatAt()
+                // The stack heartbeats every 200 ms: well over a beat, with the row held throughout.
+                try await Task.sleep(for: .milliseconds(1_500))
+                let during = try await heartbeatAt()
+                try holder.execute("ROLLBACK")
+                #expect(during > before, "no heartbeat since \(before) while partition 1 was held")
+
+                // Let go, the held partition is applied with the rest.
+                let intake = try await stack.intakeClient()
+                let body = submission("held-1", period: "2022Q1", values: [value("firms_supported", "HN", .int(7))])
+                let seq = try #require(try await intake.expectOK(submitRequest(body))["seq"]?.int64Value)
+                let reporting = try await stack.reportingClient()
+                let answer = try await reporting.expectOK([
+                    "op": "totals", "indicator": "firms_supported", "min_seq": .int(seq), "timeout_ms": 10_000,
+                ])
+                #expect(answer["rows"]?.arrayValue?.first?["value"] == .int(7))
+                await intake.close()
+                await reporting.close()
+                await aggregation.close()
+            }
+        }
+
         /// Each concurrent pass holds a database connection, and one more must stay free for
         /// heartbeats and `status` (a pool of one is shared by one pass): a setting that leaves
         /// none is refused before anything starts, and the default fits a small pool.
