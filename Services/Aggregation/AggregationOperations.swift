@@ -25,9 +25,15 @@ public struct AggregationOperations: Sendable {
     /// for heartbeats, `status` and the backlog metrics (with a pool of one, one pass shares it).
     /// Unrequested, the default, lowered to what the pool allows.
     public static func concurrentPasses(requested: Int?, databaseConnections: Int) -> Int? {
-        let most = max(1, databaseConnections - 1)
+        let most = mostConcurrentPasses(databaseConnections: databaseConnections)
         guard let requested else { return min(defaultConcurrentPasses, most) }
         return (1...most).contains(requested) ? requested : nil
+    }
+
+    /// The most passes a pool of `databaseConnections` can run at once: one connection less,
+    /// or the only one.
+    public static func mostConcurrentPasses(databaseConnections: Int) -> Int {
+        max(1, databaseConnections - 1)
     }
 
     /// `instance` names this process in `status` and in the partitions it holds.

@@ -16,9 +16,9 @@ final class AggregationWorker: Service, Sendable {
     private let loops: [LaneLoop]
     /// The partitions each lane worked on in its last pass, or owns while it has nothing to apply.
     private let laneShares: NIOLockedValueBox<[[Int]]>
-    /// The partitions the last heartbeat kept (nil before the first): passes work on these only,
+    /// The last heartbeat (nil before the first): passes work only on the partitions it kept,
     /// so one to give up is held by at most the pass in progress.
-    private let kept = NIOLockedValueBox<[Int]?>(nil)
+    private let lastHeartbeat = NIOLockedValueBox<Heartbeat?>(nil)
     private let metrics: AggregationMetrics
 
     /// One lane's wake-ups: a nudge or a tick wakes every lane.
@@ -72,9 +72,8 @@ final class AggregationWorker: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 for loop in loops {
                     group.addTask {
-                        var ownership = OwnershipState()
                         for await _ in loop.wakeups {
-                            await self.runPasses(loop.lane, &ownership)
+                            await self.runPasses(loop.lane)
                         }
                     }
                 }
@@ -94,10 +93,10 @@ final class AggregationWorker: Service, Sendable {
         logger.info("aggregation worker stopped")
     }
 
-    /// When this instance last renewed its leases, and what it held then.
-    private struct OwnershipState {
-        var lastHeartbeat: ContinuousClock.Instant?
-        var held: Applier.Ownership?
+    /// When this instance last renewed its leases, and what it kept then.
+    private struct Heartbeat: Sendable {
+        let at: ContinuousClock.Instant
+        let ownership: Applier.Ownership
     }
 
     /// Heartbeats often enough that a lease never runs out while the instance lives.
@@ -105,19 +104,18 @@ final class AggregationWorker: Service, Sendable {
 
     /// Renews the leases when due, if `lane` is the one that heartbeats for the instance; when
     /// the partitions held change, every other lane is woken to look at its new ones.
-    private func heartbeatIfDue(_ lane: Applier.Lane, _ state: inout OwnershipState) async throws {
+    private func heartbeatIfDue(_ lane: Applier.Lane) async throws {
         guard lane.heartbeats else { return }
         let now = ContinuousClock.now
-        if let last = state.lastHeartbeat, now - last < heartbeatInterval { return }
+        let previous = lastHeartbeat.withLockedValue { $0 }
+        if let previous, now - previous.at < heartbeatInterval { return }
         let ownership = try await applier.heartbeat()
-        state.lastHeartbeat = now
-        kept.withLockedValue { $0 = ownership.partitions }
-        if ownership != state.held {
+        lastHeartbeat.withLockedValue { $0 = Heartbeat(at: now, ownership: ownership) }
+        if ownership != previous?.ownership {
             logger.info(
                 "partitions owned",
                 metadata: ["count": "\(ownership.partitions.count)", "instances": "\(ownership.instances)"]
             )
-            state.held = ownership
             for loop in loops where loop.lane != lane { loop.wake.yield() }
         }
     }
@@ -131,14 +129,14 @@ final class AggregationWorker: Service, Sendable {
         }
     }
 
-    private func runPasses(_ lane: Applier.Lane, _ ownership: inout OwnershipState) async {
+    private func runPasses(_ lane: Applier.Lane) async {
         var lockedRetryDelay: Duration = .milliseconds(10)
         // Keep going while there is a backlog, so a burst is applied without waiting for the timer.
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                try await heartbeatIfDue(lane, &ownership)
+                try await heartbeatIfDue(lane)
                 // Before the first heartbeat there is nothing to work on; it wakes every lane.
-                guard let kept = kept.withLockedValue({ $0 }) else { return }
+                guard let kept = lastHeartbeat.withLockedValue({ $0?.ownership.partitions }) else { return }
                 let pending = try await applier.pendingWork(lane: lane, among: kept)
                 if pending.gap <= 0 {
                     recordShare(pending.owned, of: lane)

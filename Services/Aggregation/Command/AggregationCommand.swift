@@ -60,7 +60,7 @@ struct AggregationCommand: AsyncParsableCommand {
             )
         else {
             throw ValidationError(
-                "--concurrent-passes must be from 1 to \(max(1, connections - 1)): one less than --db-connections (\(connections)), or 1"
+                "--concurrent-passes must be from 1 to \(AggregationOperations.mostConcurrentPasses(databaseConnections: connections)): one less than --db-connections (\(connections)), or 1"
             )
         }
         try await runService(name: "aggregation", defaultPort: 7402, options: options) { context in
