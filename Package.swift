@@ -252,7 +252,7 @@ let package = Package(
             name: "UnitTests",
             dependencies: [
                 "RootcausesModel", "RootcausesJSON", "RootcausesProtocol", "RootcausesTransport", "RootcausesPostgres",
-                "RootcausesService", "RootcausesStorage",
+                "RootcausesService", "RootcausesStorage", "IntakeService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -59,6 +59,7 @@ public final class AggregationNudger: Service, Sendable {
     }
 
     private func nudge(_ address: String, seq: Int64, clients: NudgeConnections) async {
+        guard await clients.mayNudge(address) else { return }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -77,6 +78,7 @@ public final class AggregationNudger: Service, Sendable {
                 try await group.next()
                 group.cancelAll()
             }
+            await clients.delivered(address)
         } catch {
             // Aggregation may be down or restarting; it catches up by itself.
             logger.debug("nudge not delivered", metadata: ["address": "\(address)", "error": "\(error)"])
@@ -84,13 +86,55 @@ public final class AggregationNudger: Service, Sendable {
             // A refused key would be refused again at every nudge, and each refusal counts
             // against this host's address there (throttling every client on it): pause instead.
             let refused = (error as? RefusedNudge)?.isAboutTheKey ?? "\(error)".contains("the key was refused")
-            if refused, await clients.pause(address, for: .seconds(60)) {
-                logger.warning(
-                    "aggregation refused intake's key; nudges to it paused for 60 s (it still hears commits from PostgreSQL)",
-                    metadata: ["address": "\(address)", "error": "\(error)"]
-                )
+            if refused {
+                if await clients.pause(address, for: .seconds(60)) {
+                    logger.warning(
+                        "aggregation refused intake's key; nudges to it paused for 60 s (it still hears commits from PostgreSQL)",
+                        metadata: ["address": "\(address)", "error": "\(error)"]
+                    )
+                }
+            } else {
+                await clients.failed(address)
             }
         }
+    }
+}
+
+/// When to try an address again after nudges to it failed: not before a delay that doubles
+/// with each failure in a row, from `first` up to `longest`; at once again after a success.
+///
+/// Without it, an instance that is down (stopped, restarting, scaled in) cost intake a
+/// connection attempt, and a name resolution, at every commit: a twentieth of intake's CPU
+/// under a steady load. Nudges are hints, so skipping them loses nothing.
+struct NudgeBackoff: Sendable {
+    var first: Duration = .milliseconds(100)
+    var longest: Duration = .seconds(5)
+    private var failures: [String: (count: Int, retryAt: ContinuousClock.Instant)] = [:]
+
+    init(first: Duration = .milliseconds(100), longest: Duration = .seconds(5)) {
+        self.first = first
+        self.longest = longest
+    }
+
+    /// Whether a nudge to `address` may be tried at `now`.
+    func mayTry(_ address: String, at now: ContinuousClock.Instant) -> Bool {
+        failures[address].map { now >= $0.retryAt } ?? true
+    }
+
+    /// A nudge to `address` failed at `now`; returns how long it now waits.
+    @discardableResult
+    mutating func failed(_ address: String, at now: ContinuousClock.Instant) -> Duration {
+        let count = (failures[address]?.count ?? 0) + 1
+        var delay = first
+        for _ in 1..<count where delay < longest { delay = delay * 2 }
+        delay = min(delay, longest)
+        failures[address] = (count, now + delay)
+        return delay
+    }
+
+    /// A nudge to `address` went through.
+    mutating func succeeded(_ address: String) {
+        failures[address] = nil
     }
 }
 
@@ -108,6 +152,7 @@ private actor NudgeConnections {
     private let tls: NIOSSLContext?
     private var open: [String: ProtocolClient] = [:]
     private var pausedUntil: [String: ContinuousClock.Instant] = [:]
+    private var backoff = NudgeBackoff()
 
     /// Pauses nudges to `address`; false when they were paused already.
     func pause(_ address: String, for duration: Duration) -> Bool {
@@ -121,8 +166,23 @@ private actor NudgeConnections {
         self.tls = tls
     }
 
+    /// Whether to nudge `address` now: not while its key's refusals pause it, nor while it
+    /// backs off after failures.
+    func mayNudge(_ address: String) -> Bool {
+        let now = ContinuousClock.now
+        if let until = pausedUntil[address], until > now { return false }
+        return backoff.mayTry(address, at: now)
+    }
+
+    func failed(_ address: String) {
+        backoff.failed(address, at: .now)
+    }
+
+    func delivered(_ address: String) {
+        backoff.succeeded(address)
+    }
+
     func client(for address: String) async throws -> ProtocolClient {
-        if let until = pausedUntil[address], until > .now { throw ClientError("nudges to \(address) are paused") }
         if let client = open[address] { return client }
         let client = try await ProtocolClient.connect(address: address, token: token, tls: tls)
         open[address] = client
