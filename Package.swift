@@ -211,6 +211,8 @@ let package = Package(
                 "RootcausesLocalStack", "RootcausesService", "RootcausesModel", "RootcausesProtocol",
                 "RootcausesTransport", "RootcausesPostgres", "RootcausesJSON", "RootcausesStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

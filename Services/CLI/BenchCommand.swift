@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import RootcausesJSON
 import RootcausesLocalStack
 import RootcausesModel
@@ -169,9 +170,9 @@ struct BenchCommand: AsyncParsableCommand {
             "workload: \(submissions) submissions x \(values) values = \(totalValues) values; \(clients) connections, \(window) in flight each"
         )
 
-        // 1. Raw COPY of the same rows into the same tables, one durable transaction; three
+        // 1. Raw COPY of the same rows into the same tables, one durable transaction; five
         //    times, since a single run swings widely on a shared 2-core machine: the median counts.
-        let copyRates = try await ThreeRuns.measure { _ in
+        let copyRates = try await RepeatedRuns.measure { _ in
             Double(totalValues) / (try await rawCopy(databaseURL: stack.databaseURL, workload: workload))
         }
         let copyRate = copyRates.median
@@ -179,10 +180,11 @@ struct BenchCommand: AsyncParsableCommand {
             "raw_copy",
             String(
                 format:
-                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of 3; %.0f to %.0f)",
+                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of %d; %.0f to %.0f)",
                 totalValues,
                 Double(totalValues) / copyRate,
                 copyRate,
+                RepeatedRuns.count,
                 copyRates.lowest,
                 copyRates.highest
             ),
@@ -192,7 +194,7 @@ struct BenchCommand: AsyncParsableCommand {
             ]
         )
         /// A run's share of the COPY, for the figures' ranges and their JSON.
-        func shares(_ runs: ThreeRuns) -> (low: Double, high: Double, inOrder: JSON) {
+        func shares(_ runs: RepeatedRuns) -> (low: Double, high: Double, inOrder: JSON) {
             (
                 100 * runs.lowest / copyRate, 100 * runs.highest / copyRate,
                 .array(runs.inOrder.map { BenchOutput.number($0 / copyRate, decimals: 3) })
@@ -200,11 +202,11 @@ struct BenchCommand: AsyncParsableCommand {
         }
 
         // 2. Durable intake: every answer comes after its commit, with aggregation applying
-        //    beside it on the same cores (the whole system on one machine). Three runs, like
-        //    the COPY (a single run of a second or less swings by ±5 points): the median counts.
+        //    beside it on the same cores (the whole system on one machine). Five runs, like
+        //    the COPY (a single run of a second or less swings by ±10 points): the median counts.
         //    Aggregation applies each run's backlog before the next starts.
         var drainSeconds = 0.0
-        let besideRuns = try await ThreeRuns.measure { run in
+        let besideRuns = try await RepeatedRuns.measure { run in
             let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "bench-\(run)")
             drainSeconds = try await drain(stack: stack, through: seq)
             return rate
@@ -215,12 +217,13 @@ struct BenchCommand: AsyncParsableCommand {
             "intake",
             String(
                 format:
-                    "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY (median of 3; %.0f%% to %.0f%%)",
+                    "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY (median of %d; %.0f%% to %.0f%%)",
                 totalValues,
                 Double(totalValues) / intakeRate,
                 intakeRate,
                 intakeRate / Double(values),
                 100 * intakeRate / copyRate,
+                RepeatedRuns.count,
                 besideShares.low,
                 besideShares.high
             ),
@@ -235,18 +238,18 @@ struct BenchCommand: AsyncParsableCommand {
         BenchOutput.figure(
             "drain",
             String(
-                format: "aggregation drained the backlog %.2f s after the last ack (of the third run)",
+                format: "aggregation drained the backlog %.2f s after the last ack (of the last run)",
                 drainSeconds
             ),
             [("seconds", BenchOutput.number(drainSeconds))]
         )
 
         // 2b. The same with aggregation stopped, as when it runs on other machines: intake's own
-        //     path against the COPY, median of 3 again. Aggregation then applies the backlog
+        //     path against the COPY, median of five again. Aggregation then applies the backlog
         //     before the lag run.
         for process in stack.aggregations where process.isRunning { await process.stop() }
         var aloneSeq: Int64 = 0
-        let aloneRuns = try await ThreeRuns.measure { run in
+        let aloneRuns = try await RepeatedRuns.measure { run in
             let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "alone-\(run)")
             aloneSeq = seq
             return rate
@@ -258,9 +261,10 @@ struct BenchCommand: AsyncParsableCommand {
             "intake_alone",
             String(
                 format:
-                    "intake alone (aggregation stopped, as on other machines): %.0f values/s = %.0f%% of raw COPY (median of 3; %.0f%% to %.0f%%)",
+                    "intake alone (aggregation stopped, as on other machines): %.0f values/s = %.0f%% of raw COPY (median of %d; %.0f%% to %.0f%%)",
                 aloneRate,
                 100 * aloneRate / copyRate,
+                RepeatedRuns.count,
                 aloneShares.low,
                 aloneShares.high
             ),
@@ -359,43 +363,41 @@ struct BenchCommand: AsyncParsableCommand {
         prefix: String
     ) async throws -> (valuesPerSecond: Double, newestSeq: Int64) {
         let lines = (0..<submissions).map { i in
-            submitRequest(benchSubmission("\(prefix)-\(i)", values: workload.cells(ofSubmission: i))).serialized
+            var line = ByteBuffer(
+                string: submitRequest(benchSubmission("\(prefix)-\(i)", values: workload.cells(ofSubmission: i)))
+                    .serialized
+            )
+            line.writeInteger(UInt8(ascii: "\n"))
+            return line
         }
         let (submissions, clients, window) = (self.submissions, self.clients, self.window)
-        let connections = try await withThrowingTaskGroup(of: ProtocolClient.self) { group in
-            for _ in 0..<clients { group.addTask { try await stack.intakeClient() } }
-            return try await group.reduce(into: [ProtocolClient]()) { $0.append($1) }
-        }
-        let started = ContinuousClock.now
-        let answers = try await withThrowingTaskGroup(of: [String].self) { group in
-            for (client, intake) in connections.enumerated() {
+        guard let token = stack.adminToken else { throw CLIError("the bench stack has no admin key") }
+        let (host, port) = try parseAddress(stack.intakeAddress)
+        let connections = try await withThrowingTaskGroup(of: IntakeLoad.self) { group in
+            for _ in 0..<clients {
                 group.addTask {
-                    // `window` requests in flight all along: the next is sent as each is answered.
-                    let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
-                    var inFlight = mine.prefix(window).map { intake.begin(lines: [$0]) }
-                    var next = inFlight.count
-                    var answers: [String] = []
-                    while !inFlight.isEmpty {
-                        let answer = try await inFlight.removeFirst().lines()[0]
-                        guard answer.contains("\"status\":\"accepted\"") else {
-                            throw CLIError("bench submission failed: \(answer.prefix(300))")
-                        }
-                        answers.append(answer)
-                        if next < mine.count {
-                            // Another connection failed: stop loading intake.
-                            try Task.checkCancellation()
-                            inFlight.append(intake.begin(lines: [mine[next]]))
-                            next += 1
-                        }
-                    }
-                    return answers
+                    try await IntakeLoad.connect(host: host, port: port, token: token, tls: stack.clientTLS)
                 }
             }
-            return try await group.reduce(into: [String]()) { $0 += $1 }
+            return try await group.reduce(into: [IntakeLoad]()) { $0.append($1) }
+        }
+        let started = ContinuousClock.now
+        let newestSeq: Int64
+        do {
+            newestSeq = try await withThrowingTaskGroup(of: Int64.self) { group in
+                for (client, intake) in connections.enumerated() {
+                    // `window` requests in flight all along: the next is sent as each is answered.
+                    let mine = stride(from: client, to: submissions, by: clients).map { lines[$0] }
+                    group.addTask { try await intake.run(mine, window: window) }
+                }
+                return try await group.reduce(0) { max($0, $1) }
+            }
+        } catch {
+            for intake in connections { await intake.close() }
+            throw error
         }
         let seconds = (ContinuousClock.now - started).seconds
         for intake in connections { await intake.close() }
-        let newestSeq = try answers.compactMap { try JSONParser.parse($0)["seq"]?.int64Value }.max() ?? 0
         return (Double(submissions * values) / seconds, newestSeq)
     }
 
@@ -560,19 +562,22 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
-/// Three runs of one measure, in the order they ran: a single run on a shared 2-core machine
-/// swings widely, so the median counts, and the range is printed beside it.
-struct ThreeRuns {
+/// Repeated runs of one measure, in the order they ran: a single run of a second or less on a
+/// shared 2-core machine swings by ±10 points, so the median counts, and the range is printed
+/// beside it. Five runs, not three: with three, the medians of whole bench runs still differed by
+/// up to 8 points.
+struct RepeatedRuns {
+    static let count = 5
     let inOrder: [Double]
-    var median: Double { inOrder.sorted()[1] }
+    var median: Double { inOrder.sorted()[inOrder.count / 2] }
     var lowest: Double { inOrder.min()! }
     var highest: Double { inOrder.max()! }
 
-    /// Runs `run` three times (given 1, 2, 3), one after the other.
-    static func measure(_ run: (Int) async throws -> Double) async throws -> ThreeRuns {
+    /// Runs `run` `count` times (given 1, 2, …), one after the other.
+    static func measure(_ run: (Int) async throws -> Double) async throws -> RepeatedRuns {
         var results: [Double] = []
-        for index in 1...3 { results.append(try await run(index)) }
-        return ThreeRuns(inOrder: results)
+        for index in 1...count { results.append(try await run(index)) }
+        return RepeatedRuns(inOrder: results)
     }
 }
 

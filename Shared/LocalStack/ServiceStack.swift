@@ -22,8 +22,8 @@ public final class ServiceStack: Sendable {
     public let runAs: String?
     /// TLS on every port, when given.
     public let tls: TLS?
-    /// The TLS the stack's own clients (and readiness checks) use.
-    private let clientTLS: NIOSSLContext?
+    /// The TLS the stack's own clients (and readiness checks) use, for clients of one's own.
+    public let clientTLS: NIOSSLContext?
 
     /// A stack whose ports speak TLS: the services' certificate and key, the CA the clients
     /// trust, and optionally a CA whose client certificates the services require, with the

@@ -1,0 +1,169 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RootcausesTransport
+
+/// The throughput run's load generator: keeps `window` already-serialized request lines in
+/// flight on one connection, writing the next as each answer arrives, all on the connection's
+/// event loop.
+///
+/// Written against NIO directly, not `ProtocolClient`: a future, a task and a string per
+/// request made the generator a sixth of the CPU the run used, on the two cores intake shares
+/// with PostgreSQL (the raw COPY it is compared with makes its text before the clock starts).
+/// Each answer is checked for `"status":"accepted"` and its `seq`, nothing more.
+final class IntakeLoad: Sendable {
+    private let channel: any Channel
+    private let handler: NIOLoopBound<Handler>
+
+    private init(channel: any Channel, handler: NIOLoopBound<Handler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Connects to `host:port` (over TLS with `tls`) and authenticates with `token`.
+    static func connect(
+        host: String,
+        port: Int,
+        token: String,
+        tls: NIOSSLContext?,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> IntakeLoad {
+        let eventLoop = group.any()
+        let authenticated = eventLoop.makePromise(of: Void.self)
+        let channel = try await ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(5))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
+                        )
+                    }
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 1 << 20)),
+                        Handler(authenticated: authenticated)
+                    )
+                }
+            }
+            .connect(host: host, port: port).get()
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: Handler.self), eventLoop: channel.eventLoop)
+        }.get()
+        var auth = channel.allocator.buffer(capacity: token.utf8.count + 32)
+        auth.writeString(#"{"op":"auth","token":"# + JSONString(token) + "}\n")
+        channel.writeAndFlush(auth, promise: nil)
+        do {
+            try await authenticated.futureResult.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        return IntakeLoad(channel: channel, handler: handler)
+    }
+
+    /// Sends `lines` (each ending in a newline), `window` at a time, and returns the highest
+    /// seq answered once every line was accepted; throws at the first answer that was not.
+    func run(_ lines: [ByteBuffer], window: Int) async throws -> Int64 {
+        let done = channel.eventLoop.makePromise(of: Int64.self)
+        channel.eventLoop.execute { [handler, channel] in
+            handler.value.start(lines, window: window, done: done, context: channel)
+        }
+        return try await done.futureResult.get()
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+
+    /// `text` as a JSON string literal (a key holds no character that needs more than this).
+    private static func JSONString(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = InboundFrame
+
+        private var authenticated: EventLoopPromise<Void>?
+        private var lines: [ByteBuffer] = []
+        private var next = 0
+        private var answered = 0
+        private var newestSeq: Int64 = 0
+        private var done: EventLoopPromise<Int64>?
+
+        private static let accepted = Array(#""status":"accepted""#.utf8)
+        private static let seqKey = Array(#""seq":"#.utf8)
+
+        init(authenticated: EventLoopPromise<Void>) {
+            self.authenticated = authenticated
+        }
+
+        func start(_ lines: [ByteBuffer], window: Int, done: EventLoopPromise<Int64>, context channel: any Channel) {
+            self.lines = lines
+            self.done = done
+            guard !lines.isEmpty else { return finish(.success(0)) }
+            while next < min(window, lines.count) {
+                channel.write(lines[next], promise: nil)
+                next += 1
+            }
+            channel.flush()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .line(let line) = unwrapInboundIn(data) else {
+                return fail(ClientError("an answer from intake was too long"))
+            }
+            let bytes = line.readableBytesView
+            if let authenticated {
+                self.authenticated = nil
+                if bytes.firstRange(of: Array(#""ok":true"#.utf8)) != nil {
+                    authenticated.succeed()
+                } else {
+                    authenticated.fail(ClientError("the key was refused: \(String(buffer: line).prefix(300))"))
+                }
+                return
+            }
+            guard done != nil else { return }
+            guard bytes.firstRange(of: Self.accepted) != nil else {
+                return fail(ClientError("bench submission failed: \(String(buffer: line).prefix(300))"))
+            }
+            if let key = bytes.firstRange(of: Self.seqKey) {
+                var seq: Int64 = 0
+                for byte in bytes[key.upperBound...] {
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+                    seq = seq * 10 + Int64(byte - UInt8(ascii: "0"))
+                }
+                newestSeq = max(newestSeq, seq)
+            }
+            answered += 1
+            if next < lines.count {
+                context.writeAndFlush(NIOAny(lines[next]), promise: nil)
+                next += 1
+            } else if answered == lines.count {
+                finish(.success(newestSeq))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            authenticated?.fail(ClientError("intake closed the connection"))
+            authenticated = nil
+            fail(ClientError("intake closed the connection after \(answered) answers"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            authenticated?.fail(error)
+            authenticated = nil
+            fail(error)
+            context.close(promise: nil)
+        }
+
+        private func fail(_ error: any Error) { finish(.failure(error)) }
+
+        private func finish(_ result: Result<Int64, any Error>) {
+            guard let done else { return }
+            self.done = nil
+            done.completeWith(result)
+        }
+    }
+}
