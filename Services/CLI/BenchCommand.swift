@@ -170,70 +170,100 @@ struct BenchCommand: AsyncParsableCommand {
             "workload: \(submissions) submissions x \(values) values = \(totalValues) values; \(clients) connections, \(window) in flight each"
         )
 
-        // 1. Raw COPY of the same rows into the same tables, one durable transaction; five
-        //    times, since a single run swings widely on a shared 2-core machine: the median counts.
-        let copyRates = try await RepeatedRuns.measure { _ in
-            Double(totalValues) / (try await rawCopy(databaseURL: stack.databaseURL, workload: workload))
+        // Durable intake (every answer after its commit) against a raw COPY of the same rows into
+        // the same tables, in one durable transaction. Each intake run comes right after a COPY
+        // run, and is measured against it: both meet the tables as earlier runs left them (an
+        // autovacuum of the rows of all the runs before, say, which ran during intake's runs when
+        // every COPY ran first). Five pairs a figure, since a single run of a second or less
+        // swings by about ten points on a shared 2-core machine: the median counts.
+        var copyRates: [Double] = []
+        func pairedWithCopy(
+            _ intakeRun: (Int) async throws -> Double
+        ) async throws -> (
+            rates: RepeatedRuns, shares: RepeatedRuns
+        ) {
+            var rates: [Double] = []
+            let shares = try await RepeatedRuns.measure { run in
+                let copyRate =
+                    Double(totalValues) / (try await rawCopy(databaseURL: stack.databaseURL, workload: workload))
+                copyRates.append(copyRate)
+                let rate = try await intakeRun(run)
+                rates.append(rate)
+                return rate / copyRate
+            }
+            return (RepeatedRuns(inOrder: rates), shares)
         }
-        let copyRate = copyRates.median
-        BenchOutput.figure(
-            "raw_copy",
+        /// "= 61 % of raw COPY (median of 5 pairs; 55 % to 66 %)" and the figures' JSON.
+        func shareText(_ shares: RepeatedRuns) -> String {
             String(
-                format:
-                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of %d; %.0f to %.0f)",
-                totalValues,
-                Double(totalValues) / copyRate,
-                copyRate,
-                RepeatedRuns.count,
-                copyRates.lowest,
-                copyRates.highest
-            ),
-            [
-                ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(Double(totalValues) / copyRate)),
-                ("values_per_second", BenchOutput.number(copyRate, decimals: 0)),
-            ]
-        )
-        /// A run's share of the COPY, for the figures' ranges and their JSON.
-        func shares(_ runs: RepeatedRuns) -> (low: Double, high: Double, inOrder: JSON) {
-            (
-                100 * runs.lowest / copyRate, 100 * runs.highest / copyRate,
-                .array(runs.inOrder.map { BenchOutput.number($0 / copyRate, decimals: 3) })
+                format: "%.0f%% of raw COPY (median of %d paired runs; %.0f%% to %.0f%%)",
+                100 * shares.median,
+                shares.inOrder.count,
+                100 * shares.lowest,
+                100 * shares.highest
             )
         }
+        func shareFields(_ shares: RepeatedRuns) -> [(String, JSON)] {
+            [
+                ("share_of_raw_copy", BenchOutput.number(shares.median, decimals: 3)),
+                ("runs_share_of_raw_copy_in_order", .array(shares.inOrder.map { BenchOutput.number($0, decimals: 3) })),
+            ]
+        }
 
-        // 2. Durable intake: every answer comes after its commit, with aggregation applying
-        //    beside it on the same cores (the whole system on one machine). Five runs, like
-        //    the COPY (a single run of a second or less swings by ±10 points): the median counts.
-        //    Aggregation applies each run's backlog before the next starts.
+        // 1. With aggregation applying beside intake on the same cores (the whole system on one
+        //    machine). Aggregation applies each run's backlog before the next starts.
         var drainSeconds = 0.0
-        let besideRuns = try await RepeatedRuns.measure { run in
+        let beside = try await pairedWithCopy { run in
             let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "bench-\(run)")
             drainSeconds = try await drain(stack: stack, through: seq)
             return rate
         }
-        let intakeRate = besideRuns.median
-        let besideShares = shares(besideRuns)
+
+        // 2. With aggregation stopped, as when it runs on other machines: intake's own path.
+        //    Aggregation then applies the backlog before the lag run.
+        for process in stack.aggregations where process.isRunning { await process.stop() }
+        var aloneSeq: Int64 = 0
+        let alone = try await pairedWithCopy { run in
+            let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "alone-\(run)")
+            aloneSeq = seq
+            return rate
+        }
+        try await stack.startAggregation(index: 0)
+
+        let copies = RepeatedRuns(inOrder: copyRates)
+        BenchOutput.figure(
+            "raw_copy",
+            String(
+                format:
+                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of %d runs, each right before an intake run; %.0f to %.0f)",
+                totalValues,
+                Double(totalValues) / copies.median,
+                copies.median,
+                copyRates.count,
+                copies.lowest,
+                copies.highest
+            ),
+            [
+                ("values", .int(Int64(totalValues))),
+                ("seconds", BenchOutput.number(Double(totalValues) / copies.median)),
+                ("values_per_second", BenchOutput.number(copies.median, decimals: 0)),
+            ]
+        )
+        let intakeRate = beside.rates.median
         BenchOutput.figure(
             "intake",
             String(
-                format:
-                    "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = %.0f%% of raw COPY (median of %d; %.0f%% to %.0f%%)",
+                format: "intake, acked after commit: %d values in %.2f s = %.0f values/s (%.0f submissions/s) = ",
                 totalValues,
                 Double(totalValues) / intakeRate,
                 intakeRate,
-                intakeRate / Double(values),
-                100 * intakeRate / copyRate,
-                RepeatedRuns.count,
-                besideShares.low,
-                besideShares.high
-            ),
+                intakeRate / Double(values)
+            ) + shareText(beside.shares),
             [
                 ("values", .int(Int64(totalValues))), ("seconds", BenchOutput.number(Double(totalValues) / intakeRate)),
                 ("values_per_second", BenchOutput.number(intakeRate, decimals: 0)),
                 ("submissions_per_second", BenchOutput.number(intakeRate / Double(values), decimals: 0)),
-                ("share_of_raw_copy", BenchOutput.number(intakeRate / copyRate, decimals: 3)),
-                ("runs_share_of_raw_copy_in_order", besideShares.inOrder),
-            ]
+            ] + shareFields(beside.shares)
         )
         BenchOutput.figure(
             "drain",
@@ -243,36 +273,12 @@ struct BenchCommand: AsyncParsableCommand {
             ),
             [("seconds", BenchOutput.number(drainSeconds))]
         )
-
-        // 2b. The same with aggregation stopped, as when it runs on other machines: intake's own
-        //     path against the COPY, median of five again. Aggregation then applies the backlog
-        //     before the lag run.
-        for process in stack.aggregations where process.isRunning { await process.stop() }
-        var aloneSeq: Int64 = 0
-        let aloneRuns = try await RepeatedRuns.measure { run in
-            let (rate, seq) = try await timeIntake(stack: stack, workload: workload, prefix: "alone-\(run)")
-            aloneSeq = seq
-            return rate
-        }
-        try await stack.startAggregation(index: 0)
-        let aloneRate = aloneRuns.median
-        let aloneShares = shares(aloneRuns)
+        let aloneRate = alone.rates.median
         BenchOutput.figure(
             "intake_alone",
-            String(
-                format:
-                    "intake alone (aggregation stopped, as on other machines): %.0f values/s = %.0f%% of raw COPY (median of %d; %.0f%% to %.0f%%)",
-                aloneRate,
-                100 * aloneRate / copyRate,
-                RepeatedRuns.count,
-                aloneShares.low,
-                aloneShares.high
-            ),
-            [
-                ("values_per_second", BenchOutput.number(aloneRate, decimals: 0)),
-                ("share_of_raw_copy", BenchOutput.number(aloneRate / copyRate, decimals: 3)),
-                ("runs_share_of_raw_copy_in_order", aloneShares.inOrder),
-            ]
+            String(format: "intake alone (aggregation stopped, as on other machines): %.0f values/s = ", aloneRate)
+                + shareText(alone.shares),
+            [("values_per_second", BenchOutput.number(aloneRate, decimals: 0))] + shareFields(alone.shares)
         )
 
         _ = try await drain(stack: stack, through: aloneSeq)
