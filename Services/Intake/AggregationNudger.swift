@@ -109,7 +109,7 @@ public final class AggregationNudger: Service, Sendable {
 struct NudgeBackoff: Sendable {
     var first: Duration = .milliseconds(100)
     var longest: Duration = .seconds(5)
-    private var failures: [String: (count: Int, retryAt: ContinuousClock.Instant)] = [:]
+    private var failures: [String: (delay: Duration, retryAt: ContinuousClock.Instant)] = [:]
 
     init(first: Duration = .milliseconds(100), longest: Duration = .seconds(5)) {
         self.first = first
@@ -124,11 +124,8 @@ struct NudgeBackoff: Sendable {
     /// A nudge to `address` failed at `now`; returns how long it now waits.
     @discardableResult
     mutating func failed(_ address: String, at now: ContinuousClock.Instant) -> Duration {
-        let count = (failures[address]?.count ?? 0) + 1
-        var delay = first
-        for _ in 1..<count where delay < longest { delay = delay * 2 }
-        delay = min(delay, longest)
-        failures[address] = (count, now + delay)
+        let delay = failures[address].map { min($0.delay * 2, longest) } ?? min(first, longest)
+        failures[address] = (delay, now + delay)
         return delay
     }
 
@@ -182,10 +179,15 @@ private actor NudgeConnections {
         backoff.succeeded(address)
     }
 
+    /// The open connection to `address`, or a new one. A new one is kept before its key is
+    /// checked, so that the nudge's deadline (`drop`) closes it, ending an `auth` left
+    /// unanswered (an instance that accepts connections and hangs would otherwise hold every
+    /// later round of nudges).
     func client(for address: String) async throws -> ProtocolClient {
         if let client = open[address] { return client }
-        let client = try await ProtocolClient.connect(address: address, token: token, tls: tls)
+        let client = try await ProtocolClient.connect(address: address, tls: tls)
         open[address] = client
+        if let token { try await client.authenticate(token: token) }
         return client
     }
 
