@@ -193,10 +193,13 @@ struct BenchCommand: AsyncParsableCommand {
             }
             return (RepeatedRuns(inOrder: rates), shares)
         }
-        /// "= 61 % of raw COPY (median of 5 pairs; 55 % to 66 %)" and the figures' JSON.
+        /// "61% of raw COPY (the median of 5 runs' ratios to the COPY run before each; 55% to
+        /// 66%)", and the figures' JSON: the median ratio, not the median rate over the median
+        /// COPY.
         func shareText(_ shares: RepeatedRuns) -> String {
             String(
-                format: "%.0f%% of raw COPY (median of %d paired runs; %.0f%% to %.0f%%)",
+                format:
+                    "%.0f%% of raw COPY (the median of %d runs' ratios to the COPY run before each; %.0f%% to %.0f%%)",
                 100 * shares.median,
                 shares.inOrder.count,
                 100 * shares.lowest,
@@ -235,7 +238,7 @@ struct BenchCommand: AsyncParsableCommand {
             "raw_copy",
             String(
                 format:
-                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of %d runs, each right before an intake run; %.0f to %.0f)",
+                    "raw COPY into submissions + submission_values: %d values in %.2f s = %.0f values/s (median of %d runs, one right before each intake run below; %.0f to %.0f)",
                 totalValues,
                 Double(totalValues) / copies.median,
                 copies.median,
@@ -379,13 +382,25 @@ struct BenchCommand: AsyncParsableCommand {
         let (submissions, clients, window) = (self.submissions, self.clients, self.window)
         guard let token = stack.adminToken else { throw CLIError("the bench stack has no admin key") }
         let (host, port) = try parseAddress(stack.intakeAddress)
-        let connections = try await withThrowingTaskGroup(of: IntakeLoad.self) { group in
+        // Every connection's outcome, so that those made are closed when another failed.
+        let outcomes = await withTaskGroup(of: Result<IntakeLoad, any Error>.self) { group in
             for _ in 0..<clients {
                 group.addTask {
-                    try await IntakeLoad.connect(host: host, port: port, token: token, tls: stack.clientTLS)
+                    do {
+                        return .success(
+                            try await IntakeLoad.connect(host: host, port: port, token: token, tls: stack.clientTLS)
+                        )
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
-            return try await group.reduce(into: [IntakeLoad]()) { $0.append($1) }
+            return await group.reduce(into: [Result<IntakeLoad, any Error>]()) { $0.append($1) }
+        }
+        let connections = outcomes.compactMap { try? $0.get() }
+        if connections.count < outcomes.count {
+            for intake in connections { await intake.close() }
+            for case .failure(let error) in outcomes { throw error }
         }
         let started = ContinuousClock.now
         let newestSeq: Int64
@@ -575,7 +590,11 @@ struct BenchCommand: AsyncParsableCommand {
 struct RepeatedRuns {
     static let count = 5
     let inOrder: [Double]
-    var median: Double { inOrder.sorted()[inOrder.count / 2] }
+    var median: Double {
+        let sorted = inOrder.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
     var lowest: Double { inOrder.min()! }
     var highest: Double { inOrder.max()! }
 

@@ -20,57 +20,81 @@ final class IntakeLoad: Sendable {
         self.handler = handler
     }
 
-    /// Connects to `host:port` (over TLS with `tls`) and authenticates with `token`.
+    /// Connects to `host:port` (over TLS with `tls`) and authenticates with `token`, within
+    /// `timeout` for the answer.
     static func connect(
         host: String,
         port: Int,
         token: String,
         tls: NIOSSLContext?,
+        timeout: TimeAmount = .seconds(10),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> IntakeLoad {
         let eventLoop = group.any()
         let authenticated = eventLoop.makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(5))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(.seconds(5))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
+                            )
+                        }
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 1 << 20)),
+                            Handler(authenticated: authenticated)
                         )
                     }
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 1 << 20)),
-                        Handler(authenticated: authenticated)
-                    )
                 }
-            }
-            .connect(host: host, port: port).get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: Handler.self), eventLoop: channel.eventLoop)
-        }.get()
-        var auth = channel.allocator.buffer(capacity: token.utf8.count + 32)
-        auth.writeString(#"{"op":"auth","token":"# + JSONString(token) + "}\n")
-        channel.writeAndFlush(auth, promise: nil)
-        do {
-            try await authenticated.futureResult.get()
+                .connect(host: host, port: port).get()
         } catch {
+            // The handler never saw the connection: nothing else completes the promise.
+            authenticated.fail(error)
+            throw ClientError("cannot connect to \(host):\(port): \(error)")
+        }
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            authenticated.fail(ClientError("no answer to auth from \(host):\(port) within \(timeout)"))
+        }
+        do {
+            let handler = try await channel.eventLoop.submit {
+                NIOLoopBound(
+                    try channel.pipeline.syncOperations.handler(type: Handler.self),
+                    eventLoop: channel.eventLoop
+                )
+            }.get()
+            var auth = channel.allocator.buffer(capacity: token.utf8.count + 32)
+            auth.writeString(#"{"op":"auth","token":"# + JSONString(token) + "}\n")
+            channel.writeAndFlush(auth, promise: nil)
+            try await authenticated.futureResult.get()
+            deadline.cancel()
+            return IntakeLoad(channel: channel, handler: handler)
+        } catch {
+            deadline.cancel()
             try? await channel.close()
             throw error
         }
-        return IntakeLoad(channel: channel, handler: handler)
     }
 
     /// Sends `lines` (each ending in a newline), `window` at a time, and returns the highest
-    /// seq answered once every line was accepted; throws at the first answer that was not.
+    /// seq answered once every line was accepted; throws at the first answer that was not, when
+    /// the connection ends, or when the calling task is cancelled (the connection is closed).
+    /// Once per connection.
     func run(_ lines: [ByteBuffer], window: Int) async throws -> Int64 {
         let done = channel.eventLoop.makePromise(of: Int64.self)
         channel.eventLoop.execute { [handler, channel] in
             handler.value.start(lines, window: window, done: done, context: channel)
         }
-        return try await done.futureResult.get()
+        // Waiting on a future ignores cancellation: closing the connection ends the wait.
+        return try await withTaskCancellationHandler {
+            try await done.futureResult.get()
+        } onCancel: { [channel] in
+            channel.close(promise: nil)
+        }
     }
 
     func close() async {
@@ -91,17 +115,22 @@ final class IntakeLoad: Sendable {
         private var answered = 0
         private var newestSeq: Int64 = 0
         private var done: EventLoopPromise<Int64>?
+        /// Why the connection ended, once it did: a run started after that fails at once.
+        private var closedBy: (any Error)?
 
         private static let accepted = Array(#""status":"accepted""#.utf8)
         private static let seqKey = Array(#""seq":"#.utf8)
+        private static let authenticatedOK = Array(#""ok":true"#.utf8)
 
         init(authenticated: EventLoopPromise<Void>) {
             self.authenticated = authenticated
         }
 
         func start(_ lines: [ByteBuffer], window: Int, done: EventLoopPromise<Int64>, context channel: any Channel) {
+            precondition(self.done == nil && next == 0, "an IntakeLoad runs once")
             self.lines = lines
             self.done = done
+            if let closedBy { return fail(closedBy) }
             guard !lines.isEmpty else { return finish(.success(0)) }
             while next < min(window, lines.count) {
                 channel.write(lines[next], promise: nil)
@@ -111,19 +140,22 @@ final class IntakeLoad: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .line(let line) = unwrapInboundIn(data) else {
-                return fail(ClientError("an answer from intake was too long"))
-            }
-            let bytes = line.readableBytesView
+            let frame = unwrapInboundIn(data)
             if let authenticated {
                 self.authenticated = nil
-                if bytes.firstRange(of: Array(#""ok":true"#.utf8)) != nil {
+                if case .line(let line) = frame, line.readableBytesView.firstRange(of: Self.authenticatedOK) != nil {
                     authenticated.succeed()
-                } else {
+                } else if case .line(let line) = frame {
                     authenticated.fail(ClientError("the key was refused: \(String(buffer: line).prefix(300))"))
+                } else {
+                    authenticated.fail(ClientError("the answer to auth was too long"))
                 }
                 return
             }
+            guard case .line(let line) = frame else {
+                return fail(ClientError("an answer from intake was too long"))
+            }
+            let bytes = line.readableBytesView
             guard done != nil else { return }
             guard bytes.firstRange(of: Self.accepted) != nil else {
                 return fail(ClientError("bench submission failed: \(String(buffer: line).prefix(300))"))
@@ -146,12 +178,15 @@ final class IntakeLoad: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            authenticated?.fail(ClientError("intake closed the connection"))
+            let error = ClientError("intake closed the connection after \(answered) answers")
+            closedBy = closedBy ?? error
+            authenticated?.fail(error)
             authenticated = nil
-            fail(ClientError("intake closed the connection after \(answered) answers"))
+            fail(error)
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            closedBy = closedBy ?? error
             authenticated?.fail(error)
             authenticated = nil
             fail(error)
