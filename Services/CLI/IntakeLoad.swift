@@ -34,24 +34,13 @@ final class IntakeLoad: Sendable {
         let authenticated = eventLoop.makePromise(of: Void.self)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: eventLoop)
-                .connectTimeout(.seconds(5))
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
-                            )
-                        }
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 1 << 20)),
-                            Handler(authenticated: authenticated)
-                        )
-                    }
-                }
-                .connect(host: host, port: port).get()
+            channel = try await ProtocolClient.bootstrap(group: eventLoop, host: host, tls: tls) { pipeline in
+                try pipeline.addHandlers(
+                    ByteToMessageHandler(LineFrameDecoder(maximumLineLength: 1 << 20)),
+                    Handler(authenticated: authenticated)
+                )
+            }
+            .connect(host: host, port: port).get()
         } catch {
             // The handler never saw the connection: nothing else completes the promise.
             authenticated.fail(error)

@@ -47,33 +47,48 @@ public final class ProtocolClient: Sendable {
         let unasked = group.any().makePromise(of: InboundFrame.self)
         let (events, pushed) = AsyncStream.makeStream(of: JSON.self)
         do {
-            let channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.seconds(5))
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            // An IP address is checked against the certificate's IP names (SNI takes names only).
-                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
-                            )
-                        }
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
-                            PushedEventSplitter(events: pushed),
-                            UnaskedAnswerCatcher(unasked: unasked),
-                            RequestResponseHandler<ByteBuffer, InboundFrame>()
-                        )
-                    }
-                }
-                .connect(host: host, port: port).get()
+            let channel = try await Self.bootstrap(group: group, host: host, tls: tls) { pipeline in
+                try pipeline.addHandlers(
+                    ByteToMessageHandler(LineFrameDecoder(maximumLineLength: maximumLineBytes)),
+                    PushedEventSplitter(events: pushed),
+                    UnaskedAnswerCatcher(unasked: unasked),
+                    RequestResponseHandler<ByteBuffer, InboundFrame>()
+                )
+            }
+            .connect(host: host, port: port).get()
             return ProtocolClient(channel: channel, unaskedAnswer: unasked.futureResult, events: events)
         } catch {
             pushed.finish()
             unasked.fail(UnaskedAnswerCatcher.NoUnaskedAnswer())
             throw ClientError("cannot connect to \(host):\(port): \(error)")
         }
+    }
+
+    /// A bootstrap for a connection to one of the services at `host`: no Nagle delay, a 5 s
+    /// connect timeout, TLS first in the pipeline when `tls` is given (the server's certificate
+    /// is verified for `host`), then the handlers `handlers` adds. For clients of the protocol
+    /// that are not a `ProtocolClient` (the bench's load generator).
+    public static func bootstrap(
+        group: any EventLoopGroup,
+        host: String,
+        tls: NIOSSLContext?,
+        handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+    ) -> ClientBootstrap {
+        ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // An IP address is checked against the certificate's IP names (SNI takes names only).
+                        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host)
+                        )
+                    }
+                    try handlers(channel.pipeline.syncOperations)
+                }
+            }
     }
 
     /// Connects to an address written `host:port` (over TLS with `tls`).
