@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RootcausesJSON
 import RootcausesTransport
 
 /// The throughput run's load generator: keeps `window` already-serialized request lines in
@@ -56,9 +57,8 @@ final class IntakeLoad: Sendable {
                     eventLoop: channel.eventLoop
                 )
             }.get()
-            var auth = channel.allocator.buffer(capacity: token.utf8.count + 32)
-            auth.writeString(#"{"op":"auth","token":"# + JSONString(token) + "}\n")
-            channel.writeAndFlush(auth, promise: nil)
+            let auth: JSON = ["op": "auth", "token": .string(token)]
+            channel.writeAndFlush(ByteBuffer(string: auth.serialized + "\n"), promise: nil)
             try await authenticated.futureResult.get()
             deadline.cancel()
             return IntakeLoad(channel: channel, handler: handler)
@@ -88,11 +88,6 @@ final class IntakeLoad: Sendable {
 
     func close() async {
         try? await channel.close()
-    }
-
-    /// `text` as a JSON string literal (a key holds no character that needs more than this).
-    private static func JSONString(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -167,19 +162,20 @@ final class IntakeLoad: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            let error = ClientError("intake closed the connection after \(answered) answers")
-            closedBy = closedBy ?? error
-            authenticated?.fail(error)
-            authenticated = nil
-            fail(error)
+            ended(by: ClientError("intake closed the connection after \(answered) answers"))
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            ended(by: error)
+            context.close(promise: nil)
+        }
+
+        /// The connection ended (or is ending) for `error`: whatever waits fails with it.
+        private func ended(by error: any Error) {
             closedBy = closedBy ?? error
             authenticated?.fail(error)
             authenticated = nil
             fail(error)
-            context.close(promise: nil)
         }
 
         private func fail(_ error: any Error) { finish(.failure(error)) }

@@ -107,8 +107,8 @@ public final class AggregationNudger: Service, Sendable {
 /// connection attempt, and a name resolution, at every commit: a twentieth of intake's CPU
 /// under a steady load. Nudges are hints, so skipping them loses nothing.
 struct NudgeBackoff: Sendable {
-    var first: Duration = .milliseconds(100)
-    var longest: Duration = .seconds(5)
+    let first: Duration
+    let longest: Duration
     private var failures: [String: (delay: Duration, retryAt: ContinuousClock.Instant)] = [:]
 
     init(first: Duration = .milliseconds(100), longest: Duration = .seconds(5)) {
